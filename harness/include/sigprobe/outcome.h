@@ -1,0 +1,110 @@
+/* sigprobe: outcomes, how a probe ended, and verdicts.
+ *
+ * An outcome is what happened in one run of a cell. The verdict is derived
+ * from the outcome by sp_outcome_derive_verdict() and nowhere else. */
+#ifndef SIGPROBE_OUTCOME_H
+#define SIGPROBE_OUTCOME_H
+
+#include <stdbool.h>
+#include "sigprobe/cell.h"
+#include "sigprobe/protocol.h"
+
+typedef enum sp_verdict {
+  SP_VERDICT_HANDLED,       /* a handler saw it and the work stopped cleanly */
+  SP_VERDICT_DEFERRED,      /* the native work did not notice; it took effect after the call returned */
+  SP_VERDICT_KILLED,        /* the default action ended the process: it arrived, no handler ran */
+  SP_VERDICT_IGNORED,       /* it reached the process but the disposition was SIG_IGN */
+  SP_VERDICT_NOT_DELIVERED, /* nothing reached the probe */
+  SP_VERDICT_LOST,          /* accepted by the host but had no effect at all */
+  SP_VERDICT_HUNG,          /* no answer before the deadline; the harness cleaned up */
+  SP_VERDICT_UNSUPPORTED,   /* does not exist on this platform or host; with the reason */
+  SP_VERDICT_ERROR,         /* the harness could not run it; with the reason */
+  SP_VERDICT_COUNT
+} sp_verdict;
+
+const char *sp_verdict_name(sp_verdict v);
+int sp_verdict_parse(const char *name);
+
+typedef enum sp_exit_kind {
+  SP_EXIT_NONE,     /* the probe was never started, or its end was not observed */
+  SP_EXIT_EXITED,   /* exited with code */
+  SP_EXIT_SIGNALED, /* killed by signal (core or not) */
+  SP_EXIT_TIMEOUT   /* the deadline passed; the harness killed it */
+} sp_exit_kind;
+
+typedef struct sp_exit {
+  sp_exit_kind kind;
+  int code;   /* SP_EXIT_EXITED */
+  int signal; /* SP_EXIT_SIGNALED */
+  bool core;  /* SP_EXIT_SIGNALED */
+} sp_exit;
+
+/* Decodes a POSIX wait status exactly. */
+sp_exit sp_exit_from_wait_status(int status);
+const char *sp_exit_kind_name(sp_exit_kind k);
+
+typedef struct sp_fired {
+  char handler[SP_NAME_MAX];
+  char sig[SP_NAME_MAX];
+  char si_code[SP_NAME_MAX];
+  int64_t sender_pid, sender_uid;
+  bool main_thread;
+  int64_t t_ns;
+  int64_t latency_ns; /* t_ns - delivered_t_ns */
+} sp_fired;
+
+#define SP_FIRED_MAX 16
+
+/* What the harness knows about one run. The flags say which steps were
+ * reached; sp_outcome_derive_verdict() reads only these fields. */
+typedef struct sp_outcome {
+  sp_cell cell;
+  /* Set when the run could not even start, or the host cannot carry the
+   * delivery: the verdict is then unsupported/error with this reason. */
+  bool unsupported;
+  bool harness_error;
+  char reason[SP_REASON_MAX];
+
+  bool ready_seen;
+  sp_event ready; /* valid when ready_seen */
+  bool delivered;
+  int delivered_signal;
+  int64_t delivered_t_ns;
+  int64_t runner_pid;
+  bool stop_requested; /* the runner asked the loop to end: nothing noticed in the window */
+
+  int n_fired;
+  sp_fired fired[SP_FIRED_MAX];
+  bool done_seen;
+  sp_event done; /* valid when done_seen */
+
+  sp_exit exit;
+  int64_t spawn_t_ns, end_t_ns;
+
+  sp_verdict verdict;
+} sp_outcome;
+
+void sp_outcome_init(sp_outcome *o, const sp_cell *cell);
+
+/* Records a fired event, computing its latency from delivered_t_ns. */
+void sp_outcome_add_fired(sp_outcome *o, const sp_event *fired);
+
+/* Derives the verdict from the outcome's facts, storing it (and, where one
+ * applies, the reason) in the outcome. The rules, in order:
+ *   unsupported                     -> unsupported
+ *   harness error                   -> error
+ *   ended by the deadline           -> hung
+ *   a handler fired, probe exited 0 -> handled
+ *   killed by the delivered signal  -> killed
+ *   exited 0 after "done", nothing fired:
+ *     delivered signal ignored      -> ignored
+ *     delivered signal pending      -> lost
+ *     otherwise                     -> not-delivered
+ *   anything else (crash, odd exit) -> error, with the reason. */
+sp_verdict sp_outcome_derive_verdict(sp_outcome *o);
+
+/* Writes the outcome as one JSON line (with trailing newline) into buf.
+ * Returns the length or SP_EINVAL if buf is too small. */
+int sp_outcome_to_json(const sp_outcome *o, char *buf, size_t n);
+
+#endif

@@ -1,0 +1,52 @@
+/* sigprobe: the platform interface of the runner.
+ *
+ * One implementation per platform (harness/src/unix/, harness/src/win/);
+ * CMake picks the folder. All functions return 0 on success and a negative
+ * SP_E* code on failure, with err saying which call failed, unless specified
+ * otherwise. An sp_proc is a probe started under a host, together with its
+ * report channel and everything it may have started: sp_proc_free() leaves
+ * nothing of it running, whatever state it is in.
+ */
+#ifndef SIGPROBE_PLATFORM_H
+#define SIGPROBE_PLATFORM_H
+
+#include "sigprobe/cell.h"
+#include "sigprobe/outcome.h"
+#include "sigprobe/protocol.h"
+
+typedef struct sp_proc sp_proc;
+
+/* Starts the probe executable `path` under `host`, with the report channel in
+ * SIGPROBE_REPORT. Returns SP_EFAIL when the probe could not be started
+ * (the error names the failing call, including a failed exec). */
+int sp_proc_start(sp_proc **out, sp_host host, const char *path, sp_error *err);
+
+/* Reads the next report event, waiting until deadline_ns (sp_clock_ns time).
+ * Returns 0 with *ev filled, SP_ETIMEOUT, SP_EOF when the channel closed,
+ * or SP_EINVAL for a malformed line (err says what was wrong). */
+int sp_proc_next_event(sp_proc *p, sp_event *ev, int64_t deadline_ns, sp_error *err);
+
+/* Delivers the interrupt and stores the time just before it was sent.
+ * Returns SP_EUNSUPPORTED when the host cannot carry this delivery. */
+int sp_proc_deliver(sp_proc *p, sp_delivery d, int64_t *t_ns, sp_error *err);
+
+/* Asks the probe's loop to end (it reports "done" with stopped_by "runner").
+ * Returns SP_EFAIL if the channel is already closed. */
+int sp_proc_request_stop(sp_proc *p, sp_error *err);
+
+/* Waits until the probe exits or deadline_ns passes; on exit, kills whatever
+ * is left of its process tree and fills *ex. Returns 0 or SP_ETIMEOUT
+ * (the probe is still running). */
+int sp_proc_wait(sp_proc *p, int64_t deadline_ns, sp_exit *ex, sp_error *err);
+
+/* Kills the probe's whole tree now (the deadline passed). */
+void sp_proc_kill_tree(sp_proc *p);
+
+/* The probe's process id, and this process's own (the sender). */
+int64_t sp_proc_pid(const sp_proc *p);
+int64_t sp_self_pid(void);
+
+/* Kills what is left, reaps, closes every handle and frees p. NULL is fine. */
+void sp_proc_free(sp_proc *p);
+
+#endif

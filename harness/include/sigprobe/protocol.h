@@ -1,0 +1,90 @@
+/* sigprobe: the report protocol between a probe and the runner.
+ *
+ * The report channel is separate from the probe's stdio (which belongs to the
+ * host). The probe finds it in the environment variable SIGPROBE_REPORT: a
+ * decimal file descriptor inherited from the runner (a socket: the runner may
+ * also write "stop\n" to it, asking the probe's loop to end), or a file path
+ * the probe appends to.
+ *
+ * Every event is one JSON object on one line (at most SP_LINE_MAX bytes):
+ *   {"ev":"ready","pid":12,"pgid":12,"sid":12,"tty":"/dev/pts/3","foreground":true,
+ *    "disposition_on_entry":"default","strategies":["sigaction"],"t_ns":...}
+ *   {"ev":"fired","handler":"sigaction","sig":"SIGINT","si_code":"SI_USER","si_pid":9,
+ *    "si_uid":0,"thread":"main","tid":12,"t_ns":...}
+ *   {"ev":"done","stopped_by":"sigaction","ignored":["SIGQUIT"],"pending":[],"t_ns":...}
+ *   {"ev":"unsupported","reason":"signalfd is Linux-only"}
+ *   {"ev":"error","reason":"sigaction: Invalid argument"}
+ * t_ns is sp_clock_ns(); for "fired" it is taken inside the handler.
+ */
+#ifndef SIGPROBE_PROTOCOL_H
+#define SIGPROBE_PROTOCOL_H
+
+#include "sigprobe/common.h"
+
+#define SP_LINE_MAX 4096
+#define SP_NAME_MAX 32
+#define SP_REASON_MAX 256
+#define SP_LIST_MAX 8
+
+typedef enum sp_event_kind {
+  SP_EV_READY,
+  SP_EV_FIRED,
+  SP_EV_DONE,
+  SP_EV_UNSUPPORTED,
+  SP_EV_ERROR
+} sp_event_kind;
+
+/* The SIGINT disposition a probe found on entry, before installing anything. */
+typedef enum sp_disposition {
+  SP_DISP_UNKNOWN,
+  SP_DISP_DEFAULT,
+  SP_DISP_IGNORED,
+  SP_DISP_CAUGHT
+} sp_disposition;
+
+typedef struct sp_name_list {
+  int n;
+  char names[SP_LIST_MAX][SP_NAME_MAX];
+} sp_name_list;
+
+typedef struct sp_event {
+  sp_event_kind kind;
+  int64_t t_ns;
+  /* ready */
+  int64_t pid, pgid, sid;
+  char tty[64];   /* controlling terminal path; "" when there is none */
+  int foreground; /* 1 in the tty's foreground group, 0 not, -1 unknown or no tty */
+  sp_disposition disposition_on_entry;
+  sp_name_list strategies;
+  /* fired */
+  char handler[SP_NAME_MAX];
+  char sig[SP_NAME_MAX];
+  char si_code[SP_NAME_MAX]; /* "" when the handler has no siginfo */
+  int64_t sender_pid, sender_uid;    /* -1 when unknown */
+  int main_thread;           /* 1 main, 0 another thread */
+  int64_t tid;
+  /* done */
+  char stopped_by[SP_NAME_MAX];
+  sp_name_list ignored; /* signals whose disposition was SIG_IGN at the end */
+  sp_name_list pending; /* signals pending (blocked, undelivered) at the end */
+  /* unsupported, error */
+  char reason[SP_REASON_MAX];
+} sp_event;
+
+const char *sp_event_kind_name(sp_event_kind k);
+const char *sp_disposition_name(sp_disposition d);
+
+/* Parses one report line (without or with its trailing newline).
+ * Returns 0, or SP_EINVAL with err saying what is wrong with the line. */
+int sp_event_decode(const char *line, size_t len, sp_event *ev, sp_error *err);
+
+/* Encodes ev as one JSON line with a trailing newline into buf.
+ * Returns the length, or SP_EINVAL if it does not fit. */
+int sp_event_encode(const sp_event *ev, char *buf, size_t n);
+
+/* Signal names ("SIGINT"); unknown numbers give "SIG?". Async-signal-safe. */
+const char *sp_signal_name(int signo);
+/* Returns the signal number for a name, or SP_EINVAL. */
+int sp_signal_parse(const char *name);
+
+#endif

@@ -1,0 +1,29 @@
+/* sigprobe: running one cell. */
+#ifndef SIGPROBE_RUN_H
+#define SIGPROBE_RUN_H
+
+#include "sigprobe/outcome.h"
+
+/* Waiting windows, in milliseconds. Every one is multiplied by the
+ * environment variable SIGPROBE_TIMEOUT_MULTIPLIER (default 1) by
+ * sp_run_options_default(). */
+typedef struct sp_run_options {
+  const char *probe_dir; /* where the sigprobe-probe-<strategy> executables are */
+  int ready_ms;          /* spawn -> "ready" */
+  int window_ms;         /* delivery -> first "fired": after it, nothing noticed; the loop is asked to stop */
+  int deadline_ms;       /* delivery -> exit, the whole run's end */
+} sp_run_options;
+
+#define SP_READY_MS_DEFAULT 2000
+#define SP_WINDOW_MS_DEFAULT 100
+#define SP_DEADLINE_MS_DEFAULT 3000
+
+/* Fills the defaults, scaled by SIGPROBE_TIMEOUT_MULTIPLIER. */
+void sp_run_options_default(sp_run_options *opt, const char *probe_dir);
+
+/* Runs one cell from start to end and fills o, verdict included. Never
+ * leaves the probe or anything it started running. Returns 0; the outcome
+ * carries every failure (verdict error/hung/unsupported with a reason). */
+int sp_run_cell(const sp_cell *cell, const sp_run_options *opt, sp_outcome *o);
+
+#endif

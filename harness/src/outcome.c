@@ -1,0 +1,210 @@
+/* Outcomes: exit decoding, the one place verdicts are derived, and the
+ * outcome's JSON form (see outcome.h). */
+#include "sigprobe/outcome.h"
+
+#include <stdio.h>
+#include <string.h>
+#ifndef _WIN32
+#include <sys/wait.h>
+#endif
+
+#include "sigprobe/json.h"
+
+static const char *const verdict_names[SP_VERDICT_COUNT] = {
+    "handled", "deferred", "killed", "ignored", "not-delivered", "lost", "hung", "unsupported", "error"};
+
+const char *sp_verdict_name(sp_verdict v) { return (unsigned)v < SP_VERDICT_COUNT ? verdict_names[v] : "?"; }
+
+int sp_verdict_parse(const char *name) {
+  for (int i = 0; i < SP_VERDICT_COUNT; i++)
+    if (strcmp(verdict_names[i], name) == 0) return i;
+  return SP_EINVAL;
+}
+
+static const char *const exit_kind_names[] = {"none", "exited", "signaled", "timeout"};
+
+const char *sp_exit_kind_name(sp_exit_kind k) {
+  return (unsigned)k < SP_ARRAY_LEN(exit_kind_names) ? exit_kind_names[k] : "?";
+}
+
+#ifndef _WIN32
+sp_exit sp_exit_from_wait_status(int status) {
+  sp_exit ex = {SP_EXIT_NONE, 0, 0, false};
+  if (WIFEXITED(status)) {
+    ex.kind = SP_EXIT_EXITED;
+    ex.code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    ex.kind = SP_EXIT_SIGNALED;
+    ex.signal = WTERMSIG(status);
+#ifdef WCOREDUMP
+    ex.core = WCOREDUMP(status) != 0;
+#endif
+  }
+  return ex;
+}
+#endif
+
+void sp_outcome_init(sp_outcome *o, const sp_cell *cell) {
+  memset(o, 0, sizeof *o);
+  o->cell = *cell;
+  o->verdict = SP_VERDICT_ERROR;
+}
+
+void sp_outcome_add_fired(sp_outcome *o, const sp_event *ev) {
+  if (o->n_fired >= SP_FIRED_MAX) return;
+  sp_fired *f = &o->fired[o->n_fired++];
+  sp_strlcpy(f->handler, ev->handler, sizeof f->handler);
+  sp_strlcpy(f->sig, ev->sig, sizeof f->sig);
+  sp_strlcpy(f->si_code, ev->si_code, sizeof f->si_code);
+  f->sender_pid = ev->sender_pid;
+  f->sender_uid = ev->sender_uid;
+  f->main_thread = ev->main_thread == 1;
+  f->t_ns = ev->t_ns;
+  f->latency_ns = o->delivered ? ev->t_ns - o->delivered_t_ns : 0;
+}
+
+static int list_has(const sp_name_list *l, const char *name) {
+  for (int i = 0; i < l->n; i++)
+    if (strcmp(l->names[i], name) == 0) return 1;
+  return 0;
+}
+
+static sp_verdict conclude(sp_outcome *o, sp_verdict v, const char *reason) {
+  o->verdict = v;
+  if (reason && !o->reason[0]) sp_strlcpy(o->reason, reason, sizeof o->reason);
+  return v;
+}
+
+static void describe_exit(const sp_exit *ex, char *buf, size_t n) {
+  switch (ex->kind) {
+    case SP_EXIT_EXITED: snprintf(buf, n, "exited with code %d", ex->code); break;
+    case SP_EXIT_SIGNALED:
+      snprintf(buf, n, "killed by %s%s", sp_signal_name(ex->signal), ex->core ? " (core dumped)" : "");
+      break;
+    case SP_EXIT_TIMEOUT: snprintf(buf, n, "deadline passed"); break;
+    default: snprintf(buf, n, "end not observed"); break;
+  }
+}
+
+sp_verdict sp_outcome_derive_verdict(sp_outcome *o) {
+  char why[SP_REASON_MAX], how[96];
+  if (o->unsupported) return conclude(o, SP_VERDICT_UNSUPPORTED, NULL);
+  if (o->harness_error) return conclude(o, SP_VERDICT_ERROR, NULL);
+  if (o->exit.kind == SP_EXIT_TIMEOUT) return conclude(o, SP_VERDICT_HUNG, "the probe did not finish before the deadline");
+  describe_exit(&o->exit, how, sizeof how);
+  if (!o->ready_seen) {
+    snprintf(why, sizeof why, "the probe %s before reporting ready", how);
+    return conclude(o, SP_VERDICT_ERROR, why);
+  }
+  if (!o->delivered) return conclude(o, SP_VERDICT_ERROR, "the interrupt was not delivered");
+  const char *sig = sp_signal_name(o->delivered_signal);
+  if (o->n_fired > 0) {
+    if (o->exit.kind == SP_EXIT_EXITED && o->exit.code == 0 && o->done_seen) return conclude(o, SP_VERDICT_HANDLED, NULL);
+    snprintf(why, sizeof why, "a handler ran but the probe %s%s", how, o->done_seen ? "" : " without reporting done");
+    return conclude(o, SP_VERDICT_ERROR, why);
+  }
+  if (o->exit.kind == SP_EXIT_SIGNALED) {
+    if (o->exit.signal == o->delivered_signal) return conclude(o, SP_VERDICT_KILLED, NULL);
+    snprintf(why, sizeof why, "the probe crashed: %s", how);
+    return conclude(o, SP_VERDICT_ERROR, why);
+  }
+  if (o->exit.kind != SP_EXIT_EXITED || o->exit.code != 0 || !o->done_seen) {
+    snprintf(why, sizeof why, "the probe %s%s", how, o->done_seen ? "" : " without reporting done");
+    return conclude(o, SP_VERDICT_ERROR, why);
+  }
+  if (list_has(&o->done.ignored, sig)) return conclude(o, SP_VERDICT_IGNORED, NULL);
+  if (list_has(&o->done.pending, sig)) {
+    snprintf(why, sizeof why, "%s stayed pending: blocked and never consumed", sig);
+    return conclude(o, SP_VERDICT_LOST, why);
+  }
+  snprintf(why, sizeof why, "no handler fired and %s was neither ignored nor pending", sig);
+  return conclude(o, SP_VERDICT_NOT_DELIVERED, why);
+}
+
+/* ---- JSON ---- */
+
+static void put_str_field(sp_jw *w, const char *key, const char *value) {
+  sp_jw_key(w, key);
+  sp_jw_str(w, value);
+}
+
+int sp_outcome_to_json(const sp_outcome *o, char *buf, size_t n) {
+  char id[128];
+  sp_jw w;
+  sp_jw_init(&w, buf, n);
+  sp_jw_begin_obj(&w);
+  put_str_field(&w, "id", sp_cell_format(&o->cell, id, sizeof id));
+  put_str_field(&w, "host", sp_host_name(o->cell.host));
+  put_str_field(&w, "strategy", sp_strategy_name(o->cell.strategy));
+  put_str_field(&w, "delivery", sp_delivery_name(o->cell.delivery));
+  put_str_field(&w, "verdict", sp_verdict_name(o->verdict));
+  if (o->reason[0]) put_str_field(&w, "reason", o->reason);
+
+  sp_jw_key(&w, "fired");
+  sp_jw_begin_arr(&w);
+  for (int i = 0; i < o->n_fired; i++) {
+    const sp_fired *f = &o->fired[i];
+    sp_jw_begin_obj(&w);
+    put_str_field(&w, "handler", f->handler);
+    put_str_field(&w, "signal", f->sig);
+    put_str_field(&w, "thread", f->main_thread ? "main" : "other");
+    if (f->si_code[0]) {
+      put_str_field(&w, "si_code", f->si_code);
+      sp_jw_key(&w, "si_pid");
+      sp_jw_int(&w, f->sender_pid);
+      sp_jw_key(&w, "si_uid");
+      sp_jw_int(&w, f->sender_uid);
+    }
+    sp_jw_key(&w, "latency_us");
+    sp_jw_double(&w, (double)f->latency_ns / 1000.0, 3);
+    sp_jw_end_obj(&w);
+  }
+  sp_jw_end_arr(&w);
+
+  sp_jw_key(&w, "exit");
+  sp_jw_begin_obj(&w);
+  put_str_field(&w, "kind", sp_exit_kind_name(o->exit.kind));
+  if (o->exit.kind == SP_EXIT_EXITED) {
+    sp_jw_key(&w, "code");
+    sp_jw_int(&w, o->exit.code);
+  } else if (o->exit.kind == SP_EXIT_SIGNALED) {
+    put_str_field(&w, "signal", sp_signal_name(o->exit.signal));
+    sp_jw_key(&w, "core");
+    sp_jw_bool(&w, o->exit.core);
+  }
+  sp_jw_end_obj(&w);
+
+  if (o->ready_seen) {
+    put_str_field(&w, "disposition_on_entry", sp_disposition_name(o->ready.disposition_on_entry));
+    sp_jw_key(&w, "probe");
+    sp_jw_begin_obj(&w);
+    sp_jw_key(&w, "pid"); sp_jw_int(&w, o->ready.pid);
+    sp_jw_key(&w, "pgid"); sp_jw_int(&w, o->ready.pgid);
+    sp_jw_key(&w, "sid"); sp_jw_int(&w, o->ready.sid);
+    sp_jw_key(&w, "tty");
+    if (o->ready.tty[0]) sp_jw_str(&w, o->ready.tty); else sp_jw_null(&w);
+    sp_jw_key(&w, "foreground");
+    if (o->ready.foreground < 0) sp_jw_null(&w); else sp_jw_bool(&w, o->ready.foreground);
+    sp_jw_key(&w, "strategies");
+    sp_jw_begin_arr(&w);
+    for (int i = 0; i < o->ready.strategies.n; i++) sp_jw_str(&w, o->ready.strategies.names[i]);
+    sp_jw_end_arr(&w);
+    sp_jw_end_obj(&w);
+  }
+  if (o->delivered) {
+    sp_jw_key(&w, "delivered");
+    sp_jw_begin_obj(&w);
+    put_str_field(&w, "signal", sp_signal_name(o->delivered_signal));
+    sp_jw_key(&w, "sender_pid");
+    sp_jw_int(&w, o->runner_pid);
+    sp_jw_end_obj(&w);
+  }
+  if (o->done_seen) put_str_field(&w, "stopped_by", o->done.stopped_by);
+  if (o->end_t_ns > o->spawn_t_ns && o->spawn_t_ns > 0) {
+    sp_jw_key(&w, "wall_us");
+    sp_jw_double(&w, (double)(o->end_t_ns - o->spawn_t_ns) / 1000.0, 1);
+  }
+  sp_jw_end_obj(&w);
+  sp_jw_raw(&w, "\n");
+  return sp_jw_finish(&w);
+}

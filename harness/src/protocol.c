@@ -1,0 +1,211 @@
+/* Encoding and decoding of report events (see protocol.h). */
+#include "sigprobe/protocol.h"
+
+#include <signal.h>
+#include <string.h>
+
+#include "sigprobe/json.h"
+
+static const struct {
+  int signo;
+  const char *name;
+} signals[] = {
+    {SIGINT, "SIGINT"},   {SIGTERM, "SIGTERM"}, {SIGABRT, "SIGABRT"}, {SIGSEGV, "SIGSEGV"},
+    {SIGILL, "SIGILL"},   {SIGFPE, "SIGFPE"},
+#ifndef _WIN32
+    {SIGQUIT, "SIGQUIT"}, {SIGHUP, "SIGHUP"},   {SIGKILL, "SIGKILL"}, {SIGPIPE, "SIGPIPE"},
+    {SIGBUS, "SIGBUS"},   {SIGALRM, "SIGALRM"}, {SIGUSR1, "SIGUSR1"}, {SIGUSR2, "SIGUSR2"},
+    {SIGCHLD, "SIGCHLD"}, {SIGTTIN, "SIGTTIN"}, {SIGTTOU, "SIGTTOU"}, {SIGTSTP, "SIGTSTP"},
+    {SIGCONT, "SIGCONT"}, {SIGSTOP, "SIGSTOP"}, {SIGTRAP, "SIGTRAP"}, {SIGSYS, "SIGSYS"},
+#else
+    {SIGBREAK, "SIGBREAK"},
+#endif
+};
+
+const char *sp_signal_name(int signo) {
+  for (size_t i = 0; i < SP_ARRAY_LEN(signals); i++)
+    if (signals[i].signo == signo) return signals[i].name;
+  return "SIG?";
+}
+
+int sp_signal_parse(const char *name) {
+  for (size_t i = 0; i < SP_ARRAY_LEN(signals); i++)
+    if (strcmp(signals[i].name, name) == 0) return signals[i].signo;
+  return SP_EINVAL;
+}
+
+static const char *const kind_names[] = {"ready", "fired", "done", "unsupported", "error"};
+static const char *const disp_names[] = {"unknown", "default", "ignored", "caught"};
+
+const char *sp_event_kind_name(sp_event_kind k) {
+  return (unsigned)k < SP_ARRAY_LEN(kind_names) ? kind_names[k] : "?";
+}
+
+const char *sp_disposition_name(sp_disposition d) {
+  return (unsigned)d < SP_ARRAY_LEN(disp_names) ? disp_names[d] : "unknown";
+}
+
+/* ---- decoding ---- */
+
+typedef struct decode_ctx {
+  sp_event *ev;
+  int have_ev;
+  sp_error *err;
+} decode_ctx;
+
+static int key_is(const char *key, size_t len, const char *name) {
+  return strlen(name) == len && strncmp(key, name, len) == 0;
+}
+
+static int list_item(const char *s, void *ctx) {
+  sp_name_list *l = ctx;
+  if (l->n >= SP_LIST_MAX) return SP_EINVAL;
+  sp_strlcpy(l->names[l->n++], s, SP_NAME_MAX);
+  return 0;
+}
+
+static int bad_member(decode_ctx *c, const char *key, size_t len) {
+  return sp_fail(c->err, SP_EINVAL, "bad value for \"%.*s\"", (int)(len > 32 ? 32 : len), key);
+}
+
+static int decode_member(const char *key, size_t len, const sp_jvalue *v, void *vctx) {
+  decode_ctx *c = vctx;
+  sp_event *ev = c->ev;
+  char tmp[SP_REASON_MAX];
+  bool b;
+  int rc = 0;
+  if (key_is(key, len, "ev")) {
+    if (sp_json_string(v, tmp, sizeof tmp) != 0) return bad_member(c, key, len);
+    for (size_t i = 0; i < SP_ARRAY_LEN(kind_names); i++)
+      if (strcmp(tmp, kind_names[i]) == 0) {
+        ev->kind = (sp_event_kind)i;
+        c->have_ev = 1;
+        return 0;
+      }
+    return sp_fail(c->err, SP_EINVAL, "unknown event \"%.32s\"", tmp);
+  }
+  if (key_is(key, len, "t_ns")) rc = sp_json_int(v, &ev->t_ns);
+  else if (key_is(key, len, "pid")) rc = sp_json_int(v, &ev->pid);
+  else if (key_is(key, len, "pgid")) rc = sp_json_int(v, &ev->pgid);
+  else if (key_is(key, len, "sid")) rc = sp_json_int(v, &ev->sid);
+  else if (key_is(key, len, "tid")) rc = sp_json_int(v, &ev->tid);
+  else if (key_is(key, len, "si_pid")) rc = sp_json_int(v, &ev->sender_pid);
+  else if (key_is(key, len, "si_uid")) rc = sp_json_int(v, &ev->sender_uid);
+  else if (key_is(key, len, "tty")) rc = v->type == SP_J_NULL ? 0 : sp_json_string(v, ev->tty, sizeof ev->tty);
+  else if (key_is(key, len, "handler")) rc = sp_json_string(v, ev->handler, sizeof ev->handler);
+  else if (key_is(key, len, "sig")) rc = sp_json_string(v, ev->sig, sizeof ev->sig);
+  else if (key_is(key, len, "si_code")) rc = sp_json_string(v, ev->si_code, sizeof ev->si_code);
+  else if (key_is(key, len, "stopped_by")) rc = sp_json_string(v, ev->stopped_by, sizeof ev->stopped_by);
+  else if (key_is(key, len, "reason")) rc = sp_json_string(v, ev->reason, sizeof ev->reason);
+  else if (key_is(key, len, "strategies")) rc = sp_json_string_array(v, list_item, &ev->strategies);
+  else if (key_is(key, len, "ignored")) rc = sp_json_string_array(v, list_item, &ev->ignored);
+  else if (key_is(key, len, "pending")) rc = sp_json_string_array(v, list_item, &ev->pending);
+  else if (key_is(key, len, "foreground")) {
+    if (v->type == SP_J_NULL) ev->foreground = -1;
+    else if ((rc = sp_json_bool(v, &b)) == 0) ev->foreground = b;
+  } else if (key_is(key, len, "thread")) {
+    if ((rc = sp_json_string(v, tmp, sizeof tmp)) == 0) {
+      if (strcmp(tmp, "main") == 0) ev->main_thread = 1;
+      else if (strcmp(tmp, "other") == 0) ev->main_thread = 0;
+      else rc = SP_EINVAL;
+    }
+  } else if (key_is(key, len, "disposition_on_entry")) {
+    rc = SP_EINVAL;
+    if (sp_json_string(v, tmp, sizeof tmp) == 0)
+      for (size_t i = 0; i < SP_ARRAY_LEN(disp_names); i++)
+        if (strcmp(tmp, disp_names[i]) == 0) {
+          ev->disposition_on_entry = (sp_disposition)i;
+          rc = 0;
+        }
+  }
+  /* Other members (e.g. "console" on Windows, future facts) are ignored, so
+   * older runners can read newer probes. */
+  return rc ? bad_member(c, key, len) : 0;
+}
+
+int sp_event_decode(const char *line, size_t len, sp_event *ev, sp_error *err) {
+  memset(ev, 0, sizeof *ev);
+  ev->foreground = -1;
+  ev->sender_pid = ev->sender_uid = -1;
+  ev->main_thread = -1;
+  while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
+  if (len == 0) return sp_fail(err, SP_EINVAL, "empty report line");
+  decode_ctx c = {ev, 0, err};
+  int rc = sp_json_object_walk(line, len, decode_member, &c, err);
+  if (rc) return rc;
+  if (!c.have_ev) return sp_fail(err, SP_EINVAL, "report line has no \"ev\"");
+  switch (ev->kind) {
+    case SP_EV_READY:
+      if (ev->pid <= 0) return sp_fail(err, SP_EINVAL, "\"ready\" without a pid");
+      break;
+    case SP_EV_FIRED:
+      if (!ev->handler[0] || !ev->sig[0] || ev->t_ns <= 0 || ev->main_thread < 0)
+        return sp_fail(err, SP_EINVAL, "\"fired\" needs handler, sig, thread and t_ns");
+      break;
+    case SP_EV_DONE:
+      if (!ev->stopped_by[0]) return sp_fail(err, SP_EINVAL, "\"done\" without stopped_by");
+      break;
+    case SP_EV_UNSUPPORTED:
+    case SP_EV_ERROR:
+      if (!ev->reason[0]) return sp_fail(err, SP_EINVAL, "\"%s\" without a reason", kind_names[ev->kind]);
+      break;
+  }
+  return 0;
+}
+
+/* ---- encoding ---- */
+
+static void put_list(sp_jw *w, const char *key, const sp_name_list *l) {
+  sp_jw_key(w, key);
+  sp_jw_begin_arr(w);
+  for (int i = 0; i < l->n; i++) sp_jw_str(w, l->names[i]);
+  sp_jw_end_arr(w);
+}
+
+int sp_event_encode(const sp_event *ev, char *buf, size_t n) {
+  sp_jw w;
+  sp_jw_init(&w, buf, n);
+  sp_jw_begin_obj(&w);
+  sp_jw_key(&w, "ev");
+  sp_jw_str(&w, sp_event_kind_name(ev->kind));
+  switch (ev->kind) {
+    case SP_EV_READY:
+      sp_jw_key(&w, "pid"); sp_jw_int(&w, ev->pid);
+      sp_jw_key(&w, "pgid"); sp_jw_int(&w, ev->pgid);
+      sp_jw_key(&w, "sid"); sp_jw_int(&w, ev->sid);
+      sp_jw_key(&w, "tty");
+      if (ev->tty[0]) sp_jw_str(&w, ev->tty); else sp_jw_null(&w);
+      sp_jw_key(&w, "foreground");
+      if (ev->foreground < 0) sp_jw_null(&w); else sp_jw_bool(&w, ev->foreground);
+      sp_jw_key(&w, "disposition_on_entry"); sp_jw_str(&w, sp_disposition_name(ev->disposition_on_entry));
+      put_list(&w, "strategies", &ev->strategies);
+      break;
+    case SP_EV_FIRED:
+      sp_jw_key(&w, "handler"); sp_jw_str(&w, ev->handler);
+      sp_jw_key(&w, "sig"); sp_jw_str(&w, ev->sig);
+      if (ev->si_code[0]) {
+        sp_jw_key(&w, "si_code"); sp_jw_str(&w, ev->si_code);
+        sp_jw_key(&w, "si_pid"); sp_jw_int(&w, ev->sender_pid);
+        sp_jw_key(&w, "si_uid"); sp_jw_int(&w, ev->sender_uid);
+      }
+      sp_jw_key(&w, "thread"); sp_jw_str(&w, ev->main_thread ? "main" : "other");
+      sp_jw_key(&w, "tid"); sp_jw_int(&w, ev->tid);
+      break;
+    case SP_EV_DONE:
+      sp_jw_key(&w, "stopped_by"); sp_jw_str(&w, ev->stopped_by);
+      put_list(&w, "ignored", &ev->ignored);
+      put_list(&w, "pending", &ev->pending);
+      break;
+    case SP_EV_UNSUPPORTED:
+    case SP_EV_ERROR:
+      sp_jw_key(&w, "reason"); sp_jw_str(&w, ev->reason);
+      break;
+  }
+  if (ev->t_ns) {
+    sp_jw_key(&w, "t_ns");
+    sp_jw_int(&w, ev->t_ns);
+  }
+  sp_jw_end_obj(&w);
+  sp_jw_raw(&w, "\n");
+  return sp_jw_finish(&w);
+}

@@ -1,0 +1,153 @@
+/* Running one cell: the portable state machine on top of platform.h. */
+#include "sigprobe/run.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sigprobe/platform.h"
+
+static int scaled(int ms) {
+  const char *m = getenv("SIGPROBE_TIMEOUT_MULTIPLIER");
+  double k = m ? atof(m) : 1.0;
+  if (k <= 0) k = 1.0;
+  return (int)(ms * k);
+}
+
+void sp_run_options_default(sp_run_options *opt, const char *probe_dir) {
+  opt->probe_dir = probe_dir;
+  opt->ready_ms = scaled(SP_READY_MS_DEFAULT);
+  opt->window_ms = scaled(SP_WINDOW_MS_DEFAULT);
+  opt->deadline_ms = scaled(SP_DEADLINE_MS_DEFAULT);
+}
+
+static int64_t after_ms(int64_t t, int ms) { return t + (int64_t)ms * 1000000; }
+
+static void harness_error(sp_outcome *o, const char *what, const char *detail) {
+  o->harness_error = true;
+  snprintf(o->reason, sizeof o->reason, "%s%s%s", what, detail ? ": " : "", detail ? detail : "");
+}
+
+/* Handles an event that is not expected at this point of the run. */
+static void protocol_error(sp_outcome *o, const sp_event *ev, const char *when) {
+  char what[96];
+  if (ev->kind == SP_EV_UNSUPPORTED) {
+    o->unsupported = true;
+    sp_strlcpy(o->reason, ev->reason, sizeof o->reason);
+    return;
+  }
+  if (ev->kind == SP_EV_ERROR) {
+    harness_error(o, "the probe reported an error", ev->reason);
+    return;
+  }
+  snprintf(what, sizeof what, "protocol: \"%s\" %s", sp_event_kind_name(ev->kind), when);
+  harness_error(o, what, NULL);
+}
+
+/* Waits for "ready". Returns 1 when it came, 0 when the run is over. */
+static int await_ready(sp_proc *p, const sp_run_options *opt, sp_outcome *o) {
+  sp_error err;
+  sp_event ev;
+  int rc = sp_proc_next_event(p, &ev, after_ms(sp_clock_ns(), opt->ready_ms), &err);
+  if (rc == 0 && ev.kind == SP_EV_READY) {
+    o->ready_seen = true;
+    o->ready = ev;
+    return 1;
+  }
+  if (rc == 0) protocol_error(o, &ev, "before ready");
+  else if (rc == SP_ETIMEOUT) {
+    char why[96];
+    snprintf(why, sizeof why, "no \"ready\" within %d ms", opt->ready_ms);
+    sp_strlcpy(o->reason, why, sizeof o->reason);
+    o->exit.kind = SP_EXIT_TIMEOUT;
+  } else if (rc == SP_EINVAL) harness_error(o, "malformed report", err.msg);
+  /* SP_EOF: the probe ended before ready; its exit says how. */
+  return 0;
+}
+
+/* After delivery: collects "fired" and "done" until the channel closes. */
+static void collect(sp_proc *p, const sp_run_options *opt, sp_outcome *o) {
+  sp_error err;
+  sp_event ev;
+  int64_t window = after_ms(o->delivered_t_ns, opt->window_ms);
+  int64_t deadline = after_ms(o->delivered_t_ns, opt->deadline_ms);
+  for (;;) {
+    int waiting_window = o->n_fired == 0 && !o->stop_requested && !o->done_seen;
+    int rc = sp_proc_next_event(p, &ev, waiting_window ? window : deadline, &err);
+    if (rc == SP_EOF) return;
+    if (rc == SP_ETIMEOUT) {
+      if (!waiting_window) return; /* the deadline: sp_proc_wait decides hung */
+      /* Nothing noticed the interrupt within the window: end the loop. */
+      o->stop_requested = true;
+      if (sp_proc_request_stop(p, &err) != 0) return;
+      continue;
+    }
+    if (rc == SP_EINVAL) {
+      harness_error(o, "malformed report", err.msg);
+      return;
+    }
+    if (ev.kind == SP_EV_FIRED && !o->done_seen) sp_outcome_add_fired(o, &ev);
+    else if (ev.kind == SP_EV_DONE && !o->done_seen) {
+      o->done_seen = true;
+      o->done = ev;
+    } else {
+      protocol_error(o, &ev, o->done_seen ? "after done" : "after delivery");
+      return;
+    }
+  }
+}
+
+int sp_run_cell(const sp_cell *cell, const sp_run_options *opt, sp_outcome *o) {
+  sp_error err;
+  char path[1024];
+  sp_proc *p = NULL;
+  sp_outcome_init(o, cell);
+  o->runner_pid = sp_self_pid();
+  o->spawn_t_ns = sp_clock_ns();
+
+  const char *why = sp_cell_unsupported_reason(cell);
+  if (why) {
+    o->unsupported = true;
+    sp_strlcpy(o->reason, why, sizeof o->reason);
+    goto verdict;
+  }
+#ifdef _WIN32
+  snprintf(path, sizeof path, "%s/sigprobe-probe-%s.exe", opt->probe_dir, sp_strategy_name(cell->strategy));
+#else
+  snprintf(path, sizeof path, "%s/sigprobe-probe-%s", opt->probe_dir, sp_strategy_name(cell->strategy));
+#endif
+  if (sp_proc_start(&p, cell->host, path, &err) != 0) {
+    harness_error(o, "could not start the probe", err.msg);
+    goto verdict;
+  }
+  if (await_ready(p, opt, o)) {
+    int rc = sp_proc_deliver(p, cell->delivery, &o->delivered_t_ns, &err);
+    if (rc == SP_EUNSUPPORTED) {
+      o->unsupported = true;
+      sp_strlcpy(o->reason, err.msg, sizeof o->reason);
+    } else if (rc != 0) {
+      harness_error(o, "delivery failed", err.msg);
+    } else {
+      o->delivered = true;
+      o->delivered_signal = sp_delivery_signal(cell->delivery);
+      collect(p, opt, o);
+    }
+  }
+  if (o->exit.kind != SP_EXIT_TIMEOUT) {
+    int64_t base = o->delivered ? o->delivered_t_ns : sp_clock_ns();
+    /* After a protocol failure the probe is not waited for: it is killed. */
+    int64_t end = (o->harness_error || o->unsupported || !o->ready_seen) ? after_ms(sp_clock_ns(), 200)
+                                                                        : after_ms(base, opt->deadline_ms);
+    if (o->harness_error || o->unsupported) sp_proc_kill_tree(p);
+    if (sp_proc_wait(p, end, &o->exit, &err) == SP_ETIMEOUT) {
+      sp_proc_kill_tree(p);
+      o->exit.kind = SP_EXIT_TIMEOUT;
+    }
+  }
+  sp_proc_free(p);
+
+verdict:
+  o->end_t_ns = sp_clock_ns();
+  sp_outcome_derive_verdict(o);
+  return 0;
+}

@@ -1,0 +1,291 @@
+/* The probe runtime on POSIX (see probe.h). */
+#define _GNU_SOURCE
+#include "sigprobe/probe.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#endif
+
+#include "sigprobe/protocol.h"
+
+#define SP_SLOTS 16
+
+/* A slot is filled by a handler (or a strategy thread) and written out by
+ * the main loop. Handlers only claim a slot with an atomic counter, fill
+ * plain fields nobody else reads yet, and publish with a release store. */
+typedef struct slot {
+  atomic_int published;
+  const char *handler;
+  int signo;
+  int si_code;
+  int64_t sender_pid, sender_uid, tid, t_ns;
+  bool main_thread;
+  bool written;
+} slot;
+
+static slot g_slots[SP_SLOTS];
+static atomic_int g_next_slot;
+static int g_chan = -1;
+static bool g_chan_socket;
+static int g_wake[2] = {-1, -1};
+static int64_t g_main_tid;
+static sp_disposition g_entry_disposition = SP_DISP_UNKNOWN;
+
+static int64_t thread_id(void) {
+#ifdef __linux__
+  return (int64_t)syscall(SYS_gettid); /* a raw system call: async-signal-safe */
+#else
+  return (int64_t)(intptr_t)pthread_self();
+#endif
+}
+
+bool sp_probe_on_main_thread(void) { return thread_id() == g_main_tid; }
+
+int sp_probe_channel_fd(void) { return g_chan; }
+
+static void write_all(const char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t k = g_chan_socket ? send(g_chan, buf, len, MSG_NOSIGNAL) : write(g_chan, buf, len);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return; /* the runner is gone; the loop notices */
+    buf += k;
+    len -= (size_t)k;
+  }
+}
+
+static void emit(const sp_event *ev) {
+  char line[SP_LINE_MAX];
+  int n = sp_event_encode(ev, line, sizeof line);
+  if (n > 0) write_all(line, (size_t)n);
+}
+
+static sp_disposition disposition_of(int sig) {
+  struct sigaction sa;
+  if (sigaction(sig, NULL, &sa) != 0) return SP_DISP_UNKNOWN;
+  if (!(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_IGN) return SP_DISP_IGNORED;
+  if (!(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_DFL) return SP_DISP_DEFAULT;
+  return SP_DISP_CAUGHT;
+}
+
+void sp_probe_init(void) {
+  /* Before anything is installed: what did the host leave us? */
+  g_entry_disposition = disposition_of(SIGINT);
+  g_main_tid = thread_id();
+  const char *where = getenv("SIGPROBE_REPORT");
+  if (!where || !*where) {
+    fprintf(stderr, "sigprobe probe: SIGPROBE_REPORT is not set (run probes through sigprobe-run)\n");
+    exit(3);
+  }
+  char *end;
+  long fd = strtol(where, &end, 10);
+  if (*end == '\0' && fd >= 0) {
+    g_chan = (int)fd;
+    fcntl(g_chan, F_SETFD, FD_CLOEXEC);
+  } else {
+    g_chan = open(where, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  }
+  struct stat st;
+  if (g_chan < 0 || fstat(g_chan, &st) != 0) {
+    fprintf(stderr, "sigprobe probe: cannot open the report channel '%s': %s\n", where, strerror(errno));
+    exit(3);
+  }
+  g_chan_socket = S_ISSOCK(st.st_mode);
+  if (pipe2(g_wake, O_CLOEXEC | O_NONBLOCK) != 0) sp_probe_fail("pipe2");
+}
+
+void sp_probe_fail(const char *call) {
+  sp_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.kind = SP_EV_ERROR;
+  snprintf(ev.reason, sizeof ev.reason, "%s: %s", call, strerror(errno));
+  if (g_chan >= 0) emit(&ev);
+  exit(3);
+}
+
+void sp_probe_unsupported(const char *reason) {
+  sp_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.kind = SP_EV_UNSUPPORTED;
+  sp_strlcpy(ev.reason, reason, sizeof ev.reason);
+  emit(&ev);
+  exit(0);
+}
+
+static void add_name(sp_name_list *l, const char *name) {
+  if (l->n < SP_LIST_MAX) sp_strlcpy(l->names[l->n++], name, SP_NAME_MAX);
+}
+
+void sp_probe_ready(const char *const *strategies, int n) {
+  sp_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.kind = SP_EV_READY;
+  ev.pid = getpid();
+  ev.pgid = getpgrp();
+  ev.sid = getsid(0);
+  ev.foreground = -1;
+  int tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (tty >= 0) {
+    const char *name = NULL;
+    for (int i = 0; i < 3 && !name; i++)
+      if (isatty(i)) name = ttyname(i);
+    sp_strlcpy(ev.tty, name ? name : "/dev/tty", sizeof ev.tty);
+    ev.foreground = tcgetpgrp(tty) == getpgrp();
+    close(tty);
+  }
+  ev.disposition_on_entry = g_entry_disposition;
+  for (int i = 0; i < n; i++) add_name(&ev.strategies, strategies[i]);
+  ev.t_ns = sp_clock_ns();
+  emit(&ev);
+}
+
+void sp_probe_record_at(const char *handler, int signo, int si_code, int64_t sender_pid, int64_t sender_uid, int64_t t_ns,
+                        bool main_thread) {
+  int i = atomic_fetch_add(&g_next_slot, 1);
+  if (i >= SP_SLOTS) return;
+  slot *s = &g_slots[i];
+  s->handler = handler;
+  s->signo = signo;
+  s->si_code = si_code;
+  s->sender_pid = sender_pid;
+  s->sender_uid = sender_uid;
+  s->t_ns = t_ns;
+  s->main_thread = main_thread;
+  s->tid = thread_id();
+  atomic_store_explicit(&s->published, 1, memory_order_release);
+  /* write(2) is async-signal-safe; a full pipe only means a wake is pending. */
+  int saved = errno;
+  if (write(g_wake[1], "!", 1) < 0) {
+  }
+  errno = saved;
+}
+
+void sp_probe_record(const char *handler, int signo, int si_code, int64_t sender_pid, int64_t sender_uid) {
+  sp_probe_record_at(handler, signo, si_code, sender_pid, sender_uid, sp_clock_ns(), sp_probe_on_main_thread());
+}
+
+static const char *si_code_name(int code, char *buf, size_t n) {
+  switch (code) {
+    case SI_USER: return "SI_USER";
+#ifdef SI_KERNEL
+    case SI_KERNEL: return "SI_KERNEL";
+#endif
+#ifdef SI_TKILL
+    case SI_TKILL: return "SI_TKILL";
+#endif
+    case SI_QUEUE: return "SI_QUEUE";
+    case SI_TIMER: return "SI_TIMER";
+    case SI_MESGQ: return "SI_MESGQ";
+    case SI_ASYNCIO: return "SI_ASYNCIO";
+    default: snprintf(buf, n, "SI_CODE(%d)", code); return buf;
+  }
+}
+
+/* Writes every published, unwritten slot, in the order they were claimed. */
+static int flush_fired(void) {
+  int n = atomic_load(&g_next_slot);
+  if (n > SP_SLOTS) n = SP_SLOTS;
+  for (int i = 0; i < n; i++) {
+    slot *s = &g_slots[i];
+    if (s->written || !atomic_load_explicit(&s->published, memory_order_acquire)) continue;
+    sp_event ev;
+    char code[32];
+    memset(&ev, 0, sizeof ev);
+    ev.kind = SP_EV_FIRED;
+    sp_strlcpy(ev.handler, s->handler, sizeof ev.handler);
+    sp_strlcpy(ev.sig, sp_signal_name(s->signo), sizeof ev.sig);
+    if (s->si_code != SP_NO_SI_CODE) sp_strlcpy(ev.si_code, si_code_name(s->si_code, code, sizeof code), sizeof ev.si_code);
+    ev.sender_pid = s->sender_pid;
+    ev.sender_uid = s->sender_uid;
+    ev.main_thread = s->main_thread;
+    ev.tid = s->tid;
+    ev.t_ns = s->t_ns;
+    emit(&ev);
+    s->written = true;
+  }
+  return n;
+}
+
+static int loop_ms(void) {
+  const char *v = getenv("SIGPROBE_LOOP_MS");
+  int ms = v ? atoi(v) : 0;
+  return ms > 0 ? ms : 10000;
+}
+
+const char *sp_probe_loop(const sp_watch *watches, int n, int linger_ms) {
+  struct pollfd fds[2 + 8];
+  int nfds = 0;
+  int chan_i = -1;
+  if (g_chan_socket) {
+    chan_i = nfds;
+    fds[nfds++] = (struct pollfd){g_chan, POLLIN, 0};
+  }
+  int wake_i = nfds;
+  fds[nfds++] = (struct pollfd){g_wake[0], POLLIN, 0};
+  int first_watch = nfds;
+  for (int i = 0; i < n && i < 8; i++) fds[nfds++] = (struct pollfd){watches[i].fd, POLLIN, 0};
+
+  const int64_t end = sp_clock_ns() + (int64_t)loop_ms() * 1000000;
+  int64_t linger_end = 0;
+  /* The loop works in bounded iterations and checks the flag (g_next_slot)
+   * in each, like the seed's loop; poll() is the unit of work, woken early
+   * by the wake pipe, the channel or a watched descriptor. */
+  for (;;) {
+    int64_t now = sp_clock_ns();
+    if (atomic_load(&g_next_slot) > 0) {
+      if (!linger_end) linger_end = now + (int64_t)linger_ms * 1000000;
+      if (now >= linger_end) return g_slots[0].handler;
+    }
+    if (now >= end) return "loop-end";
+    int64_t until = linger_end ? linger_end : end;
+    int ms = (int)((until - now + 999999) / 1000000);
+    if (ms > 10) ms = 10;
+    int r = poll(fds, (nfds_t)nfds, ms);
+    if (r <= 0) continue; /* timeout, or EINTR from a handler: check the flag */
+    if (fds[wake_i].revents) {
+      char junk[64];
+      while (read(g_wake[0], junk, sizeof junk) > 0) {
+      }
+    }
+    for (int i = first_watch; i < nfds; i++)
+      if (fds[i].revents) watches[i - first_watch].on_readable(fds[i].fd);
+    if (chan_i >= 0 && fds[chan_i].revents) {
+      char cmd[16];
+      ssize_t k = recv(g_chan, cmd, sizeof cmd, MSG_DONTWAIT);
+      if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) return "runner-gone";
+      if (k > 0 && atomic_load(&g_next_slot) == 0) return "runner";
+    }
+  }
+}
+
+int sp_probe_done(const char *stopped_by) {
+  static const int watched[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP};
+  sp_event ev;
+  sigset_t pending;
+  flush_fired();
+  memset(&ev, 0, sizeof ev);
+  ev.kind = SP_EV_DONE;
+  sp_strlcpy(ev.stopped_by, stopped_by, sizeof ev.stopped_by);
+  sigemptyset(&pending);
+  sigpending(&pending);
+  for (size_t i = 0; i < SP_ARRAY_LEN(watched); i++) {
+    if (disposition_of(watched[i]) == SP_DISP_IGNORED) add_name(&ev.ignored, sp_signal_name(watched[i]));
+    if (sigismember(&pending, watched[i]) == 1) add_name(&ev.pending, sp_signal_name(watched[i]));
+  }
+  ev.t_ns = sp_clock_ns();
+  emit(&ev);
+  close(g_chan);
+  g_chan = -1;
+  return 0;
+}
