@@ -102,18 +102,20 @@ static void *sigwait_main(void *arg) {
 
 void sp_install_sigwait_thread(bool block_everywhere) {
   pthread_t t;
-  if (block_everywhere) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) sp_probe_fail("pthread_sigmask");
-  }
+  sigset_t set, before;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  /* Block SIGINT before creating the thread, so that it is born with SIGINT
+   * blocked: otherwise, until it reaches pthread_sigmask(), it is one more
+   * thread the kernel may pick to run a process-wide handler on. */
+  if (pthread_sigmask(SIG_BLOCK, &set, &before) != 0) sp_probe_fail("pthread_sigmask");
   int rc = pthread_create(&t, NULL, sigwait_main, NULL);
   if (rc != 0) {
     errno = rc;
     sp_probe_fail("pthread_create");
   }
   pthread_detach(t);
+  if (!block_everywhere && pthread_sigmask(SIG_SETMASK, &before, NULL) != 0) sp_probe_fail("pthread_sigmask");
 }
 
 #ifdef __linux__
