@@ -10,6 +10,10 @@
 #endif
 
 #include "sigprobe/cell.h"
+#include "sigprobe/json.h"
+#if defined(__GLIBC__)
+#include <gnu/libc-version.h>
+#endif
 #include "sigprobe/run.h"
 
 static const char usage[] =
@@ -21,6 +25,7 @@ static const char usage[] =
     "\n"
     "options:\n"
     "  --list            print every cell id for this platform, one a line\n"
+    "  --version         print the runner's platform, compiler and C library as JSON\n"
     "  --probe-dir DIR   where the sigprobe-probe-* executables are\n"
     "                    (default: the probes/ folder beside this executable)\n"
     "  --ready-ms N      spawn -> ready deadline (default 2000)\n"
@@ -74,6 +79,40 @@ static void list_cells(void) {
       }
 }
 
+/* What the results document's `machine` needs to know about the C side. */
+static void print_version(void) {
+  char buf[512];
+  sp_jw w;
+  sp_jw_init(&w, buf, sizeof buf);
+  sp_jw_begin_obj(&w);
+  sp_jw_key(&w, "platform");
+  sp_jw_str(&w, sp_platform_name());
+  sp_jw_key(&w, "compiler");
+#if defined(__clang__)
+  sp_jw_str(&w, "clang " __clang_version__);
+#elif defined(__GNUC__)
+  sp_jw_str(&w, "gcc " __VERSION__);
+#elif defined(_MSC_VER)
+  char msc[32];
+  snprintf(msc, sizeof msc, "msvc %d", _MSC_VER);
+  sp_jw_str(&w, msc);
+#else
+  sp_jw_str(&w, "unknown");
+#endif
+  sp_jw_key(&w, "libc");
+#if defined(__GLIBC__)
+  char libc[64];
+  snprintf(libc, sizeof libc, "glibc %s", gnu_get_libc_version());
+  sp_jw_str(&w, libc);
+#elif defined(_WIN32)
+  sp_jw_str(&w, "msvcrt");
+#else
+  sp_jw_str(&w, "system");
+#endif
+  sp_jw_end_obj(&w);
+  if (sp_jw_finish(&w) > 0) puts(buf);
+}
+
 int main(int argc, char **argv) {
   char probe_dir[PATH_MAX];
   sp_run_options opt;
@@ -86,6 +125,9 @@ int main(int argc, char **argv) {
     const char *a = argv[i];
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       fputs(usage, stdout);
+      return 0;
+    } else if (!strcmp(a, "--version")) {
+      print_version();
       return 0;
     } else if (!strcmp(a, "--list")) {
       list_cells();

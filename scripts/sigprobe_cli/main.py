@@ -1,0 +1,231 @@
+"""The `sigprobe` command: list, run, test. Fatal errors become exit codes here
+and only here: 2 bad input or a missing dependency, 3 a failed build,
+130/143 interrupted by SIGINT/SIGTERM."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from pathlib import Path
+
+from . import bootstrap, cells as cellmod, render, results
+from .errors import BadInput, SigprobeError
+from .native import run_native
+
+DEFAULT_REPEAT = 3
+
+
+class Interrupted(Exception):
+    def __init__(self, signo: int):
+        super().__init__(signal.Signals(signo).name)
+        self.signo = signo
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """Bad flags are BadInput (one line, exit 2), like every other bad input."""
+
+    def error(self, message: str):
+        raise BadInput(f"{message} (see `sigprobe {self.prog.split()[-1]} --help`)"
+                       if " " in self.prog else f"{message} (see `sigprobe --help`)")
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
+    return v
+
+
+def positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return v
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="sigprobe", description=(
+        "Which interrupt handler fires, under which host, and how fast: runs probe cells "
+        "(platform/host/strategy/delivery) and writes a results document."))
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    sub.required = True
+
+    ls = sub.add_parser("list", help="print every cell id for this platform, one a line")
+    ls.add_argument("--only", action="append", metavar="GLOB", help="only cells matching GLOB (repeatable)")
+    ls.add_argument("--build-dir", type=Path, default=bootstrap.DEFAULT_BUILD, help="C build directory (default: build/)")
+
+    run = sub.add_parser("run", help="run cells, print the matrix, write the results document",
+                         description="Runs the selected cells N times each, prints the matrix and writes "
+                                     "results/<platform>.json and .md (or --out).")
+    run.add_argument("--only", action="append", metavar="GLOB",
+                     help="only cells matching GLOB, e.g. 'linux/no-tty/*' (repeatable; default: all)")
+    run.add_argument("--repeat", type=positive_int, default=DEFAULT_REPEAT, metavar="N",
+                     help=f"runs per cell (default {DEFAULT_REPEAT}); runs that disagree make the cell flaky")
+    run.add_argument("-j", "--jobs", type=positive_int, default=os.cpu_count() or 1, metavar="N",
+                     help=f"cells run in parallel (default: the number of cores, {os.cpu_count()})")
+    run.add_argument("--out", type=Path, metavar="FILE",
+                     help="results document to write (default results/<platform>.json; the Markdown "
+                          "matrix goes beside it with .md)")
+    run.add_argument("--window-scale", type=positive_float, default=1.0, metavar="K",
+                     help="multiply every waiting window by K (default 1; 10 checks that verdicts do "
+                          "not depend on the windows)")
+    run.add_argument("--build-dir", type=Path, default=bootstrap.DEFAULT_BUILD, help="C build directory (default: build/)")
+    run.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    t = sub.add_parser("test", help="set up everything and run the whole test suite (CTest: Criterion + pytest)")
+    t.add_argument("ctest_args", nargs=argparse.REMAINDER, help="extra arguments for ctest, e.g. -R c.cells")
+    return p
+
+
+# ---- commands -------------------------------------------------------------
+
+def prepare(build_dir: Path) -> Path:
+    bootstrap.ensure_system_packages(["build"])
+    bootstrap.ensure_build(build_dir)
+    return build_dir / "sigprobe-run"
+
+
+def runner_version(runner: Path) -> dict:
+    r = subprocess.run([str(runner), "--version"], capture_output=True, text=True)
+    try:
+        return json.loads(r.stdout)
+    except json.JSONDecodeError:
+        return {}
+
+
+def cmd_list(args) -> int:
+    runner = prepare(args.build_dir)
+    for c in cellmod.select(cellmod.native_cells(runner), args.only):
+        print(c.id)
+    return 0
+
+
+class Progress:
+    def __init__(self, total: int, quiet: bool):
+        self.total, self.done, self.quiet = total, 0, quiet
+        self.t0 = time.monotonic()
+
+    def cell_finished(self, cell: dict) -> None:
+        self.done += 1
+        if self.quiet:
+            return
+        print(f"[{self.done:>{len(str(self.total))}}/{self.total}] {cell['id']:<44} "
+              f"{render.cell_text(cell)}", file=sys.stderr, flush=True)
+
+
+def run_cells(selected, runner: Path, repeat: int, jobs: int, window_scale: float, progress: Progress):
+    """Runs every (cell, repeat) pair, `jobs` at a time. Returns the finished
+    cells (aggregated) and whether the run was interrupted."""
+    outcomes: dict[str, list[dict]] = {c.id: [] for c in selected}
+    finished: list[dict] = []
+    pending_runs = [(c, i) for i in range(repeat) for c in selected]
+    by_id = {c.id: c for c in selected}
+    interrupted: Interrupted | None = None
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        running = {}
+        queue = iter(pending_runs)
+        try:
+            for c, _ in queue:
+                running[pool.submit(run_native, runner, c, window_scale)] = c
+                if len(running) >= jobs:
+                    break
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    c = running.pop(fut)
+                    outcomes[c.id].append(fut.result())
+                    if len(outcomes[c.id]) == repeat:
+                        cell = results.aggregate(c.id, outcomes[c.id])
+                        finished.append(cell)
+                        progress.cell_finished(cell)
+                    nxt = next(queue, None)
+                    if nxt is not None:
+                        running[pool.submit(run_native, runner, nxt[0], window_scale)] = nxt[0]
+        except Interrupted as e:
+            interrupted = e
+            for fut in running:
+                fut.cancel()
+    order = {c.id: i for i, c in enumerate(selected)}
+    finished.sort(key=lambda cell: order[cell["id"]])
+    del by_id
+    return finished, interrupted
+
+
+def cmd_run(args) -> int:
+    runner = prepare(args.build_dir)
+    catalog = cellmod.native_cells(runner)
+    selected = cellmod.select(catalog, args.only)
+    version = runner_version(runner)
+    platform = version.get("platform", "unknown")
+    out = args.out or bootstrap.ROOT / "results" / f"{platform}.json"
+    if out.suffix != ".json":
+        raise BadInput(f"--out {out}: the results document must end in .json")
+
+    progress = Progress(len(selected), args.quiet)
+    t0 = time.monotonic()
+    print(f"sigprobe: {len(selected)} cells × {args.repeat} runs, {args.jobs} at a time", file=sys.stderr)
+    cells, interrupted = run_cells(selected, runner, args.repeat, args.jobs, args.window_scale, progress)
+    wall = time.monotonic() - t0
+
+    settings = {"repeat": args.repeat, "jobs": args.jobs, "window_scale": args.window_scale,
+                "only": args.only or [], "wall_s": round(wall, 3)}
+    doc = results.document(platform, results.machine_info(version), settings, cells, partial=bool(interrupted))
+    results.write_atomically(out, results.dumps(doc))
+    results.write_atomically(out.with_suffix(".md"), render.markdown(doc))
+    print(render.text_matrix(cells))
+    print(f"sigprobe: {len(cells)} cells in {wall:.2f} s; wrote {_rel(out)} and {_rel(out.with_suffix('.md'))}",
+          file=sys.stderr)
+    if interrupted:
+        print(f"sigprobe: interrupted by {interrupted}; the document is marked partial", file=sys.stderr)
+        return 128 + interrupted.signo
+    return 0
+
+
+def cmd_test(args) -> int:
+    bootstrap.ensure_system_packages(["build"])
+    bootstrap.ensure_build(bootstrap.DEFAULT_BUILD)
+    extra = [a for a in args.ctest_args if a != "--"]
+    cmd = ["ctest", "--test-dir", str(bootstrap.DEFAULT_BUILD), "--no-tests=error", "--output-on-failure",
+           "-j", str(os.cpu_count() or 2), *extra]
+    print("sigprobe: " + " ".join(cmd), file=sys.stderr, flush=True)
+    return subprocess.run(cmd).returncode
+
+
+def _rel(p: Path) -> str:
+    try:
+        return str(p.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(p)
+
+
+def _raise_interrupted(signo, frame):
+    raise Interrupted(signo)
+
+
+def main(argv: list[str]) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        # Everything below runs inside the project's virtual environment.
+        bootstrap.reexec_in_venv(argv)
+        signal.signal(signal.SIGINT, _raise_interrupted)
+        signal.signal(signal.SIGTERM, _raise_interrupted)
+        return {"list": cmd_list, "run": cmd_run, "test": cmd_test}[args.command](args)
+    except SigprobeError as e:
+        print(f"sigprobe: {e}", file=sys.stderr)
+        return e.exit_code
+    except Interrupted as e:
+        print(f"sigprobe: interrupted by {e}", file=sys.stderr)
+        return 128 + e.signo
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,100 @@
+"""The matrix: rows are strategies, columns host × delivery, each cell its
+verdict and median latency. The same table as text and as Markdown."""
+from __future__ import annotations
+
+
+def _order(values):
+    seen = []
+    for v in values:
+        if v not in seen:
+            seen.append(v)
+    return seen
+
+
+def cell_text(cell: dict | None) -> str:
+    if cell is None:
+        return ""
+    v = cell["verdict"]
+    if v == "flaky":
+        v = "flaky (" + ", ".join(f"{k} {n}" for k, n in cell["counts"].items()) + ")"
+    lat = cell.get("latency_us")
+    if lat and cell["verdict"] in ("handled", "flaky"):
+        v += f" {_fmt_us(lat['median'])}"
+    return v
+
+
+def _fmt_us(us: float) -> str:
+    return f"{us / 1000:.1f} ms" if us >= 1000 else f"{us:.0f} µs"
+
+
+def matrix(cells: list[dict]) -> tuple[list[str], list[tuple[str, str]], dict]:
+    strategies = _order(c["strategy"] for c in cells)
+    columns = _order((c["host"], c["delivery"]) for c in cells)
+    by = {(c["strategy"], c["host"], c["delivery"]): c for c in cells}
+    return strategies, columns, by
+
+
+def _groups(cells: list[dict]) -> list[tuple[str, list[dict]]]:
+    """Cells grouped by platform and kind of host, each its own table."""
+    groups: dict[str, list[dict]] = {}
+    for c in cells:
+        groups.setdefault(c["id"].split("/")[0] + (" — Python hosts" if c.get("host", "").startswith(
+            ("python", "jupyter")) else ""), []).append(c)
+    return list(groups.items())
+
+
+def text_matrix(cells: list[dict]) -> str:
+    out = []
+    for title, group in _groups(cells):
+        strategies, columns, by = matrix(group)
+        head = ["strategy"] + [f"{h}/{d}" for h, d in columns]
+        rows = [[s] + [cell_text(by.get((s, h, d))) for h, d in columns] for s in strategies]
+        widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+        out.append(title)
+        for r in [head] + rows:
+            out.append("  ".join(x.ljust(w) for x, w in zip(r, widths)).rstrip())
+        out.append("")
+    return "\n".join(out)
+
+
+def markdown(doc: dict) -> str:
+    m = doc["machine"]
+    lines = [f"# sigprobe results: {doc['platform']}", "",
+             f"Generated {doc['generated_at']} by `scripts/sigprobe run` "
+             f"({doc['settings'].get('repeat')} runs per cell).", "",
+             "| machine | |", "|---|---|"]
+    for k, v in m.items():
+        lines.append(f"| {k} | {v} |")
+    lines.append("")
+    if doc.get("partial"):
+        lines += ["**Partial:** the run was interrupted; only finished cells are listed.", ""]
+    lines += ["Each entry: the cell's verdict over its runs and the median latency from delivery to the",
+              "first handler (stamped inside the handler). `flaky` lists how many runs gave each verdict.", ""]
+    for title, group in _groups(doc["cells"]):
+        strategies, columns, by = matrix(group)
+        lines.append(f"## {title}")
+        lines.append("")
+        lines.append("| strategy | " + " | ".join(f"{h}<br>{d}" for h, d in columns) + " |")
+        lines.append("|---|" + "---|" * len(columns))
+        for s in strategies:
+            lines.append(f"| `{s}` | " + " | ".join(cell_text(by.get((s, h, d))) for h, d in columns) + " |")
+        lines.append("")
+    racy = [c for c in doc["cells"] if len(c.get("first_handler", {})) > 1]
+    if racy:
+        lines += ["## Cells where different handlers took the interrupt", ""]
+        for c in racy:
+            lines.append(f"- `{c['id']}`: " + ", ".join(f"{h} {n}×" for h, n in c["first_handler"].items()))
+        lines.append("")
+    reasons = [c for c in doc["cells"] if c["verdict"] in ("unsupported", "error", "hung", "flaky") and c.get("reasons")]
+    if reasons:
+        lines += ["## Reasons", ""]
+        for c in reasons:
+            lines.append(f"- `{c['id']}` ({c['verdict']}): " + "; ".join(c["reasons"]))
+        lines.append("")
+    notes = [c for c in doc["cells"] if c.get("notes")]
+    if notes:
+        lines += ["## Notes", ""]
+        for c in notes:
+            lines.append(f"- `{c['id']}`: " + "; ".join(c["notes"]))
+        lines.append("")
+    return "\n".join(lines)

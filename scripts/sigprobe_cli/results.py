@@ -1,0 +1,130 @@
+"""Aggregating outcomes into cells, and the results document (sigprobe-results/1)."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform as _platform
+import statistics
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from .errors import BadInput
+
+SCHEMA = "sigprobe-results/1"
+VERDICTS = ("handled", "deferred", "killed", "ignored", "not-delivered", "lost", "hung",
+            "unsupported", "error")
+
+
+def first_latency_us(outcome: dict) -> float | None:
+    fired = outcome.get("fired") or []
+    return fired[0].get("latency_us") if fired else None
+
+
+def aggregate(cell_id: str, runs: list[dict]) -> dict:
+    """One cell over its runs: the common verdict, or `flaky` when runs disagree."""
+    first = runs[0]
+    counts = Counter(r["verdict"] for r in runs)
+    cell = {
+        "id": cell_id,
+        "host": first.get("host"),
+        "strategy": first.get("strategy"),
+        "delivery": first.get("delivery"),
+        "verdict": next(iter(counts)) if len(counts) == 1 else "flaky",
+        "counts": dict(sorted(counts.items())),
+    }
+    handlers = Counter(r["fired"][0]["handler"] for r in runs if r.get("fired"))
+    if handlers:
+        cell["first_handler"] = dict(sorted(handlers.items()))
+    lat = [x for x in (first_latency_us(r) for r in runs) if x is not None]
+    if lat:
+        cell["latency_us"] = {"min": min(lat), "median": round(statistics.median(lat), 3), "max": max(lat)}
+    reasons = sorted({r["reason"] for r in runs if r.get("reason")})
+    if reasons:
+        cell["reasons"] = reasons
+    notes = sorted({r["note"] for r in runs if r.get("note")})
+    if notes:
+        cell["notes"] = notes
+    cell["runs"] = runs
+    return cell
+
+
+def _os_release() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return f"{_platform.system()} {_platform.release()}"
+
+
+def machine_info(runner_version: dict, extra: dict | None = None) -> dict:
+    m = {
+        "os": _os_release(),
+        "kernel": f"{_platform.system()} {_platform.release()}",
+        "arch": _platform.machine(),
+        "libc": runner_version.get("libc"),
+        "compiler": runner_version.get("compiler"),
+        "cpu_count": os.cpu_count(),
+    }
+    if extra:
+        m.update(extra)
+    return m
+
+
+def document(platform: str, machine: dict, settings: dict, cells: list[dict], partial: bool = False) -> dict:
+    doc = {
+        "schema": SCHEMA,
+        "platform": platform,
+        "generated_at": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        "machine": machine,
+        "settings": settings,
+    }
+    if partial:
+        doc["partial"] = True
+    doc["cells"] = cells
+    return doc
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Temporary file + rename: a crash never leaves half a document."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def dumps(doc: dict) -> str:
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def load(path: Path) -> dict:
+    """Reads and checks a results document; every problem is one BadInput line."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise BadInput(f"{path}: cannot read: {e.strerror}") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BadInput(f"{path}: not JSON (truncated?): {e.msg} at line {e.lineno}") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        got = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
+        raise BadInput(f"{path}: wrong schema {got!r} (expected {SCHEMA!r})")
+    cells = doc.get("cells")
+    if not isinstance(cells, list):
+        raise BadInput(f"{path}: \"cells\" is missing or not a list")
+    for i, c in enumerate(cells):
+        if not isinstance(c, dict) or not isinstance(c.get("id"), str) or c.get("verdict") not in (*VERDICTS, "flaky"):
+            raise BadInput(f"{path}: cell {i} lacks an id or a known verdict")
+    return doc
