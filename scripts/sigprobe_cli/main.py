@@ -18,6 +18,7 @@ from .errors import BadInput, SigprobeError
 from .native import run_native
 
 DEFAULT_REPEAT = 3
+SCRIPT_PATH = bootstrap.ROOT / "scripts" / "sigprobe"
 
 
 class Interrupted(Exception):
@@ -82,6 +83,15 @@ def build_parser() -> ArgumentParser:
                           "not depend on the windows)")
     run.add_argument("--build-dir", type=Path, default=bootstrap.DEFAULT_BUILD, help="C build directory (default: build/)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    b = sub.add_parser("bench", help="measure latency against a C baseline, cell overhead and matrix wall time",
+                       description="Prints figures (never asserts them): kill → handler latency of sigprobe's "
+                                   "no-tty/sigaction/kill cell beside a minimal C baseline, the native cell "
+                                   "overhead, latency per delivery path, and the native matrix's wall time at "
+                                   "-j 1 and -j N with a verdict check against 10× longer windows.")
+    b.add_argument("--samples", type=positive_int, default=200, metavar="N", help="samples per latency figure (default 200)")
+    b.add_argument("--json", action="store_true", help="print the figures as JSON")
+    b.add_argument("--build-dir", type=Path, default=bootstrap.DEFAULT_BUILD, help="C build directory (default: build/)")
 
     t = sub.add_parser("test", help="set up everything and run the whole test suite (CTest: Criterion + pytest)")
     t.add_argument("ctest_args", nargs=argparse.REMAINDER, help="extra arguments for ctest, e.g. -R c.cells")
@@ -192,6 +202,14 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from . import bench
+    runner = prepare(args.build_dir)
+    figures = bench.run_bench(runner, args.build_dir, args.samples)
+    print(json.dumps(figures, indent=2) if args.json else bench.render(figures))
+    return 0
+
+
 def cmd_test(args) -> int:
     bootstrap.ensure_system_packages(["build"])
     bootstrap.ensure_build(bootstrap.DEFAULT_BUILD)
@@ -220,7 +238,7 @@ def main(argv: list[str]) -> int:
         bootstrap.reexec_in_venv(argv)
         signal.signal(signal.SIGINT, _raise_interrupted)
         signal.signal(signal.SIGTERM, _raise_interrupted)
-        return {"list": cmd_list, "run": cmd_run, "test": cmd_test}[args.command](args)
+        return {"list": cmd_list, "run": cmd_run, "bench": cmd_bench, "test": cmd_test}[args.command](args)
     except SigprobeError as e:
         print(f"sigprobe: {e}", file=sys.stderr)
         return e.exit_code

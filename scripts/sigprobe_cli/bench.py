@@ -1,0 +1,120 @@
+"""`sigprobe bench`: figures, not assertions. Kill → handler latency of
+sigprobe's own `no-tty/sigaction/kill` cell side by side with a minimal C
+baseline, the native cell overhead, latency per delivery path, and the wall
+time of the native matrix at -j 1 and -j N (with a check that verdicts do
+not change when every waiting window is 10× longer)."""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import cells as cellmod
+from .native import run_native
+
+
+def _pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+
+
+def summary(values: list[float]) -> dict:
+    return {"n": len(values), "min": round(min(values), 3), "median": round(statistics.median(values), 3),
+            "p99": round(_pct(values, 0.99), 3), "max": round(max(values), 3)}
+
+
+def baseline_latency_us(build_dir: Path, samples: int) -> list[float]:
+    exe = build_dir / "sigprobe-baseline"
+    r = subprocess.run([str(exe), str(samples)], capture_output=True, text=True, check=True)
+    return [int(x) / 1000.0 for x in r.stdout.split()]
+
+
+def cell_samples(runner: Path, cell_id: str, samples: int) -> tuple[list[float], list[float], list[float]]:
+    """Latency (µs), runner-internal spawn → verdict (ms), and the whole
+    process round trip as a caller sees it (ms)."""
+    cell = cellmod.parse_id(cell_id)
+    lat, inner, outer = [], [], []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        o = run_native(runner, cell)
+        outer.append((time.perf_counter() - t0) * 1000)
+        if o["verdict"] != "handled":
+            raise RuntimeError(f"{cell_id}: {o['verdict']} ({o.get('reason')})")
+        lat.append(o["fired"][0]["latency_us"])
+        inner.append(o["wall_us"] / 1000)
+    return lat, inner, outer
+
+
+def matrix_wall(jobs: int, window_scale: float, build_dir: Path) -> tuple[float, dict]:
+    from .main import SCRIPT_PATH
+    with_tmp = build_dir / f"bench-matrix-j{jobs}-w{window_scale:g}.json"
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, str(SCRIPT_PATH), "run", "--quiet", "--repeat", "3", "-j", str(jobs),
+                    "--window-scale", str(window_scale), "--build-dir", str(build_dir), "--out", str(with_tmp)],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    doc = json.loads(with_tmp.read_text())
+    return wall, doc
+
+
+def run_bench(runner: Path, build_dir: Path, samples: int) -> dict:
+    base = baseline_latency_us(build_dir, samples)
+    lat, inner, outer = cell_samples(runner, "linux/no-tty/sigaction/kill", samples)
+    out = {
+        "samples": samples,
+        "baseline_latency_us": summary(base),
+        "sigprobe_latency_us": summary(lat),
+        "latency_ratio_median": round(statistics.median(lat) / statistics.median(base), 3),
+        "cell_overhead_ms": summary(inner),
+        "cell_round_trip_ms": summary(outer),
+    }
+    jobs = os.cpu_count() or 1
+    wall1, doc1 = matrix_wall(1, 1.0, build_dir)
+    wallN, docN = matrix_wall(jobs, 1.0, build_dir)
+    wall10, doc10 = matrix_wall(jobs, 10.0, build_dir)
+    per_path: dict[str, list[float]] = {}
+    for c in docN["cells"]:
+        for r in c["runs"]:
+            if r.get("fired"):
+                per_path.setdefault(f"{c['host']}/{c['delivery']}", []).append(r["fired"][0]["latency_us"])
+    verdicts = lambda d: {c["id"]: c["verdict"] for c in d["cells"]}  # noqa: E731
+    vN, v1, v10 = verdicts(docN), verdicts(doc1), verdicts(doc10)
+    out.update({
+        "latency_median_us_by_path": {k: round(statistics.median(v), 3) for k, v in sorted(per_path.items())},
+        "matrix": {
+            "cells": len(vN), "repeat": 3,
+            "wall_s_j1": round(wall1, 3), f"wall_s_j{jobs}": round(wallN, 3),
+            f"wall_s_j{jobs}_windows_x10": round(wall10, 3),
+            "verdicts_equal_j1_jN": v1 == vN,
+            "verdicts_equal_windows_x10": vN == v10,
+            "differences": sorted(k for k in vN if vN[k] != v10.get(k) or vN[k] != v1.get(k)),
+        },
+    })
+    return out
+
+
+def render(b: dict) -> str:
+    def row(name, s, unit):
+        return f"  {name:<28} median {s['median']:>9.3f} {unit}  min {s['min']:>9.3f}  p99 {s['p99']:>9.3f}  (n={s['n']})"
+    lines = ["kill → handler latency (one fresh process per sample):",
+             row("baseline (bench/baseline.c)", b["baseline_latency_us"], "µs"),
+             row("sigprobe no-tty/sigaction/kill", b["sigprobe_latency_us"], "µs"),
+             f"  ratio of medians              {b['latency_ratio_median']:.2f}×",
+             "native cell overhead:",
+             row("spawn → verdict (runner)", b["cell_overhead_ms"], "ms"),
+             row("sigprobe-run round trip", b["cell_round_trip_ms"], "ms"),
+             "latency median by host/delivery (µs):"]
+    for k, v in b["latency_median_us_by_path"].items():
+        lines.append(f"  {k:<28} {v:>9.3f}")
+    m = b["matrix"]
+    lines.append(f"native matrix ({m['cells']} cells × {m['repeat']}):")
+    for k, v in m.items():
+        if k.startswith(("wall", "verdicts")):
+            lines.append(f"  {k:<28} {v}")
+    if m["differences"]:
+        lines.append(f"  differing cells: {', '.join(m['differences'])}")
+    return "\n".join(lines)
