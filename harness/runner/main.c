@@ -18,6 +18,8 @@
 
 static const char usage[] =
     "usage: sigprobe-run [options] CELL\n"
+    "       sigprobe-run [options] --host H --delivery D --label ID --exec PROGRAM [ARG...]\n"
+    "       sigprobe-run [options] --label ID --attach SOCKET\n"
     "       sigprobe-run --list\n"
     "\n"
     "Runs one cell (platform/host/strategy/delivery, or host/strategy/delivery)\n"
@@ -32,6 +34,14 @@ static const char usage[] =
     "  --window-ms N     delivery -> first handler window; after it nothing\n"
     "                    noticed and the probe is asked to stop (default 100)\n"
     "  --deadline-ms N   delivery -> exit deadline (default 3000)\n"
+    "  --exec PROG ...   the probe is this command line (e.g. a Python interpreter\n"
+    "                    running the extension probe), run under --host with\n"
+    "                    --delivery; the rest of the arguments belong to it\n"
+    "  --attach SOCKET   the probe is someone else's (in a Jupyter kernel): listen\n"
+    "                    on SOCKET; the parent delivers and reports through\n"
+    "                    stdin/stdout (see harness/include/sigprobe/run.h)\n"
+    "  --label ID        the cell id (platform/host/strategy/delivery) to report\n"
+    "                    with --exec or --attach\n"
     "  -h, --help        show this help\n"
     "\n"
     "Every window is multiplied by SIGPROBE_TIMEOUT_MULTIPLIER (default 1).\n";
@@ -116,7 +126,8 @@ static void print_version(void) {
 int main(int argc, char **argv) {
   char probe_dir[PATH_MAX];
   sp_run_options opt;
-  const char *cell_id = NULL;
+  const char *cell_id = NULL, *host = NULL, *delivery = NULL, *label = NULL, *attach = NULL;
+  char **exec_argv = NULL;
   int ready = -1, window = -1, deadline = -1;
 
   default_probe_dir(argv[0], probe_dir, sizeof probe_dir);
@@ -141,6 +152,17 @@ int main(int argc, char **argv) {
       if (parse_ms(a, i + 1 < argc ? argv[++i] : NULL, &window) != 0) return 2;
     } else if (!strcmp(a, "--deadline-ms")) {
       if (parse_ms(a, i + 1 < argc ? argv[++i] : NULL, &deadline) != 0) return 2;
+    } else if (!strcmp(a, "--host") || !strcmp(a, "--delivery") || !strcmp(a, "--label") || !strcmp(a, "--attach")) {
+      if (i + 1 >= argc) {
+        fprintf(stderr, "sigprobe-run: %s needs a value\n", a);
+        return 2;
+      }
+      const char **slot = a[2] == 'h' ? &host : a[2] == 'd' ? &delivery : a[2] == 'l' ? &label : &attach;
+      *slot = argv[++i];
+    } else if (!strcmp(a, "--exec")) {
+      if (i + 1 >= argc) return bad_input("--exec needs a command line", NULL);
+      exec_argv = &argv[i + 1];
+      break;
     } else if (a[0] == '-') {
       {
       fprintf(stderr, "sigprobe-run: unknown option '%s' (see --help)\n", a);
@@ -152,17 +174,34 @@ int main(int argc, char **argv) {
       cell_id = a;
     }
   }
-  if (!cell_id) return bad_input("no cell given (see --help; --list prints them)", NULL);
   if (ready > 0) opt.ready_ms = ready;
   if (window > 0) opt.window_ms = window;
   if (deadline > 0) opt.deadline_ms = deadline;
 
   sp_cell cell;
   sp_error err;
-  if (sp_cell_parse(cell_id, &cell, &err) != 0) return bad_input(err.msg, NULL);
-
+  sp_labels labels;
   sp_outcome o;
-  sp_run_cell(&cell, &opt, &o);
+  if (exec_argv || attach) {
+    if (cell_id) return bad_input("--exec and --attach take no CELL; name it with --label", NULL);
+    if (exec_argv && attach) return bad_input("--exec and --attach exclude each other", NULL);
+    if (!label) return bad_input("--label ID is required with --exec and --attach", NULL);
+    if (sp_labels_parse(&labels, label, &err) != 0) return bad_input(err.msg, NULL);
+    if (attach) {
+      sp_run_attached(attach, &labels, &opt, &o);
+    } else {
+      char mech[128];
+      if (!host || !delivery) return bad_input("--exec needs --host and --delivery", NULL);
+      snprintf(mech, sizeof mech, "%s/none/%s", host, delivery);
+      if (sp_cell_parse(mech, &cell, &err) != 0) return bad_input(err.msg, NULL);
+      sp_run_exec(&cell, &labels, exec_argv, &opt, &o);
+    }
+  } else {
+    if (!cell_id) return bad_input("no cell given (see --help; --list prints them)", NULL);
+    if (host || delivery || label) return bad_input("--host, --delivery and --label go with --exec or --attach", NULL);
+    if (sp_cell_parse(cell_id, &cell, &err) != 0) return bad_input(err.msg, NULL);
+    sp_run_cell(&cell, &opt, &o);
+  }
   char line[16384];
   int n = sp_outcome_to_json(&o, line, sizeof line);
   if (n < 0) {

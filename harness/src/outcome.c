@@ -44,9 +44,39 @@ sp_exit sp_exit_from_wait_status(int status) {
 }
 #endif
 
+void sp_labels_from_cell(sp_labels *l, const sp_cell *cell) {
+  sp_cell_format(cell, l->id, sizeof l->id);
+  sp_strlcpy(l->host, sp_host_name(cell->host), sizeof l->host);
+  sp_strlcpy(l->strategy, sp_strategy_name(cell->strategy), sizeof l->strategy);
+  sp_strlcpy(l->delivery, sp_delivery_name(cell->delivery), sizeof l->delivery);
+}
+
+int sp_labels_parse(sp_labels *l, const char *id, sp_error *err) {
+  char tmp[sizeof l->id];
+  char *part[4];
+  int n = 0;
+  if (strlen(id) >= sizeof tmp) return sp_fail(err, SP_EINVAL, "label '%.40s...' is too long", id);
+  sp_strlcpy(tmp, id, sizeof tmp);
+  for (char *p = tmp, *slash; n < 4; p = slash + 1) {
+    part[n++] = p;
+    if (!(slash = strchr(p, '/'))) break;
+    *slash = '\0';
+  }
+  if (n != 4 || strchr(part[3], '/') || !*part[0] || !*part[1] || !*part[2] || !*part[3])
+    return sp_fail(err, SP_EINVAL, "bad label '%.80s': expected platform/host/strategy/delivery", id);
+  sp_strlcpy(l->id, id, sizeof l->id);
+  sp_strlcpy(l->host, part[1], sizeof l->host);
+  sp_strlcpy(l->strategy, part[2], sizeof l->strategy);
+  sp_strlcpy(l->delivery, part[3], sizeof l->delivery);
+  return 0;
+}
+
 void sp_outcome_init(sp_outcome *o, const sp_cell *cell) {
   memset(o, 0, sizeof *o);
-  o->cell = *cell;
+  if (cell) {
+    o->cell = *cell;
+    sp_labels_from_cell(&o->label, cell);
+  }
   o->verdict = SP_VERDICT_ERROR;
 }
 
@@ -91,6 +121,8 @@ sp_verdict sp_outcome_derive_verdict(sp_outcome *o) {
   if (o->unsupported) return conclude(o, SP_VERDICT_UNSUPPORTED, NULL);
   if (o->harness_error) return conclude(o, SP_VERDICT_ERROR, NULL);
   if (o->exit.kind == SP_EXIT_TIMEOUT) return conclude(o, SP_VERDICT_HUNG, "the probe did not finish before the deadline");
+  if (o->result_seen && o->result.hung)
+    return conclude(o, SP_VERDICT_HUNG, o->result.reason[0] ? o->result.reason : "the kernel did not reply before the deadline");
   describe_exit(&o->exit, how, sizeof how);
   if (!o->ready_seen) {
     snprintf(why, sizeof why, "the probe %s before reporting ready", how);
@@ -98,8 +130,10 @@ sp_verdict sp_outcome_derive_verdict(sp_outcome *o) {
   }
   if (!o->delivered) return conclude(o, SP_VERDICT_ERROR, "the interrupt was not delivered");
   const char *sig = sp_signal_name(o->delivered_signal);
+  bool clean = (o->exit.kind == SP_EXIT_EXITED && o->exit.code == 0) ||
+               (o->attached && o->exit.kind == SP_EXIT_NONE && o->result_seen);
   if (o->n_fired > 0) {
-    if (o->exit.kind == SP_EXIT_EXITED && o->exit.code == 0 && o->done_seen) return conclude(o, SP_VERDICT_HANDLED, NULL);
+    if (clean && o->done_seen) return conclude(o, SP_VERDICT_HANDLED, NULL);
     snprintf(why, sizeof why, "a handler ran but the probe %s%s", how, o->done_seen ? "" : " without reporting done");
     return conclude(o, SP_VERDICT_ERROR, why);
   }
@@ -108,15 +142,21 @@ sp_verdict sp_outcome_derive_verdict(sp_outcome *o) {
     snprintf(why, sizeof why, "the probe crashed: %s", how);
     return conclude(o, SP_VERDICT_ERROR, why);
   }
-  if (o->exit.kind != SP_EXIT_EXITED || o->exit.code != 0 || !o->done_seen) {
+  if (!clean || !o->done_seen) {
     snprintf(why, sizeof why, "the probe %s%s", how, o->done_seen ? "" : " without reporting done");
     return conclude(o, SP_VERDICT_ERROR, why);
   }
   if (list_has(&o->done.ignored, sig)) return conclude(o, SP_VERDICT_IGNORED, NULL);
+  if (o->result_seen && strcmp(o->result.where, "after-return") == 0) {
+    snprintf(why, sizeof why, "%s raised only after the native call returned",
+             o->result.exception[0] ? o->result.exception : "the interrupt");
+    return conclude(o, SP_VERDICT_DEFERRED, why);
+  }
   if (list_has(&o->done.pending, sig)) {
     snprintf(why, sizeof why, "%s stayed pending: blocked and never consumed", sig);
     return conclude(o, SP_VERDICT_LOST, why);
   }
+  if (o->attached) return conclude(o, SP_VERDICT_LOST, "the host accepted the interrupt; nothing noticed it");
   snprintf(why, sizeof why, "no handler fired and %s was neither ignored nor pending", sig);
   return conclude(o, SP_VERDICT_NOT_DELIVERED, why);
 }
@@ -129,14 +169,13 @@ static void put_str_field(sp_jw *w, const char *key, const char *value) {
 }
 
 int sp_outcome_to_json(const sp_outcome *o, char *buf, size_t n) {
-  char id[128];
   sp_jw w;
   sp_jw_init(&w, buf, n);
   sp_jw_begin_obj(&w);
-  put_str_field(&w, "id", sp_cell_format(&o->cell, id, sizeof id));
-  put_str_field(&w, "host", sp_host_name(o->cell.host));
-  put_str_field(&w, "strategy", sp_strategy_name(o->cell.strategy));
-  put_str_field(&w, "delivery", sp_delivery_name(o->cell.delivery));
+  put_str_field(&w, "id", o->label.id);
+  put_str_field(&w, "host", o->label.host);
+  put_str_field(&w, "strategy", o->label.strategy);
+  put_str_field(&w, "delivery", o->label.delivery);
   put_str_field(&w, "verdict", sp_verdict_name(o->verdict));
   if (o->reason[0]) put_str_field(&w, "reason", o->reason);
 
@@ -200,6 +239,20 @@ int sp_outcome_to_json(const sp_outcome *o, char *buf, size_t n) {
     sp_jw_end_obj(&w);
   }
   if (o->done_seen) put_str_field(&w, "stopped_by", o->done.stopped_by);
+  if (o->result_seen) {
+    const sp_event *r = &o->result;
+    sp_jw_key(&w, "python");
+    sp_jw_begin_obj(&w);
+    if (r->where[0]) put_str_field(&w, "took_effect", r->where);
+    if (r->exception[0]) put_str_field(&w, "exception", r->exception);
+    if (r->status[0]) put_str_field(&w, "execute_reply_status", r->status);
+    if (r->ename[0]) put_str_field(&w, "ename", r->ename);
+    if (r->kernel_pid) {
+      sp_jw_key(&w, "kernel_pid");
+      sp_jw_int(&w, r->kernel_pid);
+    }
+    sp_jw_end_obj(&w);
+  }
   if (o->end_t_ns > o->spawn_t_ns && o->spawn_t_ns > 0) {
     sp_jw_key(&w, "wall_us");
     sp_jw_double(&w, (double)(o->end_t_ns - o->spawn_t_ns) / 1000.0, 1);

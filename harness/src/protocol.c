@@ -34,7 +34,7 @@ int sp_signal_parse(const char *name) {
   return SP_EINVAL;
 }
 
-static const char *const kind_names[] = {"ready", "fired", "done", "unsupported", "error"};
+static const char *const kind_names[] = {"ready", "fired", "done", "unsupported", "error", "result", "delivered"};
 static const char *const disp_names[] = {"unknown", "default", "ignored", "caught"};
 
 const char *sp_event_kind_name(sp_event_kind k) {
@@ -97,7 +97,18 @@ static int decode_member(const char *key, size_t len, const sp_jvalue *v, void *
   else if (key_is(key, len, "si_code")) rc = sp_json_string(v, ev->si_code, sizeof ev->si_code);
   else if (key_is(key, len, "stopped_by")) rc = sp_json_string(v, ev->stopped_by, sizeof ev->stopped_by);
   else if (key_is(key, len, "reason")) rc = sp_json_string(v, ev->reason, sizeof ev->reason);
-  else if (key_is(key, len, "strategies")) rc = sp_json_string_array(v, list_item, &ev->strategies);
+  else if (key_is(key, len, "where")) rc = sp_json_string(v, ev->where, sizeof ev->where);
+  else if (key_is(key, len, "exception")) rc = v->type == SP_J_NULL ? 0 : sp_json_string(v, ev->exception, sizeof ev->exception);
+  else if (key_is(key, len, "status")) rc = sp_json_string(v, ev->status, sizeof ev->status);
+  else if (key_is(key, len, "ename")) rc = v->type == SP_J_NULL ? 0 : sp_json_string(v, ev->ename, sizeof ev->ename);
+  else if (key_is(key, len, "kernel_pid")) rc = sp_json_int(v, &ev->kernel_pid);
+  else if (key_is(key, len, "exit_kind")) rc = sp_json_string(v, ev->exit_kind, sizeof ev->exit_kind);
+  else if (key_is(key, len, "exit_code")) rc = sp_json_int(v, &ev->exit_code);
+  else if (key_is(key, len, "exit_signal")) rc = sp_json_string(v, ev->exit_signal, sizeof ev->exit_signal);
+  else if (key_is(key, len, "sender_pid")) rc = sp_json_int(v, &ev->sender_pid_of_delivery);
+  else if (key_is(key, len, "hung")) {
+    if ((rc = sp_json_bool(v, &b)) == 0) ev->hung = b;
+  } else if (key_is(key, len, "strategies")) rc = sp_json_string_array(v, list_item, &ev->strategies);
   else if (key_is(key, len, "ignored")) rc = sp_json_string_array(v, list_item, &ev->ignored);
   else if (key_is(key, len, "pending")) rc = sp_json_string_array(v, list_item, &ev->pending);
   else if (key_is(key, len, "foreground")) {
@@ -149,6 +160,15 @@ int sp_event_decode(const char *line, size_t len, sp_event *ev, sp_error *err) {
     case SP_EV_ERROR:
       if (!ev->reason[0]) return sp_fail(err, SP_EINVAL, "\"%s\" without a reason", kind_names[ev->kind]);
       break;
+    case SP_EV_RESULT:
+      if (!ev->hung && strcmp(ev->where, "inside-call") != 0 && strcmp(ev->where, "after-return") != 0 &&
+          strcmp(ev->where, "nowhere") != 0)
+        return sp_fail(err, SP_EINVAL, "\"result\" needs where: inside-call, after-return or nowhere");
+      break;
+    case SP_EV_DELIVERED:
+      if (ev->t_ns <= 0 || sp_signal_parse(ev->sig) < 0)
+        return sp_fail(err, SP_EINVAL, "\"delivered\" needs t_ns and a signal name");
+      break;
   }
   return 0;
 }
@@ -199,6 +219,18 @@ int sp_event_encode(const sp_event *ev, char *buf, size_t n) {
     case SP_EV_UNSUPPORTED:
     case SP_EV_ERROR:
       sp_jw_key(&w, "reason"); sp_jw_str(&w, ev->reason);
+      break;
+    case SP_EV_RESULT:
+      sp_jw_key(&w, "where"); sp_jw_str(&w, ev->where);
+      if (ev->exception[0]) { sp_jw_key(&w, "exception"); sp_jw_str(&w, ev->exception); }
+      if (ev->status[0]) { sp_jw_key(&w, "status"); sp_jw_str(&w, ev->status); }
+      if (ev->ename[0]) { sp_jw_key(&w, "ename"); sp_jw_str(&w, ev->ename); }
+      if (ev->kernel_pid) { sp_jw_key(&w, "kernel_pid"); sp_jw_int(&w, ev->kernel_pid); }
+      if (ev->hung) { sp_jw_key(&w, "hung"); sp_jw_bool(&w, true); }
+      break;
+    case SP_EV_DELIVERED:
+      sp_jw_key(&w, "sig"); sp_jw_str(&w, ev->sig);
+      sp_jw_key(&w, "sender_pid"); sp_jw_int(&w, ev->sender_pid_of_delivery);
       break;
   }
   if (ev->t_ns) {

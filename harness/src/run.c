@@ -49,6 +49,14 @@ static int await_ready(sp_proc *p, const sp_run_options *opt, sp_outcome *o) {
   sp_error err;
   sp_event ev;
   int rc = sp_proc_next_event(p, &ev, after_ms(sp_clock_ns(), opt->ready_ms), &err);
+  while (rc == 0 && ev.kind == SP_EV_RESULT && o->attached) {
+    /* The parent's result before ready: the probe never got going. */
+    o->result_seen = true;
+    o->result = ev;
+    harness_error(o, "the probe never reported ready",
+                  ev.reason[0] ? ev.reason : (ev.ename[0] ? ev.ename : ev.status));
+    return 0;
+  }
   if (rc == 0 && ev.kind == SP_EV_READY) {
     o->ready_seen = true;
     o->ready = ev;
@@ -65,60 +73,80 @@ static int await_ready(sp_proc *p, const sp_run_options *opt, sp_outcome *o) {
   return 0;
 }
 
-/* After delivery: collects "fired" and "done" until the channel closes. */
+/* Stores an event that may come at any time after ready; returns 0, or 1
+ * when the event does not belong here (protocol error recorded). */
+static int take(sp_outcome *o, const sp_event *ev, const char *when) {
+  if (ev->kind == SP_EV_FIRED && !o->done_seen) {
+    sp_outcome_add_fired(o, ev);
+  } else if (ev->kind == SP_EV_DONE && !o->done_seen) {
+    o->done_seen = true;
+    o->done = *ev;
+  } else if (ev->kind == SP_EV_RESULT && !o->result_seen) {
+    o->result_seen = true;
+    o->result = *ev;
+  } else if (ev->kind == SP_EV_DELIVERED && o->attached && !o->delivered) {
+    o->delivered = true;
+    o->delivered_t_ns = ev->t_ns;
+    o->delivered_signal = sp_signal_parse(ev->sig);
+    o->runner_pid = ev->sender_pid_of_delivery;
+  } else {
+    protocol_error(o, ev, o->done_seen ? "after done" : when);
+    return 1;
+  }
+  return 0;
+}
+
+/* After delivery: collects "fired", "done" (and "result") until the channel
+ * closes, or, attached, until the parent's result. The window starts at
+ * delivery: if nothing fired by its end, the probe's loop is asked to stop. */
 static void collect(sp_proc *p, const sp_run_options *opt, sp_outcome *o) {
   sp_error err;
   sp_event ev;
-  int64_t window = after_ms(o->delivered_t_ns, opt->window_ms);
-  int64_t deadline = after_ms(o->delivered_t_ns, opt->deadline_ms);
   for (;;) {
-    int waiting_window = o->n_fired == 0 && !o->stop_requested && !o->done_seen;
+    if (o->attached && o->result_seen) break;
+    int64_t base = o->delivered ? o->delivered_t_ns : sp_clock_ns();
+    int64_t window = after_ms(base, opt->window_ms);
+    int64_t deadline = after_ms(o->attached && !o->delivered ? o->spawn_t_ns : base, opt->deadline_ms);
+    int waiting_window = o->delivered && o->n_fired == 0 && !o->stop_requested && !o->done_seen;
     int rc = sp_proc_next_event(p, &ev, waiting_window ? window : deadline, &err);
-    if (rc == SP_EOF) return;
+    if (rc == SP_EOF) break;
     if (rc == SP_ETIMEOUT) {
-      if (!waiting_window) return; /* the deadline: sp_proc_wait decides hung */
+      if (!waiting_window) {
+        /* The deadline: a spawned probe is judged by sp_proc_wait; an
+         * attached one whose parent never answered has hung. */
+        if (o->attached) o->exit.kind = SP_EXIT_TIMEOUT;
+        break;
+      }
       /* Nothing noticed the interrupt within the window: end the loop. */
       o->stop_requested = true;
-      if (sp_proc_request_stop(p, &err) != 0) return;
+      if (sp_proc_request_stop(p, &err) != 0 && !o->attached) break;
       continue;
     }
     if (rc == SP_EINVAL) {
       harness_error(o, "malformed report", err.msg);
-      return;
+      break;
     }
-    if (ev.kind == SP_EV_FIRED && !o->done_seen) sp_outcome_add_fired(o, &ev);
-    else if (ev.kind == SP_EV_DONE && !o->done_seen) {
-      o->done_seen = true;
-      o->done = ev;
-    } else {
-      protocol_error(o, &ev, o->done_seen ? "after done" : "after delivery");
-      return;
-    }
+    if (take(o, &ev, "after delivery")) break;
   }
+  /* Events may arrive before the parent says when it delivered. */
+  for (int i = 0; i < o->n_fired; i++) o->fired[i].latency_ns = o->fired[i].t_ns - o->delivered_t_ns;
 }
 
-int sp_run_cell(const sp_cell *cell, const sp_run_options *opt, sp_outcome *o) {
-  sp_error err;
-  char path[1024];
-  sp_proc *p = NULL;
-  sp_outcome_init(o, cell);
-  o->runner_pid = sp_self_pid();
-  o->spawn_t_ns = sp_clock_ns();
-
-  const char *why = sp_cell_unsupported_reason(cell);
-  if (why) {
-    o->unsupported = true;
-    sp_strlcpy(o->reason, why, sizeof o->reason);
-    goto verdict;
-  }
+static void probe_path(const sp_cell *cell, const sp_run_options *opt, char *path, size_t n) {
 #ifdef _WIN32
-  snprintf(path, sizeof path, "%s/sigprobe-probe-%s.exe", opt->probe_dir, sp_strategy_name(cell->strategy));
+  snprintf(path, n, "%s/sigprobe-probe-%s.exe", opt->probe_dir, sp_strategy_name(cell->strategy));
 #else
-  snprintf(path, sizeof path, "%s/sigprobe-probe-%s", opt->probe_dir, sp_strategy_name(cell->strategy));
+  snprintf(path, n, "%s/sigprobe-probe-%s", opt->probe_dir, sp_strategy_name(cell->strategy));
 #endif
-  if (sp_proc_start(&p, cell->host, path, &err) != 0) {
+}
+
+/* The run of a spawned probe: ready, delivery, collection, exit. */
+static void run_spawned(const sp_cell *cell, char *const argv[], const sp_run_options *opt, sp_outcome *o) {
+  sp_error err;
+  sp_proc *p = NULL;
+  if (sp_proc_spawn(&p, cell->host, argv, &err) != 0) {
     harness_error(o, "could not start the probe", err.msg);
-    goto verdict;
+    return;
   }
   if (await_ready(p, opt, o)) {
     int rc = sp_proc_deliver(p, cell->delivery, &o->delivered_t_ns, &err);
@@ -145,9 +173,71 @@ int sp_run_cell(const sp_cell *cell, const sp_run_options *opt, sp_outcome *o) {
     }
   }
   sp_proc_free(p);
+}
 
-verdict:
+static int start(sp_outcome *o, const sp_cell *cell) {
+  sp_outcome_init(o, cell);
+  o->runner_pid = sp_self_pid();
+  o->spawn_t_ns = sp_clock_ns();
+  const char *why = sp_cell_unsupported_reason(cell);
+  if (!why) return 1;
+  o->unsupported = true;
+  sp_strlcpy(o->reason, why, sizeof o->reason);
+  return 0;
+}
+
+static int finish(sp_outcome *o) {
   o->end_t_ns = sp_clock_ns();
   sp_outcome_derive_verdict(o);
   return 0;
+}
+
+int sp_run_cell(const sp_cell *cell, const sp_run_options *opt, sp_outcome *o) {
+  char path[1024];
+  if (start(o, cell)) {
+    probe_path(cell, opt, path, sizeof path);
+    char *const argv[] = {path, NULL};
+    run_spawned(cell, argv, opt, o);
+  }
+  return finish(o);
+}
+
+int sp_run_exec(const sp_cell *cell, const sp_labels *label, char *const argv[], const sp_run_options *opt,
+                sp_outcome *o) {
+  if (start(o, cell)) run_spawned(cell, argv, opt, o);
+  o->label = *label;
+  return finish(o);
+}
+
+/* Maps a child's end, as the kernel saw it, into the outcome's exit. */
+static void exit_from_result(sp_outcome *o) {
+  const sp_event *r = &o->result;
+  if (strcmp(r->exit_kind, "exited") == 0) o->exit = (sp_exit){SP_EXIT_EXITED, (int)r->exit_code, 0, false};
+  else if (strcmp(r->exit_kind, "signaled") == 0)
+    o->exit = (sp_exit){SP_EXIT_SIGNALED, 0, sp_signal_parse(r->exit_signal), false};
+}
+
+int sp_run_attached(const char *socket_path, const sp_labels *label, const sp_run_options *opt, sp_outcome *o) {
+  sp_error err;
+  sp_proc *p = NULL;
+  sp_outcome_init(o, NULL);
+  o->label = *label;
+  o->attached = true;
+  o->spawn_t_ns = sp_clock_ns();
+  if (sp_proc_attach(&p, socket_path, &err) != 0) {
+    harness_error(o, "could not listen for the probe", err.msg);
+    return finish(o);
+  }
+  /* The parent starts the probe once it sees this line. */
+  fputs("{\"ev\":\"listening\"}\n", stdout);
+  fflush(stdout);
+  if (await_ready(p, opt, o)) {
+    /* The parent delivers the interrupt now and answers "delivered". */
+    fputs("{\"ev\":\"deliver\"}\n", stdout);
+    fflush(stdout);
+    collect(p, opt, o);
+    if (o->result_seen) exit_from_result(o);
+  }
+  sp_proc_free(p);
+  return finish(o);
 }

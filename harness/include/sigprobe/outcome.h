@@ -55,10 +55,30 @@ typedef struct sp_fired {
 
 #define SP_FIRED_MAX 16
 
+/* The names a run is reported under. Native cells take them from their
+ * sp_cell; cells whose probe lives in Python or a kernel pass their own
+ * (sigprobe-run --label), since their hosts are not native hosts. */
+typedef struct sp_labels {
+  char id[128];
+  char host[SP_NAME_MAX];
+  char strategy[2 * SP_NAME_MAX];
+  char delivery[SP_NAME_MAX];
+} sp_labels;
+
+/* Fills labels from a native cell. */
+void sp_labels_from_cell(sp_labels *l, const sp_cell *cell);
+/* Fills labels from an id "platform/host/strategy/delivery" with any names.
+ * Returns SP_EINVAL (err says why) when the id does not have four parts. */
+int sp_labels_parse(sp_labels *l, const char *id, sp_error *err);
+
 /* What the harness knows about one run. The flags say which steps were
  * reached; sp_outcome_derive_verdict() reads only these fields. */
 typedef struct sp_outcome {
   sp_cell cell;
+  sp_labels label;
+  /* The probe was not started by the runner (a kernel's, reached through
+   * sigprobe-run --attach): its host keeps running after the run. */
+  bool attached;
   /* Set when the run could not even start, or the host cannot carry the
    * delivery: the verdict is then unsupported/error with this reason. */
   bool unsupported;
@@ -77,6 +97,8 @@ typedef struct sp_outcome {
   sp_fired fired[SP_FIRED_MAX];
   bool done_seen;
   sp_event done; /* valid when done_seen */
+  bool result_seen;
+  sp_event result; /* valid when result_seen: the Python side's account */
 
   sp_exit exit;
   int64_t spawn_t_ns, end_t_ns;
@@ -94,13 +116,21 @@ void sp_outcome_add_fired(sp_outcome *o, const sp_event *fired);
  *   unsupported                     -> unsupported
  *   harness error                   -> error
  *   ended by the deadline           -> hung
- *   a handler fired, probe exited 0 -> handled
+ *   the kernel never replied        -> hung
+ *   a handler fired, ended cleanly  -> handled
  *   killed by the delivered signal  -> killed
- *   exited 0 after "done", nothing fired:
+ *   ended cleanly after "done", nothing fired:
  *     delivered signal ignored      -> ignored
+ *     KeyboardInterrupt after the
+ *     native call returned          -> deferred
  *     delivered signal pending      -> lost
+ *     accepted by an attached host
+ *     and no effect anywhere        -> lost
  *     otherwise                     -> not-delivered
- *   anything else (crash, odd exit) -> error, with the reason. */
+ *   anything else (crash, odd exit) -> error, with the reason.
+ * "Ended cleanly" is exit code 0, or, for an attached probe whose host
+ * lives on, a result from the Python side. A KeyboardInterrupt raised from
+ * inside the native call is reported by the probe as a fired "check-signals". */
 sp_verdict sp_outcome_derive_verdict(sp_outcome *o);
 
 /* Writes the outcome as one JSON line (with trailing newline) into buf.

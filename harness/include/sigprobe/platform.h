@@ -21,6 +21,19 @@ typedef struct sp_proc sp_proc;
  * (the error names the failing call, including a failed exec). */
 int sp_proc_start(sp_proc **out, sp_host host, const char *path, sp_error *err);
 
+/* Same, with a whole command line (argv[0] is the program): for probes that
+ * live inside another program, such as a Python interpreter. */
+int sp_proc_spawn(sp_proc **out, sp_host host, char *const argv[], sp_error *err);
+
+/* Attaches to a probe the runner did not start (one inside a Jupyter kernel):
+ * listens on the Unix socket socket_path, which the probe connects to
+ * (SIGPROBE_REPORT=unix:<path>). The runner's parent takes part through
+ * stdin/stdout: events it writes to stdin ("delivered", "result", "error")
+ * come out of sp_proc_next_event like the probe's. There is no process to
+ * wait for or kill: sp_proc_wait returns at once with SP_EXIT_NONE.
+ * Returns SP_EUNSUPPORTED where Unix sockets do not exist. */
+int sp_proc_attach(sp_proc **out, const char *socket_path, sp_error *err);
+
 /* Reads the next report event, waiting until deadline_ns (sp_clock_ns time).
  * Returns 0 with *ev filled, SP_ETIMEOUT, SP_EOF when the channel closed,
  * or SP_EINVAL for a malformed line (err says what was wrong). */

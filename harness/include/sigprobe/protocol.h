@@ -15,6 +15,19 @@
  *   {"ev":"unsupported","reason":"signalfd is Linux-only"}
  *   {"ev":"error","reason":"sigaction: Invalid argument"}
  * t_ns is sp_clock_ns(); for "fired" it is taken inside the handler.
+ *
+ * Two more events come from the code around a probe rather than from the
+ * probe itself, when the probe lives inside a Python process or a kernel:
+ *   {"ev":"result","where":"after-return","exception":"KeyboardInterrupt",
+ *    "status":"error","ename":"KeyboardInterrupt","kernel_pid":12}
+ *      where the interrupt took effect: "inside-call" (inside the native
+ *      call), "after-return" (when the C call returned) or "nowhere"; for
+ *      kernels the execute_reply's status and ename; "hung":true when the
+ *      kernel never replied; "exit_kind"/"exit_code"/"exit_signal" for a
+ *      child probe whose end the kernel observed.
+ *   {"ev":"delivered","t_ns":...,"sig":"SIGINT","sender_pid":9}
+ *      sent to an attached runner (sigprobe-run --attach) on its stdin by
+ *      whoever delivered the interrupt (jupyter_client's interrupt_kernel).
  */
 #ifndef SIGPROBE_PROTOCOL_H
 #define SIGPROBE_PROTOCOL_H
@@ -31,7 +44,9 @@ typedef enum sp_event_kind {
   SP_EV_FIRED,
   SP_EV_DONE,
   SP_EV_UNSUPPORTED,
-  SP_EV_ERROR
+  SP_EV_ERROR,
+  SP_EV_RESULT,
+  SP_EV_DELIVERED
 } sp_event_kind;
 
 /* The SIGINT disposition a probe found on entry, before installing anything. */
@@ -67,8 +82,20 @@ typedef struct sp_event {
   char stopped_by[SP_NAME_MAX];
   sp_name_list ignored; /* signals whose disposition was SIG_IGN at the end */
   sp_name_list pending; /* signals pending (blocked, undelivered) at the end */
-  /* unsupported, error */
+  /* unsupported, error; result (why it hung) */
   char reason[SP_REASON_MAX];
+  /* result */
+  char where[SP_NAME_MAX];     /* "inside-call", "after-return", "nowhere" */
+  char exception[SP_NAME_MAX]; /* the Python exception that ended the call, "" if none */
+  char status[SP_NAME_MAX];    /* execute_reply status, "" outside kernels */
+  char ename[SP_NAME_MAX];
+  int64_t kernel_pid;
+  int hung;                    /* 1: the kernel did not reply before the deadline */
+  char exit_kind[SP_NAME_MAX]; /* a child probe's end as the kernel saw it: "exited"/"signaled" */
+  int64_t exit_code;
+  char exit_signal[SP_NAME_MAX];
+  /* delivered */
+  int64_t sender_pid_of_delivery;
 } sp_event;
 
 const char *sp_event_kind_name(sp_event_kind k);

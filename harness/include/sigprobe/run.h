@@ -26,4 +26,20 @@ void sp_run_options_default(sp_run_options *opt, const char *probe_dir);
  * carries every failure (verdict error/hung/unsupported with a reason). */
 int sp_run_cell(const sp_cell *cell, const sp_run_options *opt, sp_outcome *o);
 
+/* Runs a cell whose probe is a whole command line (argv[0] the program),
+ * e.g. a Python interpreter running the extension probe, under the native
+ * host and delivery of `cell`, and reports it under `label`. */
+int sp_run_exec(const sp_cell *cell, const sp_labels *label, char *const argv[], const sp_run_options *opt,
+                sp_outcome *o);
+
+/* Runs a cell whose probe someone else started (inside a Jupyter kernel):
+ * listens on socket_path and talks with the parent on stdin/stdout.
+ * Protocol, one JSON line each: the runner prints {"ev":"listening"}; the
+ * probe connects and reports ready; the runner prints {"ev":"deliver"}; the
+ * parent delivers, then writes {"ev":"delivered","t_ns":..,"sig":..,
+ * "sender_pid":..} and, when the call has ended, {"ev":"result",...} to the
+ * runner's stdin; the runner prints the outcome. A "result" before ready
+ * (the cell failed) ends the run as an error. */
+int sp_run_attached(const char *socket_path, const sp_labels *label, const sp_run_options *opt, sp_outcome *o);
+
 #endif

@@ -1,5 +1,7 @@
-/* Reading the report channel and draining the host's stdio (POSIX). */
+/* Reading the report channel (and, when attached, the parent's events on
+ * stdin) and draining the host's stdio (POSIX). */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -7,21 +9,23 @@
 
 #include "proc.h"
 
-/* Takes one complete line out of the buffer, if there is one. */
-static int take_line(sp_proc *p, sp_event *ev, sp_error *err, int *got) {
-  char *nl = memchr(p->buf, '\n', p->buf_len);
-  *got = 0;
+/* Takes one complete line out of buf, if there is one: returns 1 with *ev
+ * decoded, 0 when there is none yet, SP_EINVAL for a bad or endless line. */
+static int take_line(char *buf, size_t *len, size_t cap, sp_event *ev, sp_error *err) {
+  char *nl = memchr(buf, '\n', *len);
   if (!nl) {
-    if (p->buf_len >= SP_LINE_MAX) return sp_fail(err, SP_EINVAL, "report line longer than %d bytes", SP_LINE_MAX);
+    if (*len >= cap || *len >= SP_LINE_MAX) {
+      *len = 0;
+      return sp_fail(err, SP_EINVAL, "report line longer than %d bytes", SP_LINE_MAX);
+    }
     return 0;
   }
-  size_t len = (size_t)(nl - p->buf) + 1;
-  if (len > SP_LINE_MAX) return sp_fail(err, SP_EINVAL, "report line longer than %d bytes", SP_LINE_MAX);
-  int rc = sp_event_decode(p->buf, len, ev, err);
-  memmove(p->buf, p->buf + len, p->buf_len - len);
-  p->buf_len -= len;
-  *got = 1;
-  return rc;
+  size_t n = (size_t)(nl - buf) + 1;
+  int rc = n > SP_LINE_MAX ? sp_fail(err, SP_EINVAL, "report line longer than %d bytes", SP_LINE_MAX)
+                           : sp_event_decode(buf, n, ev, err);
+  memmove(buf, buf + n, *len - n);
+  *len -= n;
+  return rc ? rc : 1;
 }
 
 static void drain_host(sp_proc *p) {
@@ -39,35 +43,62 @@ static void drain_host(sp_proc *p) {
   }
 }
 
+/* Appends what is readable on fd to buf; sets *eof at end of stream. */
+static void fill(int fd, char *buf, size_t *len, size_t cap, bool *eof) {
+  ssize_t k = read(fd, buf + *len, cap - *len);
+  if (k > 0) *len += (size_t)k;
+  else if (k == 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)) *eof = true;
+}
+
 int sp_proc_next_event(sp_proc *p, sp_event *ev, int64_t deadline_ns, sp_error *err) {
   for (;;) {
-    int got, rc = take_line(p, ev, err, &got);
-    if (rc || got) return rc;
-    if (p->chan_eof) {
-      if (p->buf_len) {
-        p->buf_len = 0;
-        return sp_fail(err, SP_EINVAL, "report channel closed in the middle of a line");
-      }
-      return SP_EOF;
+    int rc = take_line(p->buf, &p->buf_len, sizeof p->buf, ev, err);
+    if (rc) return rc < 0 ? rc : 0;
+    if (p->attached) {
+      rc = take_line(p->pbuf, &p->pbuf_len, sizeof p->pbuf, ev, err);
+      if (rc) return rc < 0 ? rc : 0;
     }
-    struct pollfd pfd[2] = {{p->chan_fd, POLLIN, 0}, {p->host_fd, POLLIN, 0}};
+    if (p->chan_eof && p->buf_len) {
+      p->buf_len = 0;
+      return sp_fail(err, SP_EINVAL, "report channel closed in the middle of a line");
+    }
+    if (p->chan_eof && (!p->attached || p->parent_eof)) return SP_EOF;
+
+    struct pollfd pfd[3];
+    int n = 0, chan_i = -1, host_i = -1, parent_i = -1;
+    if (!p->chan_eof) {
+      chan_i = n;
+      pfd[n++] = (struct pollfd){p->chan_fd >= 0 ? p->chan_fd : p->listen_fd, POLLIN, 0};
+    }
+    if (p->host_fd >= 0) {
+      host_i = n;
+      pfd[n++] = (struct pollfd){p->host_fd, POLLIN, 0};
+    }
+    if (p->attached && !p->parent_eof) {
+      parent_i = n;
+      pfd[n++] = (struct pollfd){p->parent_fd, POLLIN, 0};
+    }
     int64_t left = deadline_ns - sp_clock_ns();
     if (left <= 0) return SP_ETIMEOUT;
-    int ms = (int)((left + 999999) / 1000000);
-    int n = poll(pfd, p->host_fd >= 0 ? 2 : 1, ms);
-    if (n < 0 && errno != EINTR) return sp_fail(err, SP_EFAIL, "poll: %s", strerror(errno));
-    if (n <= 0) continue;
-    if (p->host_fd >= 0 && pfd[1].revents) drain_host(p);
-    if (pfd[0].revents) {
-      ssize_t k = read(p->chan_fd, p->buf + p->buf_len, sizeof p->buf - p->buf_len);
-      if (k > 0) p->buf_len += (size_t)k;
-      else if (k == 0 || (errno != EINTR && errno != EAGAIN)) p->chan_eof = true;
+    int r = poll(pfd, (nfds_t)n, (int)((left + 999999) / 1000000));
+    if (r < 0 && errno != EINTR) return sp_fail(err, SP_EFAIL, "poll: %s", strerror(errno));
+    if (r <= 0) continue;
+    if (host_i >= 0 && pfd[host_i].revents) drain_host(p);
+    if (parent_i >= 0 && pfd[parent_i].revents) fill(p->parent_fd, p->pbuf, &p->pbuf_len, sizeof p->pbuf, &p->parent_eof);
+    if (chan_i >= 0 && pfd[chan_i].revents) {
+      if (p->chan_fd < 0) {
+        /* Attached: the probe connects once. */
+        p->chan_fd = accept(p->listen_fd, NULL, NULL);
+        if (p->chan_fd >= 0) fcntl(p->chan_fd, F_SETFL, O_NONBLOCK);
+      } else {
+        fill(p->chan_fd, p->buf, &p->buf_len, sizeof p->buf, &p->chan_eof);
+      }
     }
   }
 }
 
 int sp_proc_request_stop(sp_proc *p, sp_error *err) {
-  if (send(p->chan_fd, "stop\n", 5, MSG_NOSIGNAL) != 5)
+  if (p->chan_fd < 0 || send(p->chan_fd, "stop\n", 5, MSG_NOSIGNAL) != 5)
     return sp_fail(err, SP_EFAIL, "send(stop): %s", strerror(errno));
   return 0;
 }

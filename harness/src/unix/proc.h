@@ -18,6 +18,15 @@ struct sp_proc {
   char buf[2 * SP_LINE_MAX];
   size_t buf_len;
   bool chan_eof;
+  /* Attached (sigprobe-run --attach): no process; the probe connects to
+   * listen_fd, and the parent's events arrive on parent_fd (stdin). */
+  bool attached;
+  int listen_fd;
+  char socket_path[108];
+  int parent_fd;
+  char pbuf[SP_LINE_MAX];
+  size_t pbuf_len;
+  bool parent_eof;
 };
 
 #endif

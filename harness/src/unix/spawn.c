@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -27,7 +28,37 @@ extern char **environ;
 #define SP_CHILD_CHANNEL_FD 3
 
 int64_t sp_self_pid(void) { return (int64_t)getpid(); }
-int64_t sp_proc_pid(const sp_proc *p) { return (int64_t)p->pid; }
+int64_t sp_proc_pid(const sp_proc *p) { return p->attached ? -1 : (int64_t)p->pid; }
+
+int sp_proc_attach(sp_proc **out, const char *socket_path, sp_error *err) {
+  struct sockaddr_un addr;
+  *out = NULL;
+  if (strlen(socket_path) >= sizeof addr.sun_path)
+    return sp_fail(err, SP_EINVAL, "socket path too long (at most %zu bytes): %s", sizeof addr.sun_path - 1, socket_path);
+  sp_proc *p = calloc(1, sizeof *p);
+  if (!p) return sp_fail(err, SP_EFAIL, "calloc: out of memory");
+  p->attached = true;
+  p->pidfd = p->chan_fd = p->host_fd = p->listen_fd = -1;
+  p->parent_fd = 0;
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  sp_strlcpy(addr.sun_path, socket_path, sizeof addr.sun_path);
+  p->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (p->listen_fd < 0) {
+    int e = errno;
+    free(p);
+    return sp_fail(err, SP_EFAIL, "socket: %s", strerror(e));
+  }
+  if (bind(p->listen_fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(p->listen_fd, 4) != 0) {
+    int e = errno;
+    close(p->listen_fd);
+    free(p);
+    return sp_fail(err, SP_EFAIL, "bind/listen %s: %s", socket_path, strerror(e));
+  }
+  sp_strlcpy(p->socket_path, socket_path, sizeof p->socket_path);
+  *out = p;
+  return 0;
+}
 
 static int open_pty(int *master, char *slave, size_t n, sp_error *err) {
   int m = posix_openpt(O_RDWR | O_NOCTTY);
@@ -114,6 +145,12 @@ static void child_setup(sp_host host, const char *slave, int out_w, int chan, in
 }
 
 int sp_proc_start(sp_proc **out, sp_host host, const char *path, sp_error *err) {
+  char *const argv[] = {(char *)path, NULL};
+  return sp_proc_spawn(out, host, argv, err);
+}
+
+int sp_proc_spawn(sp_proc **out, sp_host host, char *const argv[], sp_error *err) {
+  const char *path = argv[0];
   int sv[2] = {-1, -1}, errp[2] = {-1, -1}, outp[2] = {-1, -1};
   int master = -1;
   char slave[128];
@@ -126,7 +163,7 @@ int sp_proc_start(sp_proc **out, sp_host host, const char *path, sp_error *err) 
   sp_proc *p = calloc(1, sizeof *p);
   if (!p) return sp_fail(err, SP_EFAIL, "calloc: out of memory");
   p->host = host;
-  p->pidfd = p->chan_fd = p->host_fd = -1;
+  p->pidfd = p->chan_fd = p->host_fd = p->listen_fd = p->parent_fd = -1;
 
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
     rc = sp_fail(err, SP_EFAIL, "socketpair: %s", strerror(errno));
@@ -146,7 +183,6 @@ int sp_proc_start(sp_proc **out, sp_host host, const char *path, sp_error *err) 
     rc = sp_fail(err, SP_EFAIL, "calloc: out of memory");
     goto fail;
   }
-  char *const argv[] = {(char *)path, NULL};
   pid_t pid = fork();
   if (pid < 0) {
     rc = sp_fail(err, SP_EFAIL, "fork: %s", strerror(errno));
@@ -235,6 +271,10 @@ static void reap(sp_proc *p, sp_exit *ex) {
 
 int sp_proc_wait(sp_proc *p, int64_t deadline_ns, sp_exit *ex, sp_error *err) {
   (void)err;
+  if (p->attached) {
+    *ex = (sp_exit){SP_EXIT_NONE, 0, 0, false};
+    return 0;
+  }
   while (!exited(p)) {
     int ms = remaining_ms(deadline_ns);
     if (ms == 0) return SP_ETIMEOUT;
@@ -251,13 +291,16 @@ int sp_proc_wait(sp_proc *p, int64_t deadline_ns, sp_exit *ex, sp_error *err) {
 }
 
 void sp_proc_kill_tree(sp_proc *p) {
-  if (!p || p->reaped) return;
+  if (!p || p->reaped || p->attached) return;
   if (kill(-p->pgid, SIGKILL) != 0) kill(p->pid, SIGKILL);
 }
 
 void sp_proc_free(sp_proc *p) {
   if (!p) return;
-  if (!p->reaped) {
+  if (p->attached) {
+    if (p->listen_fd >= 0) close(p->listen_fd);
+    if (p->socket_path[0]) unlink(p->socket_path);
+  } else if (!p->reaped) {
     sp_proc_kill_tree(p);
     reap(p, NULL);
   }
