@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import bootstrap, cells as cellmod, render, results
 from .errors import BadInput, SigprobeError
+from . import pyhosts
 from .native import run_native
 
 DEFAULT_REPEAT = 3
@@ -81,6 +82,12 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--window-scale", type=positive_float, default=1.0, metavar="K",
                      help="multiply every waiting window by K (default 1; 10 checks that verdicts do "
                           "not depend on the windows)")
+    run.add_argument("--python", metavar="PATH",
+                     help="interpreter for the Python and Jupyter cells, with its own ipykernel and "
+                          "jupyter_client (default: the project's .venv); the extension probe is built for it")
+    run.add_argument("--fresh-kernels", action="store_true",
+                     help="start a fresh kernel for every Jupyter run (slower; checks that reusing kernels "
+                          "changes no verdict)")
     run.add_argument("--build-dir", type=Path, default=bootstrap.DEFAULT_BUILD, help="C build directory (default: build/)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
 
@@ -114,9 +121,17 @@ def runner_version(runner: Path) -> dict:
         return {}
 
 
+def catalog(runner: Path) -> list:
+    """Every cell for this platform: the runner's native cells, then the
+    Python and Jupyter cells (POSIX platforms)."""
+    native = cellmod.native_cells(runner)
+    platform = native[0].platform if native else "unknown"
+    return native + (pyhosts.python_cells(platform) if platform in ("linux", "macos") else [])
+
+
 def cmd_list(args) -> int:
     runner = prepare(args.build_dir)
-    for c in cellmod.select(cellmod.native_cells(runner), args.only):
+    for c in cellmod.select(catalog(runner), args.only):
         print(c.id)
     return 0
 
@@ -134,17 +149,33 @@ class Progress:
               f"{render.cell_text(cell)}", file=sys.stderr, flush=True)
 
 
-def run_cells(selected, runner: Path, repeat: int, jobs: int, window_scale: float, progress: Progress):
-    """Runs every (cell, repeat) pair, `jobs` at a time. Returns the finished
-    cells (aggregated) and whether the run was interrupted."""
-    outcomes: dict[str, list[dict]] = {c.id: [] for c in selected}
-    finished: list[dict] = []
-    pending_runs = [(c, i) for i in range(repeat) for c in selected]
-    by_id = {c.id: c for c in selected}
-    interrupted: Interrupted | None = None
+class Collector:
+    """Gathers outcomes per cell; a cell is finished (aggregated, reported)
+    when all its runs are in."""
+
+    def __init__(self, selected, repeat: int, progress: Progress):
+        self.order = {c.id: i for i, c in enumerate(selected)}
+        self.outcomes: dict[str, list[dict]] = {c.id: [] for c in selected}
+        self.repeat, self.progress = repeat, progress
+        self.finished: list[dict] = []
+
+    def add(self, cell, outcome: dict) -> None:
+        runs = self.outcomes[cell.id]
+        runs.append(outcome)
+        if len(runs) == self.repeat:
+            agg = results.aggregate(cell.id, runs)
+            self.finished.append(agg)
+            self.progress.cell_finished(agg)
+
+    def cells(self) -> list[dict]:
+        return sorted(self.finished, key=lambda c: self.order[c["id"]])
+
+
+def run_native_cells(selected, runner: Path, repeat: int, jobs: int, window_scale: float, sink: Collector):
+    """Runs every (cell, repeat) pair, `jobs` at a time."""
+    queue = iter([(c, i) for i in range(repeat) for c in selected])
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         running = {}
-        queue = iter(pending_runs)
         try:
             for c, _ in queue:
                 running[pool.submit(run_native, runner, c, window_scale)] = c
@@ -153,44 +184,49 @@ def run_cells(selected, runner: Path, repeat: int, jobs: int, window_scale: floa
             while running:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
-                    c = running.pop(fut)
-                    outcomes[c.id].append(fut.result())
-                    if len(outcomes[c.id]) == repeat:
-                        cell = results.aggregate(c.id, outcomes[c.id])
-                        finished.append(cell)
-                        progress.cell_finished(cell)
+                    sink.add(running.pop(fut), fut.result())
                     nxt = next(queue, None)
                     if nxt is not None:
                         running[pool.submit(run_native, runner, nxt[0], window_scale)] = nxt[0]
-        except Interrupted as e:
-            interrupted = e
+        finally:
             for fut in running:
                 fut.cancel()
-    order = {c.id: i for i, c in enumerate(selected)}
-    finished.sort(key=lambda cell: order[cell["id"]])
-    del by_id
-    return finished, interrupted
 
 
 def cmd_run(args) -> int:
     runner = prepare(args.build_dir)
-    catalog = cellmod.native_cells(runner)
-    selected = cellmod.select(catalog, args.only)
+    selected = cellmod.select(catalog(runner), args.only)
     version = runner_version(runner)
     platform = version.get("platform", "unknown")
     out = args.out or bootstrap.ROOT / "results" / f"{platform}.json"
     if out.suffix != ".json":
         raise BadInput(f"--out {out}: the results document must end in .json")
+    native = [c for c in selected if c.kind == "native"]
+    python = [c for c in selected if c.kind != "native"]
+    interp = pyhosts.interpreter(args.python, args.build_dir) if python or args.python else None
 
-    progress = Progress(len(selected), args.quiet)
+    sink = Collector(selected, args.repeat, Progress(len(selected), args.quiet))
     t0 = time.monotonic()
     print(f"sigprobe: {len(selected)} cells × {args.repeat} runs, {args.jobs} at a time", file=sys.stderr)
-    cells, interrupted = run_cells(selected, runner, args.repeat, args.jobs, args.window_scale, progress)
+    interrupted: Interrupted | None = None
+    extra: dict = {}
+    try:
+        run_native_cells(native, runner, args.repeat, args.jobs, args.window_scale, sink)
+        if python:
+            runs = [(c, i) for i in range(args.repeat) for c in python]
+            extra = pyhosts.run_all(runner, interp, args.build_dir, runs, args.window_scale, args.jobs, sink.add,
+                                    fresh_kernels=args.fresh_kernels)
+        elif interp:
+            extra = dict(interp.facts)
+    except Interrupted as e:
+        interrupted = e
     wall = time.monotonic() - t0
 
+    cells = sink.cells()
     settings = {"repeat": args.repeat, "jobs": args.jobs, "window_scale": args.window_scale,
-                "only": args.only or [], "wall_s": round(wall, 3)}
-    doc = results.document(platform, results.machine_info(version), settings, cells, partial=bool(interrupted))
+                "only": args.only or [], "fresh_kernels": args.fresh_kernels, "wall_s": round(wall, 3)}
+    machine = results.machine_info(version, {k: v for k, v in extra.items() if k != "missing"})
+    doc = results.document(platform, machine, settings, cells, partial=bool(interrupted))
     results.write_atomically(out, results.dumps(doc))
     results.write_atomically(out.with_suffix(".md"), render.markdown(doc))
     print(render.text_matrix(cells))

@@ -1,0 +1,415 @@
+"""Runs the Jupyter cells against real kernels, under the interpreter being
+measured, with that interpreter's own jupyter_client and ipykernel.
+
+Standard library plus jupyter_client only: it is run as a script by the
+chosen interpreter (the project's venv, or e.g. Debian's /usr/bin/python3).
+Input: one JSON plan on stdin (see Plan below); stdin then stays open as a
+lifeline (EOF means the parent is gone: shut everything down). Output: JSON
+lines on stdout: first {"ev":"versions",...}, then one outcome per run.
+
+Each run: a `sigprobe-run --attach` runner listens on a Unix socket; a cell
+in the kernel calls the extension probe (or starts a native probe as a child
+process) with SIGPROBE_REPORT=unix:<socket>; when the probe reports ready,
+the runner asks for the interrupt, which this script sends the way a user's
+frontend does (KernelManager.interrupt_kernel), then tells the runner when
+and what, and finally how the cell ended (execute_reply status, ename, where
+the KeyboardInterrupt was raised). The runner derives the verdict.
+"""
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+WHERE_TAG = "SIGPROBE_WHERE="
+CHILD_TAG = "SIGPROBE_CHILD="
+
+
+def emit(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def versions():
+    out = {"python": sys.version.split()[0], "python_executable": sys.executable}
+    for mod in ("ipykernel", "jupyter_client", "zmq", "IPython"):
+        try:
+            m = __import__(mod)
+            out["pyzmq" if mod == "zmq" else mod.lower()] = getattr(m, "__version__", "?")
+        except Exception:
+            out["pyzmq" if mod == "zmq" else mod.lower()] = None
+    return out
+
+
+class Lines:
+    """Line reader on a raw fd with a timeout (no buffering surprises)."""
+
+    def __init__(self, fd):
+        self.fd, self.buf = fd, b""
+
+    def read(self, timeout):
+        end = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = end - time.monotonic()
+            if left <= 0:
+                return None
+            r, _, _ = select.select([self.fd], [], [], left)
+            if r:
+                chunk = os.read(self.fd, 65536)
+                if not chunk:
+                    return None if not self.buf else self._take_all()
+                self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode(errors="replace")
+
+    def _take_all(self):
+        line, self.buf = self.buf, b""
+        return line.decode(errors="replace")
+
+
+class Kernel:
+    def __init__(self, km, kc, mode):
+        self.km, self.kc, self.mode = km, kc, mode
+        self.prepared = False
+
+    @property
+    def pid(self):
+        prov = getattr(self.km, "provisioner", None)
+        proc = getattr(prov, "process", None) if prov is not None else None
+        if proc is None:
+            proc = getattr(self.km, "kernel", None)
+        return getattr(proc, "pid", None)
+
+    def shutdown(self):
+        try:
+            self.kc.stop_channels()
+        except Exception:
+            pass
+        try:
+            self.km.shutdown_kernel(now=True)
+        except Exception:
+            pid = self.pid
+            if pid:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
+
+class Pool:
+    """Kernels per interrupt mode: reused while a run leaves no state behind,
+    with one spare started ahead in the background so a fresh kernel is ready."""
+
+    def __init__(self, ksm, timeout_s, log_dir):
+        self.ksm, self.timeout_s, self.log_dir = ksm, timeout_s, log_dir
+        self.idle = {}
+        self.spares = {}
+        self.live = []
+        self.lock = threading.Lock()
+
+    def _start(self, mode):
+        from jupyter_client import KernelManager
+        km = KernelManager(kernel_name=f"sigprobe-{mode}", kernel_spec_manager=self.ksm)
+        log = open(os.path.join(self.log_dir, f"kernel-{mode}-{time.monotonic_ns()}.log"), "wb")
+        km.start_kernel(stdout=log, stderr=log)
+        log.close()
+        k = Kernel(km, None, mode)
+        with self.lock:
+            self.live.append(k)
+        kc = km.client()
+        kc.start_channels()
+        kc.wait_for_ready(timeout=self.timeout_s)
+        k.kc = kc
+        return k
+
+    def _spare(self, mode):
+        box = {}
+
+        def target():
+            try:
+                box["kernel"] = self._start(mode)
+            except Exception as e:  # reported when the spare is taken
+                box["error"] = e
+
+        t = threading.Thread(target=target, daemon=True)
+        t.start()
+        self.spares[mode] = (t, box)
+
+    def get(self, mode, fresh):
+        if not fresh and self.idle.get(mode):
+            return self.idle[mode].pop()
+        if mode not in self.spares:
+            self._spare(mode)
+        t, box = self.spares.pop(mode)
+        self._spare(mode)  # the next fresh kernel starts while this one works
+        t.join(self.timeout_s + 5)
+        if "error" in box:
+            raise RuntimeError(f"the kernel did not start: {box['error']}")
+        if "kernel" not in box:
+            raise RuntimeError(f"the kernel did not start within {self.timeout_s:.0f} s")
+        return box["kernel"]
+
+    def give_back(self, k):
+        self.idle.setdefault(k.mode, []).append(k)
+
+    def discard(self, k):
+        k.shutdown()
+        with self.lock:
+            if k in self.live:
+                self.live.remove(k)
+
+    def shutdown_all(self):
+        for t, _ in self.spares.values():
+            t.join(self.timeout_s + 5)
+        with self.lock:
+            kernels = list(self.live)
+            self.live.clear()
+        for k in kernels:
+            k.shutdown()
+
+
+def write_kernelspecs(root, python, env):
+    for mode in ("signal", "message"):
+        d = os.path.join(root, "kernels", f"sigprobe-{mode}")
+        os.makedirs(d)
+        spec = {"argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": f"sigprobe ({mode})", "language": "python",
+                "interrupt_mode": mode, "env": env}
+        with open(os.path.join(d, "kernel.json"), "w") as f:
+            json.dump(spec, f)
+
+
+def probe_cell(run, sock):
+    """The code of the cell that runs the probe, as a user would write it."""
+    s, nogil = run["pyext_strategy"], run["nogil"]
+    call = (f"sigprobe_pyext_import.run(loop_ms={run['loop_ms']}, nogil={nogil})" if s == "c-handler-import"
+            else f"sigprobe_pyext.run({s!r}, loop_ms={run['loop_ms']}, nogil={nogil})")
+    same_cell_import = "    import sigprobe_pyext_import\n" if run.get("same_cell") else ""
+    return (f"import os as __sp_os\n__sp_os.environ['SIGPROBE_REPORT'] = 'unix:{sock}'\n"
+            "__sp_returned, __sp_where = False, 'nowhere'\n"
+            "try:\n"
+            f"{same_cell_import}"
+            f"    __sp_r = {call}\n"
+            "    __sp_returned = True\n"
+            "    for __sp_i in range(10000):\n        pass\n"
+            "except KeyboardInterrupt:\n"
+            "    __sp_where = 'after-return' if __sp_returned else 'inside-call'\n"
+            "    raise\n"
+            "finally:\n"
+            f"    print({WHERE_TAG!r} + __sp_where, flush=True)\n")
+
+
+def child_cell(run, sock):
+    """A native probe started from a cell as a child process, as subprocess.run or !cmd would."""
+    return ("import os as __sp_os, subprocess as __sp_sub\n"
+            f"__sp_env = dict(__sp_os.environ, SIGPROBE_REPORT='unix:{sock}')\n"
+            f"__sp_p = __sp_sub.Popen([{run['probe']!r}], env=__sp_env, stdin=__sp_sub.DEVNULL)\n"
+            "__sp_ki = False\n"
+            "while True:\n"
+            "    try:\n        __sp_rc = __sp_p.wait()\n        break\n"
+            "    except KeyboardInterrupt:\n        __sp_ki = True\n"
+            f"print({CHILD_TAG!r} + '%d %d' % (__sp_rc, __sp_ki), flush=True)\n")
+
+
+def setup_cell(pyext_dir):
+    return f"import sys\nsys.path.insert(0, {pyext_dir!r})\nimport sigprobe_pyext\n"
+
+
+class Execution(threading.Thread):
+    """execute_interactive in a thread, so the runner can be served meanwhile."""
+
+    def __init__(self, kc, code, timeout_s):
+        super().__init__(daemon=True)
+        self.kc, self.code, self.timeout_s = kc, code, timeout_s
+        self.reply, self.error, self.stream = None, None, []
+
+    def hook(self, msg):
+        if msg.get("msg_type") == "stream":
+            self.stream.append(msg["content"].get("text", ""))
+
+    def run(self):
+        try:
+            self.reply = self.kc.execute_interactive(self.code, timeout=self.timeout_s, output_hook=self.hook,
+                                                     store_history=False, allow_stdin=False)
+        except Exception as e:  # TimeoutError: the kernel never replied
+            self.error = e
+
+    def tagged(self, tag):
+        for line in "".join(self.stream).splitlines():
+            if line.startswith(tag):
+                return line[len(tag):].strip()
+        return None
+
+
+def result_line(run, execution, kernel):
+    if execution.is_alive() or execution.error is not None:
+        return {"ev": "result", "hung": True,
+                "reason": f"the kernel did not reply within {execution.timeout_s:.0f} s",
+                "kernel_pid": kernel.pid or 0}
+    content = execution.reply["content"]
+    res = {"ev": "result", "status": content.get("status", "?"), "kernel_pid": kernel.pid or 0}
+    if content.get("ename"):
+        res["ename"] = content["ename"]
+    if run["kind"] == "child":
+        res["where"] = "nowhere"
+        child = execution.tagged(CHILD_TAG)
+        if child:
+            rc, ki = (int(x) for x in child.split())
+            if rc < 0:
+                res["exit_kind"], res["exit_signal"] = "signaled", signal.Signals(-rc).name
+            else:
+                res["exit_kind"], res["exit_code"] = "exited", rc
+            if ki:
+                res["exception"] = "KeyboardInterrupt"
+    else:
+        res["where"] = execution.tagged(WHERE_TAG) or "nowhere"
+        if res["where"] != "nowhere":
+            res["exception"] = content.get("ename") or "KeyboardInterrupt"
+    if content.get("status") == "error" and res.get("where") == "nowhere" and run["kind"] != "child":
+        res["reason"] = f"{content.get('ename')}: {content.get('evalue', '')}"[:200]
+    return res
+
+
+def send(runner, obj):
+    runner.stdin.write((json.dumps(obj) + "\n").encode())
+    runner.stdin.flush()
+
+
+def one_run(plan, pool, run, sock_dir, n):
+    fresh = plan.get("fresh_kernels") or run.get("fresh", False)
+    mode = run["mode"]
+    try:
+        kernel = pool.get(mode, fresh)
+    except Exception as e:
+        return {"ev": "error-outcome", "id": run["id"], "reason": str(e)}, None
+    try:
+        if not kernel.prepared:
+            ex = Execution(kernel.kc, setup_cell(plan["pyext_dir"]), plan["kernel_timeout_s"])
+            ex.run()
+            if ex.error or ex.reply["content"].get("status") != "ok":
+                why = ex.error or f"{ex.reply['content'].get('ename')}: {ex.reply['content'].get('evalue')}"
+                pool.discard(kernel)
+                return {"ev": "error-outcome", "id": run["id"], "reason": f"the kernel could not import the probe: {why}"}, None
+            kernel.prepared = True
+        if run.get("import_cell"):
+            ex = Execution(kernel.kc, "import sigprobe_pyext_import\n", plan["kernel_timeout_s"])
+            ex.run()
+        sock = os.path.join(sock_dir, f"r{n}.sock")
+        runner = subprocess.Popen([plan["runner"], "--label", run["id"], "--ready-ms", str(plan["ready_ms"]),
+                                   "--window-ms", str(plan["window_ms"]), "--deadline-ms", str(plan["deadline_ms"]),
+                                   "--attach", sock], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        lines = Lines(runner.stdout.fileno())
+        try:
+            first = lines.read(10)
+            if first is None or json.loads(first).get("ev") != "listening":
+                return {"ev": "error-outcome", "id": run["id"], "reason": f"the runner did not listen: {first!r}"}, kernel
+            code = child_cell(run, sock) if run["kind"] == "child" else probe_cell(run, sock)
+            ex = Execution(kernel.kc, code, plan["kernel_timeout_s"])
+            ex.start()
+            sent_result = False
+            while True:
+                line = lines.read(0.02)
+                if line is None:
+                    if runner.poll() is not None and not lines.buf:
+                        return {"ev": "error-outcome", "id": run["id"], "reason": "the runner exited early"}, kernel
+                    if not ex.is_alive() and not sent_result:
+                        # The cell ended before the probe got going: say so.
+                        send(runner, result_line(run, ex, kernel))
+                        sent_result = True
+                    continue
+                msg = json.loads(line)
+                if msg.get("ev") == "deliver":
+                    t = time.monotonic_ns()
+                    kernel.km.interrupt_kernel()
+                    send(runner, {"ev": "delivered", "t_ns": t, "sig": "SIGINT", "sender_pid": os.getpid()})
+                    ex.join(plan["kernel_timeout_s"])
+                    send(runner, result_line(run, ex, kernel))
+                    sent_result = True
+                    continue
+                if "verdict" in msg:
+                    if ex.is_alive() or ex.error is not None:
+                        pool.discard(kernel)  # hung: this kernel is not trusted again
+                        kernel = None
+                    return msg, kernel
+        finally:
+            try:
+                runner.stdin.close()
+            except OSError:
+                pass
+            try:
+                runner.wait(10)
+            except subprocess.TimeoutExpired:
+                runner.kill()
+                runner.wait()
+            if os.path.exists(os.path.join(sock_dir, f"r{n}.sock")):
+                os.unlink(os.path.join(sock_dir, f"r{n}.sock"))
+    except BaseException:
+        pool.discard(kernel)
+        raise
+
+
+def lifeline(pool, tmp):
+    """Stdin EOF: the parent is gone; leave nothing behind."""
+    try:
+        while sys.stdin.buffer.read(4096):
+            pass
+    except Exception:
+        pass
+    pool.shutdown_all()
+    shutil.rmtree(tmp, ignore_errors=True)
+    os._exit(3)
+
+
+def main():
+    plan = json.loads(sys.stdin.readline())
+    tmp = tempfile.mkdtemp(prefix="sigprobe-jupyter-")
+    # Nothing goes to the user's own Jupyter or IPython directories.
+    for var, sub in (("JUPYTER_RUNTIME_DIR", "runtime"), ("JUPYTER_DATA_DIR", "data"),
+                     ("JUPYTER_CONFIG_DIR", "config"), ("IPYTHONDIR", "ipython")):
+        os.environ[var] = os.path.join(tmp, sub)
+        os.makedirs(os.environ[var])
+    os.environ["JUPYTER_PATH"] = os.path.join(tmp, "data")
+    os.environ["JUPYTER_PLATFORM_DIRS"] = "1"
+    env = {k: os.environ[k] for k in ("JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR", "JUPYTER_CONFIG_DIR", "IPYTHONDIR")}
+    write_kernelspecs(tmp, sys.executable, env)
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+    except ImportError as e:
+        emit({"ev": "versions", **versions(), "missing": str(e)})
+        shutil.rmtree(tmp, ignore_errors=True)
+        return 0
+    emit({"ev": "versions", **versions()})
+    ksm = KernelSpecManager(kernel_dirs=[os.path.join(tmp, "kernels")])
+    pool = Pool(ksm, plan["kernel_timeout_s"], tmp)
+    threading.Thread(target=lifeline, args=(pool, tmp), daemon=True).start()
+
+    def stop(signo, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    sock_dir = tempfile.mkdtemp(prefix="spj", dir="/tmp")  # short: Unix socket paths are limited
+    try:
+        for n, run in enumerate(plan["runs"]):
+            out, kernel = one_run(plan, pool, run, sock_dir, n)
+            if kernel is not None:
+                if run.get("fresh") or plan.get("fresh_kernels"):
+                    pool.discard(kernel)
+                else:
+                    pool.give_back(kernel)
+            emit(out)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        pool.shutdown_all()
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(sock_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
