@@ -187,3 +187,12 @@ PyObject *sp_py_sigint_state_dict(PyObject *self, PyObject *unused) {
   return Py_BuildValue("{s:s,s:s,s:K,s:i,s:O}", "disposition", g_disp_names[st.disposition], "owner", st.owner,
                        "handler", st.handler, "flags", st.flags, "blocked", st.blocked ? Py_True : Py_False);
 }
+
+#ifndef SP_PY_EXECUTABLE
+#define SP_PY_EXECUTABLE ""
+#endif
+
+int sp_py_add_build_facts(PyObject *m) {
+  if (PyModule_AddStringConstant(m, "BUILT_FOR", SP_PY_EXECUTABLE) != 0) return -1;
+  return PyModule_AddStringConstant(m, "HEADERS_VERSION", PY_VERSION);
+}

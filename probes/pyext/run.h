@@ -15,6 +15,11 @@
  * when a run is already in progress. */
 PyObject *sp_py_run(const sp_py_strategy *s, int loop_ms, int nogil);
 
+/* Adds BUILT_FOR (the interpreter named at build time) and HEADERS_VERSION
+ * (PY_VERSION of the headers compiled against) to module m. Returns 0 or -1
+ * with an exception set. */
+int sp_py_add_build_facts(PyObject *m);
+
 /* sigint_state() -> dict: the OS-level SIGINT action and mask right now. */
 PyObject *sp_py_sigint_state_dict(PyObject *self, PyObject *unused);
 

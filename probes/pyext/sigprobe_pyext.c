@@ -49,6 +49,10 @@ PyMODINIT_FUNC PyInit_sigprobe_pyext(void);
 PyMODINIT_FUNC PyInit_sigprobe_pyext(void) {
   PyObject *m = PyModule_Create(&module);
   if (!m) return NULL;
+  if (sp_py_add_build_facts(m) != 0) {
+    Py_DECREF(m);
+    return NULL;
+  }
   size_t n = 0;
   while (sp_py_strategy_names[n]) n++;
   PyObject *names = PyTuple_New((Py_ssize_t)n);

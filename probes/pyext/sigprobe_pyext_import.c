@@ -47,6 +47,10 @@ PyMODINIT_FUNC PyInit_sigprobe_pyext_import(void);
 PyMODINIT_FUNC PyInit_sigprobe_pyext_import(void) {
   PyObject *m = PyModule_Create(&module);
   if (!m) return NULL;
+  if (sp_py_add_build_facts(m) != 0) {
+    Py_DECREF(m);
+    return NULL;
+  }
   /* What the handler replaced, as the module attribute REPLACED. */
   PyObject *replaced = sp_py_sigint_state_dict(m, NULL);
   if (!replaced || PyModule_AddObject(m, "REPLACED", replaced) != 0) {
