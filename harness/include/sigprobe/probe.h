@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include "sigprobe/common.h"
+#include "sigprobe/protocol.h"
 
 /* Opens the report channel named by SIGPROBE_REPORT and records the SIGINT
  * disposition found on entry, before the caller installs anything. On
@@ -61,5 +62,55 @@ int sp_probe_done(const char *stopped_by);
 
 /* The report channel descriptor (closed in children that must not hold it). */
 int sp_probe_channel_fd(void);
+
+/* ---- In-process runs ----
+ * For a probe that lives inside a long-lived process (the Python extension
+ * probe): many runs one after another, each one "ready" ... "done" sequence,
+ * and nothing here exits the process. Use these instead of sp_probe_init(),
+ * sp_probe_loop() and sp_probe_done(); the record functions above are shared.
+ * Runs must not overlap (the state is process-wide). */
+
+/* Starts a run: forgets every record made before (records made between runs
+ * belong to no run), makes the calling thread the "main" thread of the run,
+ * records the SIGINT disposition found now, and opens the report channel
+ * named by SIGPROBE_REPORT as it is now. An inherited descriptor number stays
+ * open across runs (a "stop" left unread on it is discarded here); a file path
+ * or unix: socket is opened here and closed by sp_probe_end() or
+ * sp_probe_abort(). Returns 0, or a negative code with err naming the failing
+ * call; nothing is reported then (there may be no channel). */
+int sp_probe_begin(sp_error *err);
+
+/* The SIGINT disposition sp_probe_begin() found. */
+sp_disposition sp_probe_entry_disposition(void);
+
+/* Like sp_probe_ready(), and appends extra_members (NULL, or JSON members
+ * without braces, e.g. "\"python_handler\":\"SIG_IGN\"") to the event.
+ * Returns 0, or SP_EINVAL when the line does not fit. */
+int sp_probe_ready_extra(const char *const *strategies, int n, const char *extra_members);
+
+/* Report "unsupported" / "error" with the reason, and return. */
+void sp_probe_report_unsupported(const char *reason);
+void sp_probe_report_error(const char *reason);
+
+/* How many records this run has so far (published or still being filled),
+ * and the handler name of record i in claim order (NULL while it is still
+ * being filled). Async-signal-safe. */
+int sp_probe_fired_count(void);
+const char *sp_probe_fired_handler(int i);
+
+/* One wait of the run's loop: polls the report channel, the wake pipe (fed by
+ * every record) and the watches for up to timeout_ms, and calls on_readable
+ * for the watches that are readable. Returns NULL (woken, timed out or
+ * interrupted: the caller checks its flags), "runner" when the runner wrote
+ * on the channel ("stop"), or "runner-gone" when it closed it. Touches no
+ * state but the probe's, so it may run with the Python GIL released. */
+const char *sp_probe_wait(const sp_watch *watches, int n, int timeout_ms);
+
+/* Ends the run: writes the pending "fired" events and "done", then closes a
+ * per-run channel (an inherited descriptor stays open for the next run). */
+void sp_probe_end(const char *stopped_by);
+
+/* Ends a run that reported "unsupported" or "error" instead of "done". */
+void sp_probe_abort(void);
 
 #endif

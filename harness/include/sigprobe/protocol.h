@@ -1,10 +1,23 @@
 /* sigprobe: the report protocol between a probe and the runner.
  *
  * The report channel is separate from the probe's stdio (which belongs to the
- * host). The probe finds it in the environment variable SIGPROBE_REPORT: a
- * decimal file descriptor inherited from the runner (a socket: the runner may
- * also write "stop\n" to it, asking the probe's loop to end), or a file path
- * the probe appends to.
+ * host). The probe finds it in the environment variable SIGPROBE_REPORT, in
+ * one of three forms:
+ *   "7"                 a decimal file descriptor inherited from the runner;
+ *                       when it is a socket the runner may also write "stop\n"
+ *                       to it, asking the probe's loop to end;
+ *   "unix:/run/x.sock"  a Unix stream socket the runner listens on: the probe
+ *                       connects to it (the Python extension probe once per
+ *                       run, so each accepted connection carries exactly one
+ *                       ready ... done sequence) and the runner may write
+ *                       "stop\n" exactly as with a descriptor;
+ *   anything else       a file path the probe appends to (no "stop").
+ * Readers ignore members they do not know. The Python extension probe adds to
+ * "ready": "python_handler" (what signal.getsignal(SIGINT) returned:
+ * "default_int_handler", "SIG_IGN", "SIG_DFL" or "other") and, when the SIGINT
+ * disposition is a function, "entry_handler" (whose it is: "sigprobe" for the
+ * extension's own C handler, "python" for CPython's, else the file name of
+ * the shared object holding it, or "unknown").
  *
  * Every event is one JSON object on one line (at most SP_LINE_MAX bytes):
  *   {"ev":"ready","pid":12,"pgid":12,"sid":12,"tty":"/dev/pts/3","foreground":true,
@@ -35,6 +48,7 @@
 #include "sigprobe/common.h"
 
 #define SP_LINE_MAX 4096
+#define SP_REPORT_UNIX_PREFIX "unix:"
 #define SP_NAME_MAX 32
 #define SP_REASON_MAX 256
 #define SP_LIST_MAX 8

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/syscall.h>
@@ -39,6 +40,7 @@ static slot g_slots[SP_SLOTS];
 static atomic_int g_next_slot;
 static int g_chan = -1;
 static bool g_chan_socket;
+static bool g_chan_owned; /* opened from a path (file or unix:), not inherited */
 static int g_wake[2] = {-1, -1};
 static int64_t g_main_tid;
 static sp_disposition g_entry_disposition = SP_DISP_UNKNOWN;
@@ -89,6 +91,50 @@ static void warm_up(void) {
   (void)thread_id();
 }
 
+/* Opens the report channel named by `where` (see protocol.h for the forms)
+ * into g_chan. Returns 0, or SP_EFAIL with err naming the failing call. */
+static int open_channel(const char *where, sp_error *err) {
+  char *end;
+  long fd = strtol(where, &end, 10);
+  g_chan_owned = true;
+  if (*end == '\0' && end != where && fd >= 0) {
+    g_chan = (int)fd;
+    g_chan_owned = false;
+    fcntl(g_chan, F_SETFD, FD_CLOEXEC);
+  } else if (strncmp(where, SP_REPORT_UNIX_PREFIX, strlen(SP_REPORT_UNIX_PREFIX)) == 0) {
+    const char *path = where + strlen(SP_REPORT_UNIX_PREFIX);
+    struct sockaddr_un addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof addr.sun_path) {
+      errno = ENAMETOOLONG;
+      return sp_fail(err, SP_EFAIL, "connect(%s): %s", path, strerror(errno));
+    }
+    sp_strlcpy(addr.sun_path, path, sizeof addr.sun_path);
+    g_chan = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (g_chan < 0) return sp_fail(err, SP_EFAIL, "socket(AF_UNIX): %s", strerror(errno));
+    if (connect(g_chan, (struct sockaddr *)&addr, sizeof addr) != 0) {
+      int saved = errno;
+      close(g_chan);
+      g_chan = -1;
+      errno = saved;
+      return sp_fail(err, SP_EFAIL, "connect(%s): %s", path, strerror(saved));
+    }
+  } else {
+    g_chan = open(where, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  }
+  struct stat st;
+  if (g_chan < 0 || fstat(g_chan, &st) != 0) {
+    int saved = errno;
+    if (g_chan >= 0 && g_chan_owned) close(g_chan);
+    g_chan = -1;
+    errno = saved;
+    return sp_fail(err, SP_EFAIL, "cannot open the report channel '%s': %s", where, strerror(saved));
+  }
+  g_chan_socket = S_ISSOCK(st.st_mode);
+  return 0;
+}
+
 void sp_probe_init(void) {
   /* Before anything is installed: what did the host leave us? */
   g_entry_disposition = disposition_of(SIGINT);
@@ -99,20 +145,11 @@ void sp_probe_init(void) {
     fprintf(stderr, "sigprobe probe: SIGPROBE_REPORT is not set (run probes through sigprobe-run)\n");
     exit(3);
   }
-  char *end;
-  long fd = strtol(where, &end, 10);
-  if (*end == '\0' && fd >= 0) {
-    g_chan = (int)fd;
-    fcntl(g_chan, F_SETFD, FD_CLOEXEC);
-  } else {
-    g_chan = open(where, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-  }
-  struct stat st;
-  if (g_chan < 0 || fstat(g_chan, &st) != 0) {
-    fprintf(stderr, "sigprobe probe: cannot open the report channel '%s': %s\n", where, strerror(errno));
+  sp_error err;
+  if (open_channel(where, &err) != 0) {
+    fprintf(stderr, "sigprobe probe: %s\n", err.msg);
     exit(3);
   }
-  g_chan_socket = S_ISSOCK(st.st_mode);
   if (pipe2(g_wake, O_CLOEXEC | O_NONBLOCK) != 0) sp_probe_fail("pipe2");
 }
 
@@ -280,7 +317,8 @@ const char *sp_probe_loop(const sp_watch *watches, int n, int linger_ms) {
   }
 }
 
-int sp_probe_done(const char *stopped_by) {
+/* Writes the pending "fired" events and then "done". */
+static void report_done(const char *stopped_by) {
   static const int watched[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP};
   sp_event ev;
   sigset_t pending;
@@ -296,7 +334,168 @@ int sp_probe_done(const char *stopped_by) {
   }
   ev.t_ns = sp_clock_ns();
   emit(&ev);
+}
+
+int sp_probe_done(const char *stopped_by) {
+  report_done(stopped_by);
   close(g_chan);
   g_chan = -1;
   return 0;
 }
+
+/* ---- In-process runs (see probe.h) ---- */
+
+static const char *g_chan_where; /* the SIGPROBE_REPORT value g_chan was opened from */
+static char g_chan_where_buf[512];
+
+int sp_probe_begin(sp_error *err) {
+  if (g_wake[0] < 0 && pipe2(g_wake, O_CLOEXEC | O_NONBLOCK) != 0)
+    return sp_fail(err, SP_EFAIL, "pipe2: %s", strerror(errno));
+
+  /* Forget the previous run. Raising the counter first makes a handler that
+   * runs meanwhile claim no slot (it drops its record) instead of racing the
+   * clearing; records from between runs belong to no run. */
+  atomic_store(&g_next_slot, SP_SLOTS);
+  for (int i = 0; i < SP_SLOTS; i++) {
+    atomic_store_explicit(&g_slots[i].published, 0, memory_order_relaxed);
+    g_slots[i].written = false;
+  }
+  char junk[64];
+  while (read(g_wake[0], junk, sizeof junk) > 0) {
+  }
+  g_main_tid = thread_id();
+  g_entry_disposition = disposition_of(SIGINT);
+
+  const char *where = getenv("SIGPROBE_REPORT");
+  if (!where || !*where) {
+    atomic_store(&g_next_slot, 0);
+    return sp_fail(err, SP_EINVAL, "SIGPROBE_REPORT is not set (a file path, a descriptor number or unix:/path)");
+  }
+  /* An inherited descriptor stays open across runs; a different value, or a
+   * path, is (re)opened now. */
+  if (g_chan >= 0 && !(g_chan_where && strcmp(g_chan_where, where) == 0 && !g_chan_owned)) {
+    if (g_chan_owned) close(g_chan);
+    g_chan = -1;
+  }
+  if (g_chan < 0) {
+    int rc = open_channel(where, err);
+    if (rc != 0) {
+      atomic_store(&g_next_slot, 0);
+      return rc;
+    }
+    sp_strlcpy(g_chan_where_buf, where, sizeof g_chan_where_buf);
+    g_chan_where = g_chan_where_buf;
+  } else if (g_chan_socket) {
+    /* A "stop" the runner sent after the previous run's "done" is stale. */
+    while (recv(g_chan, junk, sizeof junk, MSG_DONTWAIT) > 0) {
+    }
+  }
+  atomic_store(&g_next_slot, 0);
+  return 0;
+}
+
+sp_disposition sp_probe_entry_disposition(void) { return g_entry_disposition; }
+
+int sp_probe_ready_extra(const char *const *strategies, int n, const char *extra_members) {
+  sp_event ev;
+  char line[SP_LINE_MAX];
+  memset(&ev, 0, sizeof ev);
+  ev.kind = SP_EV_READY;
+  ev.pid = getpid();
+  ev.pgid = getpgrp();
+  ev.sid = getsid(0);
+  ev.foreground = -1;
+  int tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (tty >= 0) {
+    const char *name = NULL;
+    for (int i = 0; i < 3 && !name; i++)
+      if (isatty(i)) name = ttyname(i);
+    sp_strlcpy(ev.tty, name ? name : "/dev/tty", sizeof ev.tty);
+    ev.foreground = tcgetpgrp(tty) == getpgrp();
+    close(tty);
+  }
+  ev.disposition_on_entry = g_entry_disposition;
+  for (int i = 0; i < n; i++) add_name(&ev.strategies, strategies[i]);
+  ev.t_ns = sp_clock_ns();
+  int len = sp_event_encode(&ev, line, sizeof line);
+  if (len < 2) return SP_EINVAL;
+  if (extra_members && *extra_members) {
+    /* The encoded line ends in "}\n": splice ",<extra>}\n" in its place. */
+    size_t extra = strlen(extra_members);
+    if ((size_t)len + extra + 1 >= sizeof line) return SP_EINVAL;
+    len -= 2;
+    line[len++] = ',';
+    memcpy(line + len, extra_members, extra);
+    len += (int)extra;
+    line[len++] = '}';
+    line[len++] = '\n';
+  }
+  write_all(line, (size_t)len);
+  return 0;
+}
+
+static void report_reason(sp_event_kind kind, const char *reason) {
+  sp_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.kind = kind;
+  sp_strlcpy(ev.reason, reason, sizeof ev.reason);
+  if (g_chan >= 0) emit(&ev);
+}
+
+void sp_probe_report_unsupported(const char *reason) { report_reason(SP_EV_UNSUPPORTED, reason); }
+
+void sp_probe_report_error(const char *reason) { report_reason(SP_EV_ERROR, reason); }
+
+int sp_probe_fired_count(void) {
+  int n = atomic_load(&g_next_slot);
+  return n > SP_SLOTS ? SP_SLOTS : n;
+}
+
+const char *sp_probe_fired_handler(int i) {
+  if (i < 0 || i >= sp_probe_fired_count()) return NULL;
+  if (!atomic_load_explicit(&g_slots[i].published, memory_order_acquire)) return NULL;
+  return g_slots[i].handler;
+}
+
+const char *sp_probe_wait(const sp_watch *watches, int n, int timeout_ms) {
+  struct pollfd fds[2 + 8];
+  int nfds = 0, chan_i = -1;
+  if (g_chan >= 0 && g_chan_socket) {
+    chan_i = nfds;
+    fds[nfds++] = (struct pollfd){g_chan, POLLIN, 0};
+  }
+  int wake_i = nfds;
+  fds[nfds++] = (struct pollfd){g_wake[0], POLLIN, 0};
+  int first_watch = nfds;
+  for (int i = 0; i < n && i < 8; i++) fds[nfds++] = (struct pollfd){watches[i].fd, POLLIN, 0};
+  if (poll(fds, (nfds_t)nfds, timeout_ms) <= 0) return NULL; /* timeout, or EINTR: the caller checks */
+  if (fds[wake_i].revents) {
+    char junk[64];
+    while (read(g_wake[0], junk, sizeof junk) > 0) {
+    }
+  }
+  for (int i = first_watch; i < nfds; i++)
+    if (fds[i].revents) watches[i - first_watch].on_readable(fds[i].fd);
+  if (chan_i >= 0 && fds[chan_i].revents) {
+    char cmd[16];
+    ssize_t k = recv(g_chan, cmd, sizeof cmd, MSG_DONTWAIT);
+    if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) return "runner-gone";
+    if (k > 0) return "runner";
+  }
+  return NULL;
+}
+
+static void close_run_channel(void) {
+  if (g_chan >= 0 && g_chan_owned) {
+    close(g_chan);
+    g_chan = -1;
+    g_chan_where = NULL;
+  }
+}
+
+void sp_probe_end(const char *stopped_by) {
+  if (g_chan >= 0) report_done(stopped_by);
+  close_run_channel();
+}
+
+void sp_probe_abort(void) { close_run_channel(); }

@@ -1,0 +1,49 @@
+/* The strategies of the Python extension probe: how native code inside a
+ * Python process listens for an interrupt. This layer knows nothing of
+ * Python; run.c drives it. Every handler only stores into the probe's
+ * preallocated slots or writes to a pipe (async-signal-safe). */
+#ifndef SIGPROBE_PYEXT_STRATEGY_H
+#define SIGPROBE_PYEXT_STRATEGY_H
+
+#include <stdbool.h>
+
+#include "sigprobe/probe.h"
+
+#define SP_PY_MAX_WATCHES 2
+
+typedef struct sp_py_strategy {
+  const char *name;
+  /* The loop calls PyErr_CheckSignals() in every iteration. */
+  bool check_signals;
+  /* Installs the strategy for one run and names the descriptors the loop must
+   * poll. Returns 0; SP_EUNSUPPORTED with the reason in err; or SP_EFAIL with
+   * err naming the failing call, having undone whatever it changed. NULL
+   * when the strategy installs nothing per run. */
+  int (*install)(sp_watch *watches, int *n_watches, sp_error *err);
+  /* Restores every handler, mask, thread and descriptor install changed. */
+  void (*remove)(void);
+} sp_py_strategy;
+
+/* The strategy called name, or NULL. c-handler-import is not here: it lives
+ * in its own module (sigprobe_pyext_import) so that nothing else installs it. */
+const sp_py_strategy *sp_py_strategy_find(const char *name);
+
+/* Every strategy name, NULL-terminated, c-handler-import included. */
+extern const char *const sp_py_strategy_names[];
+
+/* Describes the OS-level SIGINT action now: *disposition, and for a function
+ * whose it is ("sigprobe" when it lives in own_object, "python" when it lives
+ * in the same object as python_symbol, else the object's file name, or
+ * "unknown"), written into owner (size n); "" for SIG_DFL and SIG_IGN. Also
+ * returns the raw handler address, sa_flags and whether SIGINT is blocked in
+ * the calling thread. */
+typedef struct sp_py_sigint_state {
+  sp_disposition disposition;
+  char owner[64];
+  unsigned long long handler;
+  int flags;
+  bool blocked;
+} sp_py_sigint_state;
+void sp_py_sigint_state_now(sp_py_sigint_state *st, const void *own_object, const void *python_symbol);
+
+#endif
