@@ -164,7 +164,17 @@ PyObject *sp_py_run(const sp_py_strategy *s, int loop_ms, int nogil) {
   if (s->remove) s->remove();
   g_running = 0;
 
-  if (raised) return NULL; /* the exception PyErr_CheckSignals() set propagates */
+  if (raised) {
+    /* The exception PyErr_CheckSignals() set propagates, marked as raised
+     * inside the native call: from Python it is otherwise indistinguishable
+     * from one the eval loop raises right after the call returns. */
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value && PyObject_SetAttrString(value, "sigprobe_inside_call", Py_True) != 0) PyErr_Clear();
+    PyErr_Restore(type, value, tb);
+    return NULL;
+  }
   PyObject *list = PyList_New(0);
   if (!list) return NULL;
   for (int i = 0; i < n_fired; i++) {

@@ -191,14 +191,13 @@ def probe_cell(run, sock):
             else f"sigprobe_pyext.run({s!r}, loop_ms={run['loop_ms']}, nogil={nogil})")
     same_cell_import = "    import sigprobe_pyext_import\n" if run.get("same_cell") else ""
     return (f"import os as __sp_os\n__sp_os.environ['SIGPROBE_REPORT'] = 'unix:{sock}'\n"
-            "__sp_returned, __sp_where = False, 'nowhere'\n"
+            "__sp_where = 'nowhere'\n"
             "try:\n"
             f"{same_cell_import}"
             f"    __sp_r = {call}\n"
-            "    __sp_returned = True\n"
             "    for __sp_i in range(10000):\n        pass\n"
-            "except KeyboardInterrupt:\n"
-            "    __sp_where = 'after-return' if __sp_returned else 'inside-call'\n"
+            "except KeyboardInterrupt as __sp_e:\n"
+            "    __sp_where = 'inside-call' if getattr(__sp_e, 'sigprobe_inside_call', False) else 'after-return'\n"
             "    raise\n"
             "finally:\n"
             f"    print({WHERE_TAG!r} + __sp_where, flush=True)\n")
@@ -356,9 +355,11 @@ def one_run(plan, pool, run, sock_dir, n):
 def lifeline(pool, tmp):
     """Stdin EOF: the parent is gone; leave nothing behind."""
     try:
-        while sys.stdin.buffer.read(4096):
+        # os.read, not sys.stdin: a daemon thread must not hold the buffered
+        # reader's lock when the interpreter shuts down.
+        while os.read(0, 4096):
             pass
-    except Exception:
+    except OSError:
         pass
     pool.shutdown_all()
     shutil.rmtree(tmp, ignore_errors=True)

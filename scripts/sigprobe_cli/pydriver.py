@@ -18,7 +18,6 @@ def main() -> int:
     # A private copy of the channel: the extension may close its own.
     channel = os.dup(int(os.environ["SIGPROBE_REPORT"]))
     sys.path.insert(0, pyext_dir)
-    returned = False
     where, exception = "nowhere", None
     try:
         if strategy == "c-handler-import":
@@ -30,15 +29,16 @@ def main() -> int:
 
             call = lambda: probe.run(strategy, loop_ms=loop_ms, nogil=nogil)  # noqa: E731
         outcome = call()
-        returned = True
         # Bytecodes after the call: a Python-level handler still pending from
-        # the interrupt (default_int_handler) raises here, not later.
+        # the interrupt (default_int_handler) raises here at the latest.
         for _ in range(10000):
             pass
         if isinstance(outcome, dict) and outcome.get("unsupported"):
             return 0
-    except KeyboardInterrupt:
-        where = "after-return" if returned else "inside-call"
+    except KeyboardInterrupt as e:
+        # The probe marks what it raised from inside its loop; anything else
+        # was raised by the eval loop once the call had returned.
+        where = "inside-call" if getattr(e, "sigprobe_inside_call", False) else "after-return"
         exception = "KeyboardInterrupt"
     line = {"ev": "result", "where": where}
     if exception:

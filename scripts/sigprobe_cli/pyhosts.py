@@ -92,7 +92,11 @@ def interpreter(python: str | None, build_dir: Path) -> Interpreter:
 
 
 def build_pyext(python: str, build_dir: Path) -> Path:
-    """Builds the extension probe for this very interpreter (its own build tree)."""
+    """Builds the extension probe for this very interpreter (its own build tree;
+    the main build already holds the one for the project's venv)."""
+    venv = bootstrap.venv_python()
+    if venv.exists() and os.path.samefile(python, venv) and (build_dir / "pyext").is_dir():
+        return build_dir / "pyext"
     tag = hashlib.sha256(os.path.realpath(python).encode() + python.encode()).hexdigest()[:10]
     tree = build_dir / f"pyext-{tag}"
     cache = tree / "CMakeCache.txt"
