@@ -185,12 +185,14 @@ def write_kernelspecs(root, python, env):
 
 
 def probe_cell(run, sock):
-    """The code of the cell that runs the probe, as a user would write it."""
+    """The code of the cell that runs the probe, as a user would write it: one
+    top-level statement, so that an interrupt cannot land between statements."""
     s, nogil = run["pyext_strategy"], run["nogil"]
     call = (f"sigprobe_pyext_import.run(loop_ms={run['loop_ms']}, nogil={nogil})" if s == "c-handler-import"
             else f"sigprobe_pyext.run({s!r}, loop_ms={run['loop_ms']}, nogil={nogil})")
     same_cell_import = "    import sigprobe_pyext_import\n" if run.get("same_cell") else ""
-    return (f"import os as __sp_os\n__sp_os.environ['SIGPROBE_REPORT'] = 'unix:{sock}'\n"
+    return ("import os\n"
+            f"os.environ['SIGPROBE_REPORT'] = 'unix:{sock}'\n"
             "__sp_where = 'nowhere'\n"
             "try:\n"
             f"{same_cell_import}"
@@ -204,15 +206,24 @@ def probe_cell(run, sock):
 
 
 def child_cell(run, sock):
-    """A native probe started from a cell as a child process, as subprocess.run or !cmd would."""
-    return ("import os as __sp_os, subprocess as __sp_sub\n"
-            f"__sp_env = dict(__sp_os.environ, SIGPROBE_REPORT='unix:{sock}')\n"
-            f"__sp_p = __sp_sub.Popen([{run['probe']!r}], env=__sp_env, stdin=__sp_sub.DEVNULL)\n"
-            "__sp_ki = False\n"
-            "while True:\n"
-            "    try:\n        __sp_rc = __sp_p.wait()\n        break\n"
-            "    except KeyboardInterrupt:\n        __sp_ki = True\n"
-            f"print({CHILD_TAG!r} + '%d %d' % (__sp_rc, __sp_ki), flush=True)\n")
+    """A native probe started from a cell as a child process, as subprocess.run
+    or !cmd would. IPython runs a cell's top-level statements one by one, and an
+    interrupt may land between any two; so it is all one function call, which
+    waits for the child whatever KeyboardInterrupt the kernel raises meanwhile."""
+    return ("def __sp_child():\n"
+            "    import os, subprocess\n"
+            f"    env = dict(os.environ, SIGPROBE_REPORT='unix:{sock}')\n"
+            "    proc, ki = None, False\n"
+            "    while True:\n"
+            "        try:\n"
+            "            if proc is None:\n"
+            f"                proc = subprocess.Popen([{run['probe']!r}], env=env, stdin=subprocess.DEVNULL)\n"
+            "            rc = proc.wait()\n"
+            "            break\n"
+            "        except KeyboardInterrupt:\n"
+            "            ki = True\n"
+            f"    print({CHILD_TAG!r} + '%d %d' % (rc, ki), flush=True)\n"
+            "__sp_child()\n")
 
 
 def setup_cell(pyext_dir):
@@ -275,8 +286,13 @@ def result_line(run, execution, kernel):
 
 
 def send(runner, obj):
-    runner.stdin.write((json.dumps(obj) + "\n").encode())
-    runner.stdin.flush()
+    """Tells the runner something; a runner that already ended (it had seen
+    enough to decide) is not an error: its outcome is on its stdout."""
+    try:
+        runner.stdin.write((json.dumps(obj) + "\n").encode())
+        runner.stdin.flush()
+    except (BrokenPipeError, ValueError):
+        pass
 
 
 def one_run(plan, pool, run, sock_dir, n):
