@@ -208,21 +208,29 @@ def probe_cell(run, sock):
 def child_cell(run, sock):
     """A native probe started from a cell as a child process, as subprocess.run
     or !cmd would. IPython runs a cell's top-level statements one by one, and an
-    interrupt may land between any two; so it is all one function call, which
-    waits for the child whatever KeyboardInterrupt the kernel raises meanwhile."""
+    interrupt may land between any two; so it is all one function call. The
+    child's end is read with waitid(WNOWAIT) before reaping it: a KeyboardInterrupt
+    landing just after Popen.wait()'s waitpid() loses the status (the retry then
+    gets ECHILD and subprocess reports exit code 0 — measured here)."""
     return ("def __sp_child():\n"
             "    import os, subprocess\n"
             f"    env = dict(os.environ, SIGPROBE_REPORT='unix:{sock}')\n"
-            "    proc, ki = None, False\n"
-            "    while True:\n"
+            "    proc, info, ki = None, None, False\n"
+            "    while info is None:\n"
             "        try:\n"
             "            if proc is None:\n"
             f"                proc = subprocess.Popen([{run['probe']!r}], env=env, stdin=subprocess.DEVNULL)\n"
-            "            rc = proc.wait()\n"
+            "            info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)\n"
+            "        except KeyboardInterrupt:\n"
+            "            ki = True\n"
+            "    how = 'exited' if info.si_code == os.CLD_EXITED else 'signaled'\n"
+            "    while True:\n"
+            "        try:\n"
+            "            proc.wait()\n"
             "            break\n"
             "        except KeyboardInterrupt:\n"
             "            ki = True\n"
-            f"    print({CHILD_TAG!r} + '%d %d' % (rc, ki), flush=True)\n"
+            f"    print({CHILD_TAG!r} + '%s %d %d' % (how, info.si_status, ki), flush=True)\n"
             "__sp_child()\n")
 
 
@@ -269,11 +277,12 @@ def result_line(run, execution, kernel):
         res["where"] = "nowhere"
         child = execution.tagged(CHILD_TAG)
         if child:
-            rc, ki = (int(x) for x in child.split())
-            if rc < 0:
-                res["exit_kind"], res["exit_signal"] = "signaled", signal.Signals(-rc).name
+            how, status, ki = child.split()
+            if how == "signaled":
+                res["exit_kind"], res["exit_signal"] = "signaled", signal.Signals(int(status)).name
             else:
-                res["exit_kind"], res["exit_code"] = "exited", rc
+                res["exit_kind"], res["exit_code"] = "exited", int(status)
+            ki = int(ki)
             if ki:
                 res["exception"] = "KeyboardInterrupt"
     else:
