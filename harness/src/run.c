@@ -149,5 +149,6 @@ int sp_run_cell(const sp_cell *cell, const sp_run_options *opt, sp_outcome *o) {
 verdict:
   o->end_t_ns = sp_clock_ns();
   sp_outcome_derive_verdict(o);
+  sp_outcome_annotate(o);
   return 0;
 }
