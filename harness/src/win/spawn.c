@@ -260,8 +260,12 @@ int sp_proc_wait(sp_proc *p, int64_t deadline_ns, sp_exit *ex, sp_error *err) {
   return 0;
 }
 
+/* The exit code of whatever the harness itself kills with the job: 128 + 9,
+ * as a shell shows SIGKILL, so it is not the terminate delivery's code. */
+#define SP_WIN_KILL_TREE_CODE 137u
+
 void sp_proc_kill_tree(sp_proc *p) {
-  if (p && p->job) TerminateJobObject(p->job, SP_WIN_TERMINATE_CODE);
+  if (p && p->job) TerminateJobObject(p->job, SP_WIN_KILL_TREE_CODE);
 }
 
 static void join(HANDLE *thread) {
