@@ -46,7 +46,7 @@ static inline const char *tap_probe_dir(void) {
   DWORD k = GetModuleFileNameA(NULL, dir, sizeof dir);
   char *slash = k ? strrchr(dir, '\\') : NULL;
   if (slash) *slash = '\0';
-  else strcpy(dir, ".");
+  else sp_strlcpy(dir, ".", sizeof dir);
   strncat(dir, "\\probes", sizeof dir - strlen(dir) - 1);
   return dir;
 }
