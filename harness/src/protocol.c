@@ -86,8 +86,16 @@ static int decode_member(const char *key, size_t len, const sp_jvalue *v, void *
   }
   if (key_is(key, len, "t_ns")) rc = sp_json_int(v, &ev->t_ns);
   else if (key_is(key, len, "pid")) rc = sp_json_int(v, &ev->pid);
-  else if (key_is(key, len, "pgid")) rc = sp_json_int(v, &ev->pgid);
-  else if (key_is(key, len, "sid")) rc = sp_json_int(v, &ev->sid);
+  else if (key_is(key, len, "pgid")) rc = v->type == SP_J_NULL ? 0 : sp_json_int(v, &ev->pgid);
+  else if (key_is(key, len, "sid")) rc = v->type == SP_J_NULL ? 0 : sp_json_int(v, &ev->sid);
+  else if (key_is(key, len, "console")) {
+    /* Kept as raw JSON (already validated by the walker) and passed through. */
+    if (v->type != SP_J_OBJECT || v->len >= sizeof ev->console) rc = SP_EINVAL;
+    else {
+      memcpy(ev->console, v->start, v->len);
+      ev->console[v->len] = '\0';
+    }
+  }
   else if (key_is(key, len, "tid")) rc = sp_json_int(v, &ev->tid);
   else if (key_is(key, len, "si_pid")) rc = sp_json_int(v, &ev->sender_pid);
   else if (key_is(key, len, "si_uid")) rc = sp_json_int(v, &ev->sender_uid);
@@ -129,7 +137,7 @@ static int decode_member(const char *key, size_t len, const sp_jvalue *v, void *
           rc = 0;
         }
   }
-  /* Other members (e.g. "console" on Windows, future facts) are ignored, so
+  /* Other members (future facts) are ignored, so
    * older runners can read newer probes. */
   return rc ? bad_member(c, key, len) : 0;
 }
@@ -137,6 +145,7 @@ static int decode_member(const char *key, size_t len, const sp_jvalue *v, void *
 int sp_event_decode(const char *line, size_t len, sp_event *ev, sp_error *err) {
   memset(ev, 0, sizeof *ev);
   ev->foreground = -1;
+  ev->pgid = ev->sid = -1;
   ev->sender_pid = ev->sender_uid = -1;
   ev->main_thread = -1;
   while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
@@ -191,14 +200,21 @@ int sp_event_encode(const sp_event *ev, char *buf, size_t n) {
   switch (ev->kind) {
     case SP_EV_READY:
       sp_jw_key(&w, "pid"); sp_jw_int(&w, ev->pid);
-      sp_jw_key(&w, "pgid"); sp_jw_int(&w, ev->pgid);
-      sp_jw_key(&w, "sid"); sp_jw_int(&w, ev->sid);
+      sp_jw_key(&w, "pgid");
+      if (ev->pgid < 0) sp_jw_null(&w); else sp_jw_int(&w, ev->pgid);
+      sp_jw_key(&w, "sid");
+      if (ev->sid < 0) sp_jw_null(&w); else sp_jw_int(&w, ev->sid);
       sp_jw_key(&w, "tty");
       if (ev->tty[0]) sp_jw_str(&w, ev->tty); else sp_jw_null(&w);
       sp_jw_key(&w, "foreground");
       if (ev->foreground < 0) sp_jw_null(&w); else sp_jw_bool(&w, ev->foreground);
       sp_jw_key(&w, "disposition_on_entry"); sp_jw_str(&w, sp_disposition_name(ev->disposition_on_entry));
       put_list(&w, "strategies", &ev->strategies);
+      if (ev->console[0]) {
+        sp_jw_key(&w, "console");
+        sp_jw_raw(&w, ev->console);
+        w.need_comma = 1;
+      }
       break;
     case SP_EV_FIRED:
       sp_jw_key(&w, "handler"); sp_jw_str(&w, ev->handler);

@@ -189,6 +189,7 @@ static int start(sp_outcome *o, const sp_cell *cell) {
 static int finish(sp_outcome *o) {
   o->end_t_ns = sp_clock_ns();
   sp_outcome_derive_verdict(o);
+  sp_outcome_annotate(o);
   return 0;
 }
 

@@ -10,6 +10,42 @@
 
 #include "sigprobe/common.h"
 
+#ifdef _WIN32
+typedef enum sp_host {
+  SP_HOST_CONSOLE,        /* its own new console (CREATE_NEW_CONSOLE) */
+  SP_HOST_NEW_GROUP,      /* a new process group on the parent's console (CREATE_NEW_PROCESS_GROUP) */
+  SP_HOST_NO_WINDOW,      /* a console without a window (CREATE_NO_WINDOW) */
+  SP_HOST_DETACHED,       /* no console at all (DETACHED_PROCESS) */
+  SP_HOST_JUPYTER_LAUNCH, /* jupyter_client's recipe: no flags, inherited handles, JPY_INTERRUPT_EVENT, JPY_PARENT_PID */
+  SP_HOST_COUNT
+} sp_host;
+
+typedef enum sp_strategy {
+  SP_STRATEGY_NONE,
+  SP_STRATEGY_SIGNAL,       /* CRT signal(SIGINT) and signal(SIGBREAK) */
+  SP_STRATEGY_CONSOLE_CTRL, /* SetConsoleCtrlHandler */
+  SP_STRATEGY_EVENT,        /* a thread waits on the handle in JPY_INTERRUPT_EVENT */
+  SP_STRATEGY_ALL,
+  SP_STRATEGY_COUNT
+} sp_strategy;
+
+typedef enum sp_delivery {
+  SP_DELIVERY_CTRL_C,     /* GenerateConsoleCtrlEvent(CTRL_C_EVENT, 0) from inside the probe's console */
+  SP_DELIVERY_CTRL_BREAK, /* GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, group) */
+  SP_DELIVERY_SET_EVENT,  /* SetEvent on the event in JPY_INTERRUPT_EVENT: what jupyter_client does */
+  SP_DELIVERY_CLOSE,      /* CTRL_CLOSE_EVENT: WM_CLOSE to the console window */
+  SP_DELIVERY_TERMINATE,  /* TerminateProcess: what most "kill" APIs really do */
+  SP_DELIVERY_COUNT
+} sp_delivery;
+
+/* The exit code the terminate delivery passes to TerminateProcess (what
+ * libuv's uv_kill and Node's process.kill pass); probes themselves only
+ * exit with 0 or 3. */
+#define SP_WIN_TERMINATE_CODE 1u
+/* What the default console control handler exits with (0xC000013A). */
+#define SP_WIN_STATUS_CONTROL_C_EXIT 0xC000013Au
+
+#else
 typedef enum sp_host {
   SP_HOST_TTY,        /* a new pty is the controlling terminal; probe in its foreground group */
   SP_HOST_NO_TTY,     /* pipes, its own session, no controlling terminal (how jupyter_client starts a kernel) */
@@ -35,6 +71,7 @@ typedef enum sp_delivery {
   SP_DELIVERY_SIGTERM,  /* kill(pid, SIGTERM) */
   SP_DELIVERY_COUNT
 } sp_delivery;
+#endif
 
 typedef struct sp_cell {
   sp_host host;
@@ -42,7 +79,11 @@ typedef struct sp_cell {
   sp_delivery delivery;
 } sp_cell;
 
-/* The platform this build runs cells for: "linux", "macos", "windows" or "unix". */
+/* The platform this build runs cells for: "linux", "macos", "windows" or "unix";
+ * a Windows build running under Wine says "windows-wine" (detected at run
+ * time), and its cell ids start with it. sp_cell_parse accepts both
+ * "windows" and "windows-wine" there: the same cells, the id printed says
+ * where they really ran. */
 const char *sp_platform_name(void);
 
 const char *sp_host_name(sp_host h);
@@ -62,8 +103,27 @@ int sp_cell_parse(const char *id, sp_cell *cell, sp_error *err);
 /* Writes "platform/host/strategy/delivery" into buf; returns buf. */
 char *sp_cell_format(const sp_cell *cell, char *buf, size_t n);
 
-/* The signal a delivery sends (SIGINT or SIGTERM). */
+/* The signal a delivery sends (SIGINT or SIGTERM). On Windows: the console
+ * control type (CTRL_C_EVENT, CTRL_BREAK_EVENT, CTRL_CLOSE_EVENT), or -1 for
+ * deliveries that are no console event. */
 int sp_delivery_signal(sp_delivery d);
+
+/* The name of what a delivery sends, as probes report it and outcomes list
+ * it: the signal name on POSIX ("SIGINT"); on Windows "CTRL_C_EVENT",
+ * "CTRL_BREAK_EVENT", "JPY_INTERRUPT_EVENT", "CTRL_CLOSE_EVENT" or
+ * "TerminateProcess". */
+const char *sp_delivery_what(sp_delivery d);
+
+/* True when the process runs under Wine (always false off Windows). */
+int sp_platform_is_wine(void);
+
+#ifdef _WIN32
+/* The exit code by which the delivery's default action ends a process that
+ * has no handler for it: STATUS_CONTROL_C_EXIT for console events,
+ * SP_WIN_TERMINATE_CODE for terminate. Returns 0 when the delivery has no
+ * default action that ends the process (set-event). */
+int sp_delivery_default_exit(sp_delivery d, uint32_t *code);
+#endif
 
 /* Returns NULL when the host can carry the delivery, else the reason it
  * cannot (e.g. a terminal character needs a terminal). */

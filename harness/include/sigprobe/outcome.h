@@ -34,13 +34,24 @@ typedef enum sp_exit_kind {
 
 typedef struct sp_exit {
   sp_exit_kind kind;
-  int code;   /* SP_EXIT_EXITED */
+  int code;   /* SP_EXIT_EXITED; on Windows the bits of the DWORD exit code (see sp_exit_win_code) */
   int signal; /* SP_EXIT_SIGNALED */
   bool core;  /* SP_EXIT_SIGNALED */
 } sp_exit;
 
+/* Windows: the exit code as the DWORD it is (0xC000013A, not negative). The
+ * outcome JSON prints it so, with "ntstatus" naming it when sp_ntstatus_name
+ * knows it: {"kind":"exited","code":3221225786,"ntstatus":"STATUS_CONTROL_C_EXIT"}. */
+#define sp_exit_win_code(ex) ((uint32_t)(ex)->code)
+
 /* Decodes a POSIX wait status exactly. */
 sp_exit sp_exit_from_wait_status(int status);
+
+/* Decodes a Windows exit code (GetExitCodeProcess) exactly, naming the
+ * NTSTATUS codes a crash or a console event ends a process with. */
+sp_exit sp_exit_from_win_code(uint32_t code);
+/* The NTSTATUS name of code, or NULL when it is none sigprobe knows. */
+const char *sp_ntstatus_name(uint32_t code);
 const char *sp_exit_kind_name(sp_exit_kind k);
 
 typedef struct sp_fired {
@@ -104,6 +115,10 @@ typedef struct sp_outcome {
   int64_t spawn_t_ns, end_t_ns;
 
   sp_verdict verdict;
+  /* A known platform deviation that shaped this outcome (e.g. a Wine
+   * behaviour that differs from Windows), said in a sentence; "" when none.
+   * A note never changes the verdict. Set by sp_outcome_annotate(). */
+  char note[SP_REASON_MAX];
 } sp_outcome;
 
 void sp_outcome_init(sp_outcome *o, const sp_cell *cell);
@@ -119,6 +134,8 @@ void sp_outcome_add_fired(sp_outcome *o, const sp_event *fired);
  *   the kernel never replied        -> hung
  *   a handler fired, ended cleanly  -> handled
  *   killed by the delivered signal  -> killed
+ *   Windows: ended, without "done", by the exit code of the delivery's
+ *   default action (STATUS_CONTROL_C_EXIT, the terminate code) -> killed
  *   ended cleanly after "done", nothing fired:
  *     delivered signal ignored      -> ignored
  *     KeyboardInterrupt after the
@@ -132,6 +149,10 @@ void sp_outcome_add_fired(sp_outcome *o, const sp_event *fired);
  * lives on, a result from the Python side. A KeyboardInterrupt raised from
  * inside the native call is reported by the probe as a fired "check-signals". */
 sp_verdict sp_outcome_derive_verdict(sp_outcome *o);
+
+/* Adds the note for a known platform deviation, from the outcome's facts and
+ * verdict (Wine: see sp_outcome.note). Does nothing off Windows. */
+void sp_outcome_annotate(sp_outcome *o);
 
 /* Writes the outcome as one JSON line (with trailing newline) into buf.
  * Returns the length or SP_EINVAL if buf is too small. */

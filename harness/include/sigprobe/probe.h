@@ -39,6 +39,14 @@ void sp_probe_record(const char *handler, int signo, int si_code, int64_t sender
 void sp_probe_record_at(const char *handler, int signo, int si_code, int64_t sender_pid, int64_t sender_uid,
                         int64_t t_ns, bool main_thread);
 
+#ifdef _WIN32
+/* Windows: records that `handler` saw `what` (both string literals), e.g. a
+ * console control type ("CTRL_C_EVENT") or "JPY_INTERRUPT_EVENT", which no
+ * signal number names. Safe on any thread, including one the system injects
+ * for a console control handler. */
+void sp_probe_record_named(const char *handler, const char *what);
+#endif
+
 /* True when called on the thread that called sp_probe_init(). Async-signal-safe. */
 bool sp_probe_on_main_thread(void);
 

@@ -41,6 +41,32 @@
  *   {"ev":"delivered","t_ns":...,"sig":"SIGINT","sender_pid":9}
  *      sent to an attached runner (sigprobe-run --attach) on its stdin by
  *      whoever delivered the interrupt (jupyter_client's interrupt_kernel).
+ *
+ * Windows. SIGPROBE_REPORT is the decimal value of an inherited handle to the
+ * write end of an anonymous pipe (or a file path). Anonymous pipes are one
+ * way, so the runner's "stop" travels separately: SIGPROBE_STOP is the
+ * decimal value of an inherited manual-reset event the runner sets to ask
+ * the loop to end. JPY_INTERRUPT_EVENT (an inherited auto-reset event, as
+ * jupyter_client makes it) is set for every host. The events differ:
+ *   {"ev":"ready","pid":12,"pgid":null,"sid":null,"tty":null,"foreground":null,
+ *    "disposition_on_entry":"default","strategies":["console-ctrl"],
+ *    "console":{"attached":true,"processes":2,"window":false,"ctrl_c_ignored":false,
+ *               "wine":true},"t_ns":...}
+ *     pgid and sid are null (Windows has no API for a process's group id);
+ *     disposition_on_entry is "ignored" when Ctrl+C is disabled on entry
+ *     (the inherited flag a new process group gets), else "default";
+ *     console.ctrl_c_ignored is that flag now, read from the PEB
+ *     (RTL_USER_PROCESS_PARAMETERS.ConsoleFlags bit 0, undocumented but what
+ *     SetConsoleCtrlHandler(NULL, ..) sets on Windows and Wine alike);
+ *     console.processes is GetConsoleProcessList's count (0 without console).
+ *   {"ev":"fired","handler":"console-ctrl","sig":"CTRL_C_EVENT","thread":"other","tid":..,"t_ns":..}
+ *     sig names what was seen: a console control type, "SIGINT"/"SIGBREAK"
+ *     for CRT signal() handlers, "JPY_INTERRUPT_EVENT" for the event thread.
+ *   {"ev":"done","stopped_by":..,"ignored":["CTRL_C_EVENT"],"pending":["JPY_INTERRUPT_EVENT"],..}
+ *     ignored lists CTRL_C_EVENT when Ctrl+C is disabled at the end; pending
+ *     lists JPY_INTERRUPT_EVENT when the event was set and nobody consumed it.
+ * The runner never reads the runner-gone case from the channel on Windows:
+ * the probe's tree is in a kill-on-close Job Object that dies with it.
  */
 #ifndef SIGPROBE_PROTOCOL_H
 #define SIGPROBE_PROTOCOL_H
@@ -85,6 +111,7 @@ typedef struct sp_event {
   int foreground; /* 1 in the tty's foreground group, 0 not, -1 unknown or no tty */
   sp_disposition disposition_on_entry;
   sp_name_list strategies;
+  char console[256]; /* Windows: the "console" object as raw JSON; "" when absent */
   /* fired */
   char handler[SP_NAME_MAX];
   char sig[SP_NAME_MAX];

@@ -1,0 +1,55 @@
+/* Internal to the Windows back-end: the sp_proc behind platform.h, and the
+ * one place GetLastError() codes become text. */
+#ifndef SIGPROBE_WIN_PROC_H
+#define SIGPROBE_WIN_PROC_H
+
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h>
+#include <stdbool.h>
+
+#include "sigprobe/platform.h"
+
+/* The helpers beside the probes (see harness/runner/win/). */
+#define SP_WIN_HOST_EXE "sigprobe-host.exe"
+#define SP_WIN_SEND_EXE "sigprobe-send.exe"
+
+/* A probe runs as the child of sigprobe-host.exe, the "parent" every host
+ * describes (a shell, a Jupyter server), which the runner starts on its own
+ * windowless console (CREATE_NO_WINDOW). So hosts that share their parent's
+ * console (new-group, jupyter-launch) share the launcher's, never the
+ * runner's, and console events sent there can never reach the runner. */
+struct sp_proc {
+  sp_host host;
+  HANDLE job;             /* kill-on-close: owns the launcher, the probe, the senders and all they start */
+  HANDLE launcher;        /* sigprobe-host.exe */
+  DWORD launcher_pid;
+  HANDLE probe;           /* opened when "ready" names the probe's pid (checked to be in the job); NULL before */
+  DWORD probe_pid;
+  HANDLE stop_event;      /* SIGPROBE_STOP: manual reset, set by sp_proc_request_stop */
+  HANDLE interrupt_event; /* JPY_INTERRUPT_EVENT: auto reset, set by the set-event delivery */
+  char helper_dir[MAX_PATH];
+  bool ended;             /* the probe's end was observed and the job killed */
+
+  /* The report channel: a reader thread appends to buf and sets data. */
+  HANDLE chan_r, chan_thread, data;
+  CRITICAL_SECTION lock;
+  char buf[2 * SP_LINE_MAX];
+  size_t buf_len;
+  bool chan_eof, chan_overflow;
+  /* The host's stdout/stderr pipe, drained (and discarded) by a thread. */
+  HANDLE host_r, host_thread;
+};
+
+/* "error 6 (The handle is invalid)": the text for a GetLastError() code. */
+const char *sp__win_strerror(unsigned long code, char *buf, size_t n);
+
+/* Called when "ready" names the probe's pid: opens the probe, after
+ * checking it is a process of our job, so a reused pid is never hit. */
+void sp__win_adopt_probe(sp_proc *p, DWORD pid);
+
+/* Where the runner's helper executables are (the probe's folder). */
+int sp__win_helper_path(const sp_proc *p, const char *exe, char *buf, size_t n);
+
+#endif

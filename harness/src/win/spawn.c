@@ -1,0 +1,300 @@
+/* Starting a probe under a host, waiting for it and owning its process tree
+ * with a kill-on-close Job Object (Windows). See proc.h for the launcher. */
+#include "proc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sigprobe/outcome.h"
+
+int64_t sp_self_pid(void) { return (int64_t)GetCurrentProcessId(); }
+int64_t sp_proc_pid(const sp_proc *p) { return (int64_t)p->probe_pid; }
+
+/* CreateProcess flags per host, in the order of sp_host; the launcher
+ * passes them to CreateProcess for the probe. jupyter-launch is what
+ * jupyter_client's launcher.py does: no creation flags at all. */
+static DWORD host_flags(sp_host h) {
+  switch (h) {
+    case SP_HOST_CONSOLE: return CREATE_NEW_CONSOLE;
+    case SP_HOST_NEW_GROUP: return CREATE_NEW_PROCESS_GROUP;
+    case SP_HOST_NO_WINDOW: return CREATE_NO_WINDOW;
+    case SP_HOST_DETACHED: return DETACHED_PROCESS;
+    default: return 0;
+  }
+}
+
+static int fail_last(sp_error *err, const char *call) {
+  char why[200];
+  return sp_fail(err, SP_EFAIL, "%s: %s", call, sp__win_strerror(GetLastError(), why, sizeof why));
+}
+
+int sp__win_helper_path(const sp_proc *p, const char *exe, char *buf, size_t n) {
+  int k = snprintf(buf, n, "%s\\%s", p->helper_dir, exe);
+  return k > 0 && (size_t)k < n ? 0 : SP_EINVAL;
+}
+
+/* The current environment with SIGPROBE_REPORT, SIGPROBE_STOP and
+ * JPY_INTERRUPT_EVENT replaced by ours, as a CreateProcess block. */
+static char *child_env(HANDLE chan_w, HANDLE stop, HANDLE interrupt) {
+  static const char *const ours[] = {"SIGPROBE_REPORT=", "SIGPROBE_STOP=", "JPY_INTERRUPT_EVENT=",
+                                     "IPY_INTERRUPT_EVENT=", "JPY_PARENT_PID="};
+  char add[3][64];
+  snprintf(add[0], sizeof add[0], "SIGPROBE_REPORT=%lu", (unsigned long)HandleToUlong(chan_w));
+  snprintf(add[1], sizeof add[1], "SIGPROBE_STOP=%lu", (unsigned long)HandleToUlong(stop));
+  snprintf(add[2], sizeof add[2], "JPY_INTERRUPT_EVENT=%lu", (unsigned long)HandleToUlong(interrupt));
+  char *env = GetEnvironmentStringsA();
+  if (!env) return NULL;
+  size_t total = 0;
+  for (const char *e = env; *e; e += strlen(e) + 1) total += strlen(e) + 1;
+  size_t cap = total + sizeof add + 2;
+  char *block = malloc(cap), *out = block;
+  if (block) {
+    for (const char *e = env; *e; e += strlen(e) + 1) {
+      bool skip = false;
+      for (size_t i = 0; i < SP_ARRAY_LEN(ours); i++)
+        if (_strnicmp(e, ours[i], strlen(ours[i])) == 0) skip = true;
+      if (skip) continue;
+      size_t l = strlen(e) + 1;
+      memcpy(out, e, l);
+      out += l;
+    }
+    for (int i = 0; i < 3; i++) {
+      size_t l = strlen(add[i]) + 1;
+      memcpy(out, add[i], l);
+      out += l;
+    }
+    *out = '\0';
+  }
+  FreeEnvironmentStringsA(env);
+  return block;
+}
+
+static DWORD WINAPI chan_reader(LPVOID arg) {
+  sp_proc *p = arg;
+  char tmp[1024];
+  for (;;) {
+    DWORD k = 0;
+    BOOL ok = ReadFile(p->chan_r, tmp, sizeof tmp, &k, NULL);
+    EnterCriticalSection(&p->lock);
+    if (!ok || k == 0) {
+      p->chan_eof = true; /* ERROR_BROKEN_PIPE: every writer closed its end */
+    } else if (p->buf_len + k > sizeof p->buf) {
+      p->chan_overflow = true;
+      p->chan_eof = true;
+    } else {
+      memcpy(p->buf + p->buf_len, tmp, k);
+      p->buf_len += k;
+    }
+    bool eof = p->chan_eof;
+    LeaveCriticalSection(&p->lock);
+    SetEvent(p->data);
+    if (eof) return 0;
+  }
+}
+
+static DWORD WINAPI host_drain(LPVOID arg) {
+  sp_proc *p = arg;
+  char junk[1024];
+  DWORD k;
+  while (ReadFile(p->host_r, junk, sizeof junk, &k, NULL) && k > 0) {
+  }
+  return 0;
+}
+
+/* A pipe whose write end the child inherits and whose read end it does not. */
+static int inheritable_pipe(HANDLE *r, HANDLE *w, sp_error *err) {
+  SECURITY_ATTRIBUTES sa = {sizeof sa, NULL, TRUE};
+  if (!CreatePipe(r, w, &sa, 0)) return fail_last(err, "CreatePipe");
+  if (!SetHandleInformation(*r, HANDLE_FLAG_INHERIT, 0)) return fail_last(err, "SetHandleInformation");
+  return 0;
+}
+
+static void close_handle(HANDLE *h) {
+  if (*h && *h != INVALID_HANDLE_VALUE) CloseHandle(*h);
+  *h = NULL;
+}
+
+int sp_proc_start(sp_proc **out, sp_host host, const char *path, sp_error *err) {
+  SECURITY_ATTRIBUTES sa = {sizeof sa, NULL, TRUE};
+  HANDLE chan_w = NULL, host_w = NULL, nul = NULL;
+  char *env = NULL, exe[MAX_PATH + 32], cmd[3 * MAX_PATH];
+  int rc;
+  *out = NULL;
+
+  /* A crash in a probe must end it with its NTSTATUS, never open a dialog;
+   * the error mode is inherited by every process the runner starts. */
+  SetErrorMode(GetErrorMode() | SEM_FAILCRITICALERRORS | SEM_NOGPFAULTERRORBOX);
+  if (GetFileAttributesA(path) == INVALID_FILE_ATTRIBUTES) return fail_last(err, path);
+
+  sp_proc *p = calloc(1, sizeof *p);
+  if (!p) return sp_fail(err, SP_EFAIL, "calloc: out of memory");
+  p->host = host;
+  InitializeCriticalSection(&p->lock);
+  sp_strlcpy(p->helper_dir, path, sizeof p->helper_dir);
+  char *slash = strrchr(p->helper_dir, '\\'), *fslash = strrchr(p->helper_dir, '/');
+  if (fslash > slash) slash = fslash;
+  if (slash) *slash = '\0';
+  else sp_strlcpy(p->helper_dir, ".", sizeof p->helper_dir);
+
+  p->job = CreateJobObjectA(NULL, NULL);
+  if (!p->job) {
+    rc = fail_last(err, "CreateJobObject");
+    goto fail;
+  }
+  JOBOBJECT_EXTENDED_LIMIT_INFORMATION lim;
+  memset(&lim, 0, sizeof lim);
+  lim.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE | JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION;
+  if (!SetInformationJobObject(p->job, JobObjectExtendedLimitInformation, &lim, sizeof lim)) {
+    rc = fail_last(err, "SetInformationJobObject");
+    goto fail;
+  }
+  if ((rc = inheritable_pipe(&p->chan_r, &chan_w, err)) != 0) goto fail;
+  if ((rc = inheritable_pipe(&p->host_r, &host_w, err)) != 0) goto fail;
+  nul = CreateFileA("NUL", GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, &sa, OPEN_EXISTING, 0, NULL);
+  p->stop_event = CreateEventA(&sa, TRUE, FALSE, NULL);
+  /* jupyter_client's create_interrupt_event(): inheritable, auto-reset,
+   * initially unset, unnamed. */
+  p->interrupt_event = CreateEventA(&sa, FALSE, FALSE, NULL);
+  p->data = CreateEventA(NULL, FALSE, FALSE, NULL);
+  if (nul == INVALID_HANDLE_VALUE || !p->stop_event || !p->interrupt_event || !p->data) {
+    rc = fail_last(err, nul == INVALID_HANDLE_VALUE ? "CreateFile(NUL)" : "CreateEvent");
+    goto fail;
+  }
+  if (!(env = child_env(chan_w, p->stop_event, p->interrupt_event))) {
+    rc = fail_last(err, "GetEnvironmentStrings");
+    goto fail;
+  }
+  if (sp__win_helper_path(p, SP_WIN_HOST_EXE, exe, sizeof exe) != 0) {
+    rc = sp_fail(err, SP_EFAIL, "probe path too long: %s", path);
+    goto fail;
+  }
+  snprintf(cmd, sizeof cmd, "\"%s\" %lx %d \"%s\"", exe, (unsigned long)host_flags(host),
+           host == SP_HOST_JUPYTER_LAUNCH, path);
+
+  STARTUPINFOA si;
+  PROCESS_INFORMATION pi;
+  memset(&si, 0, sizeof si);
+  si.cb = sizeof si;
+  si.dwFlags = STARTF_USESTDHANDLES;
+  si.hStdInput = nul;
+  si.hStdOutput = si.hStdError = host_w;
+  /* The launcher gets its own windowless console; it starts suspended so
+   * that it is in the job before it can start anything. */
+  if (!CreateProcessA(exe, cmd, NULL, NULL, TRUE, CREATE_NO_WINDOW | CREATE_SUSPENDED, env, NULL, &si, &pi)) {
+    rc = fail_last(err, "CreateProcess(" SP_WIN_HOST_EXE ")");
+    goto fail;
+  }
+  p->launcher = pi.hProcess;
+  p->launcher_pid = pi.dwProcessId;
+  if (!AssignProcessToJobObject(p->job, pi.hProcess)) {
+    rc = fail_last(err, "AssignProcessToJobObject");
+    TerminateProcess(pi.hProcess, 1);
+    CloseHandle(pi.hThread);
+    goto fail;
+  }
+  ResumeThread(pi.hThread);
+  CloseHandle(pi.hThread);
+  free(env);
+  env = NULL;
+  /* Only the launcher and the probe hold the write ends now: the channel
+   * reads EOF when they are gone. */
+  close_handle(&chan_w);
+  close_handle(&host_w);
+  close_handle(&nul);
+  p->chan_thread = CreateThread(NULL, 0, chan_reader, p, 0, NULL);
+  p->host_thread = CreateThread(NULL, 0, host_drain, p, 0, NULL);
+  if (!p->chan_thread || !p->host_thread) {
+    rc = fail_last(err, "CreateThread");
+    sp_proc_free(p);
+    return rc;
+  }
+  *out = p;
+  return 0;
+
+fail:
+  free(env);
+  close_handle(&chan_w);
+  close_handle(&host_w);
+  close_handle(&nul);
+  sp_proc_free(p);
+  return rc;
+}
+
+/* Called when "ready" names the probe: opens it, and checks that the pid
+ * is a process of our job (so a reused pid can never be hit). */
+void sp__win_adopt_probe(sp_proc *p, DWORD pid) {
+  if (p->probe || pid == 0) return;
+  HANDLE h = OpenProcess(SYNCHRONIZE | PROCESS_TERMINATE | PROCESS_QUERY_INFORMATION, FALSE, pid);
+  BOOL in_job = FALSE;
+  if (!h) return;
+  /* PROCESS_QUERY_INFORMATION, not the limited right: Wine's
+   * IsProcessInJob needs it (error 5 otherwise). */
+  if (!IsProcessInJob(h, p->job, &in_job) || !in_job) {
+    CloseHandle(h);
+    return;
+  }
+  p->probe = h;
+  p->probe_pid = pid;
+}
+
+static DWORD remaining_ms(int64_t deadline_ns) {
+  int64_t left = deadline_ns - sp_clock_ns();
+  if (left <= 0) return 0;
+  int64_t ms = (left + 999999) / 1000000;
+  return ms > 1000000 ? 1000000 : (DWORD)ms;
+}
+
+int sp_proc_wait(sp_proc *p, int64_t deadline_ns, sp_exit *ex, sp_error *err) {
+  /* The probe's own handle when "ready" gave it (its exit code is then
+   * exact); before that the launcher's, which relays the probe's code. */
+  HANDLE h = p->probe ? p->probe : p->launcher;
+  DWORD r = WaitForSingleObject(h, remaining_ms(deadline_ns));
+  if (r == WAIT_TIMEOUT) return SP_ETIMEOUT;
+  if (r != WAIT_OBJECT_0) return fail_last(err, "WaitForSingleObject");
+  DWORD code = 0;
+  if (!GetExitCodeProcess(h, &code)) return fail_last(err, "GetExitCodeProcess");
+  if (ex) *ex = sp_exit_from_win_code((uint32_t)code);
+  sp_proc_kill_tree(p);
+  p->ended = true;
+  return 0;
+}
+
+/* The exit code of whatever the harness itself kills with the job: 128 + 9,
+ * as a shell shows SIGKILL, so it is not the terminate delivery's code. */
+#define SP_WIN_KILL_TREE_CODE 137u
+
+void sp_proc_kill_tree(sp_proc *p) {
+  if (p && p->job) TerminateJobObject(p->job, SP_WIN_KILL_TREE_CODE);
+}
+
+static void join(HANDLE *thread) {
+  if (!*thread) return;
+  if (WaitForSingleObject(*thread, 2000) != WAIT_OBJECT_0) {
+    /* A writer outlived the job (it cannot: the job owns them all); do not
+     * hang on it. */
+    CancelSynchronousIo(*thread);
+    WaitForSingleObject(*thread, 2000);
+  }
+  close_handle(thread);
+}
+
+void sp_proc_free(sp_proc *p) {
+  if (!p) return;
+  sp_proc_kill_tree(p);
+  /* Every process of the job holds no pipe end any more: the readers end. */
+  if (p->launcher) WaitForSingleObject(p->launcher, 2000);
+  if (p->probe) WaitForSingleObject(p->probe, 2000);
+  join(&p->chan_thread);
+  join(&p->host_thread);
+  close_handle(&p->chan_r);
+  close_handle(&p->host_r);
+  close_handle(&p->probe);
+  close_handle(&p->launcher);
+  close_handle(&p->stop_event);
+  close_handle(&p->interrupt_event);
+  close_handle(&p->data);
+  close_handle(&p->job); /* kill-on-close: nothing of the tree survives this */
+  DeleteCriticalSection(&p->lock);
+  free(p);
+}
