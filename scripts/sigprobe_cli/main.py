@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import bootstrap, cells as cellmod, render, results
 from .errors import BadInput, SigprobeError
-from . import pyhosts
+from . import pyhosts, wine
 from .native import run_native
 
 DEFAULT_REPEAT = 3
@@ -65,11 +65,16 @@ def build_parser() -> ArgumentParser:
 
     ls = sub.add_parser("list", help="print every cell id for this platform, one a line")
     ls.add_argument("--only", action="append", metavar="GLOB", help="only cells matching GLOB (repeatable)")
+    ls.add_argument("--platform", choices=["native", "windows-wine"], default="native",
+                    help="native: this machine's cells (default); windows-wine: the Windows cells under Wine")
     ls.add_argument("--build-dir", type=Path, default=bootstrap.DEFAULT_BUILD, help="C build directory (default: build/)")
 
     run = sub.add_parser("run", help="run cells, print the matrix, write the results document",
                          description="Runs the selected cells N times each, prints the matrix and writes "
                                      "results/<platform>.json and .md (or --out).")
+    run.add_argument("--platform", choices=["native", "windows-wine"], default="native",
+                     help="native: this machine's cells, native, Python and Jupyter (default); windows-wine: "
+                          "the Windows cells cross-built with MinGW-w64 and run under Wine (results/windows-wine.json)")
     run.add_argument("--only", action="append", metavar="GLOB",
                      help="only cells matching GLOB, e.g. 'linux/no-tty/*' (repeatable; default: all)")
     run.add_argument("--repeat", type=positive_int, default=DEFAULT_REPEAT, metavar="N",
@@ -130,8 +135,13 @@ def catalog(runner: Path) -> list:
 
 
 def cmd_list(args) -> int:
-    runner = prepare(args.build_dir)
-    for c in cellmod.select(catalog(runner), args.only):
+    if args.platform == "windows-wine":
+        build = wine.ensure_build()
+        with wine.wineserver(build) as env:
+            cells = wine.cells(build, env)
+    else:
+        cells = catalog(prepare(args.build_dir))
+    for c in cellmod.select(cells, args.only):
         print(c.id)
     return 0
 
@@ -171,14 +181,14 @@ class Collector:
         return sorted(self.finished, key=lambda c: self.order[c["id"]])
 
 
-def run_native_cells(selected, runner: Path, repeat: int, jobs: int, window_scale: float, sink: Collector):
-    """Runs every (cell, repeat) pair, `jobs` at a time."""
+def run_native_cells(selected, run_one, repeat: int, jobs: int, sink: Collector):
+    """Runs every (cell, repeat) pair through run_one(cell), `jobs` at a time."""
     queue = iter([(c, i) for i in range(repeat) for c in selected])
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         running = {}
         try:
             for c, _ in queue:
-                running[pool.submit(run_native, runner, c, window_scale)] = c
+                running[pool.submit(run_one, c)] = c
                 if len(running) >= jobs:
                     break
             while running:
@@ -187,37 +197,56 @@ def run_native_cells(selected, runner: Path, repeat: int, jobs: int, window_scal
                     sink.add(running.pop(fut), fut.result())
                     nxt = next(queue, None)
                     if nxt is not None:
-                        running[pool.submit(run_native, runner, nxt[0], window_scale)] = nxt[0]
+                        running[pool.submit(run_one, nxt[0])] = nxt[0]
         finally:
             for fut in running:
                 fut.cancel()
 
 
 def cmd_run(args) -> int:
+    if args.platform == "windows-wine":
+        if args.python or args.fresh_kernels:
+            raise BadInput("--python and --fresh-kernels go with the native platform's Python and Jupyter cells")
+        build = wine.ensure_build()
+        with wine.wineserver(build) as env:
+            selected = cellmod.select(wine.cells(build, env), args.only)
+            version = wine.version(build, env)
+            return execute(args, selected, version["platform"] if "platform" in version else "windows-wine",
+                           version, lambda c: wine.run_cell(build, env, c, args.window_scale), None)
     runner = prepare(args.build_dir)
     selected = cellmod.select(catalog(runner), args.only)
     version = runner_version(runner)
-    platform = version.get("platform", "unknown")
+    python = [c for c in selected if c.kind != "native"]
+    interp = pyhosts.interpreter(args.python, args.build_dir) if python or args.python else None
+
+    def run_python(runs, sink):
+        return pyhosts.run_all(runner, interp, args.build_dir, runs, args.window_scale, args.jobs, sink.add,
+                               fresh_kernels=args.fresh_kernels)
+
+    return execute(args, selected, version.get("platform", "unknown"), version,
+                   lambda c: run_native(runner, c, args.window_scale), run_python if python else None,
+                   dict(interp.facts) if interp else {})
+
+
+def execute(args, selected, platform: str, version: dict, run_one, run_python, extra: dict | None = None) -> int:
+    """Runs the selected cells (native ones through run_one, the Python and
+    Jupyter ones through run_python), prints the matrix, writes the document;
+    on SIGINT/SIGTERM it writes what finished, marked partial."""
     out = args.out or bootstrap.ROOT / "results" / f"{platform}.json"
     if out.suffix != ".json":
         raise BadInput(f"--out {out}: the results document must end in .json")
     native = [c for c in selected if c.kind == "native"]
     python = [c for c in selected if c.kind != "native"]
-    interp = pyhosts.interpreter(args.python, args.build_dir) if python or args.python else None
-
     sink = Collector(selected, args.repeat, Progress(len(selected), args.quiet))
     t0 = time.monotonic()
     print(f"sigprobe: {len(selected)} cells × {args.repeat} runs, {args.jobs} at a time", file=sys.stderr)
     interrupted: Interrupted | None = None
-    extra: dict = {}
+    extra = dict(extra or {})
     try:
-        run_native_cells(native, runner, args.repeat, args.jobs, args.window_scale, sink)
+        run_native_cells(native, run_one, args.repeat, args.jobs, sink)
         if python:
             runs = [(c, i) for i in range(args.repeat) for c in python]
-            extra = pyhosts.run_all(runner, interp, args.build_dir, runs, args.window_scale, args.jobs, sink.add,
-                                    fresh_kernels=args.fresh_kernels)
-        elif interp:
-            extra = dict(interp.facts)
+            extra.update(run_python(runs, sink))
     except Interrupted as e:
         interrupted = e
     wall = time.monotonic() - t0
@@ -225,7 +254,7 @@ def cmd_run(args) -> int:
     cells = sink.cells()
     settings = {"repeat": args.repeat, "jobs": args.jobs, "window_scale": args.window_scale,
                 "only": args.only or [], "fresh_kernels": args.fresh_kernels, "wall_s": round(wall, 3)}
-    machine = results.machine_info(version, {k: v for k, v in extra.items() if k != "missing"})
+    machine = results.machine_info(version, {k: v for k, v in extra.items() if k not in ("missing", "platform")})
     doc = results.document(platform, machine, settings, cells, partial=bool(interrupted))
     results.write_atomically(out, results.dumps(doc))
     results.write_atomically(out.with_suffix(".md"), render.markdown(doc))

@@ -18,28 +18,34 @@ def error_outcome(cell: Cell, reason: str) -> dict:
             "verdict": "error", "reason": reason, "fired": [], "exit": {"kind": "none"}}
 
 
-def runner_args(window_scale: float) -> list[str]:
+def scaled_env(window_scale: float) -> dict | None:
+    """Every waiting window scaled through the one knob the runner has."""
     if window_scale == 1.0:
-        return []
-    ms = lambda base: str(max(1, int(base * window_scale)))  # noqa: E731
-    return ["--ready-ms", ms(2000), "--window-ms", ms(100), "--deadline-ms", ms(3000)]
+        return None
+    base = float(os.environ.get("SIGPROBE_TIMEOUT_MULTIPLIER", "1") or 1)
+    return dict(os.environ, SIGPROBE_TIMEOUT_MULTIPLIER=str(base * window_scale))
 
 
 def run_native(runner: Path, cell: Cell, window_scale: float = 1.0) -> dict:
     mult = float(os.environ.get("SIGPROBE_TIMEOUT_MULTIPLIER", "1") or 1) * window_scale
     try:
-        r = subprocess.run([str(runner), *runner_args(window_scale), cell.id], capture_output=True,
-                           text=True, timeout=RUNNER_SLACK_S * max(1.0, mult), stdin=subprocess.DEVNULL)
+        r = subprocess.run([str(runner), cell.id], capture_output=True, text=True, env=scaled_env(window_scale),
+                           timeout=RUNNER_SLACK_S * max(1.0, mult), stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return error_outcome(cell, "the runner itself did not finish (harness bug)")
+    return parse_outcome(cell, r)
+
+
+def parse_outcome(cell: Cell, r: subprocess.CompletedProcess, who: str = "sigprobe-run") -> dict:
+    """The runner's one outcome line, or an error outcome saying what went wrong."""
     line = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
     if r.returncode != 0 or not line:
         why = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit status {r.returncode}"
-        return error_outcome(cell, f"sigprobe-run failed: {why}")
+        return error_outcome(cell, f"{who} failed: {why}")
     try:
         outcome = json.loads(line)
     except json.JSONDecodeError as e:
-        return error_outcome(cell, f"sigprobe-run printed a malformed outcome: {e}")
+        return error_outcome(cell, f"{who} printed a malformed outcome: {e}")
     if not isinstance(outcome, dict) or "verdict" not in outcome:
-        return error_outcome(cell, "sigprobe-run printed an outcome without a verdict")
+        return error_outcome(cell, f"{who} printed an outcome without a verdict")
     return outcome

@@ -16,7 +16,7 @@ from pathlib import Path
 from . import bootstrap
 from .cells import Cell
 from .errors import BadInput, BuildFailed
-from .native import error_outcome
+from .native import error_outcome, parse_outcome, scaled_env
 
 HERE = Path(__file__).resolve().parent
 
@@ -127,16 +127,12 @@ def jupyter_missing_reason(interp: Interpreter) -> str:
 def run_python_cell(runner: Path, interp: Interpreter, cell: Cell, window_scale: float) -> dict:
     native_host, _ = PYTHON_HOSTS[cell.host]
     strategy, nogil, _ = split_strategy(cell.strategy)
-    args = [str(runner), "--host", native_host, "--delivery", cell.delivery, "--label", cell.id]
-    if window_scale != 1.0:
-        args += ["--window-ms", str(int(100 * window_scale)), "--deadline-ms", str(int(3000 * window_scale)),
-                 "--ready-ms", str(int(2000 * window_scale))]
-    args += ["--exec", interp.python, str(HERE / "pydriver.py"), str(interp.pyext_dir), strategy,
-             "1" if nogil else "0", str(PY_LOOP_MS)]
-    r = subprocess.run(args, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
-    if r.returncode != 0 or not r.stdout.strip():
-        return error_outcome(cell, f"sigprobe-run failed: {r.stderr.strip()[-300:] or r.returncode}")
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    args = [str(runner), "--host", native_host, "--delivery", cell.delivery, "--label", cell.id,
+            "--exec", interp.python, str(HERE / "pydriver.py"), str(interp.pyext_dir), strategy,
+            "1" if nogil else "0", str(PY_LOOP_MS)]
+    r = subprocess.run(args, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                       env=scaled_env(window_scale), timeout=60 * max(1.0, window_scale))
+    return parse_outcome(cell, r)
 
 
 class JupyterSession:

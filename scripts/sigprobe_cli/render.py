@@ -34,12 +34,15 @@ def matrix(cells: list[dict]) -> tuple[list[str], list[tuple[str, str]], dict]:
     return strategies, columns, by
 
 
+PYTHON_HOSTS = {"python-tty", "python-no-tty", "python-background", "jupyter", "jupyter-message", "jupyter-child"}
+
+
 def _groups(cells: list[dict]) -> list[tuple[str, list[dict]]]:
     """Cells grouped by platform and kind of host, each its own table."""
     groups: dict[str, list[dict]] = {}
     for c in cells:
-        groups.setdefault(c["id"].split("/")[0] + (" — Python hosts" if c.get("host", "").startswith(
-            ("python", "jupyter")) else ""), []).append(c)
+        kind = " — Python and Jupyter hosts" if c.get("host") in PYTHON_HOSTS else ""
+        groups.setdefault(c["id"].split("/")[0] + kind, []).append(c)
     return list(groups.items())
 
 

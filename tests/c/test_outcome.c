@@ -123,6 +123,7 @@ Test(verdict, nothing_at_all_is_not_delivered) {
 
 Test(verdict, ignoring_another_signal_does_not_count) {
   sp_outcome o = base();
+  o.cell.delivery = SP_DELIVERY_SIGTERM;
   o.delivered_signal = SIGTERM;
   o.done.ignored.n = 1;
   strcpy(o.done.ignored.names[0], "SIGINT");

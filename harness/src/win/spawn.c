@@ -298,3 +298,20 @@ void sp_proc_free(sp_proc *p) {
   DeleteCriticalSection(&p->lock);
   free(p);
 }
+
+/* A probe that is a whole command line (sigprobe-run --exec) needs the
+ * launcher to pass arguments on; not built yet, so said plainly. */
+int sp_proc_spawn(sp_proc **out, sp_host host, char *const argv[], sp_error *err) {
+  if (argv[1]) {
+    *out = NULL;
+    return sp_fail(err, SP_EUNSUPPORTED, "a probe with arguments (--exec) is not supported on Windows yet");
+  }
+  return sp_proc_start(out, host, argv[0], err);
+}
+
+/* Kernels are attached to through Unix sockets (sigprobe-run --attach). */
+int sp_proc_attach(sp_proc **out, const char *socket_path, sp_error *err) {
+  (void)socket_path;
+  *out = NULL;
+  return sp_fail(err, SP_EUNSUPPORTED, "--attach (a probe in a kernel) is not supported on Windows yet");
+}

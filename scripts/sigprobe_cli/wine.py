@@ -1,0 +1,107 @@
+"""The windows-wine platform: the Windows runner and probes cross-built with
+MinGW-w64 into build-win/ and run under Wine, with one Wine prefix per build
+tree and one persistent wineserver for the length of a run."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+
+from . import bootstrap
+from .cells import Cell, parse_id
+from .errors import BuildFailed, MissingDependency
+from .native import RUNNER_SLACK_S, error_outcome, parse_outcome, scaled_env
+
+DEFAULT_BUILD = bootstrap.ROOT / "build-win"
+PACKAGES = ["gcc-mingw-w64-x86-64", "wine", "wine64"]
+
+
+def ensure_tools() -> None:
+    missing = [t for t in ("x86_64-w64-mingw32-gcc", "wine", "wineserver") if not shutil.which(t)]
+    if not missing:
+        return
+    cmd = ["apt-get", "install", "-y", "--no-install-recommends", *PACKAGES]
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise MissingDependency(f"the windows-wine cells need {', '.join(missing)}; install them with: "
+                                f"sudo {' '.join(cmd)}")
+    bootstrap.log(f"installing {' '.join(PACKAGES)} (about a minute, once)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        if subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL).returncode != 0:
+            raise MissingDependency(f"apt-get could not install {' '.join(PACKAGES)}")
+
+
+def env_for(build: Path) -> dict:
+    return dict(os.environ, WINEPREFIX=str(build / "wineprefix"), WINEDEBUG="-all")
+
+
+def ensure_build(build: Path = DEFAULT_BUILD) -> Path:
+    ensure_tools()
+    if not (build / "CMakeCache.txt").exists():
+        r = subprocess.run(["cmake", "-S", str(bootstrap.ROOT), "-B", str(build),
+                            f"-DCMAKE_TOOLCHAIN_FILE={bootstrap.ROOT / 'cmake' / 'toolchain-mingw64.cmake'}",
+                            "-DSIGPROBE_TESTS=OFF", "-DSIGPROBE_WIN_TESTS=ON",
+                            f"-DSIGPROBE_WERROR={'ON' if bootstrap.ci() else 'OFF'}"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise BuildFailed(f"configuring the MinGW build failed:\n{(r.stdout + r.stderr)[-3000:]}")
+    r = subprocess.run(["cmake", "--build", str(build), "-j", str(os.cpu_count() or 2)], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise BuildFailed(f"the MinGW build failed:\n{(r.stdout + r.stderr)[-3000:]}")
+    return build
+
+
+@contextmanager
+def wineserver(build: Path):
+    """One persistent wineserver for the prefix, stopped (by prefix) on every path."""
+    env = env_for(build)
+    if not (build / "wineprefix" / "system.reg").exists():
+        bootstrap.log(f"creating the Wine prefix {build / 'wineprefix'} (about 10 s, once per build tree)")
+        subprocess.run(["wineboot", "-i"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    subprocess.run(["wineserver", "-p"], env=env, stdin=subprocess.DEVNULL)
+    try:
+        # Wine's background services inherit the stdout of the first process of
+        # a server and keep it open: start them with stdio on /dev/null.
+        subprocess.run(["wine", str(build / "sigprobe-run.exe"), "--list"], env=env, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        yield env
+    finally:
+        subprocess.run(["wineserver", "-k"], env=env, stderr=subprocess.DEVNULL)
+        subprocess.run(["wineserver", "-w"], env=env, stderr=subprocess.DEVNULL)
+
+
+def _wine(build: Path, env: dict, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(["wine", str(build / "sigprobe-run.exe"), *args], env=env, capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=timeout)
+
+
+def cells(build: Path, env: dict) -> list[Cell]:
+    r = _wine(build, env, "--list")
+    if r.returncode != 0:
+        raise BuildFailed(f"sigprobe-run.exe --list failed under Wine: {r.stderr.strip()[-300:]}")
+    return [parse_id(line.strip()) for line in r.stdout.splitlines() if line.strip()]
+
+
+def version(build: Path, env: dict) -> dict:
+    r = _wine(build, env, "--version")
+    try:
+        v = json.loads(r.stdout.strip())
+    except json.JSONDecodeError:
+        v = {}
+    w = subprocess.run(["wine", "--version"], capture_output=True, text=True, env=env)
+    v["wine"] = w.stdout.strip()
+    return v
+
+
+def run_cell(build: Path, env: dict, cell: Cell, window_scale: float = 1.0) -> dict:
+    env = dict(env, **(scaled_env(window_scale) or {}))
+    try:
+        r = _wine(build, env, cell.id, timeout=RUNNER_SLACK_S * max(1.0, window_scale))
+    except subprocess.TimeoutExpired:
+        return error_outcome(cell, "sigprobe-run.exe did not finish under Wine (harness bug)")
+    return parse_outcome(cell, r, "sigprobe-run.exe under Wine")
