@@ -54,6 +54,16 @@ SYSTEM_NEEDS = {
         ("Criterion", lambda: _has_pkgconfig("criterion"), ["libcriterion-dev"]),
         ("Python headers for the extension probe", lambda: _has_python_dev(sys.executable), ["python3-dev"]),
     ],
+    # The whole test suite also cross-builds the Windows side and runs it under
+    # Wine, and measures Debian's own Python and Jupyter generation.
+    "test": [
+        ("MinGW-w64", lambda: shutil.which("x86_64-w64-mingw32-gcc") is not None, ["gcc-mingw-w64-x86-64"]),
+        ("Wine", lambda: shutil.which("wine") is not None and shutil.which("wineserver") is not None,
+         ["wine", "wine64"]),
+        ("Debian's ipykernel and jupyter_client", lambda: _has_module("/usr/bin/python3", "ipykernel")
+         and _has_module("/usr/bin/python3", "jupyter_client"), ["python3-ipykernel", "python3-jupyter-client"]),
+        ("Debian's Python headers", lambda: _has_python_dev("/usr/bin/python3"), ["python3-dev"]),
+    ],
 }
 
 

@@ -377,8 +377,11 @@ def one_run(plan, pool, run, sock_dir, n):
         raise
 
 
+FINISHED = threading.Event()
+
+
 def lifeline(pool, tmp):
-    """Stdin EOF: the parent is gone; leave nothing behind."""
+    """Stdin EOF before the last run: the parent is gone; leave nothing behind."""
     try:
         # os.read, not sys.stdin: a daemon thread must not hold the buffered
         # reader's lock when the interpreter shuts down.
@@ -386,6 +389,8 @@ def lifeline(pool, tmp):
             pass
     except OSError:
         pass
+    if FINISHED.is_set():
+        return
     pool.shutdown_all()
     shutil.rmtree(tmp, ignore_errors=True)
     os._exit(3)
@@ -431,6 +436,7 @@ def main():
     except KeyboardInterrupt:
         pass
     finally:
+        FINISHED.set()
         pool.shutdown_all()
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(sock_dir, ignore_errors=True)

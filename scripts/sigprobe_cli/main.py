@@ -276,7 +276,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_test(args) -> int:
-    bootstrap.ensure_system_packages(["build"])
+    bootstrap.ensure_system_packages(["build", "test"])
     bootstrap.ensure_build(bootstrap.DEFAULT_BUILD)
     extra = [a for a in args.ctest_args if a != "--"]
     cmd = ["ctest", "--test-dir", str(bootstrap.DEFAULT_BUILD), "--no-tests=error", "--output-on-failure",

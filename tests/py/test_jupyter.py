@@ -1,0 +1,153 @@
+"""The seed's case for real: the extension probe in plain Python and in real
+Jupyter kernels (the project's ipykernel / jupyter_client)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DRIVER = ROOT / "scripts" / "sigprobe_cli" / "jupyter_driver.py"
+SEED = ["c-handler-import", "c-handler-per-call", "check-signals", "none"]
+
+
+def kernel_pids():
+    pids = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if b"ipykernel_launcher" in (d / "cmdline").read_bytes():
+                    pids.add(int(d.name))
+            except OSError:
+                pass
+    return pids
+
+
+def alive(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def seed_run(sigprobe, tmp_path_factory):
+    before = kernel_pids()
+    out = tmp_path_factory.mktemp("jup") / "seed.json"
+    only = []
+    for s in SEED:
+        only += ["--only", f"linux/jupyter/{s}/kernel-interrupt", "--only", f"linux/python-no-tty/{s}/kill"]
+    r = sigprobe("run", *only, "--repeat", "2", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(out.read_text())
+    return {c["id"]: c for c in doc["cells"]}, doc, before
+
+
+# Measured on this machine (ipykernel 7.4, jupyter_client 8.10): in a kernel,
+# ipykernel re-installs Python's handler around every message, so the C handler
+# installed at import (in an earlier cell) is gone when the loop runs.
+EXPECTED = {
+    ("jupyter", "c-handler-import"): "deferred",
+    ("jupyter", "c-handler-per-call"): "handled",
+    ("jupyter", "check-signals"): "handled",
+    ("jupyter", "none"): "deferred",
+    ("python-no-tty", "c-handler-import"): "handled",
+    ("python-no-tty", "c-handler-per-call"): "handled",
+    ("python-no-tty", "check-signals"): "handled",
+    ("python-no-tty", "none"): "deferred",
+}
+
+
+@pytest.mark.parametrize("host, strategy", sorted(EXPECTED))
+def test_seed_cells_have_the_measured_verdict(seed_run, host, strategy):
+    cells, _, _ = seed_run
+    delivery = "kernel-interrupt" if host == "jupyter" else "kill"
+    cell = cells[f"linux/{host}/{strategy}/{delivery}"]
+    assert cell["verdict"] == EXPECTED[(host, strategy)], json.dumps(cell["runs"][0])[:800]
+
+
+def test_the_harness_records_who_delivered_it(seed_run):
+    cells, _, _ = seed_run
+    for host, delivery in (("jupyter", "kernel-interrupt"), ("python-no-tty", "kill")):
+        for run in cells[f"linux/{host}/c-handler-per-call/{delivery}"]["runs"]:
+            (fired,) = run["fired"]
+            assert fired["handler"] == "c-handler-per-call" and fired["si_code"] == "SI_USER"
+            # signal mode: jupyter_client's killpg from the process that called
+            # interrupt_kernel(); python-no-tty: the runner's kill().
+            assert fired["si_pid"] == run["delivered"]["sender_pid"] > 0
+
+
+def test_kernel_outcomes_say_where_it_took_effect(seed_run):
+    cells, _, _ = seed_run
+    deferred = cells["linux/jupyter/none/kernel-interrupt"]["runs"][0]
+    assert deferred["python"]["took_effect"] == "after-return"
+    assert deferred["python"]["execute_reply_status"] == "error"
+    assert deferred["python"]["ename"] == "KeyboardInterrupt"
+    assert deferred["python"]["kernel_pid"] > 0
+    inside = cells["linux/jupyter/check-signals/kernel-interrupt"]["runs"][0]
+    assert inside["python"]["took_effect"] == "inside-call"
+    assert inside["fired"][0]["handler"] == "check-signals"
+
+
+def test_machine_records_the_jupyter_versions(seed_run):
+    _, doc, _ = seed_run
+    import ipykernel
+    import jupyter_client
+    assert doc["machine"]["ipykernel"] == ipykernel.__version__
+    assert doc["machine"]["jupyter_client"] == jupyter_client.__version__
+    assert doc["machine"]["pyzmq"] and doc["machine"]["python"]
+
+
+def test_no_kernel_survives_a_run(seed_run):
+    _, _, before = seed_run
+    assert not [p for p in kernel_pids() - before if alive(p)]
+
+
+def test_a_kernel_that_never_replies_is_hung_within_its_deadline(build_dir, tmp_path):
+    """A cell whose child ignores SIGINT and never ends: no execute_reply."""
+    before = kernel_pids()
+    plan = {"runner": str(build_dir / "sigprobe-run"), "pyext_dir": str(build_dir / "pyext"),
+            "runs": [{"id": "linux/jupyter-child/stubborn/kernel-interrupt", "mode": "signal", "loop_ms": 1000,
+                      "kind": "child", "probe": str(ROOT / "tests" / "py" / "fixtures" / "stubborn_probe.py")}],
+            "ready_ms": 8000, "window_ms": 100, "deadline_ms": 6000, "kernel_timeout_s": 4, "fresh_kernels": False}
+    import time
+    t0 = time.monotonic()
+    # The driver's stdin stays open while it works: EOF is its parent's death.
+    p = subprocess.Popen([sys.executable, str(DRIVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    p.stdin.write(json.dumps(plan) + "\n")
+    p.stdin.flush()
+    outcome = None
+    for line in p.stdout:  # to EOF: the driver ends by itself after its last run
+        msg = json.loads(line)
+        if "verdict" in msg:
+            outcome = msg
+    p.stdin.close()
+    assert p.wait(60) == 0
+    wall = time.monotonic() - t0
+    assert outcome["verdict"] == "hung", outcome
+    assert "did not reply" in outcome["reason"]
+    assert wall < 60
+    stubborn = outcome["probe"]["pid"]
+    assert not alive(stubborn), "the stubborn child outlived its kernel"
+    assert not [p for p in kernel_pids() - before if alive(p)]
+
+
+def test_missing_jupyter_makes_kernel_cells_unsupported_with_the_install_command(sigprobe, tmp_path):
+    """An interpreter without ipykernel: its kernel cells are unsupported, saying how to install it."""
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    out = tmp_path / "bare.json"
+    r = sigprobe("run", "--python", str(bare / "bin" / "python"), "--only", "linux/jupyter/none/kernel-interrupt",
+                 "--repeat", "1", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    (cell,) = json.loads(out.read_text())["cells"]
+    assert cell["verdict"] == "unsupported"
+    assert "pip install ipykernel jupyter_client" in cell["reasons"][0]
+
+
+def test_python_that_does_not_exist_is_bad_input(sigprobe):
+    r = sigprobe("run", "--python", "/nonexistent/python3", "--only", "linux/jupyter/none/kernel-interrupt")
+    assert r.returncode == 2 and "not an executable" in r.stderr and "Traceback" not in r.stderr
