@@ -13,18 +13,6 @@ DRIVER = ROOT / "scripts" / "sigprobe_cli" / "jupyter_driver.py"
 SEED = ["c-handler-import", "c-handler-per-call", "check-signals", "none"]
 
 
-def kernel_pids():
-    pids = set()
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if b"ipykernel_launcher" in (d / "cmdline").read_bytes():
-                    pids.add(int(d.name))
-            except OSError:
-                pass
-    return pids
-
-
 def alive(pid):
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -35,7 +23,6 @@ def alive(pid):
 
 @pytest.fixture(scope="module")
 def seed_run(sigprobe, tmp_path_factory):
-    before = kernel_pids()
     out = tmp_path_factory.mktemp("jup") / "seed.json"
     only = []
     for s in SEED:
@@ -43,7 +30,7 @@ def seed_run(sigprobe, tmp_path_factory):
     r = sigprobe("run", *only, "--repeat", "2", "--out", str(out))
     assert r.returncode == 0, r.stderr
     doc = json.loads(out.read_text())
-    return {c["id"]: c for c in doc["cells"]}, doc, before
+    return {c["id"]: c for c in doc["cells"]}, doc
 
 
 # Measured on this machine (ipykernel 7.4, jupyter_client 8.10): in a kernel,
@@ -63,14 +50,14 @@ EXPECTED = {
 
 @pytest.mark.parametrize("host, strategy", sorted(EXPECTED))
 def test_seed_cells_have_the_measured_verdict(seed_run, host, strategy):
-    cells, _, _ = seed_run
+    cells, _ = seed_run
     delivery = "kernel-interrupt" if host == "jupyter" else "kill"
     cell = cells[f"linux/{host}/{strategy}/{delivery}"]
     assert cell["verdict"] == EXPECTED[(host, strategy)], json.dumps(cell["runs"][0])[:800]
 
 
 def test_the_harness_records_who_delivered_it(seed_run):
-    cells, _, _ = seed_run
+    cells, _ = seed_run
     for host, delivery in (("jupyter", "kernel-interrupt"), ("python-no-tty", "kill")):
         for run in cells[f"linux/{host}/c-handler-per-call/{delivery}"]["runs"]:
             (fired,) = run["fired"]
@@ -81,7 +68,7 @@ def test_the_harness_records_who_delivered_it(seed_run):
 
 
 def test_kernel_outcomes_say_where_it_took_effect(seed_run):
-    cells, _, _ = seed_run
+    cells, _ = seed_run
     deferred = cells["linux/jupyter/none/kernel-interrupt"]["runs"][0]
     assert deferred["python"]["took_effect"] == "after-return"
     assert deferred["python"]["execute_reply_status"] == "error"
@@ -93,7 +80,7 @@ def test_kernel_outcomes_say_where_it_took_effect(seed_run):
 
 
 def test_machine_records_the_jupyter_versions(seed_run):
-    _, doc, _ = seed_run
+    _, doc = seed_run
     import ipykernel
     import jupyter_client
     assert doc["machine"]["ipykernel"] == ipykernel.__version__
@@ -102,13 +89,14 @@ def test_machine_records_the_jupyter_versions(seed_run):
 
 
 def test_no_kernel_survives_a_run(seed_run):
-    _, _, before = seed_run
-    assert not [p for p in kernel_pids() - before if alive(p)]
+    cells, _ = seed_run
+    used = {r["python"]["kernel_pid"] for c in cells.values() for r in c["runs"] if r.get("python", {}).get("kernel_pid")}
+    assert used, "the outcomes name their kernels"
+    assert not [p for p in used if alive(p)]
 
 
 def test_a_kernel_that_never_replies_is_hung_within_its_deadline(build_dir, tmp_path):
     """A cell whose child ignores SIGINT and never ends: no execute_reply."""
-    before = kernel_pids()
     plan = {"runner": str(build_dir / "sigprobe-run"), "pyext_dir": str(build_dir / "pyext"),
             "runs": [{"id": "linux/jupyter-child/stubborn/kernel-interrupt", "mode": "signal", "loop_ms": 1000,
                       "kind": "child", "probe": str(ROOT / "tests" / "py" / "fixtures" / "stubborn_probe.py")}],
@@ -132,7 +120,7 @@ def test_a_kernel_that_never_replies_is_hung_within_its_deadline(build_dir, tmp_
     assert wall < 60
     stubborn = outcome["probe"]["pid"]
     assert not alive(stubborn), "the stubborn child outlived its kernel"
-    assert not [p for p in kernel_pids() - before if alive(p)]
+    assert not alive(outcome["python"]["kernel_pid"])
 
 
 def test_missing_jupyter_makes_kernel_cells_unsupported_with_the_install_command(sigprobe, tmp_path):
