@@ -54,6 +54,11 @@ SYSTEM_NEEDS = {
         ("Criterion", lambda: _has_pkgconfig("criterion"), ["libcriterion-dev"]),
         ("Python headers for the extension probe", lambda: _has_python_dev(sys.executable), ["python3-dev"]),
     ],
+    # The report test opens the generated HTML page in headless Chromium.
+    "browser": [
+        ("Chromium for the HTML report test", lambda: shutil.which("chromium") is not None
+         or os.path.exists("/usr/bin/chromium"), ["chromium"]),
+    ],
 }
 
 
