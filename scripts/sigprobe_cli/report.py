@@ -21,6 +21,7 @@ from .errors import BadInput
 from .reference import fmt_us
 
 INTERPRETER_KEYS = ("python", "ipykernel", "jupyter_client", "pyzmq", "python_executable")
+_KEY_NAMES = {"python": "Python", "python_executable": "interpreter"}
 VERDICT_ORDER = ("handled", "flaky", "deferred", "killed", "ignored", "not-delivered", "lost", "hung",
                  "unsupported", "error")
 
@@ -32,6 +33,7 @@ class Source:
     label: str = ""
     slug: str = ""
     ambiguous: bool = False  # another source has the same platform
+    tag: str = ""  # what tells it from the others of its platform
     anchors: dict = field(default_factory=dict)
 
     @property
@@ -51,7 +53,7 @@ class Source:
         return "c-" + self.slug + "." + re.sub(r"[^A-Za-z0-9_.-]", "_", cell["id"].replace("/", "."))
 
     def cite(self, cell: dict) -> str:
-        return cell["id"] + (f" ({self.label})" if self.ambiguous else "")
+        return cell["id"] + (f" [{self.tag}]" if self.ambiguous else "")
 
 
 def _check(path: Path, doc: dict) -> dict:
@@ -89,24 +91,27 @@ def load_sources(paths: list[Path]) -> list[Source]:
 
 def _label(sources: list[Source]) -> None:
     """Labels: the platform, plus, where two sources share it, the interpreter
-    versions that differ between them (else the file name)."""
+    versions that tell them apart (else the file name)."""
     by_platform: dict[str, list[Source]] = {}
     for s in sources:
         by_platform.setdefault(s.platform, []).append(s)
     for platform, group in by_platform.items():
+        differ = [k for k in INTERPRETER_KEYS if len({str(o.machine.get(k)) for o in group}) > 1]
+        # Python and ipykernel say it; the rest only when they are all that differs.
+        shown = [k for k in differ if k in ("python", "ipykernel")] or differ[:1]
         for s in group:
             s.label = platform
             if len(group) == 1:
                 continue
             s.ambiguous = True
-            differ = [k for k in INTERPRETER_KEYS if len({str(o.machine.get(k)) for o in group}) > 1]
-            shown = [k for k in differ if k != "python_executable"] or differ
             if shown:
-                s.label += " (" + ", ".join(f"{k} {s.machine.get(k) or 'none'}" for k in shown) + ")"
-        labels = [s.label for s in group]
+                s.tag = ", ".join(f"{_KEY_NAMES.get(k, k)} {s.machine.get(k) or 'none'}" for k in shown)
+        tags = [s.tag for s in group]
         for s in group:
-            if labels.count(s.label) > 1:
-                s.label += f" [{s.path.name}]"
+            if len(group) > 1 and (not s.tag or tags.count(s.tag) > 1):
+                s.tag = (s.tag + " " if s.tag else "") + s.path.name
+            if s.tag:
+                s.label = f"{platform} ({s.tag})"
     used = set()
     for s in sources:
         slug = re.sub(r"[^a-z0-9]+", "-", s.label.lower()).strip("-") or "source"
@@ -189,7 +194,7 @@ def _md_claims(f: reference.Finding, cited: dict) -> list[str]:
     out = []
     sections = (("works", "Work", "handled in every measured cell"),
                 ("fails", "Fail", "no run handled it"),
-                ("depends", "Depend on the delivery, host or run", "handled in some cells only"))
+                ("depends", "Depend on the delivery, host, interpreter or run", "handled in some cells only"))
     for kind, title, gloss in sections:
         claims = [c for c in f.claims if c.kind == kind]
         if not claims:
@@ -328,7 +333,7 @@ a{color:#1a56a8;text-decoration:none} a:hover{text-decoration:underline}
 table{border-collapse:collapse;margin:8px 0 14px} th,td{border:1px solid #d3d9e3;padding:3px 6px;vertical-align:top}
 th{background:#f3f5f9;font-weight:600;text-align:left}
 .scroll{overflow-x:auto;max-width:100%}
-table.matrix{font-size:12px} table.matrix td{text-align:center;white-space:nowrap;min-width:64px}
+table.matrix{font-size:11.5px} table.matrix td{text-align:center;white-space:nowrap;min-width:50px}
 table.matrix th.strategy{white-space:nowrap} table.matrix thead th{text-align:center}
 td .lat{display:block;font-size:10.5px;opacity:.8} td .rate{display:block;font-size:10.5px}
 sup.wine{color:#8a1c7c;font-weight:700;margin-left:2px}
@@ -414,7 +419,7 @@ def latency_svg(paths: list[dict]) -> str:
     for d in range(d0, d1 + 1):
         xd = x(10 ** d)
         parts.append(f"<line x1=\"{xd:.1f}\" y1=\"{top - 6}\" x2=\"{xd:.1f}\" y2=\"{total_h - 4}\" stroke=\"#dde3ec\"/>"
-                     f"<text x=\"{xd:.1f}\" y=\"{top - 10}\" text-anchor=\"middle\">{_e(fmt_us(10 ** d))}</text>")
+                     f"<text x=\"{xd:.1f}\" y=\"{top - 10}\" text-anchor=\"middle\">{_e(_decade(d))}</text>")
     for i, p in enumerate(paths):
         y = top + i * row + row / 2
         parts.append(
@@ -430,6 +435,14 @@ def latency_svg(paths: list[dict]) -> str:
     return "".join(parts)
 
 
+def _decade(d: int) -> str:
+    """An axis label for 10**d µs: 10 µs, 1 ms, 10 s."""
+    for unit, exp in (("s", 6), ("ms", 3), ("µs", 0)):
+        if d >= exp:
+            return f"{10 ** (d - exp)} {unit}"
+    return f"{10 ** d:g} µs"
+
+
 def _html_link(s: Source, c: dict) -> str:
     return f"<a href=\"#{_e(s.anchor(c))}\"><code>{_e(s.cite(c))}</code></a>"
 
@@ -438,7 +451,7 @@ def _html_claims(f: reference.Finding) -> str:
     out = ["<ul>"]
     sections = (("works", "Work", "handled in every measured cell"),
                 ("fails", "Fail", "no run handled it"),
-                ("depends", "Depend on the delivery, host or run", "handled in some cells only"))
+                ("depends", "Depend on the delivery, host, interpreter or run", "handled in some cells only"))
     for kind, title, gloss in sections:
         claims = [c for c in f.claims if c.kind == kind]
         if not claims:
