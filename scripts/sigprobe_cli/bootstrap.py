@@ -64,6 +64,11 @@ SYSTEM_NEEDS = {
          and _has_module("/usr/bin/python3", "jupyter_client"), ["python3-ipykernel", "python3-jupyter-client"]),
         ("Debian's Python headers", lambda: _has_python_dev("/usr/bin/python3"), ["python3-dev"]),
     ],
+    # The report test opens the generated HTML page in headless Chromium.
+    "browser": [
+        ("Chromium for the HTML report test", lambda: shutil.which("chromium") is not None
+         or os.path.exists("/usr/bin/chromium"), ["chromium"]),
+    ],
 }
 
 

@@ -107,6 +107,7 @@ def build_parser() -> ArgumentParser:
 
     t = sub.add_parser("test", help="set up everything and run the whole test suite (CTest: Criterion + pytest)")
     t.add_argument("ctest_args", nargs=argparse.REMAINDER, help="extra arguments for ctest, e.g. -R c.cells")
+    add_report_parsers(sub)
     return p
 
 
@@ -276,13 +277,78 @@ def cmd_bench(args) -> int:
 
 
 def cmd_test(args) -> int:
-    bootstrap.ensure_system_packages(["build", "test"])
+    bootstrap.ensure_system_packages(["build", "test", "browser"])
     bootstrap.ensure_build(bootstrap.DEFAULT_BUILD)
     extra = [a for a in args.ctest_args if a != "--"]
     cmd = ["ctest", "--test-dir", str(bootstrap.DEFAULT_BUILD), "--no-tests=error", "--output-on-failure",
            "-j", str(os.cpu_count() or 2), *extra]
     print("sigprobe: " + " ".join(cmd), file=sys.stderr, flush=True)
     return subprocess.run(cmd).returncode
+
+
+# ---- report and compare (issue 5) ------------------------------------------
+# Both read results documents only: standard library, no build.
+
+def add_report_parsers(sub) -> None:
+    r = sub.add_parser("report", help="merge results documents into the reference (Markdown and HTML)",
+                       description="Merges results documents from several platforms into one reference: "
+                                   "\"Choosing an interrupt strategy\", the machines, the matrices, latency per "
+                                   "delivery path and every Wine deviation, as Markdown and as one self-contained "
+                                   "HTML page. Without --md/--html it writes results/README.md and "
+                                   "results/reference.html.")
+    r.add_argument("documents", nargs="*", type=Path, metavar="RESULTS.json",
+                   help="results documents (default: every results/*.json)")
+    r.add_argument("--md", type=Path, metavar="FILE", help="write the Markdown here ('-': stdout)")
+    r.add_argument("--html", type=Path, metavar="FILE", help="write the HTML page here ('-': stdout)")
+
+    c = sub.add_parser("compare", help="the cells whose verdict differs between two results documents",
+                       description="Lists the cells whose verdict differs (a flaky cell differs when it "
+                                   "alternates between other verdicts) and those present in only one document. "
+                                   "Exit 0: none differ; 1: some differ; 2: bad input.")
+    c.add_argument("a", type=Path, metavar="A.json")
+    c.add_argument("b", type=Path, metavar="B.json")
+    c.add_argument("--ignore-platform", action="store_true",
+                   help="match cells by host/strategy/delivery, ignoring the platform prefix "
+                        "(e.g. linux vs windows-wine, or two names for one platform)")
+    c.add_argument("--json", action="store_true", help="print the differences as JSON")
+
+
+def cmd_report(args) -> int:
+    from . import report
+    docs = args.documents or sorted((bootstrap.ROOT / "results").glob("*.json"))
+    if not docs:
+        raise BadInput("no results documents given and none in results/ (run `sigprobe run` first)")
+    outputs = {"md": args.md, "html": args.html}
+    if not args.md and not args.html:
+        outputs = {"md": bootstrap.ROOT / "results" / "README.md", "html": bootstrap.ROOT / "results" / "reference.html"}
+    for kind, out in outputs.items():
+        if out and str(out) != "-" and not out.parent.is_dir():
+            raise BadInput(f"--{kind} {out}: the directory {out.parent} does not exist")
+    sources = report.load_sources(docs)
+    for kind, out in outputs.items():
+        if not out:
+            continue
+        text = (report.markdown(sources, Path.cwd() if str(out) == "-" else out.parent) if kind == "md"
+                else report.html_page(sources))
+        if str(out) == "-":
+            sys.stdout.write(text)
+        else:
+            results.write_atomically(out, text)
+            print(f"sigprobe: wrote {_rel(out)}", file=sys.stderr)
+    print(f"sigprobe: {len(sources)} documents, {sum(len(s.cells) for s in sources)} cells: "
+          + ", ".join(s.label for s in sources), file=sys.stderr)
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from . import compare
+    diff = compare.compare(args.a, args.b, args.ignore_platform)
+    print(compare.dumps(diff) if args.json else compare.text(diff), end="" if args.json else "\n")
+    return 1 if compare.has_differences(diff) else 0
+
+
+REPORT_COMMANDS = {"report": cmd_report, "compare": cmd_compare}
+# ---- end of report and compare ----------------------------------------------
 
 
 def _rel(p: Path) -> str:
@@ -303,7 +369,8 @@ def main(argv: list[str]) -> int:
         bootstrap.reexec_in_venv(argv)
         signal.signal(signal.SIGINT, _raise_interrupted)
         signal.signal(signal.SIGTERM, _raise_interrupted)
-        return {"list": cmd_list, "run": cmd_run, "bench": cmd_bench, "test": cmd_test}[args.command](args)
+        return {"list": cmd_list, "run": cmd_run, "bench": cmd_bench, "test": cmd_test,
+                **REPORT_COMMANDS}[args.command](args)
     except SigprobeError as e:
         print(f"sigprobe: {e}", file=sys.stderr)
         return e.exit_code

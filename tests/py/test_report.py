@@ -1,0 +1,369 @@
+"""`sigprobe report` and `sigprobe compare` on small fixture documents: the
+merged Markdown and HTML, the reference's claims and the cells they cite,
+compare's differences and exit codes, broken inputs, and the HTML page as
+headless Chromium renders it."""
+import json
+import os
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import zlib
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from sigprobe_cli import compare, reference
+
+FIX = Path(__file__).resolve().parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[2]
+VENV = FIX / "linux-venv.json"
+SYSTEM = FIX / "linux-system.json"
+WINE = FIX / "windows-wine.json"
+WINDOWS = FIX / "windows.json"
+BROKEN = ["not-json.json", "wrong-schema.json", "truncated.json"]
+CHROMIUM = "/usr/bin/chromium"
+
+
+def one_error_line(r, name: str) -> str:
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2, r.stderr
+    assert len(lines) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    assert name in lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def merged(sigprobe, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    r = sigprobe("report", str(VENV), str(SYSTEM), str(WINE), "--md", str(out / "README.md"),
+                 "--html", str(out / "reference.html"))
+    assert r.returncode == 0, r.stderr
+    return r, (out / "README.md").read_text(), (out / "reference.html").read_text(), out / "reference.html"
+
+
+def section(md: str, title: str) -> str:
+    start = md.index(f"### {title}\n")
+    end = md.find("\n### ", start + 1)
+    return md[start:end if end > 0 else None]
+
+
+# ---- report: the merged documents ---------------------------------------------
+
+def test_two_documents_of_one_platform_are_told_apart_by_their_interpreters(merged):
+    _, md, page, _ = merged
+    for label in ("linux (Python 3.11.7, ipykernel 7.4.0)", "linux (Python 3.11.2, ipykernel 6.17.1)"):
+        assert f"### {label} — native hosts" in md
+        assert f"{label} — native hosts</h3>" in page.replace("&quot;", '"')
+    header = next(line for line in md.splitlines() if line.startswith("| | "))
+    assert header.count("linux (") == 2 and "windows-wine" in header
+
+
+def test_machine_table_shows_each_columns_versions(merged):
+    _, md, _, _ = merged
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in md.split("## Measured on")[1].split("## Matrices")[0].splitlines() if line.startswith("| ")}
+    assert rows["ipykernel"] == ["7.4.0", "6.17.1", ""]
+    assert rows["python_executable"] == ["", "/usr/bin/python3", ""]
+    assert rows["compiler"] == ["gcc 12.2.0", "gcc 12.2.0", "gcc 12-win32"]
+    assert rows["runs per cell"] == ["3", "3", "1"]
+
+
+def test_matrix_shows_verdict_latency_and_flaky_counts(merged):
+    _, md, page, _ = merged
+    assert "| `sigaction` | handled 45 µs | handled 14 µs | killed |" in md
+    assert "flaky (deferred 1, handled 2) 1.2 ms" in md
+    assert "handled 2/3, deferred 1/3" in page
+
+
+def test_every_wine_deviation_is_listed_with_its_cells(merged):
+    _, md, page, _ = merged
+    wine = md.split("## Wine deviations")[1]
+    assert "GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT) is not implemented" in wine
+    assert "`windows-wine/console/none/ctrl-break`" in wine
+    assert "error †" in md  # the matrix marks the cell
+    assert 'id="wine"' in page and "real Windows delivers it" in page
+
+
+def test_latency_per_delivery_path_is_an_inline_svg(merged):
+    _, md, page, _ = merged
+    assert "| `no-tty/kill` | 1 | 10 µs | 14 µs–14 µs (median 14 µs) | 40 µs |" in md
+    assert page.count("<svg") == 3 and "<svg" in page.split('id="latency"')[1]
+
+
+def test_html_page_is_self_contained(merged):
+    _, _, page, _ = merged
+    assert "<script" not in page and "<link" not in page and "@import" not in page
+    assert not [h for h in re.findall(r'(?:href|src)="([^"]*)"', page) if not h.startswith("#")]
+    # Every in-page link lands on an element of the page.
+    ids = set(re.findall(r'id="([^"]+)"', page))
+    assert {h[1:] for h in re.findall(r'href="(#[^"]+)"', page)} <= ids
+
+
+# ---- report: the reference ------------------------------------------------------
+
+def test_terminal_claims_are_computed_and_cite_their_cells(merged):
+    _, md, _, _ = merged
+    terminal = section(md, "A terminal program")
+    works = terminal.split("- **Work**")[1].split("- **Fail**")[0]
+    fails = terminal.split("- **Fail**")[1]
+    assert "`sigaction`" in works and "linux/tty/sigaction/tty-intr [Python 3.11.7, ipykernel 7.4.0]" in works
+    assert "`none`: killed — the default action ended the process" in fails
+    anchor = terminal.split("linux/tty/none/tty-intr [Python 3.11.2, ipykernel 6.17.1]`](#")[1].split(")")[0]
+    assert f'<a id="{anchor}"></a>' in md.split("## Cells cited")[1]
+
+
+def test_a_strategy_handled_in_one_environment_only_depends(merged):
+    _, md, _, _ = merged
+    kernel = section(md, "In a Jupyter kernel on Linux/macOS, interrupt_mode signal")
+    depends = kernel.split("- **Depend")[1]
+    assert depends.startswith(" on the delivery, host, interpreter or run")
+    line = next(x for x in depends.splitlines() if "`c-handler-import`" in x)
+    assert "handled: [`linux/jupyter/c-handler-import/kernel-interrupt [Python 3.11.2" in line
+    assert "deferred — the native work did not notice" in line and "[Python 3.11.7" in line
+    assert "`check-signals` — median 150 µs: handled" in kernel.split("- **Work**")[1]
+
+
+def test_flaky_cells_are_reported_with_their_rate(merged):
+    _, md, _, _ = merged
+    message = section(md, "In a Jupyter kernel on Linux/macOS, interrupt_mode message")
+    assert "flaky — the runs disagree" in message and "handled 2/3, deferred 1/3" in message
+
+
+def test_unmeasured_situations_say_how_to_measure(merged):
+    _, md, _, _ = merged
+    win_kernel = section(md, "In a Jupyter kernel on Windows, interrupt_mode signal")
+    assert "**Not measured here.**" in win_kernel and "real Windows CI" in win_kernel
+    nearest = win_kernel.split("Nearest measured:")[1]
+    assert "`event`" in nearest and "windows-wine/jupyter-launch/event/set-event" in nearest
+    message = section(md, "In a Jupyter kernel on Windows, interrupt_mode message")
+    assert "**Not measured here.**" in message and "Nearest" not in message
+    assert "--only 'macos/tty/*'" in section(md, "A terminal program")
+
+
+def test_cells_that_could_not_run_are_not_judged(merged):
+    _, md, _, _ = merged
+    console = section(md, "A Windows console program")
+    unjudged = console.split("**Could not be judged here**")[1]
+    assert "error: delivery failed" in unjudged and "*Wine: GenerateConsoleCtrlEvent" in unjudged
+    assert "`none`" not in console.split("**Could not be judged here**")[0]
+
+
+def test_every_situation_of_the_rules_appears(merged):
+    _, md, page, _ = merged
+    for s in reference.SITUATIONS:
+        assert f"### {s.title}\n" in md
+        assert f'id="s-{s.key}"' in page
+
+
+def test_the_rules_hold_no_verdict_for_a_strategy():
+    """Situations select by platform, host and delivery only."""
+    for s in reference.SITUATIONS:
+        assert set(vars(s.cells)) == {"platforms", "hosts", "deliveries"}
+
+
+def test_committed_reference_is_generated_from_the_committed_documents(sigprobe, tmp_path):
+    # Copies beside the output, so that the links to the documents read as in results/.
+    docs = [Path(shutil.copy(d, tmp_path)) for d in sorted((ROOT / "results").glob("*.json"))]
+    r = sigprobe("report", *map(str, docs), "--md", str(tmp_path / "README.md"), "--html", str(tmp_path / "r.html"))
+    assert r.returncode == 0, r.stderr
+    md = (tmp_path / "README.md").read_text()
+    assert md == (ROOT / "results" / "README.md").read_text(), "run `scripts/sigprobe report` and commit results/"
+    assert (tmp_path / "r.html").read_text() == (ROOT / "results" / "reference.html").read_text()
+
+
+# ---- compare --------------------------------------------------------------------
+
+def test_compare_identical_documents_exits_0(sigprobe):
+    r = sigprobe("compare", str(VENV), str(VENV))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "0 changed, 0 only in A, 0 only in B, 7 the same"
+
+
+def test_compare_lists_changed_and_one_sided_cells_and_exits_1(sigprobe):
+    r = sigprobe("compare", str(VENV), str(SYSTEM))
+    assert r.returncode == 1, r.stderr
+    lines = r.stdout.splitlines()
+    assert "changed  linux/jupyter/c-handler-import/kernel-interrupt: deferred -> handled" in lines
+    assert "only A   linux/jupyter-message/check-signals/kernel-interrupt: flaky (handled 2/3, deferred 1/3)" in lines
+    assert "only B   linux/python-tty/check-signals/tty-intr: handled" in lines
+    assert lines[-1] == "1 changed, 1 only in A, 1 only in B, 5 the same"
+
+
+def test_compare_json(sigprobe):
+    r = sigprobe("compare", str(VENV), str(SYSTEM), "--json")
+    assert r.returncode == 1, r.stderr
+    diff = json.loads(r.stdout)
+    assert diff["key"] == "id"
+    assert [(c["key"], c["a"]["verdict"], c["b"]["verdict"]) for c in diff["changed"]] == [
+        ("linux/jupyter/c-handler-import/kernel-interrupt", "deferred", "handled")]
+    assert [c["id"] for c in diff["only_a"]] == ["linux/jupyter-message/check-signals/kernel-interrupt"]
+    assert [c["id"] for c in diff["only_b"]] == ["linux/python-tty/check-signals/tty-intr"]
+    assert diff["same"] == 5
+
+
+def test_compare_across_platforms_ignoring_the_prefix(sigprobe):
+    r = sigprobe("compare", str(WINE), str(WINDOWS))
+    assert r.returncode == 1 and r.stdout.splitlines()[-1] == "0 changed, 5 only in A, 5 only in B, 0 the same"
+    r = sigprobe("compare", str(WINE), str(WINDOWS), "--ignore-platform", "--json")
+    assert r.returncode == 1, r.stderr
+    diff = json.loads(r.stdout)
+    assert diff["key"] == "host/strategy/delivery"
+    assert [(c["key"], c["a"]["verdict"], c["b"]["verdict"]) for c in diff["changed"]] == [
+        ("console/none/ctrl-break", "error", "killed")]
+    assert diff["same"] == 4 and not diff["only_a"] and not diff["only_b"]
+
+
+def test_flaky_cells_differ_by_the_verdicts_they_alternate_between_not_the_split():
+    a = {"verdict": "flaky", "counts": {"handled": 2, "deferred": 1}}
+    assert not compare.differs(a, {"verdict": "flaky", "counts": {"handled": 1, "deferred": 2}})
+    assert compare.differs(a, {"verdict": "flaky", "counts": {"handled": 2, "hung": 1}})
+    assert compare.differs(a, {"verdict": "handled", "counts": {"handled": 3}})
+
+
+# ---- broken inputs ----------------------------------------------------------------
+
+@pytest.mark.parametrize("name", BROKEN)
+def test_report_broken_input_is_one_line_naming_the_file(sigprobe, tmp_path, name):
+    r = sigprobe("report", str(VENV), str(FIX / name), "--md", str(tmp_path / "x.md"))
+    one_error_line(r, name)
+    assert not (tmp_path / "x.md").exists()
+
+
+@pytest.mark.parametrize("name", BROKEN)
+def test_compare_broken_input_exits_2(sigprobe, name):
+    one_error_line(sigprobe("compare", str(FIX / name), str(VENV)), name)
+    one_error_line(sigprobe("compare", str(VENV), str(FIX / name), "--json"), name)
+
+
+def test_missing_file_and_bad_cell_id(sigprobe, tmp_path):
+    one_error_line(sigprobe("compare", str(VENV), str(tmp_path / "nope.json")), "nope.json")
+    doc = json.loads(VENV.read_text())
+    doc["cells"][0]["id"] = "linux/tty/none"
+    (tmp_path / "bad-id.json").write_text(json.dumps(doc))
+    line = one_error_line(sigprobe("report", str(tmp_path / "bad-id.json"), "--md", "-"), "bad-id.json")
+    assert "platform/host/strategy/delivery" in line
+
+
+def test_compare_needs_two_documents(sigprobe):
+    line = one_error_line(sigprobe("compare", str(VENV)), "compare")
+    assert "B.json" in line
+
+
+# ---- the page in a real browser -------------------------------------------------
+
+def chromium(*args, tmp_path: Path) -> subprocess.CompletedProcess:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("chromium is missing: install it with: apt-get install -y chromium "
+                    "(`scripts/sigprobe test` does this as root)")
+    argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}", *args]
+    # Its own session, so that a hung browser and its helpers go down together, by our pid only.
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                         text=True, start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+        pytest.fail("chromium did not finish within 120 s")
+    return subprocess.CompletedProcess(argv, p.returncode, out, err)
+
+
+class MatrixParser(HTMLParser):
+    """Collects each matrix: its source, column keys and strategy rows."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self.in_head = [], False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "table" and "matrix" in (a.get("class") or "").split():
+            self.tables.append({"source": a.get("data-source"), "columns": [], "rows": [], "verdicts": []})
+        elif not self.tables:
+            return
+        elif tag == "thead":
+            self.in_head = True
+        elif tag == "tbody":
+            self.in_head = False
+        elif tag == "th" and self.in_head and a.get("data-col"):
+            self.tables[-1]["columns"].append(a["data-col"])
+        elif tag == "tr" and a.get("data-strategy"):
+            self.tables[-1]["rows"].append(a["data-strategy"])
+        elif tag == "td" and a.get("data-verdict"):
+            self.tables[-1]["verdicts"].append(a["data-verdict"])
+
+
+def test_chromium_renders_the_matrix(merged, tmp_path):
+    _, _, _, page = merged
+    r = chromium("--dump-dom", page.as_uri(), tmp_path=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    parser = MatrixParser()
+    parser.feed(r.stdout)
+    tables = {(t["source"], tuple(t["columns"])): t for t in parser.tables}
+    venv = "linux-python-3-11-7-ipykernel-7-4-0"
+    native = tables[(venv, ("tty/tty-intr", "no-tty/kill", "no-tty/sigterm"))]
+    assert native["rows"] == ["none", "sigaction"]
+    assert native["verdicts"] == ["killed", "handled", "handled", "killed"]  # `none` has no no-tty cells
+    kernels = tables[(venv, ("jupyter/kernel-interrupt", "jupyter-message/kernel-interrupt"))]
+    assert kernels["rows"] == ["check-signals", "c-handler-import"]
+    assert "flaky" in kernels["verdicts"]
+    wine = tables[("windows-wine", ("console/ctrl-c", "console/ctrl-break", "no-window/set-event",
+                                    "jupyter-launch/set-event"))]
+    assert wine["rows"] == ["console-ctrl", "none", "event"]
+    assert [t["source"] for t in parser.tables].count("linux-python-3-11-2-ipykernel-6-17-1") == 2
+
+
+def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
+    """Decodes an 8-bit RGB/RGBA PNG (what Chromium writes): width, height and
+    every pixel's RGB."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, width = 8, b"", None
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            assert depth == 8 and colour in (2, 6) and interlace == 0, (depth, colour, interlace)
+            bpp = 3 if colour == 2 else 4
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    raw = zlib.decompress(idat)
+    stride = width * bpp
+    rows, prev = [], bytearray(stride)
+    for y in range(height):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        if f == 1:
+            for i in range(bpp, stride):
+                line[i] = (line[i] + line[i - bpp]) & 0xFF
+        elif f == 2:
+            line = bytearray((a + b) & 0xFF for a, b in zip(line, prev))
+        elif f == 3:
+            for i in range(stride):
+                line[i] = (line[i] + ((line[i - bpp] if i >= bpp else 0) + prev[i]) // 2) & 0xFF
+        elif f == 4:
+            for i in range(stride):
+                a = line[i - bpp] if i >= bpp else 0
+                b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
+        rows.append(bytes(line))
+        prev = line
+    return width, height, [bytes(r[i:i + 3]) for r in rows for i in range(0, stride, bpp)]
+
+
+def test_chromium_screenshot_is_not_blank(merged, tmp_path):
+    _, _, _, page = merged
+    shot = tmp_path / "page.png"
+    r = chromium(f"--screenshot={shot}", "--window-size=1400,1000", page.as_uri(), tmp_path=tmp_path)
+    assert r.returncode == 0 and shot.exists(), r.stderr[-2000:]
+    width, height, pixels = png_pixels(shot.read_bytes())
+    assert (width, height) == (1400, 1000)
+    assert len(set(pixels)) >= 5
