@@ -240,8 +240,8 @@ void sp_outcome_annotate(sp_outcome *o) {
            o->verdict == SP_VERDICT_NOT_DELIVERED)
     note = "Wine: process group 0 means only the sender's own group, so a CREATE_NEW_PROCESS_GROUP probe is not sent "
            "Ctrl+C at all; on Windows every process on the console is, and a new group has Ctrl+C disabled";
-  else if (is_console_event(o->cell.delivery) && o->exit.kind == SP_EXIT_EXITED && o->exit.code == 0 &&
-           !o->done_seen && o->n_fired == 0)
+  else if (is_console_event(o->cell.delivery) && o->verdict == SP_VERDICT_ERROR && o->exit.kind == SP_EXIT_EXITED &&
+           o->exit.code == 0 && !o->done_seen && o->n_fired == 0)
     note = "Wine: a process ended by the default Ctrl+C action exits with 0, not STATUS_CONTROL_C_EXIT (0xC000013A), "
            "so the harness cannot tell it from an exit; on Windows this is decoded as killed";
   else if (o->cell.delivery == SP_DELIVERY_CLOSE && o->verdict == SP_VERDICT_UNSUPPORTED && strstr(o->reason, "window"))

@@ -163,3 +163,16 @@ def test_atomic_write_leaves_no_temporary_files(tmp_path):
     results.write_atomically(p, '{"a": 1}\n')
     assert p.read_text() == '{"a": 1}\n'
     assert [x.name for x in tmp_path.iterdir()] == ["d.json"]
+
+
+def test_parallel_runs_give_the_same_verdicts_as_serial_ones(sigprobe, tmp_path):
+    """-j N must not change a verdict: each cell has its own session, group and pty."""
+    native = ["--only", "linux/tty/*", "--only", "linux/no-tty/*", "--only", "linux/background/*"]
+    verdicts = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"j{jobs}.json"
+        r = sigprobe("run", *native, "--repeat", "1", "-j", jobs, "--out", str(out))
+        assert r.returncode == 0, r.stderr
+        verdicts[jobs] = {c["id"]: c["verdict"] for c in json.loads(out.read_text())["cells"]}
+    assert len(verdicts["1"]) == 84
+    assert verdicts["1"] == verdicts["2"]
