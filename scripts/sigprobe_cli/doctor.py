@@ -372,6 +372,11 @@ def _kernel(f):
     return f.get("jupyter", {}).get("kernel", False)
 
 
+def _idle(f):
+    """SIGINT between cells, where the caller (the IPython extension) measured it."""
+    return f.get("kernel_states", {}).get("idle", {})
+
+
 def _fmt_members(ms, limit=5):
     s = ", ".join(f"{m['pid']} ({m['comm']})" for m in ms[:limit])
     return s + (f" and {len(ms) - limit} more" if len(ms) > limit else "")
@@ -427,11 +432,12 @@ RULES = [
                "default (signal) an interrupt is SIGINT to its process group.",
      lambda f: "; ".join(f["jupyter"]["evidence"]) + f"; {f['jupyter']['interrupt_mode_source']}"),
     ("jupyter-idle-ignored",
-     lambda f: _kernel(f) and _sig(f, "SIGINT")["disposition"] == "ignored",
-     lambda f: "SIGINT is ignored right now: ipykernel ignores SIGINT between cells (SIG_IGN) and installs "
+     lambda f: _kernel(f) and (_sig(f, "SIGINT")["disposition"] == "ignored" or _idle(f).get("os") == "ignored"),
+     lambda f: "SIGINT is ignored while the kernel is idle: ipykernel sets SIG_IGN between cells and installs "
                "Python's default_int_handler only while it handles a message, so an interrupt of an idle "
                "kernel does nothing.",
-     lambda f: "SigIgn has SIGINT (bit 2)"),
+     lambda f: "SigIgn has SIGINT (bit 2)" + (" now" if _sig(f, "SIGINT")["disposition"] == "ignored"
+                                              else f" between cells ({_idle(f).get('how')})")),
     ("jupyter-running-caught",
      lambda f: _kernel(f) and _sig(f, "SIGINT")["disposition"] == "caught",
      lambda f: "SIGINT is caught right now: the kernel is handling a message (running a cell), when ipykernel "
