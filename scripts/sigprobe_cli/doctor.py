@@ -224,10 +224,10 @@ def _gather_ps(pid: int, facts: dict, problems: list) -> None:
     facts["signals"] = {
         name: {"disposition": "ignored" if _mask_has(row["ignored"], name)
                else "caught" if _mask_has(row["caught"], name) else "default",
-               "blocked": "unsupported per thread; process mask: " + ("blocked" if _mask_has(row["blocked"], name) else "not blocked"),
+               "blocked": "blocked" if _mask_has(row["blocked"], name) else "none",
                "blocked_in": [], "pending": _mask_has(row["pending"], name)}
         for name in SIGNALS}
-    facts["threads"] = "unsupported (ps shows one mask per process)"
+    facts["threads"] = "unsupported here (ps shows one blocked mask, the main thread's)"
     facts["threads_differ"] = None
     r = subprocess.run(["ps", "-p", str(pid), "-ww", "-o", "args="], capture_output=True, text=True)
     facts["cmdline"] = r.stdout.strip().split()
@@ -307,7 +307,7 @@ def _jupyter(facts: dict, problems: list) -> dict:
                     out["interrupt_mode_source"] = f"kernelspec {spec_file}"
                 else:
                     out["interrupt_mode"] = "signal"
-                    out["interrupt_mode_source"] = f"jupyter_client's default (kernelspec {spec_file} does not set it)"
+                    out["interrupt_mode_source"] = f"jupyter_client's default: kernelspec {spec_file} does not set it"
                 break
     if "interrupt_mode" not in out:
         out["interrupt_mode"] = "unknown"
@@ -538,7 +538,7 @@ def render(facts: dict, conclusions: list[dict] | None = None) -> str:
         lines.append(f"  {'signal':<8} {'disposition':<12} {'blocked':<10} pending")
         for name in SIGNALS:
             s = facts["signals"][name]
-            blocked = s["blocked"] if isinstance(s["blocked"], str) and len(s["blocked"]) < 10 else s["blocked"]
+            blocked = s["blocked"]
             now = f"  (now: {s['now']})" if s.get("now") and s["now"] != s["disposition"] else ""
             lines.append(f"  {name:<8} {s['disposition']:<12} {blocked:<10} {'yes' if s['pending'] else 'no'}{now}")
         if facts.get("inherited_note"):

@@ -2,9 +2,11 @@
 
     %sigprobe doctor [--json]       the doctor report for this kernel, with SIGINT
                                     while a cell runs and between cells
-    %sigprobe selftest [--json] [--loop-ms N] [--delay-ms N] [--import]
+    %sigprobe selftest [--json] [--repeat N] [--loop-ms N] [--delay-ms N] [--import]
                                     runs the extension probe's strategies in this
-                                    kernel, interrupted the way its manager does
+                                    kernel, interrupted the way its manager does,
+                                    N times each (default 3): runs that disagree
+                                    make the strategy flaky
 
 Make it importable with sys.path.insert(0, "<repo>/scripts/sigprobe_ipython").
 The extension probe (sigprobe_pyext) is found through $SIGPROBE_PYEXT_DIR or
@@ -32,7 +34,8 @@ if str(SCRIPTS) not in sys.path:
 from sigprobe_cli import doctor  # noqa: E402
 
 IDLE_SAMPLE_AFTER_S = 0.25
-USAGE = "usage: %sigprobe doctor [--json] | %sigprobe selftest [--json] [--loop-ms N] [--delay-ms N] [--import]"
+USAGE = ("usage: %sigprobe doctor [--json] | "
+         "%sigprobe selftest [--json] [--repeat N] [--loop-ms N] [--delay-ms N] [--import]")
 
 
 # ---- SIGINT as this kernel has it now --------------------------------------
@@ -262,7 +265,7 @@ def run_strategy(m, helper, label, strategy, nogil, loop_ms, call):
     return _row(label, strategy, nogil, result, ki, t_ki, events, error)
 
 
-def selftest(loop_ms=1500, delay_ms=100, with_import=False) -> dict:
+def selftest(loop_ms=1000, delay_ms=100, with_import=False, repeat=3) -> dict:
     if sys.platform == "win32":
         return {"unsupported": "the extension probe is not ported to Windows yet (its strategies are POSIX); "
                                "the Windows runner measures JPY_INTERRUPT_EVENT"}
@@ -272,7 +275,8 @@ def selftest(loop_ms=1500, delay_ms=100, with_import=False) -> dict:
     pid, pgid = os.getpid(), os.getpgid(0)
     others = [mm for mm in doctor.group_members(pgid) if mm["pid"] != pid]
     delivery = "killpg" if not others else "kill"
-    out = {"pid": pid, "pgid": pgid, "delivery": delivery, "loop_ms": loop_ms, "delay_ms": delay_ms, "rows": []}
+    out = {"pid": pid, "pgid": pgid, "delivery": delivery, "loop_ms": loop_ms, "delay_ms": delay_ms,
+           "repeat": repeat, "rows": []}
     if others:
         out["delivery_note"] = (f"the process group {pgid} holds other processes ({doctor._fmt_members(others)}): "
                                 f"killpg would interrupt them too, so SIGINT went to this kernel's pid only")
@@ -284,11 +288,12 @@ def selftest(loop_ms=1500, delay_ms=100, with_import=False) -> dict:
     os.environ["SIGPROBE_REPORT"] = f"unix:{sock}"
     try:
         strategies = [s for s in STRATEGIES if s != "signalfd-thread" or sys.platform.startswith("linux")]
-        for s in strategies:
-            for nogil in (False, True):
-                out["rows"].append(run_strategy(m, helper, s, s, nogil, loop_ms,
-                                                lambda s=s, nogil=nogil: m.run(s, loop_ms, nogil=nogil)))
-        out["rows"] += _import_rows(helper, loop_ms, with_import, out)
+        for _ in range(repeat):
+            for s in strategies:
+                for nogil in (False, True):
+                    out["rows"].append(run_strategy(m, helper, s, s, nogil, loop_ms,
+                                                    lambda s=s, nogil=nogil: m.run(s, loop_ms, nogil=nogil)))
+        out["rows"] += _import_rows(helper, loop_ms, with_import, out, repeat)
     finally:
         if saved_env is None:
             os.environ.pop("SIGPROBE_REPORT", None)
@@ -303,15 +308,45 @@ def selftest(loop_ms=1500, delay_ms=100, with_import=False) -> dict:
         signal.signal(signal.SIGINT, before["python_handler"])  # puts CPython's own handler back at OS level
         out["restored"] = kernel_state() == before
     out["helper_exit"] = helper.proc.returncode
+    out["summary"] = summarize(out["rows"])
     return out
 
 
-def _import_rows(helper, loop_ms, with_import, out):
+def summarize(rows) -> list[dict]:
+    """One line per (strategy, gil): its verdict, or `flaky` with the count of
+    each verdict when its runs disagree; the median latency of the runs whose
+    handler fired."""
+    groups: dict = {}
+    for row in rows:
+        groups.setdefault((row["strategy"], row["nogil"]), []).append(row)
+    out = []
+    for (strategy, nogil), runs in groups.items():
+        counts: dict = {}
+        for r in runs:
+            counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
+        lat = sorted(f["latency_us"] for r in runs for f in r["fired"][:1] if f["latency_us"] is not None)
+        late = sorted(r["keyboard_interrupt_after_us"] for r in runs if "keyboard_interrupt_after_us" in r)
+        line = {"strategy": strategy, "nogil": nogil, "runs": len(runs),
+                "verdict": next(iter(counts)) if len(counts) == 1 else "flaky", "counts": counts,
+                "noticed": f"{sum(r['noticed'] for r in runs)}/{len(runs)}",
+                "handlers": sorted({f"{f['handler']} ({f['thread']} thread)" for r in runs for f in r["fired"]})}
+        if lat:
+            line["latency_us_median"] = lat[len(lat) // 2]
+        if late:
+            line["keyboard_interrupt_after_us_median"] = late[len(late) // 2]
+        reasons = sorted({r["reason"] for r in runs if r.get("reason")})
+        if reasons:
+            line["reasons"] = reasons
+        out.append(line)
+    return out
+
+
+def _import_rows(helper, loop_ms, with_import, out, repeat):
     """c-handler-import: the seed's case, a C handler installed once at import."""
     rows = []
     if "sigprobe_pyext_import" in sys.modules:
         mi = sys.modules["sigprobe_pyext_import"]
-        for nogil in (False, True):
+        for nogil in [g for _ in range(repeat) for g in (False, True)]:
             rows.append(run_strategy(None, helper, "c-handler-import (imported before this cell)", "c-handler-import",
                                      nogil, loop_ms, lambda nogil=nogil: mi.run(loop_ms, nogil=nogil)))
         return rows
@@ -321,7 +356,7 @@ def _import_rows(helper, loop_ms, with_import, out):
                               "life of the process, so the selftest does not do it unasked")
         return rows
     import sigprobe_pyext_import as mi
-    for nogil in (False, True):
+    for nogil in [g for _ in range(repeat) for g in (False, True)]:
         rows.append(run_strategy(None, helper, "c-handler-import (imported in this cell)", "c-handler-import",
                                  nogil, loop_ms, lambda nogil=nogil: mi.run(loop_ms, nogil=nogil)))
     # What the next cell does first: ipykernel's own pre_handler_hook, replayed
@@ -333,7 +368,7 @@ def _import_rows(helper, loop_ms, with_import, out):
     saved = kernel.saved_sigint_handler
     try:
         kernel.pre_handler_hook()
-        for nogil in (False, True):
+        for nogil in [g for _ in range(repeat) for g in (False, True)]:
             rows.append(run_strategy(None, helper, "c-handler-import (next cell: pre_handler_hook replayed)",
                                      "c-handler-import", nogil, loop_ms, lambda nogil=nogil: mi.run(loop_ms, nogil=nogil)))
     finally:
@@ -346,28 +381,28 @@ def render_selftest(r: dict) -> str:
         return f"sigprobe selftest: unsupported here: {r['unsupported']}"
     if "error" in r:
         return f"sigprobe selftest: {r['error']}"
-    lines = [f"sigprobe selftest in kernel pid {r['pid']}: SIGINT by {r['delivery']} "
+    lines = [f"sigprobe selftest in kernel pid {r['pid']}, {r['repeat']} run(s) per line: SIGINT by {r['delivery']} "
              f"({'group ' + str(r['pgid']) if r['delivery'] == 'killpg' else 'pid ' + str(r['pid'])}) from a helper "
              f"process, {r['delay_ms']} ms after the probe was ready; each call loops up to {r['loop_ms']} ms"]
     if r.get("delivery_note"):
         lines.append(f"  note: {r['delivery_note']}")
     lines.append("")
     lines.append(f"  {'strategy':<56} {'gil':<6} {'noticed':<8} {'verdict':<9} how")
-    for row in r["rows"]:
-        if row["fired"]:
-            how = "; ".join(f"{f['handler']} fired on {f['thread']} thread after {f['latency_us']} us"
-                            for f in row["fired"])
+    for line in r["summary"]:
+        if line["handlers"]:
+            how = ", ".join(line["handlers"]) + f" fired, median {line['latency_us_median']} us after the interrupt"
         else:
             how = "no handler fired"
-        if row["keyboard_interrupt"] == "inside-call":
-            how += "; KeyboardInterrupt raised inside the call (caught)"
-        elif row["keyboard_interrupt"] == "after-return":
-            how += (f"; KeyboardInterrupt only after the call returned, "
-                    f"{row.get('keyboard_interrupt_after_us', 0) / 1000:.0f} ms after the interrupt (caught)")
-        if row.get("reason"):
-            how += f"; {row['reason']}"
-        lines.append(f"  {row['strategy']:<56} {'nogil' if row['nogil'] else 'gil':<6} "
-                     f"{'yes' if row['noticed'] else 'no':<8} {row['verdict']:<9} {how}")
+        if "keyboard_interrupt_after_us_median" in line:
+            how += (f"; KeyboardInterrupt only after the call returned, median "
+                    f"{line['keyboard_interrupt_after_us_median'] / 1000:.0f} ms after the interrupt (caught)")
+        if line["verdict"] == "flaky":
+            how = ", ".join(f"{v} {n}" for v, n in line["counts"].items()) + "; " + how
+        if line.get("reasons"):
+            how += "; " + "; ".join(line["reasons"])
+        lines.append(f"  {line['strategy']:<56} {'nogil' if line['nogil'] else 'gil':<6} "
+                     f"{line['noticed']:<8} {line['verdict']:<9} {how}")
+    lines.append("  (KeyboardInterrupts raised inside the call, by check-signals, are counted as handled and caught)")
     if r.get("import_note"):
         lines += ["", f"  {r['import_note']}"]
     lines.append("")
@@ -399,11 +434,13 @@ def sigprobe_magic(line: str):
         facts = doctor_facts()
         print(json.dumps(doctor.report(facts), indent=2) if as_json else doctor.render(facts))
         return
-    opts = {"loop_ms": 1500, "delay_ms": 100, "with_import": "--import" in args}
-    for flag, key in (("--loop-ms", "loop_ms"), ("--delay-ms", "delay_ms")):
+    opts = {"loop_ms": 1000, "delay_ms": 100, "repeat": 3, "with_import": "--import" in args}
+    for flag, key in (("--loop-ms", "loop_ms"), ("--delay-ms", "delay_ms"), ("--repeat", "repeat")):
         if flag in args:
             try:
                 opts[key] = int(args[args.index(flag) + 1])
+                if opts[key] < (1 if key == "repeat" else 0):
+                    raise ValueError
             except (IndexError, ValueError):
                 print(f"{flag} needs a number; {USAGE}")
                 return
