@@ -403,6 +403,14 @@ def render_selftest(r: dict) -> str:
         lines.append(f"  {line['strategy']:<56} {'nogil' if line['nogil'] else 'gil':<6} "
                      f"{line['noticed']:<8} {line['verdict']:<9} {how}")
     lines.append("  (KeyboardInterrupts raised inside the call, by check-signals, are counted as handled and caught)")
+    answer = []
+    for label, pick in (("in every run", lambda c: set(c) == {"handled"}),
+                        ("in some runs only", lambda c: "handled" in c and len(c) > 1),
+                        ("never", lambda c: "handled" not in c)):
+        names = [f"{ln['strategy']}{' +nogil' if ln['nogil'] else ''}" for ln in r["summary"] if pick(ln["counts"])]
+        if names:
+            answer.append(f"{label}: {', '.join(names)}")
+    lines += ["", "  Noticed the interrupt inside the native call " + "; ".join(answer) + "."]
     if r.get("import_note"):
         lines += ["", f"  {r['import_note']}"]
     lines.append("")
