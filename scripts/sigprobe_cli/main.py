@@ -108,6 +108,7 @@ def build_parser() -> ArgumentParser:
     t = sub.add_parser("test", help="set up everything and run the whole test suite (CTest: Criterion + pytest)")
     t.add_argument("ctest_args", nargs=argparse.REMAINDER, help="extra arguments for ctest, e.g. -R c.cells")
     add_report_parsers(sub)
+    add_doctor_parser(sub)
     return p
 
 
@@ -351,6 +352,37 @@ REPORT_COMMANDS = {"report": cmd_report, "compare": cmd_compare}
 # ---- end of report and compare ----------------------------------------------
 
 
+# ---- doctor (issue 5) --------------------------------------------------------
+# Kept in one block. The dispositions this process was started with are read
+# here, at import, because main() installs sigprobe's own SIGINT/SIGTERM
+# handlers before any command runs.
+from . import doctor as doctor_mod  # noqa: E402
+
+DOCTOR_INHERITED = doctor_mod.snapshot_inherited()
+
+
+def add_doctor_parser(sub) -> None:
+    d = sub.add_parser("doctor", help="what an interrupt would do to a live process, and why",
+                       description="Reports per signal (INT, TERM, HUP, QUIT) whether it is default, ignored or "
+                                   "caught, blocked or pending (per thread where threads differ); the process "
+                                   "group, session, controlling terminal and foreground group; whether it is a "
+                                   "Jupyter kernel and its interrupt_mode; then conclusions, each with the fact "
+                                   "behind it. Default: this process, i.e. what a program started from this "
+                                   "shell inherits.")
+    d.add_argument("--pid", type=positive_int, metavar="PID", help="the process to diagnose (default: this one)")
+    d.add_argument("--json", action="store_true", help="print the facts and conclusions as JSON")
+
+
+def cmd_doctor(args) -> int:
+    try:
+        facts = doctor_mod.gather(args.pid, inherited=DOCTOR_INHERITED)
+    except doctor_mod.NoSuchProcess as e:
+        raise BadInput(str(e)) from None
+    print(json.dumps(doctor_mod.report(facts), indent=2) if args.json else doctor_mod.render(facts))
+    return 0
+# ---- end doctor ----------------------------------------------------------------
+
+
 def _rel(p: Path) -> str:
     try:
         return str(p.resolve().relative_to(Path.cwd()))
@@ -370,7 +402,7 @@ def main(argv: list[str]) -> int:
         signal.signal(signal.SIGINT, _raise_interrupted)
         signal.signal(signal.SIGTERM, _raise_interrupted)
         return {"list": cmd_list, "run": cmd_run, "bench": cmd_bench, "test": cmd_test,
-                **REPORT_COMMANDS}[args.command](args)
+                "doctor": cmd_doctor, **REPORT_COMMANDS}[args.command](args)
     except SigprobeError as e:
         print(f"sigprobe: {e}", file=sys.stderr)
         return e.exit_code

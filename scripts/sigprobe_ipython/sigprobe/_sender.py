@@ -1,0 +1,89 @@
+"""The helper process of `%sigprobe selftest`: it interrupts the kernel the way
+its manager does, from outside the kernel's process group.
+
+Usage: python _sender.py SOCKET PID PGID DELIVERY DELAY_MS
+(DELIVERY: killpg or kill). Standard library only. It listens on SOCKET (the
+probe's report channel, SIGPROBE_REPORT=unix:SOCKET); for every connection it
+waits for the probe's `ready`, sleeps DELAY_MS, sends SIGINT and prints
+{"ev":"delivered","t_ns":..}, forwards every probe event as
+{"ev":"probe","event":{..}} and prints {"ev":"closed"} when the probe hangs up.
+Stdin is its lifeline: EOF (the kernel side is done or gone) ends it.
+"""
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import time
+
+
+def say(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def same_process(pid, pgid):
+    """The target still exists and still leads the group we were told about,
+    so the signal cannot reach a process that reused the pid."""
+    try:
+        return os.getpgid(pid) == pgid
+    except OSError:
+        return False
+
+
+def serve(conn, pid, pgid, delivery, delay_s):
+    buf, delivered = b"", False
+    while True:
+        r, _, _ = select.select([conn, 0], [], [], 30)
+        if not r:
+            say({"ev": "error", "reason": "no event from the probe within 30 s"})
+            return
+        if 0 in r and not os.read(0, 4096):
+            sys.exit(0)
+        if conn not in r:
+            continue
+        chunk = conn.recv(65536)
+        if not chunk:
+            say({"ev": "closed"})
+            return
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            say({"ev": "probe", "event": event})
+            if event.get("ev") == "ready" and not delivered:
+                delivered = True
+                time.sleep(delay_s)
+                if not same_process(pid, pgid):
+                    say({"ev": "error", "reason": f"pid {pid} is gone or left group {pgid}; nothing sent"})
+                    continue
+                t = time.monotonic_ns()
+                if delivery == "killpg":
+                    os.killpg(pgid, signal.SIGINT)
+                else:
+                    os.kill(pid, signal.SIGINT)
+                say({"ev": "delivered", "t_ns": t, "delivery": delivery, "sender_pid": os.getpid()})
+
+
+def main():
+    path, pid, pgid, delivery, delay_ms = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    say({"ev": "listening", "pid": os.getpid()})
+    while True:
+        r, _, _ = select.select([srv, 0], [], [])
+        if 0 in r and not os.read(0, 4096):
+            return 0
+        if srv in r:
+            conn, _ = srv.accept()
+            with conn:
+                serve(conn, pid, pgid, delivery, delay_ms / 1000)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
