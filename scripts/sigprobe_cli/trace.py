@@ -555,12 +555,12 @@ def watch(pid: int, seconds: float, out=None) -> dict:
     tracked = _descendants(pid)
     summary = {"pid": pid, "comm": _comm(pid), "generated": {}, "taken": {}, "ended": "deadline"}
     say = lambda text: print(text, file=out, flush=True)  # noqa: E731
-    say(f"sigprobe: watching pid {pid} ({summary['comm']}) and its threads and children for {seconds:g} s")
     t0 = time.monotonic()
     inst = Instance(root, {"signal/signal_generate": None, "signal/signal_deliver": None,
                            "sched/sched_process_fork": None})
     try:
         with inst:
+            say(f"sigprobe: watching pid {pid} ({summary['comm']}) and its threads and children for {seconds:g} s")
             seen = 0
             deadline = t0 + seconds
             gone = False
