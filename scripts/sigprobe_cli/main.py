@@ -4,6 +4,7 @@ and only here: 2 bad input or a missing dependency, 3 a failed build,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ from pathlib import Path
 from . import bootstrap, cells as cellmod, render, results
 from .errors import BadInput, SigprobeError
 from . import pyhosts, wine
+from . import trace as tracemod
 from .native import run_native
 
 DEFAULT_REPEAT = 3
@@ -95,6 +97,11 @@ def build_parser() -> ArgumentParser:
                           "changes no verdict)")
     run.add_argument("--build-dir", type=Path, default=bootstrap.DEFAULT_BUILD, help="C build directory (default: build/)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
+    # ---- --trace (trace.py) ----
+    run.add_argument("--trace", action="store_true",
+                     help="record the kernel's side of every native run (signal:signal_generate and "
+                          "signal_deliver through tracefs, in a private trace instance; Linux, root): each "
+                          "outcome gains `trace` and `kernel`; where tracing is impossible, the reason")
 
     b = sub.add_parser("bench", help="measure latency against a C baseline, cell overhead and matrix wall time",
                        description="Prints figures (never asserts them): kill → handler latency of sigprobe's "
@@ -104,6 +111,15 @@ def build_parser() -> ArgumentParser:
     b.add_argument("--samples", type=positive_int, default=200, metavar="N", help="samples per latency figure (default 200)")
     b.add_argument("--json", action="store_true", help="print the figures as JSON")
     b.add_argument("--build-dir", type=Path, default=bootstrap.DEFAULT_BUILD, help="C build directory (default: build/)")
+
+    # ---- `sigprobe trace` (trace.py) ----
+    tr = sub.add_parser("trace", help="watch the signals sent to one process and what the kernel did with them",
+                        description="Prints, live, every signal sent to PID, its threads and children: who sent "
+                                    "what, and what the kernel did with it (delivered, ignored, already pending; "
+                                    "a handler, the default action or nothing ran); then a summary. Linux, root.")
+    tr.add_argument("--pid", type=positive_int, required=True, metavar="PID", help="the process to watch")
+    tr.add_argument("--seconds", type=positive_float, default=10.0, metavar="N",
+                    help="how long to watch (default 10); the watch also ends when PID exits")
 
     t = sub.add_parser("test", help="set up everything and run the whole test suite (CTest: Criterion + pytest)")
     t.add_argument("ctest_args", nargs=argparse.REMAINDER, help="extra arguments for ctest, e.g. -R c.cells")
@@ -209,6 +225,8 @@ def cmd_run(args) -> int:
     if args.platform == "windows-wine":
         if args.python or args.fresh_kernels:
             raise BadInput("--python and --fresh-kernels go with the native platform's Python and Jupyter cells")
+        if args.trace:
+            raise BadInput("--trace goes with the native platform (Wine's pids are not the probe's)")
         build = wine.ensure_build()
         with wine.wineserver(build) as env:
             selected = cellmod.select(wine.cells(build, env), args.only)
@@ -220,14 +238,20 @@ def cmd_run(args) -> int:
     version = runner_version(runner)
     python = [c for c in selected if c.kind != "native"]
     interp = pyhosts.interpreter(args.python, args.build_dir) if python or args.python else None
+    run_one = lambda c: run_native(runner, c, args.window_scale)  # noqa: E731
 
-    def run_python(runs, sink):
-        return pyhosts.run_all(runner, interp, args.build_dir, runs, args.window_scale, args.jobs, sink.add,
-                               fresh_kernels=args.fresh_kernels)
+    # ---- --trace (trace.py): one private trace instance for the whole run ----
+    with tracemod.RunTracer() if args.trace else contextlib.nullcontext() as tracer:
+        if tracer:
+            run_one = tracer.wrap_run_one(run_one)
 
-    return execute(args, selected, version.get("platform", "unknown"), version,
-                   lambda c: run_native(runner, c, args.window_scale), run_python if python else None,
-                   dict(interp.facts) if interp else {})
+        def run_python(runs, sink):
+            add = tracer.wrap_add(sink.add) if tracer else sink.add
+            return pyhosts.run_all(runner, interp, args.build_dir, runs, args.window_scale, args.jobs, add,
+                                   fresh_kernels=args.fresh_kernels)
+
+        return execute(args, selected, version.get("platform", "unknown"), version,
+                       run_one, run_python if python else None, dict(interp.facts) if interp else {})
 
 
 def execute(args, selected, platform: str, version: dict, run_one, run_python, extra: dict | None = None) -> int:
@@ -256,6 +280,8 @@ def execute(args, selected, platform: str, version: dict, run_one, run_python, e
     cells = sink.cells()
     settings = {"repeat": args.repeat, "jobs": args.jobs, "window_scale": args.window_scale,
                 "only": args.only or [], "fresh_kernels": args.fresh_kernels, "wall_s": round(wall, 3)}
+    if hasattr(run_one, "trace_settings"):  # --trace (trace.py)
+        settings.update(run_one.trace_settings())
     machine = results.machine_info(version, {k: v for k, v in extra.items() if k not in ("missing", "platform")})
     doc = results.document(platform, machine, settings, cells, partial=bool(interrupted))
     results.write_atomically(out, results.dumps(doc))
@@ -274,6 +300,12 @@ def cmd_bench(args) -> int:
     runner = prepare(args.build_dir)
     figures = bench.run_bench(runner, args.build_dir, args.samples)
     print(json.dumps(figures, indent=2) if args.json else bench.render(figures))
+    return 0
+
+
+def cmd_trace(args) -> int:
+    """`sigprobe trace --pid PID`: trace.watch() (also for `doctor --watch`)."""
+    tracemod.watch(args.pid, args.seconds)
     return 0
 
 
@@ -371,6 +403,9 @@ def add_doctor_parser(sub) -> None:
                                    "shell inherits.")
     d.add_argument("--pid", type=positive_int, metavar="PID", help="the process to diagnose (default: this one)")
     d.add_argument("--json", action="store_true", help="print the facts and conclusions as JSON")
+    d.add_argument("--watch", nargs="?", type=positive_float, const=10.0, metavar="SECONDS",
+                   help="then trace, live, the signals sent to the process and what the kernel did with each "
+                        "(Linux tracefs, root; default 10 s), with a summary")
 
 
 def cmd_doctor(args) -> int:
@@ -379,6 +414,11 @@ def cmd_doctor(args) -> int:
     except doctor_mod.NoSuchProcess as e:
         raise BadInput(str(e)) from None
     print(json.dumps(doctor_mod.report(facts), indent=2) if args.json else doctor_mod.render(facts))
+    if args.watch is not None:
+        if args.json:
+            raise BadInput("--watch prints a live trace; it does not go with --json")
+        sys.stdout.flush()
+        tracemod.watch(args.pid or os.getpid(), args.watch)
     return 0
 # ---- end doctor ----------------------------------------------------------------
 
@@ -402,7 +442,7 @@ def main(argv: list[str]) -> int:
         signal.signal(signal.SIGINT, _raise_interrupted)
         signal.signal(signal.SIGTERM, _raise_interrupted)
         return {"list": cmd_list, "run": cmd_run, "bench": cmd_bench, "test": cmd_test,
-                "doctor": cmd_doctor, **REPORT_COMMANDS}[args.command](args)
+                "doctor": cmd_doctor, "trace": cmd_trace, **REPORT_COMMANDS}[args.command](args)
     except SigprobeError as e:
         print(f"sigprobe: {e}", file=sys.stderr)
         return e.exit_code

@@ -2,6 +2,8 @@
 verdict and median latency. The same table as text and as Markdown."""
 from __future__ import annotations
 
+from . import trace as tracemod
+
 
 def _order(values):
     seen = []
@@ -80,7 +82,7 @@ def markdown(doc: dict) -> str:
         lines.append("| strategy | " + " | ".join(f"{h}<br>{d}" for h, d in columns) + " |")
         lines.append("|---|" + "---|" * len(columns))
         for s in strategies:
-            lines.append(f"| `{s}` | " + " | ".join(cell_text(by.get((s, h, d))) for h, d in columns) + " |")
+            lines.append(f"| `{s}` | " + " | ".join(_md_entry(by.get((s, h, d))) for h, d in columns) + " |")
         lines.append("")
     racy = [c for c in doc["cells"] if len(c.get("first_handler", {})) > 1]
     if racy:
@@ -94,6 +96,7 @@ def markdown(doc: dict) -> str:
         for c in reasons:
             lines.append(f"- `{c['id']}` ({c['verdict']}): " + "; ".join(c["reasons"]))
         lines.append("")
+    lines += _kernel_section(doc)
     notes = [c for c in doc["cells"] if c.get("notes")]
     if notes:
         lines += ["## Notes", ""]
@@ -101,3 +104,26 @@ def markdown(doc: dict) -> str:
             lines.append(f"- `{c['id']}`: " + "; ".join(c["notes"]))
         lines.append("")
     return "\n".join(lines)
+
+
+# ---- --trace (trace.py): the kernel's record beside the probe's verdict ----
+
+def _md_entry(cell: dict | None) -> str:
+    kernel = tracemod.cell_kernel_text(cell) if cell else ""
+    return cell_text(cell) + (f"<br>kernel: {kernel}" if kernel else "")
+
+
+def _kernel_section(doc: dict) -> list[str]:
+    if doc.get("settings", {}).get("trace") is None:
+        return []
+    if doc["settings"]["trace"] == "unsupported":
+        return ["## The kernel's record", "", f"Not traced: {doc['settings'].get('trace_reason')}.", ""]
+    lines = ["## The kernel's record", "",
+             "With `--trace` each entry also shows what the kernel recorded for the delivered signal",
+             "(`signal:signal_generate`, `signal:signal_deliver`): who generated it, its result, and how it",
+             "was taken — `handler`, `default`, `ignored`, or `queued` (never passed through signal delivery:",
+             "taken by sigwaitinfo()/signalfd, or left pending).", ""]
+    bad = tracemod.disagreements(doc)
+    lines += (["Runs where the probe's verdict and the kernel's record disagree:", "", *bad, ""] if bad else
+              ["In every traced run the probe's verdict agrees with the kernel's record.", ""])
+    return lines
