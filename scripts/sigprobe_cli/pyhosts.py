@@ -161,7 +161,7 @@ class JupyterSession:
             items.append(item)
         return {"runner": str(self.runner), "pyext_dir": str(self.interp.pyext_dir), "runs": items,
                 "ready_ms": int(8000 * scale), "window_ms": int(100 * scale), "deadline_ms": int(10000 * scale),
-                "kernel_timeout_s": 20 * scale, "fresh_kernels": self.fresh}
+                "kernel_timeout_s": 8 * scale, "fresh_kernels": self.fresh}
 
     def run(self, runs: list[tuple[Cell, int]], on_outcome) -> dict:
         """Runs every (cell, repeat) in order; calls on_outcome(cell, outcome). Returns the versions."""
