@@ -175,7 +175,8 @@ static void add_name(sp_name_list *l, const char *name) {
   if (l->n < SP_LIST_MAX) sp_strlcpy(l->names[l->n++], name, SP_NAME_MAX);
 }
 
-void sp_probe_ready(const char *const *strategies, int n) {
+/* The "ready" event: the host facts and the strategies registered. */
+static void ready_event(sp_event *out, const char *const *strategies, int n) {
   sp_event ev;
   memset(&ev, 0, sizeof ev);
   ev.kind = SP_EV_READY;
@@ -195,6 +196,12 @@ void sp_probe_ready(const char *const *strategies, int n) {
   ev.disposition_on_entry = g_entry_disposition;
   for (int i = 0; i < n; i++) add_name(&ev.strategies, strategies[i]);
   ev.t_ns = sp_clock_ns();
+  *out = ev;
+}
+
+void sp_probe_ready(const char *const *strategies, int n) {
+  sp_event ev;
+  ready_event(&ev, strategies, n);
   emit(&ev);
 }
 
@@ -399,24 +406,7 @@ sp_disposition sp_probe_entry_disposition(void) { return g_entry_disposition; }
 int sp_probe_ready_extra(const char *const *strategies, int n, const char *extra_members) {
   sp_event ev;
   char line[SP_LINE_MAX];
-  memset(&ev, 0, sizeof ev);
-  ev.kind = SP_EV_READY;
-  ev.pid = getpid();
-  ev.pgid = getpgrp();
-  ev.sid = getsid(0);
-  ev.foreground = -1;
-  int tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
-  if (tty >= 0) {
-    const char *name = NULL;
-    for (int i = 0; i < 3 && !name; i++)
-      if (isatty(i)) name = ttyname(i);
-    sp_strlcpy(ev.tty, name ? name : "/dev/tty", sizeof ev.tty);
-    ev.foreground = tcgetpgrp(tty) == getpgrp();
-    close(tty);
-  }
-  ev.disposition_on_entry = g_entry_disposition;
-  for (int i = 0; i < n; i++) add_name(&ev.strategies, strategies[i]);
-  ev.t_ns = sp_clock_ns();
+  ready_event(&ev, strategies, n);
   int len = sp_event_encode(&ev, line, sizeof line);
   if (len < 2) return SP_EINVAL;
   if (extra_members && *extra_members) {
