@@ -3,6 +3,7 @@
  * pipe: all async-signal-safe (signal-safety(7)). */
 #define _GNU_SOURCE
 #include "strategies.h"
+#include "sigprobe/unix_compat.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -70,7 +71,7 @@ static void self_pipe_readable(int fd) {
 
 sp_watch sp_install_self_pipe(bool own_handler, int *write_fd) {
   int fds[2];
-  if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) sp_probe_fail("pipe2");
+  if (sp_pipe(fds, 1) != 0) sp_probe_fail("pipe2");
   *write_fd = fds[1];
   if (own_handler) {
     struct sigaction sa;
@@ -92,10 +93,17 @@ static void *sigwait_main(void *arg) {
   /* The waiting thread must have SIGINT blocked itself (sigwait(3)). */
   pthread_sigmask(SIG_BLOCK, &set, NULL);
   for (;;) {
+#ifdef __APPLE__
+    /* macOS has sigwait() only: no siginfo, so no sender. */
+    int sig;
+    if (sigwait(&set, &sig) != 0) continue;
+    sp_probe_record("sigwait-thread", sig, SP_NO_SI_CODE, -1, -1);
+#else
     siginfo_t si;
     int sig = sigwaitinfo(&set, &si);
     if (sig < 0) continue; /* EINTR */
     sp_probe_record("sigwait-thread", sig, si.si_code, (int64_t)si.si_pid, (int64_t)si.si_uid);
+#endif
   }
   return NULL;
 }

@@ -6,6 +6,7 @@
  * the matching remove puts it back, so a run leaves the process as it was. */
 #define _GNU_SOURCE
 #include "strategy.h"
+#include "sigprobe/unix_compat.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -92,7 +93,7 @@ static void close_pair(int p[2]) {
 }
 
 static int self_pipe_install(sp_watch *w, int *n, sp_error *err) {
-  if (pipe2(g_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return fail_errno(err, "pipe2", errno);
+  if (sp_pipe(g_pipe, 1) != 0) return fail_errno(err, "pipe2", errno);
   int rc = install_sigint(on_self_pipe, &g_pipe_prev, err);
   if (rc != 0) {
     close_pair(g_pipe);
@@ -144,7 +145,7 @@ static int signalfd_install(sp_watch *w, int *n, sp_error *err) {
     rc = fail_errno(err, "signalfd", errno);
     goto undo_mask;
   }
-  if (pipe2(g_sfd_quit, O_CLOEXEC | O_NONBLOCK) != 0) {
+  if (sp_pipe(g_sfd_quit, 1) != 0) {
     rc = fail_errno(err, "pipe2", errno);
     goto undo_fd;
   }

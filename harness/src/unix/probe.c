@@ -20,6 +20,7 @@
 #endif
 
 #include "sigprobe/protocol.h"
+#include "sigprobe/unix_compat.h"
 
 #define SP_SLOTS 16
 
@@ -111,7 +112,7 @@ static int open_channel(const char *where, sp_error *err) {
       return sp_fail(err, SP_EFAIL, "connect(%s): %s", path, strerror(errno));
     }
     sp_strlcpy(addr.sun_path, path, sizeof addr.sun_path);
-    g_chan = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    g_chan = sp_unix_socket();
     if (g_chan < 0) return sp_fail(err, SP_EFAIL, "socket(AF_UNIX): %s", strerror(errno));
     if (connect(g_chan, (struct sockaddr *)&addr, sizeof addr) != 0) {
       int saved = errno;
@@ -150,7 +151,7 @@ void sp_probe_init(void) {
     fprintf(stderr, "sigprobe probe: %s\n", err.msg);
     exit(3);
   }
-  if (pipe2(g_wake, O_CLOEXEC | O_NONBLOCK) != 0) sp_probe_fail("pipe2");
+  if (sp_pipe(g_wake, 1) != 0) sp_probe_fail("pipe2");
 }
 
 void sp_probe_fail(const char *call) {
@@ -356,7 +357,7 @@ static const char *g_chan_where; /* the SIGPROBE_REPORT value g_chan was opened 
 static char g_chan_where_buf[512];
 
 int sp_probe_begin(sp_error *err) {
-  if (g_wake[0] < 0 && pipe2(g_wake, O_CLOEXEC | O_NONBLOCK) != 0)
+  if (g_wake[0] < 0 && sp_pipe(g_wake, 1) != 0)
     return sp_fail(err, SP_EFAIL, "pipe2: %s", strerror(errno));
 
   /* Forget the previous run. Raising the counter first makes a handler that
