@@ -69,6 +69,7 @@ static int await_ready(sp_proc *p, const sp_run_options *opt, sp_outcome *o) {
     sp_strlcpy(o->reason, why, sizeof o->reason);
     o->exit.kind = SP_EXIT_TIMEOUT;
   } else if (rc == SP_EINVAL) harness_error(o, "malformed report", err.msg);
+  else if (rc != SP_EOF) harness_error(o, "report channel", err.msg);
   /* SP_EOF: the probe ended before ready; its exit says how. */
   return 0;
 }
@@ -124,6 +125,11 @@ static void collect(sp_proc *p, const sp_run_options *opt, sp_outcome *o) {
     }
     if (rc == SP_EINVAL) {
       harness_error(o, "malformed report", err.msg);
+      break;
+    }
+    if (rc != 0) {
+      /* poll failed, or the runner itself was interrupted. */
+      harness_error(o, "report channel", err.msg);
       break;
     }
     if (take(o, &ev, "after delivery")) break;
