@@ -138,6 +138,9 @@ int main(int argc, char **argv) {
   char **exec_argv = NULL;
   int ready = -1, window = -1, deadline = -1;
 
+  double multiplier;
+  sp_error env_err;
+  if (sp_timeout_multiplier(&multiplier, &env_err) != 0) return bad_input(env_err.msg, NULL);
   default_probe_dir(argv[0], probe_dir, sizeof probe_dir);
   sp_run_options_default(&opt, probe_dir);
   for (int i = 1; i < argc; i++) {
