@@ -25,6 +25,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         !memchr(l.strategy, '\0', sizeof l.strategy) || !memchr(l.delivery, '\0', sizeof l.delivery))
       abort();
     if (!l.host[0] || !l.strategy[0] || !l.delivery[0] || strcmp(l.id, id) != 0) abort();
+    /* Four parts, no more: the id is exactly platform/host/strategy/delivery. */
+    int slashes = 0;
+    for (const char *c = id; *c; c++) slashes += *c == '/';
+    if (slashes != 3) abort();
   }
   free(id);
   return 0;
