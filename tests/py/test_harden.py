@@ -131,7 +131,7 @@ def test_sigterm_to_sigprobe_alone_ends_its_runners_partial_with_143(tmp_path, b
     _, err = p.communicate(timeout=30)
     assert p.returncode == 143, err
     assert time.monotonic() - t0 < 5, "runners are ended, not waited for"
-    assert "interrupted by SIGTERM" in err
+    assert b"interrupted by SIGTERM" in err
     assert session_members(p.pid) == []
     check_partial(out, 20)
 
