@@ -2,15 +2,18 @@
  * Exit status: 0 when an outcome was printed (whatever its verdict), 2 on
  * bad input (unknown cell, flag or value). */
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #ifndef _WIN32
 #include <unistd.h>
 #endif
 
 #include "sigprobe/cell.h"
 #include "sigprobe/json.h"
+#include "sigprobe/platform.h"
 #if defined(__GLIBC__)
 #include <gnu/libc-version.h>
 #endif
@@ -60,6 +63,11 @@ static int parse_ms(const char *flag, const char *value, int *out) {
   }
   *out = (int)v;
   return 0;
+}
+
+static int is_dir(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 static void default_probe_dir(const char *argv0, char *dir, size_t n) {
@@ -130,6 +138,9 @@ int main(int argc, char **argv) {
   char **exec_argv = NULL;
   int ready = -1, window = -1, deadline = -1;
 
+  double multiplier;
+  sp_error env_err;
+  if (sp_timeout_multiplier(&multiplier, &env_err) != 0) return bad_input(env_err.msg, NULL);
   default_probe_dir(argv[0], probe_dir, sizeof probe_dir);
   sp_run_options_default(&opt, probe_dir);
   for (int i = 1; i < argc; i++) {
@@ -164,10 +175,8 @@ int main(int argc, char **argv) {
       exec_argv = &argv[i + 1];
       break;
     } else if (a[0] == '-') {
-      {
       fprintf(stderr, "sigprobe-run: unknown option '%s' (see --help)\n", a);
       return 2;
-    }
     } else if (cell_id) {
       return bad_input("only one cell per run; a second was given: ", a);
     } else {
@@ -182,6 +191,12 @@ int main(int argc, char **argv) {
   sp_error err;
   sp_labels labels;
   sp_outcome o;
+  if (!exec_argv && !attach && !is_dir(opt.probe_dir)) return bad_input("--probe-dir is not a directory: ", opt.probe_dir);
+  /* From here on this process owns its probe's whole tree (platform.h). */
+  if (sp_own_probe_trees(&err) != 0) {
+    fprintf(stderr, "sigprobe-run: %s\n", err.msg);
+    return 1;
+  }
   if (exec_argv || attach) {
     if (cell_id) return bad_input("--exec and --attach take no CELL; name it with --label", NULL);
     if (exec_argv && attach) return bad_input("--exec and --attach exclude each other", NULL);
@@ -201,6 +216,16 @@ int main(int argc, char **argv) {
     if (host || delivery || label) return bad_input("--host, --delivery and --label go with --exec or --attach", NULL);
     if (sp_cell_parse(cell_id, &cell, &err) != 0) return bad_input(err.msg, NULL);
     sp_run_cell(&cell, &opt, &o);
+  }
+  if (sp_interrupted()) {
+    /* The probe's tree is gone; end the way the signal would have ended us,
+     * so the parent sees what happened, and print no outcome. */
+    int sig = sp_interrupted();
+    fprintf(stderr, "sigprobe-run: interrupted by %s; the probe was killed\n", sp_signal_name(sig));
+    fflush(stderr);
+    signal(sig, SIG_DFL);
+    raise(sig);
+    return 128 + sig;
   }
   char line[16384];
   int n = sp_outcome_to_json(&o, line, sizeof line);

@@ -97,7 +97,12 @@ int sp_labels_parse(sp_labels *l, const char *id, sp_error *err) {
   char tmp[sizeof l->id];
   char *part[4];
   int n = 0;
+  int slashes = 0;
   if (strlen(id) >= sizeof tmp) return sp_fail(err, SP_EINVAL, "label '%.40s...' is too long", id);
+  /* Exactly four parts: the split below stops at the fourth and would
+   * silently drop a fifth ("a/b/c/d/e" read as delivery "d"). */
+  for (const char *c = id; *c; c++) slashes += *c == '/';
+  if (slashes != 3) return sp_fail(err, SP_EINVAL, "bad label '%.80s': expected platform/host/strategy/delivery", id);
   sp_strlcpy(tmp, id, sizeof tmp);
   for (char *p = tmp, *slash; n < 4; p = slash + 1) {
     part[n++] = p;

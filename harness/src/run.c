@@ -7,10 +7,23 @@
 
 #include "sigprobe/platform.h"
 
-static int scaled(int ms) {
+int sp_timeout_multiplier(double *k, sp_error *err) {
   const char *m = getenv("SIGPROBE_TIMEOUT_MULTIPLIER");
-  double k = m ? atof(m) : 1.0;
-  if (k <= 0) k = 1.0;
+  char *end;
+  *k = 1.0;
+  if (!m || !*m) return 0;
+  double v = strtod(m, &end);
+  /* NaN fails both comparisons; the bound keeps ms * k within an int. */
+  if (*end || !(v > 0 && v <= SP_TIMEOUT_MULTIPLIER_MAX))
+    return sp_fail(err, SP_EINVAL, "SIGPROBE_TIMEOUT_MULTIPLIER must be a number above 0 and at most %d, not '%.40s'",
+                   SP_TIMEOUT_MULTIPLIER_MAX, m);
+  *k = v;
+  return 0;
+}
+
+static int scaled(int ms) {
+  double k;
+  sp_timeout_multiplier(&k, NULL);
   return (int)(ms * k);
 }
 
@@ -69,6 +82,7 @@ static int await_ready(sp_proc *p, const sp_run_options *opt, sp_outcome *o) {
     sp_strlcpy(o->reason, why, sizeof o->reason);
     o->exit.kind = SP_EXIT_TIMEOUT;
   } else if (rc == SP_EINVAL) harness_error(o, "malformed report", err.msg);
+  else if (rc != SP_EOF) harness_error(o, "report channel", err.msg);
   /* SP_EOF: the probe ended before ready; its exit says how. */
   return 0;
 }
@@ -124,6 +138,11 @@ static void collect(sp_proc *p, const sp_run_options *opt, sp_outcome *o) {
     }
     if (rc == SP_EINVAL) {
       harness_error(o, "malformed report", err.msg);
+      break;
+    }
+    if (rc != 0) {
+      /* poll failed, or the runner itself was interrupted. */
+      harness_error(o, "report channel", err.msg);
       break;
     }
     if (take(o, &ev, "after delivery")) break;

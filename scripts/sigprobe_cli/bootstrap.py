@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV = ROOT / ".venv"
 REQUIREMENTS = ROOT / "requirements.txt"
 DEFAULT_BUILD = ROOT / "build"
+ASAN_BUILD = ROOT / "build-asan"
 
 
 def log(msg: str) -> None:
@@ -42,6 +43,21 @@ def _has_module(python: str, module: str) -> bool:
                           stderr=subprocess.DEVNULL).returncode == 0
 
 
+def _has_libfuzzer() -> bool:
+    """clang links -fsanitize=fuzzer (Debian splits the runtime into libclang-rt-N-dev)."""
+    clang = shutil.which("clang-14") or shutil.which("clang")
+    if not clang:
+        return False
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        src = Path(d) / "f.c"
+        src.write_text("#include <stdint.h>\n#include <stddef.h>\n"
+                       "int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }\n")
+        r = subprocess.run([clang, "-fsanitize=fuzzer,address,undefined", str(src), "-o", str(Path(d) / "f")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return r.returncode == 0
+
+
 # What each command needs from Debian: (what, is it there?, packages).
 # The checks are cheap; packages are installed only for the failing ones.
 SYSTEM_NEEDS = {
@@ -63,6 +79,8 @@ SYSTEM_NEEDS = {
         ("Debian's ipykernel and jupyter_client", lambda: _has_module("/usr/bin/python3", "ipykernel")
          and _has_module("/usr/bin/python3", "jupyter_client"), ["python3-ipykernel", "python3-jupyter-client"]),
         ("Debian's Python headers", lambda: _has_python_dev("/usr/bin/python3"), ["python3-dev"]),
+        # It also fuzzes (libFuzzer is clang's) and builds with the sanitizers.
+        ("clang with libFuzzer", lambda: _has_libfuzzer(), ["clang", "libclang-rt-14-dev"]),
     ],
     # The report test opens the generated HTML page in headless Chromium.
     "browser": [
@@ -162,16 +180,20 @@ def ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def ensure_build(build_dir: Path = DEFAULT_BUILD, quiet: bool = True) -> Path:
-    """Configures (once) and builds the C side; make decides what is stale."""
+def ensure_build(build_dir: Path = DEFAULT_BUILD, quiet: bool = True, sanitize: bool = False) -> Path:
+    """Configures (once) and builds the C side; make decides what is stale.
+    sanitize: the C harness, probes and tests with ASan + UBSan, without the
+    Python extension, pytest or the fuzz targets (built in the main tree)."""
     args = {
-        "SIGPROBE_VENV_PYTHON": str(venv_python()) if venv_python().exists() else "",
+        "SIGPROBE_VENV_PYTHON": str(venv_python()) if venv_python().exists() and not sanitize else "",
         "SIGPROBE_PYTHON": str(venv_python()) if venv_python().exists() else sys.executable,
         "SIGPROBE_WERROR": "ON" if ci() else "OFF",
     }
     if os.name == "nt":
         # No Criterion for MSVC: the Windows-side tests are plain executables (tests/win).
         args["SIGPROBE_TESTS"] = "OFF"
+    if sanitize:
+        args.update(SIGPROBE_SANITIZE="ON", SIGPROBE_PYEXT="OFF", SIGPROBE_FUZZ="OFF")
     cache = build_dir / "CMakeCache.txt"
     configured = cache.exists() and all(_line(cache.read_text(), k) == v for k, v in args.items())
     out = subprocess.DEVNULL if quiet else None

@@ -6,10 +6,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -17,6 +19,7 @@ from pathlib import Path
 from . import bootstrap, cells as cellmod, render, results
 from .errors import BadInput, SigprobeError
 from . import pyhosts, wine
+from . import native
 from . import trace as tracemod
 from .native import run_native
 
@@ -38,14 +41,26 @@ class ArgumentParser(argparse.ArgumentParser):
                        if " " in self.prog else f"{message} (see `sigprobe --help`)")
 
 
-def positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
-    return v
+def bounded_int(limit: int):
+    """A whole number from 1 to limit (a typo like 1000000 fails at once
+    instead of running for days)."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if v < 1:
+            raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
+        if v > limit:
+            raise argparse.ArgumentTypeError(f"must be at most {limit}: {text}")
+        return v
+
+    return parse
+
+
+# Process ids: anything a pid_t holds; whether it exists is checked where it is used.
+pid_arg = bounded_int(2**31 - 1)
 
 
 def positive_float(text: str) -> float:
@@ -53,9 +68,20 @@ def positive_float(text: str) -> float:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"must be a finite number: {text}")
     if v <= 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    if v > 1000:
+        raise argparse.ArgumentTypeError(f"must be at most 1000: {text}")
     return v
+
+
+def build_dir_arg(text: str) -> Path:
+    p = Path(text)
+    if p.exists() and not p.is_dir():
+        raise argparse.ArgumentTypeError(f"not a directory: {text}")
+    return p
 
 
 def build_parser() -> ArgumentParser:
@@ -69,7 +95,7 @@ def build_parser() -> ArgumentParser:
     ls.add_argument("--only", action="append", metavar="GLOB", help="only cells matching GLOB (repeatable)")
     ls.add_argument("--platform", choices=["native", "windows-wine"], default="native",
                     help="native: this machine's cells (default); windows-wine: the Windows cells under Wine")
-    ls.add_argument("--build-dir", type=Path, default=bootstrap.DEFAULT_BUILD, help="C build directory (default: build/)")
+    ls.add_argument("--build-dir", type=build_dir_arg, default=bootstrap.DEFAULT_BUILD, help="C build directory (default: build/)")
 
     run = sub.add_parser("run", help="run cells, print the matrix, write the results document",
                          description="Runs the selected cells N times each, prints the matrix and writes "
@@ -79,9 +105,9 @@ def build_parser() -> ArgumentParser:
                           "the Windows cells cross-built with MinGW-w64 and run under Wine (results/windows-wine.json)")
     run.add_argument("--only", action="append", metavar="GLOB",
                      help="only cells matching GLOB, e.g. 'linux/no-tty/*' (repeatable; default: all)")
-    run.add_argument("--repeat", type=positive_int, default=DEFAULT_REPEAT, metavar="N",
+    run.add_argument("--repeat", type=bounded_int(1000), default=DEFAULT_REPEAT, metavar="N",
                      help=f"runs per cell (default {DEFAULT_REPEAT}); runs that disagree make the cell flaky")
-    run.add_argument("-j", "--jobs", type=positive_int, default=os.cpu_count() or 1, metavar="N",
+    run.add_argument("-j", "--jobs", type=bounded_int(256), default=os.cpu_count() or 1, metavar="N",
                      help=f"cells run in parallel (default: the number of cores, {os.cpu_count()})")
     run.add_argument("--out", type=Path, metavar="FILE",
                      help="results document to write (default results/<platform>.json; the Markdown "
@@ -95,7 +121,7 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--fresh-kernels", action="store_true",
                      help="start a fresh kernel for every Jupyter run (slower; checks that reusing kernels "
                           "changes no verdict)")
-    run.add_argument("--build-dir", type=Path, default=bootstrap.DEFAULT_BUILD, help="C build directory (default: build/)")
+    run.add_argument("--build-dir", type=build_dir_arg, default=bootstrap.DEFAULT_BUILD, help="C build directory (default: build/)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     # ---- --trace (trace.py) ----
     run.add_argument("--trace", action="store_true",
@@ -108,20 +134,22 @@ def build_parser() -> ArgumentParser:
                                    "no-tty/sigaction/kill cell beside a minimal C baseline, the native cell "
                                    "overhead, latency per delivery path, and the native matrix's wall time at "
                                    "-j 1 and -j N with a verdict check against 10× longer windows.")
-    b.add_argument("--samples", type=positive_int, default=200, metavar="N", help="samples per latency figure (default 200)")
+    b.add_argument("--samples", type=bounded_int(100_000), default=200, metavar="N", help="samples per latency figure (default 200)")
     b.add_argument("--json", action="store_true", help="print the figures as JSON")
-    b.add_argument("--build-dir", type=Path, default=bootstrap.DEFAULT_BUILD, help="C build directory (default: build/)")
+    b.add_argument("--build-dir", type=build_dir_arg, default=bootstrap.DEFAULT_BUILD, help="C build directory (default: build/)")
 
     # ---- `sigprobe trace` (trace.py) ----
     tr = sub.add_parser("trace", help="watch the signals sent to one process and what the kernel did with them",
                         description="Prints, live, every signal sent to PID, its threads and children: who sent "
                                     "what, and what the kernel did with it (delivered, ignored, already pending; "
                                     "a handler, the default action or nothing ran); then a summary. Linux, root.")
-    tr.add_argument("--pid", type=positive_int, required=True, metavar="PID", help="the process to watch")
+    tr.add_argument("--pid", type=pid_arg, required=True, metavar="PID", help="the process to watch")
     tr.add_argument("--seconds", type=positive_float, default=10.0, metavar="N",
                     help="how long to watch (default 10); the watch also ends when PID exits")
 
-    t = sub.add_parser("test", help="set up everything and run the whole test suite (CTest: Criterion + pytest)")
+    t = sub.add_parser("test", help="set up everything and run the whole test suite (CTest: Criterion + pytest + "
+                                    "fuzzing + the Wine leg), then the C tests again under ASan + UBSan (build-asan/)")
+    t.add_argument("--no-sanitizers", action="store_true", help="skip the second, sanitized run of the C tests")
     t.add_argument("ctest_args", nargs=argparse.REMAINDER, help="extra arguments for ctest, e.g. -R c.cells")
     add_report_parsers(sub)
     add_doctor_parser(sub)
@@ -131,6 +159,7 @@ def build_parser() -> ArgumentParser:
 # ---- commands -------------------------------------------------------------
 
 def prepare(build_dir: Path) -> Path:
+    native.base_multiplier()  # a bad SIGPROBE_TIMEOUT_MULTIPLIER is bad input, before any build
     bootstrap.ensure_system_packages(["build"])
     bootstrap.ensure_build(build_dir)
     return build_dir / "sigprobe-run"
@@ -216,9 +245,13 @@ def run_native_cells(selected, run_one, repeat: int, jobs: int, sink: Collector)
                     nxt = next(queue, None)
                     if nxt is not None:
                         running[pool.submit(run_one, nxt[0])] = nxt[0]
-        finally:
+        except BaseException:
+            # Interrupted: each runner kills its probe's tree and ends at once;
+            # the pool then has nothing left to wait for.
             for fut in running:
                 fut.cancel()
+            native.terminate_runners()
+            raise
 
 
 def cmd_run(args) -> int:
@@ -233,6 +266,7 @@ def cmd_run(args) -> int:
             version = wine.version(build, env)
             return execute(args, selected, version["platform"] if "platform" in version else "windows-wine",
                            version, lambda c: wine.run_cell(build, env, c, args.window_scale), None)
+    native.check_window_scale(args.window_scale)
     runner = prepare(args.build_dir)
     selected = cellmod.select(catalog(runner), args.only)
     version = runner_version(runner)
@@ -250,8 +284,31 @@ def cmd_run(args) -> int:
             return pyhosts.run_all(runner, interp, args.build_dir, runs, args.window_scale, args.jobs, add,
                                    fresh_kernels=args.fresh_kernels)
 
-        return execute(args, selected, version.get("platform", "unknown"), version,
-                       run_one, run_python if python else None, dict(interp.facts) if interp else {})
+        # Whatever escapes a runner that died outright is re-parented here and
+        # ended once the runs are over (see native.reap_orphans).
+        native.become_subreaper()
+        try:
+            return execute(args, selected, version.get("platform", "unknown"), version,
+                           run_one, run_python if python else None, dict(interp.facts) if interp else {})
+        finally:
+            native.reap_orphans()
+
+
+def check_writable(out: Path) -> None:
+    """Refuses an --out that cannot be written before running any cell, not after."""
+    if out.suffix != ".json":
+        raise BadInput(f"--out {out}: the results document must end in .json")
+    for target in (out, out.with_suffix(".md")):
+        if target.is_dir():
+            raise BadInput(f"--out {out}: {target} is a directory")
+    # Trying is the only answer that holds everywhere (root, read-only mounts, /proc).
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise BadInput(f"--out {out}: cannot write there: {e.strerror}") from None
 
 
 def execute(args, selected, platform: str, version: dict, run_one, run_python, extra: dict | None = None) -> int:
@@ -259,9 +316,8 @@ def execute(args, selected, platform: str, version: dict, run_one, run_python, e
     Jupyter ones through run_python), prints the matrix, writes the document;
     on SIGINT/SIGTERM it writes what finished, marked partial."""
     out = args.out or bootstrap.ROOT / "results" / f"{platform}.json"
-    if out.suffix != ".json":
-        raise BadInput(f"--out {out}: the results document must end in .json")
-    native = [c for c in selected if c.kind == "native"]
+    check_writable(out)
+    native_cells = [c for c in selected if c.kind == "native"]
     python = [c for c in selected if c.kind != "native"]
     sink = Collector(selected, args.repeat, Progress(len(selected), args.quiet))
     t0 = time.monotonic()
@@ -269,7 +325,7 @@ def execute(args, selected, platform: str, version: dict, run_one, run_python, e
     interrupted: Interrupted | None = None
     extra = dict(extra or {})
     try:
-        run_native_cells(native, run_one, args.repeat, args.jobs, sink)
+        run_native_cells(native_cells, run_one, args.repeat, args.jobs, sink)
         if python:
             runs = [(c, i) for i in range(args.repeat) for c in python]
             extra.update(run_python(runs, sink))
@@ -310,13 +366,27 @@ def cmd_trace(args) -> int:
 
 
 def cmd_test(args) -> int:
+    """The whole suite in build/, then the C tests once more in build-asan/,
+    built with AddressSanitizer and UndefinedBehaviorSanitizer."""
     bootstrap.ensure_system_packages(["build", "test", "browser"])
     bootstrap.ensure_build(bootstrap.DEFAULT_BUILD)
     extra = [a for a in args.ctest_args if a != "--"]
+    jobs = str(os.cpu_count() or 2)
     cmd = ["ctest", "--test-dir", str(bootstrap.DEFAULT_BUILD), "--no-tests=error", "--output-on-failure",
-           "-j", str(os.cpu_count() or 2), *extra]
+           "-j", jobs, *extra]
     print("sigprobe: " + " ".join(cmd), file=sys.stderr, flush=True)
-    return subprocess.run(cmd).returncode
+    rc = subprocess.run(cmd).returncode
+    if args.no_sanitizers:
+        return rc
+    bootstrap.log(f"building the C side with ASan + UBSan in {_rel(bootstrap.ASAN_BUILD)}/")
+    bootstrap.ensure_build(bootstrap.ASAN_BUILD, sanitize=True)
+    # The C tests only: the fuzz targets already run under both sanitizers.
+    cmd = ["ctest", "--test-dir", str(bootstrap.ASAN_BUILD), "--no-tests=error", "--output-on-failure",
+           "-j", jobs, "-R", r"^c\.", *extra]
+    print("sigprobe: " + " ".join(cmd), file=sys.stderr, flush=True)
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1",
+               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+    return rc or subprocess.run(cmd, env=env).returncode
 
 
 # ---- report and compare (issue 5) ------------------------------------------
@@ -401,7 +471,7 @@ def add_doctor_parser(sub) -> None:
                                    "Jupyter kernel and its interrupt_mode; then conclusions, each with the fact "
                                    "behind it. Default: this process, i.e. what a program started from this "
                                    "shell inherits.")
-    d.add_argument("--pid", type=positive_int, metavar="PID", help="the process to diagnose (default: this one)")
+    d.add_argument("--pid", type=pid_arg, metavar="PID", help="the process to diagnose (default: this one)")
     d.add_argument("--json", action="store_true", help="print the facts and conclusions as JSON")
     d.add_argument("--watch", nargs="?", type=positive_float, const=10.0, metavar="SECONDS",
                    help="then trace, live, the signals sent to the process and what the kernel did with each "

@@ -16,7 +16,7 @@ from pathlib import Path
 from . import bootstrap
 from .cells import Cell
 from .errors import BadInput, BuildFailed
-from .native import error_outcome, parse_outcome, scaled_env
+from .native import Stopped, error_outcome, parse_outcome, run_runner, scaled_env, terminate_runners
 
 HERE = Path(__file__).resolve().parent
 
@@ -130,8 +130,12 @@ def run_python_cell(runner: Path, interp: Interpreter, cell: Cell, window_scale:
     args = [str(runner), "--host", native_host, "--delivery", cell.delivery, "--label", cell.id,
             "--exec", interp.python, str(HERE / "pydriver.py"), str(interp.pyext_dir), strategy,
             "1" if nogil else "0", str(PY_LOOP_MS)]
-    r = subprocess.run(args, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                       env=scaled_env(window_scale), timeout=60 * max(1.0, window_scale))
+    try:
+        r = run_runner(args, scaled_env(window_scale), 60 * max(1.0, window_scale))
+    except subprocess.TimeoutExpired:
+        return error_outcome(cell, "the runner itself did not finish (harness bug)")
+    except Stopped:
+        return error_outcome(cell, "not run: sigprobe was interrupted")
     return parse_outcome(cell, r)
 
 
@@ -237,9 +241,14 @@ def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple
             thread.start()
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs - (1 if thread else 0))) as pool:
-            for (c, _), out in zip(py_runs, pool.map(lambda r: run_python_cell(runner, interp, r[0], window_scale),
-                                                     py_runs)):
-                report(c, out)
+            try:
+                for (c, _), out in zip(py_runs, pool.map(lambda r: run_python_cell(runner, interp, r[0], window_scale),
+                                                         py_runs)):
+                    report(c, out)
+            except BaseException:
+                # Interrupted: end the running runners now rather than wait for their cells.
+                terminate_runners()
+                raise
         if thread:
             thread.join()
     finally:

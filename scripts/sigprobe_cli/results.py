@@ -13,6 +13,8 @@ from pathlib import Path
 from .errors import BadInput
 
 SCHEMA = "sigprobe-results/1"
+# The full native + Python + Jupyter matrix at --repeat 10 is a few MiB.
+MAX_DOCUMENT_BYTES = 64 << 20
 VERDICTS = ("handled", "deferred", "killed", "ignored", "not-delivered", "lost", "hung",
             "unsupported", "error")
 
@@ -89,18 +91,27 @@ def document(platform: str, machine: dict, settings: dict, cells: list[dict], pa
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Temporary file + rename: a crash never leaves half a document."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Temporary file + rename: a crash never leaves half a document (the
+    target is the old document or the new one, never a mix); any other
+    failure removes the temporary file and is one BadInput line."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as e:
+        raise BadInput(f"{path}: cannot write: {e.strerror}") from None
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+            f.flush()
+            os.fsync(f.fileno())  # the rename must not overtake the data after a power loss
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):
+            raise BadInput(f"{path}: cannot write: {e.strerror}") from None
         raise
 
 
@@ -111,13 +122,22 @@ def dumps(doc: dict) -> str:
 def load(path: Path) -> dict:
     """Reads and checks a results document; every problem is one BadInput line."""
     try:
-        text = path.read_text()
+        with open(path, "rb") as f:
+            data = f.read(MAX_DOCUMENT_BYTES + 1)
     except OSError as e:
         raise BadInput(f"{path}: cannot read: {e.strerror}") from None
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise BadInput(f"{path}: larger than {MAX_DOCUMENT_BYTES // (1 << 20)} MiB: not a results document")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise BadInput(f"{path}: not UTF-8 text (byte {e.start})") from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
         raise BadInput(f"{path}: not JSON (truncated?): {e.msg} at line {e.lineno}") from None
+    except RecursionError:
+        raise BadInput(f"{path}: not a results document: nested too deeply") from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         got = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
         raise BadInput(f"{path}: wrong schema {got!r} (expected {SCHEMA!r})")

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "sigprobe/cell.h"
+#include "sigprobe/outcome.h"
 
 Test(cell, full_id_parses) {
   sp_cell c;
@@ -59,4 +60,13 @@ Test(cell, terminal_character_needs_a_terminal) {
   sp_cell tty = {SP_HOST_TTY, SP_STRATEGY_NONE, SP_DELIVERY_TTY_INTR};
   cr_assert_not_null(sp_cell_unsupported_reason(&no_tty));
   cr_assert_null(sp_cell_unsupported_reason(&tty));
+}
+
+Test(labels, a_fifth_part_is_refused_not_dropped) {
+  sp_labels l;
+  sp_error err;
+  cr_assert_eq(sp_labels_parse(&l, "linux/tty/none/kill/extra", &err), SP_EINVAL);
+  cr_assert(strstr(err.msg, "expected platform/host/strategy/delivery"), "%s", err.msg);
+  cr_assert_eq(sp_labels_parse(&l, "linux/tty/none/kill", &err), 0, "%s", err.msg);
+  cr_assert_str_eq(l.delivery, "kill");
 }

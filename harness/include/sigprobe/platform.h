@@ -62,4 +62,22 @@ int64_t sp_self_pid(void);
 /* Kills what is left, reaps, closes every handle and frees p. NULL is fine. */
 void sp_proc_free(sp_proc *p);
 
+/* Makes this process the owner of every process its probes start, for a
+ * process that starts no other children (the runner). After it:
+ *  - on Linux this process is a child subreaper (PR_SET_CHILD_SUBREAPER), so
+ *    what leaves a probe's process group (setsid, a double fork) is
+ *    re-parented here instead of to init, and reaping a probe also kills and
+ *    reaps every child of this process that is not a live probe;
+ *  - SIGINT, SIGTERM and SIGHUP kill every running probe's process group at
+ *    once (the runs then end through the normal paths) and are remembered
+ *    for sp_interrupted();
+ *  - on Linux, when this process's parent dies it gets SIGTERM, so killing
+ *    `sigprobe run` outright still ends its runners and their probes.
+ * Windows needs none of it (the Job Object owns the tree): it returns 0 there.
+ * Returns 0, or SP_EFAIL when a handler could not be installed. */
+int sp_own_probe_trees(sp_error *err);
+
+/* The signal that interrupted this process since sp_own_probe_trees(), or 0. */
+int sp_interrupted(void);
+
 #endif

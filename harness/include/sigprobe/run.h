@@ -18,7 +18,17 @@ typedef struct sp_run_options {
 #define SP_WINDOW_MS_DEFAULT 100
 #define SP_DEADLINE_MS_DEFAULT 3000
 
-/* Fills the defaults, scaled by SIGPROBE_TIMEOUT_MULTIPLIER. */
+/* The largest SIGPROBE_TIMEOUT_MULTIPLIER: the longest default (3 s) times it
+ * stays far inside an int of milliseconds. */
+#define SP_TIMEOUT_MULTIPLIER_MAX 1000
+
+/* Reads SIGPROBE_TIMEOUT_MULTIPLIER into *k (1 when unset or empty). Returns
+ * SP_EINVAL, with *k = 1, unless it is a number above 0 and at most
+ * SP_TIMEOUT_MULTIPLIER_MAX. */
+int sp_timeout_multiplier(double *k, sp_error *err);
+
+/* Fills the defaults, scaled by SIGPROBE_TIMEOUT_MULTIPLIER (ignored when
+ * invalid: sp_timeout_multiplier says why). */
 void sp_run_options_default(sp_run_options *opt, const char *probe_dir);
 
 /* Runs one cell from start to end and fills o, verdict included. Never

@@ -82,6 +82,8 @@ int sp_proc_next_event(sp_proc *p, sp_event *ev, int64_t deadline_ns, sp_error *
     if (left <= 0) return SP_ETIMEOUT;
     int r = poll(pfd, (nfds_t)n, (int)((left + 999999) / 1000000));
     if (r < 0 && errno != EINTR) return sp_fail(err, SP_EFAIL, "poll: %s", strerror(errno));
+    if (r < 0 && sp_interrupted())
+      return sp_fail(err, SP_EFAIL, "the runner was interrupted by %s", sp_signal_name(sp_interrupted()));
     if (r <= 0) continue;
     if (host_i >= 0 && pfd[host_i].revents) drain_host(p);
     if (parent_i >= 0 && pfd[parent_i].revents) fill(p->parent_fd, p->pbuf, &p->pbuf_len, sizeof p->pbuf, &p->parent_eof);

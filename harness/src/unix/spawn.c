@@ -1,6 +1,7 @@
 /* Starting a probe under a host, waiting for it and owning its process
  * group (POSIX). */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -29,6 +30,142 @@ extern char **environ;
 
 int64_t sp_self_pid(void) { return (int64_t)getpid(); }
 int64_t sp_proc_pid(const sp_proc *p) { return p->attached ? -1 : (int64_t)p->pid; }
+
+/* ---- owning the probes' trees (sp_own_probe_trees) ------------------------
+ *
+ * live_groups holds the process group of every probe started and not yet
+ * reaped. A probe's unreaped leader keeps its group id reserved, so these ids
+ * are safe to kill; the signals below are blocked while a probe is forked and
+ * while it is reaped, so the handler never sees a group id that is being
+ * released. */
+#define SP_LIVE_MAX 16
+static volatile sig_atomic_t live_groups[SP_LIVE_MAX];
+static volatile sig_atomic_t interrupted_by;
+static bool owning, subreaper;
+static const int owner_signals[] = {SIGINT, SIGTERM, SIGHUP};
+
+static void block_owner_signals(sigset_t *old) {
+  sigset_t set;
+  sigemptyset(&set);
+  for (size_t i = 0; i < SP_ARRAY_LEN(owner_signals); i++) sigaddset(&set, owner_signals[i]);
+  sigprocmask(SIG_BLOCK, &set, old);
+}
+
+static void restore_signals(const sigset_t *old) { sigprocmask(SIG_SETMASK, old, NULL); }
+
+/* Returns false when every slot is taken. */
+static bool track_group(pid_t pgid, bool live) {
+  for (int i = 0; i < SP_LIVE_MAX; i++)
+    if (live_groups[i] == (live ? 0 : pgid)) {
+      live_groups[i] = live ? pgid : 0;
+      return true;
+    }
+  return false;
+}
+
+static bool is_live_probe(pid_t pid) {
+  for (int i = 0; i < SP_LIVE_MAX; i++)
+    if (live_groups[i] == pid) return true;
+  return false;
+}
+
+/* Safe in a signal handler: it only stores an int and calls kill(2), which
+ * is async-signal-safe; every group it kills is reserved (see above). */
+static void on_owner_signal(int sig) {
+  int e = errno;
+  if (!interrupted_by) interrupted_by = sig;
+  for (int i = 0; i < SP_LIVE_MAX; i++)
+    if (live_groups[i] > 0) kill(-(pid_t)live_groups[i], SIGKILL);
+  errno = e;
+}
+
+int sp_interrupted(void) { return (int)interrupted_by; }
+
+int sp_own_probe_trees(sp_error *err) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_owner_signal;
+  sigemptyset(&sa.sa_mask);
+  for (size_t i = 0; i < SP_ARRAY_LEN(owner_signals); i++) sigaddset(&sa.sa_mask, owner_signals[i]);
+  /* No SA_RESTART: poll() and the waits return EINTR, so the run notices. */
+  for (size_t i = 0; i < SP_ARRAY_LEN(owner_signals); i++) {
+    struct sigaction old;
+    if (sigaction(owner_signals[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+    if (sigaction(owner_signals[i], &sa, NULL) != 0) return sp_fail(err, SP_EFAIL, "sigaction: %s", strerror(errno));
+  }
+  owning = true;
+#ifdef __linux__
+  subreaper = prctl(PR_SET_CHILD_SUBREAPER, 1) == 0;
+  pid_t parent = getppid();
+  if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) return sp_fail(err, SP_EFAIL, "prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
+  /* The parent may have died before the request: then nothing would come. */
+  if (getppid() != parent || parent == 1) raise(SIGTERM);
+#endif
+  return 0;
+}
+
+#ifdef __linux__
+/* Appends the pids in one /proc/self/task/<tid>/children file. */
+static size_t read_children(const char *path, pid_t *pids, size_t n, size_t cap) {
+  char buf[4096];
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return n;
+  ssize_t k = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (k <= 0) return n;
+  buf[k] = '\0';
+  for (char *p = buf, *end; n < cap; p = end) {
+    long v = strtol(p, &end, 10);
+    if (end == p) break;
+    pids[n++] = (pid_t)v;
+  }
+  return n;
+}
+
+/* This process's children, every thread's: an orphan is re-parented to the
+ * subreaper process, but listed under the thread that forked nothing. */
+static size_t list_children(pid_t *pids, size_t cap) {
+  char path[64];
+  size_t n = 0;
+  DIR *d = opendir("/proc/self/task");
+  if (!d) return 0;
+  for (struct dirent *e; (e = readdir(d)) != NULL;) {
+    if (e->d_name[0] == '.') continue;
+    snprintf(path, sizeof path, "/proc/self/task/%.16s/children", e->d_name);
+    n = read_children(path, pids, n, cap);
+  }
+  closedir(d);
+  return n;
+}
+
+/* Kills and reaps every child that is not a live probe: as a subreaper,
+ * those are what escaped a probe's group (setsid, double fork) and were
+ * re-parented here when their parent died. Killing one re-parents its own
+ * children here in turn, so it goes round until none is left. A child is
+ * unreaped until waitpid below, so its pid cannot have been reused. */
+static void reap_escapees(void) {
+  if (!subreaper) return;
+  for (int round = 0; round < 1000; round++) {
+    pid_t pids[256];
+    size_t n = list_children(pids, SP_ARRAY_LEN(pids)), found = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (is_live_probe(pids[i])) continue;
+      found++;
+      /* Its group too when it leads one (setsid): the leader is unreaped. */
+      if (getpgid(pids[i]) == pids[i]) kill(-pids[i], SIGKILL);
+      kill(pids[i], SIGKILL);
+    }
+    for (size_t i = 0; i < n; i++) {
+      if (is_live_probe(pids[i])) continue;
+      while (waitpid(pids[i], NULL, 0) < 0 && errno == EINTR) {
+      }
+    }
+    if (!found) return;
+  }
+}
+#else
+static void reap_escapees(void) {}
+#endif
 
 int sp_proc_attach(sp_proc **out, const char *socket_path, sp_error *err) {
   struct sockaddr_un addr;
@@ -183,9 +320,14 @@ int sp_proc_spawn(sp_proc **out, sp_host host, char *const argv[], sp_error *err
     rc = sp_fail(err, SP_EFAIL, "calloc: out of memory");
     goto fail;
   }
+  /* Blocked until the new group is tracked, so an interrupt either finds it
+   * or comes before it exists; the child unblocks everything itself. */
+  sigset_t old_mask;
+  block_owner_signals(&old_mask);
   pid_t pid = fork();
   if (pid < 0) {
     rc = sp_fail(err, SP_EFAIL, "fork: %s", strerror(errno));
+    restore_signals(&old_mask);
     goto fail;
   }
   if (pid == 0) {
@@ -208,6 +350,15 @@ int sp_proc_spawn(sp_proc **out, sp_host host, char *const argv[], sp_error *err
   p->chan_fd = sv[0];
   p->host_fd = uses_tty ? master : outp[0];
   sv[0] = master = outp[0] = -1;
+  bool tracked = !owning || track_group(pid, true);
+  restore_signals(&old_mask);
+  if (!tracked) {
+    close(errp[0]);
+    sp_fail(err, SP_EFAIL, "more than %d probes at once in one runner", SP_LIVE_MAX);
+    sp_proc_free(p);
+    return SP_EFAIL;
+  }
+  if (interrupted_by) kill(-pid, SIGKILL);
 #if defined(__linux__) && defined(SYS_pidfd_open)
   p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 #endif
@@ -259,13 +410,18 @@ static bool exited(sp_proc *p) {
 
 static void reap(sp_proc *p, sp_exit *ex) {
   int status = 0;
+  sigset_t old_mask;
   /* The zombie leader still holds the group id, so this hits only the
    * probe's own leftovers, never a reused group. */
   kill(-p->pgid, SIGKILL);
   pid_t r;
+  block_owner_signals(&old_mask);
   do r = waitpid(p->pid, &status, 0);
   while (r < 0 && errno == EINTR);
   p->reaped = true;
+  if (owning) track_group(p->pgid, false);
+  restore_signals(&old_mask);
+  reap_escapees();
   if (ex) *ex = r == p->pid ? sp_exit_from_wait_status(status) : (sp_exit){SP_EXIT_NONE, 0, 0, false};
 }
 

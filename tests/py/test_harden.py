@@ -1,0 +1,416 @@
+"""Hardening: interrupting sigprobe itself, no stray signals, nothing left
+behind when a runner dies outright, bad input everywhere, atomic writes."""
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sigprobe_cli import results
+from sigprobe_cli.errors import BadInput
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "sigprobe"
+NATIVE = ["--only", "linux/tty/*", "--only", "linux/no-tty/*", "--only", "linux/background/*"]
+
+
+def session_members(sid: int) -> list[str]:
+    """Every process in session sid, as 'pid cmdline' (zombies included)."""
+    found = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{d}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(fields[3]) == sid:  # state ppid pgrp session
+                cmd = Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                found.append(f"{d} {cmd}")
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def with_marker(marker: str) -> list[str]:
+    found = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if marker.encode() in Path(f"/proc/{d}/cmdline").read_bytes():
+                    found.append(d)
+            except OSError:
+                pass
+    return found
+
+
+def read_until(fd: int, needle: bytes, timeout: float) -> bytes:
+    buf, end = b"", time.monotonic() + timeout
+    while needle not in buf and time.monotonic() < end:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+    return buf
+
+
+def drain(fd: int, timeout: float) -> bytes:
+    buf, end = b"", time.monotonic() + timeout
+    while time.monotonic() < end:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+    return buf
+
+
+def check_partial(out: Path, repeat: int):
+    doc = json.loads(out.read_text())
+    assert doc["partial"] is True
+    assert doc["cells"], "cells that finished before the interrupt are kept"
+    for c in doc["cells"]:
+        assert len(c["runs"]) == repeat, c["id"]
+        assert all("interrupted" not in (r.get("reason") or "") for r in c["runs"]), c["id"]
+    assert sorted(p.name for p in out.parent.iterdir()) == [out.name, out.with_suffix(".md").name], \
+        "no temporary file is left"
+    return doc
+
+
+# ---- interrupting sigprobe itself ------------------------------------------
+
+def test_ctrl_c_in_a_terminal_ends_the_run_partial_with_130(tmp_path, build_dir):
+    """Ctrl+C as a terminal sends it: SIGINT to the whole foreground group
+    (sigprobe and its runners), through a real pty's INTR character."""
+    out = tmp_path / "res" / "doc.json"
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execv(sys.executable, [sys.executable, str(SCRIPT), "run", *NATIVE, "--repeat", "20", "-j", "2",
+                                  "--out", str(out), "--build-dir", str(build_dir)])
+    try:
+        seen = read_until(master, b"[ 1/", 120)
+        assert b"[ 1/" in seen, seen.decode(errors="replace")
+        t0 = time.monotonic()
+        os.write(master, b"\x03")
+        rest = drain(master, 20)
+        _, status = os.waitpid(pid, 0)
+        took = time.monotonic() - t0
+    finally:
+        os.close(master)
+    assert os.waitstatus_to_exitcode(status) == 130, (seen + rest).decode(errors="replace")
+    assert took < 10, f"took {took:.1f} s to stop"
+    assert b"interrupted by SIGINT" in rest
+    assert session_members(pid) == [], "nothing of the run is left in its session"
+    check_partial(out, 20)
+
+
+def test_sigterm_to_sigprobe_alone_ends_its_runners_partial_with_143(tmp_path, build_dir):
+    out = tmp_path / "doc.json"
+    p = subprocess.Popen([sys.executable, str(SCRIPT), "run", *NATIVE, "--repeat", "20", "-j", "2",
+                          "--out", str(out), "--build-dir", str(build_dir)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         start_new_session=True)
+    seen = read_until(p.stderr.fileno(), b"[ 1/", 120)
+    assert b"[ 1/" in seen, seen.decode(errors="replace")
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 143, err
+    assert time.monotonic() - t0 < 5, "runners are ended, not waited for"
+    assert b"interrupted by SIGTERM" in err
+    assert session_members(p.pid) == []
+    check_partial(out, 20)
+
+
+# ---- nothing left when a runner dies outright -------------------------------
+
+CHAIN = r"""
+import os, signal, subprocess, sys, time
+sys.path.insert(0, sys.argv[1])
+from sigprobe_cli import native
+runner, hostile, marker = sys.argv[2:5]
+assert native.become_subreaper()
+p = subprocess.Popen([runner, "--ready-ms", "2000", "--deadline-ms", "30000", "--host", "no-tty",
+                      "--delivery", "kill", "--label", "linux/no-tty/hostile-escape/kill",
+                      "--exec", hostile, "escape", marker], stdout=subprocess.DEVNULL)
+def marked():
+    n = 0
+    for d in os.listdir("/proc"):
+        if d.isdigit() and int(d) != os.getpid():
+            try:
+                n += marker.encode() in open(f"/proc/{d}/cmdline", "rb").read()
+            except OSError:
+                pass
+    return n
+for _ in range(300):
+    if marked() >= 3:
+        break
+    time.sleep(0.01)
+before = marked()
+p.kill(); p.wait()           # the runner dies outright: no cleanup of its own
+time.sleep(0.3)              # the probe dies by PR_SET_PDEATHSIG; the grandchild comes here
+ended = native.reap_orphans()
+print(before, ended, marked())
+"""
+
+
+def test_runner_killed_outright_leaves_nothing_once_sigprobe_reaps(build_dir):
+    marker = f"sp-chain-{os.getpid()}"
+    r = subprocess.run([sys.executable, "-c", CHAIN, str(ROOT / "scripts"), str(build_dir / "sigprobe-run"),
+                        str(build_dir / "tests" / "sigprobe-hostile"), marker],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    before, ended, after = map(int, r.stdout.split())
+    assert before == 3, "runner, probe and escaped grandchild were running"
+    assert ended >= 1, "the escaped grandchild was re-parented to sigprobe and ended"
+    assert after == 0
+    assert with_marker(marker) == []
+
+
+# ---- no stray signals --------------------------------------------------------
+
+LEADER = r"""
+import fcntl, json, os, subprocess, sys, termios
+slave, sentinel, script, build, out = sys.argv[1:6]
+only = sys.argv[6:]
+fd = os.open(slave, os.O_RDWR)
+fcntl.ioctl(fd, termios.TIOCSCTTY, 0)  # this new session's controlling terminal
+assert os.tcgetpgrp(fd) == os.getpgrp()
+s = subprocess.Popen([sentinel], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=fd)
+assert os.getpgid(s.pid) == os.getpgrp() and os.getsid(s.pid) == os.getsid(0)
+r = subprocess.run([sys.executable, script, "run", *only, "--repeat", "1", "-j", "2", "--quiet",
+                    "--out", out, "--build-dir", build], stdin=fd, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE, text=True)
+counts, _ = s.communicate(b"")
+print(json.dumps({"rc": r.returncode, "stderr": r.stderr[-2000:], "sentinel": json.loads(counts)}))
+"""
+
+
+def test_no_signal_reaches_the_runners_group_session_or_terminal(tmp_path, build_dir):
+    """The whole native matrix plus Python and Jupyter cells, with a sentinel in
+    the runner's own process group and session, on its controlling terminal
+    (the foreground group): it must count zero signals."""
+    master, slave = pty.openpty()
+    slave_name = os.ttyname(slave)
+    os.close(slave)
+    out = tmp_path / "doc.json"
+    only = NATIVE + ["--only", "linux/python-no-tty/check-signals/killpg", "--only", "linux/python-tty/self-pipe/tty-intr",
+                     "--only", "linux/jupyter/check-signals/kernel-interrupt",
+                     "--only", "linux/jupyter-child/sigaction/kernel-interrupt"]
+    p = subprocess.Popen([sys.executable, "-c", LEADER, slave_name, str(build_dir / "tests" / "sigprobe-sentinel"),
+                          str(SCRIPT), str(build_dir), str(out), *only],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        so, se = p.communicate(timeout=600)
+    finally:
+        os.close(master)
+    assert p.returncode == 0, se
+    res = json.loads(so)
+    assert res["rc"] == 0, res["stderr"]
+    assert res["sentinel"]["total"] == 0, res["sentinel"]
+    doc = json.loads(out.read_text())
+    assert len(doc["cells"]) == 84 + 4
+
+
+# ---- bad input ----------------------------------------------------------------
+
+RUNNER_BAD = [
+    ([], "no cell given"),
+    (["tty/none"], "expected"),
+    (["linux/tty/none/kill/extra"], ""),
+    (["tyy/none/kill"], "unknown host 'tyy'"),
+    (["tty/nope/kill"], "unknown strategy 'nope'"),
+    (["tty/none/kil"], "unknown delivery 'kil'"),
+    (["macos/tty/none/kill"], ""),
+    (["", ], ""),
+    (["x" * 100000], ""),
+    (["tty/none/kill", "tty/none/kill"], "only one cell"),
+    (["--frobnicate"], "unknown option"),
+    (["--ready-ms"], "--ready-ms needs"),
+    (["--ready-ms", "0", "tty/none/kill"], "--ready-ms needs"),
+    (["--ready-ms", "-5", "tty/none/kill"], "--ready-ms needs"),
+    (["--window-ms", "abc", "tty/none/kill"], "--window-ms needs"),
+    (["--deadline-ms", "99999999999", "tty/none/kill"], "--deadline-ms needs"),
+    (["--deadline-ms", "12x", "tty/none/kill"], "--deadline-ms needs"),
+    (["--probe-dir"], "--probe-dir needs"),
+    (["--probe-dir", "/nonexistent-sigprobe", "tty/none/kill"], "not a directory"),
+    (["--host"], "--host needs a value"),
+    (["--delivery"], "--delivery needs a value"),
+    (["--label"], "--label needs a value"),
+    (["--attach"], "--attach needs a value"),
+    (["--exec"], "--exec needs"),
+    (["--host", "tty", "tty/none/kill"], "go with --exec"),
+    (["--label", "a/b/c/d", "--exec", "/bin/true"], "--exec needs --host"),
+    (["--host", "tty", "--delivery", "kill", "--exec", "/bin/true"], "--label ID is required"),
+    (["--host", "tty", "--delivery", "kill", "--label", "nolabel", "--exec", "/bin/true"], "bad label"),
+    (["--host", "tty", "--delivery", "kill", "--label", "a/b/c/d/e", "--exec", "/bin/true"], "bad label"),
+    (["--host", "tty", "--delivery", "kill", "--label", "x" * 5000, "--exec", "/bin/true"], "too long"),
+    (["--host", "tyy", "--delivery", "kill", "--label", "a/b/c/d", "--exec", "/bin/true"], "unknown host"),
+    (["--host", "tty", "--delivery", "nope", "--label", "a/b/c/d", "--exec", "/bin/true"], "unknown delivery"),
+    (["--label", "a/b/c/d", "--attach", "/tmp/s", "--exec", "/bin/true"], "exclude each other"),
+    (["tty/none/kill", "--label", "a/b/c/d", "--attach", "/tmp/s"], "take no CELL"),
+]
+
+
+@pytest.mark.parametrize("args, needle", RUNNER_BAD)
+def test_runner_bad_input_is_one_line_and_exit_2(build_dir, args, needle):
+    r = subprocess.run([str(build_dir / "sigprobe-run"), *args], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sigprobe-run: "), r.stderr
+    assert needle in lines[0]
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "nan", "inf", "1e30", "1001"])
+def test_runner_bad_timeout_multiplier_is_exit_2(build_dir, value):
+    r = subprocess.run([str(build_dir / "sigprobe-run"), "no-tty/none/kill"], capture_output=True, text=True,
+                       env=dict(os.environ, SIGPROBE_TIMEOUT_MULTIPLIER=value), timeout=30)
+    assert r.returncode == 2 and r.stdout == ""
+    assert "SIGPROBE_TIMEOUT_MULTIPLIER" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+CLI_BAD = [
+    ([], "required"),
+    (["list", "--only", "linux/zzz*"], "matches no cell"),
+    (["list", "--platform", "mac"], "invalid choice"),
+    (["list", "--build-dir", "/etc/passwd"], "not a directory"),
+    (["list", "--nope"], "unrecognized arguments"),
+    (["run", "--jobs", "0"], "at least 1"),
+    (["run", "--jobs", "100000"], "at most 256"),
+    (["run", "--jobs", "two"], "not a number"),
+    (["run", "--repeat", "1000000"], "at most 1000"),
+    (["run", "--window-scale", "0"], "must be positive"),
+    (["run", "--window-scale", "-1"], "must be positive"),
+    (["run", "--window-scale", "nan"], "finite"),
+    (["run", "--window-scale", "inf"], "finite"),
+    (["run", "--window-scale", "1e9"], "at most 1000"),
+    (["run", "--window-scale", "x"], "not a number"),
+    (["run", "--platform", "beos"], "invalid choice"),
+    (["run", "--only"], "expected one argument"),
+    (["run", "--only", "linux/tty/none/kill", "--out", "/proc/nope/x.json"], "cannot write there"),
+    (["run", "--only", "linux/tty/none/kill", "--out", "/"], "must end in .json"),
+    (["run", "--python", "/nonexistent/python", "--only", "linux/python-tty/none/tty-intr"], "not an executable"),
+    (["run", "--platform", "windows-wine", "--fresh-kernels"], "--fresh-kernels"),
+    (["bench", "--samples", "0"], "at least 1"),
+    (["bench", "--samples", "1000000"], "at most 100000"),
+    (["bench", "--frob"], "unrecognized arguments"),
+]
+
+
+def one_error_line(r):
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2, r.stderr
+    assert len(lines) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("args, needle", CLI_BAD)
+def test_cli_bad_input_is_one_line_and_exit_2(sigprobe, args, needle):
+    assert needle in one_error_line(sigprobe(*args))
+
+
+def test_cli_out_that_is_a_directory_is_refused_before_running(sigprobe, tmp_path):
+    d = tmp_path / "x.json"
+    d.mkdir()
+    assert "is a directory" in one_error_line(sigprobe("run", "--only", "linux/tty/none/kill", "--out", str(d)))
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "nan", "5000"])
+def test_cli_bad_timeout_multiplier_is_exit_2(sigprobe, value):
+    r = sigprobe("run", "--only", "linux/tty/none/kill", env=dict(os.environ, SIGPROBE_TIMEOUT_MULTIPLIER=value))
+    assert "SIGPROBE_TIMEOUT_MULTIPLIER" in one_error_line(r)
+
+
+@pytest.mark.parametrize("content, needle", [
+    (b"", "not JSON"),
+    (b"\xff\xfe garbage", "not UTF-8"),
+    (b"[" * 100000 + b"]" * 100000, "nested too deeply"),
+    (b"[]", "wrong schema"),
+    (b'"sigprobe-results/1"', "wrong schema"),
+    (b'{"schema": "sigprobe-results/1", "cells": {}}', "not a list"),
+    (b'{"schema": "sigprobe-results/1", "cells": [1]}', "lacks an id"),
+    (b'{"schema": "sigprobe-results/1", "cells": [{"id": 3, "verdict": "handled"}]}', "lacks an id"),
+    (b'{"schema": "sigprobe-results/1", "cells": [{"id": "a", "verdict": "handled"}', "not JSON"),
+])
+def test_broken_results_documents_are_one_bad_input(tmp_path, content, needle):
+    p = tmp_path / "r.json"
+    p.write_bytes(content)
+    with pytest.raises(BadInput) as e:
+        results.load(p)
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_enormous_results_document_is_refused_without_reading_it_all(tmp_path):
+    p = tmp_path / "r.json"
+    with open(p, "wb") as f:
+        f.truncate(results.MAX_DOCUMENT_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(BadInput) as e:
+        results.load(p)
+    assert "larger than" in str(e.value)
+
+
+def test_results_document_that_is_a_directory_or_missing(tmp_path):
+    for p in (tmp_path, tmp_path / "missing.json"):
+        with pytest.raises(BadInput) as e:
+            results.load(p)
+        assert "cannot read" in str(e.value)
+
+
+# ---- atomic writes --------------------------------------------------------------
+
+WRITER = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from sigprobe_cli import results
+from pathlib import Path
+p = Path(sys.argv[2])
+i = 0
+while True:
+    i += 1
+    results.write_atomically(p, json.dumps({"n": i, "pad": "x" * 4_000_000}) + "\n")
+"""
+
+
+def test_writer_killed_mid_write_never_leaves_half_a_document(tmp_path):
+    """SIGKILL at arbitrary points of a loop of 4 MB writes: the document is
+    always a whole old one or a whole new one."""
+    target = tmp_path / "d.json"
+    results.write_atomically(target, json.dumps({"n": 0}) + "\n")
+    for delay in (0.05, 0.11, 0.17, 0.23, 0.31, 0.43):
+        w = subprocess.Popen([sys.executable, "-c", WRITER, str(ROOT / "scripts"), str(target)])
+        time.sleep(delay)
+        w.kill()
+        w.wait()
+        doc = json.loads(target.read_text())  # raises on a half file
+        assert isinstance(doc["n"], int)
+
+
+def test_failed_write_keeps_the_old_document_and_no_temporary(tmp_path, monkeypatch):
+    target = tmp_path / "d.json"
+    results.write_atomically(target, '{"old": 1}\n')
+
+    def boom(*a):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(BadInput) as e:
+        results.write_atomically(target, '{"new": 1}\n')
+    assert "No space left" in str(e.value)
+    assert target.read_text() == '{"old": 1}\n'
+    assert [x.name for x in tmp_path.iterdir()] == ["d.json"]
