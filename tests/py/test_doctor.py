@@ -9,11 +9,9 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import termios
 import time
 from pathlib import Path

@@ -1,7 +1,6 @@
 """The seed's case for real: the extension probe in plain Python and in real
 Jupyter kernels (the project's ipykernel / jupyter_client)."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
