@@ -29,7 +29,7 @@ static inline int sp_fd_flags(int fd, int nonblock) {
 
 /* pipe2(O_CLOEXEC[|O_NONBLOCK]) where it exists, pipe() + fcntl() elsewhere. */
 static inline int sp_pipe(int fds[2], int nonblock) {
-#ifdef __linux__
+#if defined(__linux__) && defined(_GNU_SOURCE)
   return pipe2(fds, O_CLOEXEC | (nonblock ? O_NONBLOCK : 0));
 #else
   if (pipe(fds) != 0) return -1;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "proc.h"
+#include "sigprobe/unix_compat.h"
 
 /* Takes one complete line out of buf, if there is one: returns 1 with *ev
  * decoded, 0 when there is none yet, SP_EINVAL for a bad or endless line. */

@@ -22,6 +22,7 @@
 #endif
 
 #include "proc.h"
+#include "sigprobe/unix_compat.h"
 
 extern char **environ;
 
@@ -180,7 +181,7 @@ int sp_proc_attach(sp_proc **out, const char *socket_path, sp_error *err) {
   memset(&addr, 0, sizeof addr);
   addr.sun_family = AF_UNIX;
   sp_strlcpy(addr.sun_path, socket_path, sizeof addr.sun_path);
-  p->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  p->listen_fd = sp_unix_socket();
   if (p->listen_fd < 0) {
     int e = errno;
     free(p);
@@ -302,17 +303,17 @@ int sp_proc_spawn(sp_proc **out, sp_host host, char *const argv[], sp_error *err
   p->host = host;
   p->pidfd = p->chan_fd = p->host_fd = p->listen_fd = p->parent_fd = -1;
 
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+  if (sp_unix_socketpair(sv) != 0) {
     rc = sp_fail(err, SP_EFAIL, "socketpair: %s", strerror(errno));
     goto fail;
   }
-  if (pipe2(errp, O_CLOEXEC) != 0) {
+  if (sp_pipe(errp, 0) != 0) {
     rc = sp_fail(err, SP_EFAIL, "pipe2: %s", strerror(errno));
     goto fail;
   }
   if (uses_tty) {
     if ((rc = open_pty(&master, slave, sizeof slave, err)) != 0) goto fail;
-  } else if (pipe2(outp, O_CLOEXEC) != 0) {
+  } else if (sp_pipe(outp, 0) != 0) {
     rc = sp_fail(err, SP_EFAIL, "pipe2: %s", strerror(errno));
     goto fail;
   }
