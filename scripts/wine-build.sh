@@ -46,7 +46,14 @@ trap 'exit 130' INT TERM
 
 if [ ! -f "$WINEPREFIX/system.reg" ]; then
   echo "wine-build.sh: creating the Wine prefix $WINEPREFIX (about 8 s, once per build tree)"
-  wineboot -i >/dev/null 2>&1
+  # wineboot's own status is not reliable headless (it can fail after the
+  # prefix is made); the prefix's registry is what tells.
+  wineboot -i >/dev/null 2>&1 || true
+  wineserver -w 2>/dev/null || true
+  if [ ! -f "$WINEPREFIX/system.reg" ]; then
+    echo "wine-build.sh: could not create the Wine prefix $WINEPREFIX (wineboot -i)" >&2
+    exit 1
+  fi
 fi
 wineserver -p
 # The first Wine process of a server starts Wine's background services

@@ -196,12 +196,24 @@ def test_shared_group_lists_the_other_members(sigprobe):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the doctor as another user")
-def test_another_users_process_is_stated_not_crashed_on():
-    with target() as proc:
-        code = (f"import sys, json; sys.path.insert(0, {str(ROOT / 'scripts')!r}); from sigprobe_cli import doctor; "
-                f"print(json.dumps(doctor.report(doctor.gather({proc.pid}))))")
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                           preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+def test_another_users_process_is_stated_not_crashed_on(tmp_path_factory):
+    # The other user ("nobody") may not enter the checkout or the venv (a fresh
+    # clone under /root or a private temp dir): give it a readable copy of the
+    # package and the system's own interpreter (the doctor is standard library).
+    import shutil
+    shared = Path(__import__("tempfile").mkdtemp(prefix="sp-doctor-"))
+    shutil.copytree(ROOT / "scripts" / "sigprobe_cli", shared / "sigprobe_cli")
+    for d in [shared, *shared.rglob("*")]:
+        d.chmod(0o755 if d.is_dir() else 0o644)
+    python = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+    try:
+        with target() as proc:
+            code = (f"import sys, json; sys.path.insert(0, {str(shared)!r}); from sigprobe_cli import doctor; "
+                    f"print(json.dumps(doctor.report(doctor.gather({proc.pid}))))")
+            r = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60, cwd="/",
+                               preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
     assert rep["environ_readable"] is False
