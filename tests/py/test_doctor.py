@@ -196,7 +196,7 @@ def test_shared_group_lists_the_other_members(sigprobe):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the doctor as another user")
-def test_another_users_process_is_stated_not_crashed_on(tmp_path_factory):
+def test_another_users_process_is_stated_not_crashed_on():
     # The other user ("nobody") may not enter the checkout or the venv (a fresh
     # clone under /root or a private temp dir): give it a readable copy of the
     # package and the system's own interpreter (the doctor is standard library).
