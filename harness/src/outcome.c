@@ -349,6 +349,10 @@ int sp_outcome_to_json(const sp_outcome *o, char *buf, size_t n) {
     sp_jw_end_obj(&w);
   }
   if (o->done_seen) put_str_field(&w, "stopped_by", o->done.stopped_by);
+  if (o->kernel_discarded) {
+    sp_jw_key(&w, "kernel_discarded");
+    sp_jw_bool(&w, true);
+  }
   if (o->result_seen) {
     const sp_event *r = &o->result;
     sp_jw_key(&w, "python");

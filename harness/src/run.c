@@ -177,6 +177,13 @@ static void run_spawned(const sp_cell *cell, char *const argv[], const sp_run_op
     } else {
       o->delivered = true;
       o->delivered_signal = sp_delivery_signal(cell->delivery);
+      /* Where the kernel's own record says the signal was discarded on
+       * arrival, nothing can notice it: the loop is asked to stop now rather
+       * than after the window. The probe's account still decides the verdict. */
+      if (sp_proc_signal_discarded(p, o->delivered_signal)) {
+        o->kernel_discarded = true;
+        o->stop_requested = sp_proc_request_stop(p, &err) == 0;
+      }
       collect(p, opt, o);
     }
   }

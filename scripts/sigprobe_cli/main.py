@@ -272,7 +272,9 @@ def cmd_run(args) -> int:
     version = runner_version(runner)
     python = [c for c in selected if c.kind != "native"]
     interp = pyhosts.interpreter(args.python, args.build_dir) if python or args.python else None
-    run_one = lambda c: run_native(runner, c, args.window_scale)  # noqa: E731
+    window_ms, calibration = (native.calibrate_window_ms(args.build_dir / "sigprobe-baseline")
+                              if any(c.kind == "native" for c in selected) else (None, {}))
+    run_one = lambda c: run_native(runner, c, args.window_scale, window_ms)  # noqa: E731
 
     # ---- --trace (trace.py): one private trace instance for the whole run ----
     with tracemod.RunTracer() if args.trace else contextlib.nullcontext() as tracer:
@@ -289,7 +291,8 @@ def cmd_run(args) -> int:
         native.become_subreaper()
         try:
             return execute(args, selected, version.get("platform", "unknown"), version,
-                           run_one, run_python if python else None, dict(interp.facts) if interp else {})
+                           run_one, run_python if python else None, dict(interp.facts) if interp else {},
+                           settings=calibration)
         finally:
             native.reap_orphans()
 
@@ -311,7 +314,8 @@ def check_writable(out: Path) -> None:
         raise BadInput(f"--out {out}: cannot write there: {e.strerror}") from None
 
 
-def execute(args, selected, platform: str, version: dict, run_one, run_python, extra: dict | None = None) -> int:
+def execute(args, selected, platform: str, version: dict, run_one, run_python, extra: dict | None = None,
+            settings: dict | None = None) -> int:
     """Runs the selected cells (native ones through run_one, the Python and
     Jupyter ones through run_python), prints the matrix, writes the document;
     on SIGINT/SIGTERM it writes what finished, marked partial."""
@@ -335,7 +339,8 @@ def execute(args, selected, platform: str, version: dict, run_one, run_python, e
 
     cells = sink.cells()
     settings = {"repeat": args.repeat, "jobs": args.jobs, "window_scale": args.window_scale,
-                "only": args.only or [], "fresh_kernels": args.fresh_kernels, "wall_s": round(wall, 3)}
+                "only": args.only or [], "fresh_kernels": args.fresh_kernels, "wall_s": round(wall, 3),
+                **(settings or {})}
     if hasattr(run_one, "trace_settings"):  # --trace (trace.py)
         settings.update(run_one.trace_settings())
     machine = results.machine_info(version, {k: v for k, v in extra.items() if k not in ("missing", "platform")})

@@ -98,10 +98,33 @@ def terminate_runners(sig: int = signal.SIGTERM) -> None:
                 pass
 
 
-def run_native(runner: Path, cell: Cell, window_scale: float = 1.0) -> dict:
+# The window after delivery in which a native handler must have fired: a wide
+# margin over the kill → handler latency measured on this machine.
+WINDOW_MARGIN = 1000
+WINDOW_MIN_MS, WINDOW_MAX_MS = 20, 100
+
+
+def calibrate_window_ms(baseline: Path, samples: int = 40) -> tuple[int, dict]:
+    """WINDOW_MARGIN × the p99 latency the C baseline measures now, kept
+    between WINDOW_MIN_MS and WINDOW_MAX_MS (the runner's own default)."""
+    r = subprocess.run([str(baseline), str(samples)], capture_output=True, text=True, timeout=60)
+    lat_us = sorted(int(x) / 1000 for x in r.stdout.split()) if r.returncode == 0 else []
+    if not lat_us:
+        return WINDOW_MAX_MS, {"window_ms": WINDOW_MAX_MS, "calibration": "baseline failed: default window"}
+    p99 = lat_us[min(len(lat_us) - 1, int(0.99 * (len(lat_us) - 1) + 0.5))]
+    ms = int(min(WINDOW_MAX_MS, max(WINDOW_MIN_MS, WINDOW_MARGIN * p99 / 1000)))
+    return ms, {"window_ms": ms, "calibration": {"baseline_p99_us": round(p99, 3), "samples": len(lat_us),
+                                                 "margin": WINDOW_MARGIN}}
+
+
+def run_native(runner: Path, cell: Cell, window_scale: float = 1.0, window_ms: int | None = None) -> dict:
     mult = base_multiplier() * window_scale
+    args = [str(runner)]
+    if window_ms:
+        # An explicit window is not scaled by the runner: scale it here.
+        args += ["--window-ms", str(max(1, int(window_ms * mult)))]
     try:
-        r = run_runner([str(runner), cell.id], scaled_env(window_scale), RUNNER_SLACK_S * max(1.0, mult))
+        r = run_runner([*args, cell.id], scaled_env(window_scale), RUNNER_SLACK_S * max(1.0, mult))
     except subprocess.TimeoutExpired:
         return error_outcome(cell, "the runner itself did not finish (harness bug)")
     except Stopped:

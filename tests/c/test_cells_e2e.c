@@ -56,6 +56,10 @@ Test(cells, background_none_kill_is_ignored, .timeout = 10) {
   assert_verdict(o, SP_VERDICT_IGNORED);
   cr_assert_eq(o.ready.disposition_on_entry, SP_DISP_IGNORED);
   cr_assert_str_eq(o.done.stopped_by, "runner");
+#ifdef __linux__
+  /* The kernel's record (SigIgn, not blocked) ends the wait at once. */
+  cr_assert(o.kernel_discarded);
+#endif
 }
 
 Test(cells, background_signal_kill_reports_sigint_ignored_on_entry, .timeout = 10) {
@@ -123,4 +127,13 @@ Test(cells, missing_probe_is_an_error_naming_the_path, .timeout = 10) {
   sp_run_cell(&cell, &opt, &o);
   assert_verdict(o, SP_VERDICT_ERROR);
   cr_assert(strstr(o.reason, "/nonexistent-sigprobe/sigprobe-probe-none"), "%s", o.reason);
+}
+
+Test(cells, a_blocked_ignored_signal_is_not_taken_for_discarded, .timeout = 10) {
+  /* SIGINT is ignored on entry but blocked for sigwaitinfo(): the kernel
+   * queues it, the waiting thread takes it. */
+  sp_outcome o = run("background/sigwait-thread/kill");
+  assert_verdict(o, SP_VERDICT_HANDLED);
+  cr_assert_not(o.kernel_discarded);
+  cr_assert_str_eq(o.fired[0].handler, "sigwait-thread");
 }

@@ -103,6 +103,7 @@ typedef struct sp_outcome {
   int64_t delivered_t_ns;
   int64_t runner_pid;
   bool stop_requested; /* the runner asked the loop to end: nothing noticed in the window */
+  bool kernel_discarded; /* ... or at once: the kernel had discarded the signal (SigIgn, not blocked) */
 
   int n_fired;
   sp_fired fired[SP_FIRED_MAX];

@@ -1,6 +1,8 @@
 /* Delivering an interrupt to a probe (POSIX). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <signal.h>
 #include <string.h>
 #include <termios.h>
@@ -47,4 +49,30 @@ int sp_proc_deliver(sp_proc *p, sp_delivery d, int64_t *t_ns, sp_error *err) {
       return 0;
     default: return sp_fail(err, SP_EINVAL, "unknown delivery %d", (int)d);
   }
+}
+
+/* Reads one "Name:\t<hex mask>" line of /proc/PID/status. */
+static bool status_mask(const char *status, const char *name, unsigned long long *mask) {
+  const char *line = strstr(status, name);
+  return line && sscanf(line + strlen(name), " %llx", mask) == 1;
+}
+
+bool sp_proc_signal_discarded(sp_proc *p, int sig) {
+#ifdef __linux__
+  char path[64], status[4096];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)p->pid);
+  FILE *f = fopen(path, "re");
+  if (!f) return false;
+  size_t n = fread(status, 1, sizeof status - 1, f);
+  fclose(f);
+  status[n] = '\0';
+  unsigned long long ignored, blocked;
+  if (!status_mask(status, "\nSigIgn:", &ignored) || !status_mask(status, "\nSigBlk:", &blocked)) return false;
+  unsigned long long bit = 1ULL << (sig - 1);
+  return (ignored & bit) && !(blocked & bit);
+#else
+  (void)p;
+  (void)sig;
+  return false;
+#endif
 }

@@ -110,3 +110,10 @@ int sp_proc_deliver(sp_proc *p, sp_delivery d, int64_t *t_ns, sp_error *err) {
     default: return sp_fail(err, SP_EINVAL, "unknown delivery %d", (int)d);
   }
 }
+
+/* Windows has no record of a discarded console event to read. */
+bool sp_proc_signal_discarded(sp_proc *p, int sig) {
+  (void)p;
+  (void)sig;
+  return false;
+}
