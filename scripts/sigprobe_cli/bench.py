@@ -49,16 +49,19 @@ def cell_samples(runner: Path, cell_id: str, samples: int) -> tuple[list[float],
     return lat, inner, outer
 
 
-def matrix_wall(jobs: int, window_scale: float, build_dir: Path) -> tuple[float, dict]:
+NATIVE = ["--only", "*/tty/*", "--only", "*/no-tty/*", "--only", "*/background/*"]
+
+
+def matrix_wall(jobs: int, window_scale: float, build_dir: Path, only: list[str], repeat: int) -> tuple[float, dict]:
     from .main import SCRIPT_PATH
-    with_tmp = build_dir / f"bench-matrix-j{jobs}-w{window_scale:g}.json"
+    name = "native" if only else "default"
+    out = build_dir / f"bench-{name}-r{repeat}-j{jobs}-w{window_scale:g}.json"
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, str(SCRIPT_PATH), "run", "--quiet", "--repeat", "3", "-j", str(jobs),
-                    "--window-scale", str(window_scale), "--build-dir", str(build_dir), "--out", str(with_tmp)],
+    subprocess.run([sys.executable, str(SCRIPT_PATH), "run", "--quiet", "--repeat", str(repeat), "-j", str(jobs),
+                    "--window-scale", str(window_scale), "--build-dir", str(build_dir), "--out", str(out), *only],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall = time.perf_counter() - t0
-    doc = json.loads(with_tmp.read_text())
-    return wall, doc
+    return wall, json.loads(out.read_text())
 
 
 def run_bench(runner: Path, build_dir: Path, samples: int) -> dict:
@@ -73,25 +76,32 @@ def run_bench(runner: Path, build_dir: Path, samples: int) -> dict:
         "cell_round_trip_ms": summary(outer),
     }
     jobs = os.cpu_count() or 1
-    wall1, doc1 = matrix_wall(1, 1.0, build_dir)
-    wallN, docN = matrix_wall(jobs, 1.0, build_dir)
-    wall10, doc10 = matrix_wall(jobs, 10.0, build_dir)
+    verdicts = lambda d: {c["id"]: c["verdict"] for c in d["cells"]}  # noqa: E731
+    # The native matrix, --repeat 3: serial, parallel, and with 10x windows.
+    n1, d1 = matrix_wall(1, 1.0, build_dir, NATIVE, 3)
+    nN, dN = matrix_wall(jobs, 1.0, build_dir, NATIVE, 3)
+    n10, d10 = matrix_wall(jobs, 10.0, build_dir, NATIVE, 3)
+    v1, vN, v10 = verdicts(d1), verdicts(dN), verdicts(d10)
+    # The whole default matrix (native, Python, Jupyter), --repeat 1.
+    f1, _ = matrix_wall(1, 1.0, build_dir, [], 1)
+    fN, full = matrix_wall(jobs, 1.0, build_dir, [], 1)
     per_path: dict[str, list[float]] = {}
-    for c in docN["cells"]:
+    for c in full["cells"]:
         for r in c["runs"]:
             if r.get("fired"):
                 per_path.setdefault(f"{c['host']}/{c['delivery']}", []).append(r["fired"][0]["latency_us"])
-    verdicts = lambda d: {c["id"]: c["verdict"] for c in d["cells"]}  # noqa: E731
-    vN, v1, v10 = verdicts(docN), verdicts(doc1), verdicts(doc10)
+    py_cells = [c for c in full["cells"] if c["host"].startswith(("python", "jupyter"))]
     out.update({
         "latency_median_us_by_path": {k: round(statistics.median(v), 3) for k, v in sorted(per_path.items())},
-        "matrix": {
-            "cells": len(vN), "repeat": 3,
-            "wall_s_j1": round(wall1, 3), f"wall_s_j{jobs}": round(wallN, 3),
-            f"wall_s_j{jobs}_windows_x10": round(wall10, 3),
-            "verdicts_equal_j1_jN": v1 == vN,
-            "verdicts_equal_windows_x10": vN == v10,
+        "native_matrix": {
+            "cells": len(vN), "repeat": 3, "window_ms": dN["settings"].get("window_ms"),
+            "wall_s_j1": round(n1, 3), f"wall_s_j{jobs}": round(nN, 3), f"wall_s_j{jobs}_windows_x10": round(n10, 3),
+            "verdicts_equal_j1_jN": v1 == vN, "verdicts_equal_windows_x10": vN == v10,
             "differences": sorted(k for k in vN if vN[k] != v10.get(k) or vN[k] != v1.get(k)),
+        },
+        "default_matrix": {
+            "cells": len(full["cells"]), "repeat": 1, "wall_s_j1": round(f1, 3), f"wall_s_j{jobs}": round(fN, 3),
+            "python_and_jupyter_cells": len(py_cells),
         },
     })
     return out
@@ -110,11 +120,12 @@ def render(b: dict) -> str:
              "latency median by host/delivery (µs):"]
     for k, v in b["latency_median_us_by_path"].items():
         lines.append(f"  {k:<28} {v:>9.3f}")
-    m = b["matrix"]
-    lines.append(f"native matrix ({m['cells']} cells × {m['repeat']}):")
-    for k, v in m.items():
-        if k.startswith(("wall", "verdicts")):
-            lines.append(f"  {k:<28} {v}")
-    if m["differences"]:
-        lines.append(f"  differing cells: {', '.join(m['differences'])}")
+    for key, title in (("native_matrix", "native matrix"), ("default_matrix", "default matrix")):
+        m = b[key]
+        lines.append(f"{title} ({m['cells']} cells × {m['repeat']}):")
+        for k, v in m.items():
+            if k.startswith(("wall", "verdicts", "window")):
+                lines.append(f"  {k:<28} {v}")
+        if m.get("differences"):
+            lines.append(f"  differing cells: {', '.join(m['differences'])}")
     return "\n".join(lines)
