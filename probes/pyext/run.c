@@ -4,7 +4,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#ifndef _WIN32
 #include <unistd.h>
+#endif
 #ifdef __linux__
 #include <sys/syscall.h>
 #endif
@@ -48,6 +50,20 @@ static const char *run_thread(void) {
   return (pid_t)syscall(SYS_gettid) == getpid() ? "main" : "other";
 #elif defined(__APPLE__)
   return pthread_main_np() ? "main" : "other";
+#elif defined(_WIN32)
+  /* No API names a process's initial thread on Windows; CPython's main
+   * thread (threading.main_thread()) is the one that runs signal handlers. */
+  const char *answer = NULL;
+  PyObject *mod = PyImport_ImportModule("threading");
+  PyObject *main_thread = mod ? PyObject_CallMethod(mod, "main_thread", NULL) : NULL;
+  PyObject *ident = main_thread ? PyObject_GetAttrString(main_thread, "ident") : NULL;
+  if (ident && PyLong_Check(ident))
+    answer = PyLong_AsUnsignedLong(ident) == PyThread_get_thread_ident() ? "main" : "other";
+  if (PyErr_Occurred()) PyErr_Clear();
+  Py_XDECREF(ident);
+  Py_XDECREF(main_thread);
+  Py_XDECREF(mod);
+  return answer;
 #else
   return NULL;
 #endif

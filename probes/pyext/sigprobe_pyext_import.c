@@ -7,12 +7,23 @@
 #include <errno.h>
 #include <signal.h>
 
+#ifdef _WIN32
+/* Windows: the CRT's signal(SIGINT), which the CRT calls on the thread the
+ * console injects for CTRL_C_EVENT, after resetting the action to SIG_DFL
+ * (one shot): the handler re-installs itself, as Windows code that wants a
+ * lasting handler does, so it stays until something replaces it. */
+static void on_sigint(int sig) {
+  signal(SIGINT, on_sigint);
+  sp_probe_record("c-handler-import", sig, SP_NO_SI_CODE, -1, -1);
+}
+#else
 /* Async-signal-safe: sp_probe_record only stores into preallocated slots
  * with atomics and writes one byte to a pipe. */
 static void on_sigint(int sig, siginfo_t *si, void *uc) {
   (void)uc;
   sp_probe_record("c-handler-import", sig, si->si_code, (int64_t)si->si_pid, (int64_t)si->si_uid);
 }
+#endif
 
 static const sp_py_strategy g_import = {"c-handler-import", false, NULL, NULL};
 
@@ -58,6 +69,13 @@ PyMODINIT_FUNC PyInit_sigprobe_pyext_import(void) {
     Py_DECREF(m);
     return NULL;
   }
+#ifdef _WIN32
+  if (signal(SIGINT, on_sigint) == SIG_ERR) {
+    PyErr_SetFromErrnoWithFilename(PyExc_OSError, "signal(SIGINT)");
+    Py_DECREF(m);
+    return NULL;
+  }
+#else
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_sigaction = on_sigint;
@@ -68,5 +86,6 @@ PyMODINIT_FUNC PyInit_sigprobe_pyext_import(void) {
     Py_DECREF(m);
     return NULL;
   }
+#endif
   return m;
 }

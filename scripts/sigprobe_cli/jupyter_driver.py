@@ -7,7 +7,10 @@ Input: one JSON plan on stdin (see Plan below); stdin then stays open as a
 lifeline (EOF means the parent is gone: shut everything down). Output: JSON
 lines on stdout: first {"ev":"versions",...}, then one outcome per run.
 
-Each run: a `sigprobe-run --attach` runner listens on a Unix socket; a cell
+Each run: a `sigprobe-run --attach` runner listens on a Unix socket (AF_UNIX
+on Windows 10 1803+ too, where interrupt_kernel() is SetEvent on the kernel's
+JPY_INTERRUPT_EVENT in signal mode and message mode is ipykernel's no-op;
+the Windows path is verified only on a real Windows runner); a cell
 in the kernel calls the extension probe (or starts a native probe as a child
 process) with SIGPROBE_REPORT=unix:<socket>; when the probe reports ready,
 the runner asks for the interrupt, which this script sends the way a user's
@@ -47,23 +50,51 @@ def versions():
 
 
 class Lines:
-    """Line reader on a raw fd with a timeout (no buffering surprises)."""
+    """Line reader on a raw fd with a timeout (no buffering surprises). On
+    Windows select() takes sockets only, so a thread reads the pipe there."""
 
     def __init__(self, fd):
         self.fd, self.buf = fd, b""
+        self.eof = False
+        if os.name == "nt":
+            import queue
+            self.chunks = queue.Queue()
+            threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self):
+        while True:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except OSError:
+                chunk = b""
+            self.chunks.put(chunk)
+            if not chunk:
+                return
+
+    def _chunk(self, left):
+        """The next bytes (b"" at EOF), or None when nothing came in time."""
+        if os.name == "nt":
+            import queue
+            try:
+                return self.chunks.get(timeout=left)
+            except queue.Empty:
+                return None
+        r, _, _ = select.select([self.fd], [], [], left)
+        return os.read(self.fd, 65536) if r else None
 
     def read(self, timeout):
         end = time.monotonic() + timeout
         while b"\n" not in self.buf:
             left = end - time.monotonic()
-            if left <= 0:
-                return None
-            r, _, _ = select.select([self.fd], [], [], left)
-            if r:
-                chunk = os.read(self.fd, 65536)
-                if not chunk:
-                    return None if not self.buf else self._take_all()
-                self.buf += chunk
+            if left <= 0 or self.eof:
+                return None if not self.buf or not self.eof else self._take_all()
+            chunk = self._chunk(left)
+            if chunk is None:
+                continue
+            if not chunk:
+                self.eof = True
+                return None if not self.buf else self._take_all()
+            self.buf += chunk
         line, self.buf = self.buf.split(b"\n", 1)
         return line.decode(errors="replace")
 
@@ -94,10 +125,15 @@ class Kernel:
             self.km.shutdown_kernel(now=True)
         except Exception:
             pid = self.pid
-            if pid:
+            if pid and hasattr(os, "killpg"):
                 try:
                     os.killpg(pid, signal.SIGKILL)
                 except OSError:
+                    pass
+            elif pid:  # Windows: no process groups; the kernel's own process
+                try:
+                    self.km.kernel.kill()
+                except Exception:
                     pass
 
 
@@ -192,7 +228,7 @@ def probe_cell(run, sock):
             else f"sigprobe_pyext.run({s!r}, loop_ms={run['loop_ms']}, nogil={nogil})")
     same_cell_import = "    import sigprobe_pyext_import\n" if run.get("same_cell") else ""
     return ("import os\n"
-            f"os.environ['SIGPROBE_REPORT'] = 'unix:{sock}'\n"
+            f"os.environ['SIGPROBE_REPORT'] = {'unix:' + sock!r}\n"
             "__sp_where = 'nowhere'\n"
             "try:\n"
             f"{same_cell_import}"
@@ -423,7 +459,8 @@ def main():
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    sock_dir = tempfile.mkdtemp(prefix="spj", dir="/tmp")  # short: Unix socket paths are limited
+    # Short: Unix socket paths are limited (108 bytes, on Windows too).
+    sock_dir = tempfile.mkdtemp(prefix="spj", dir=None if os.name == "nt" else "/tmp")
     try:
         for n, run in enumerate(plan["runs"]):
             out, kernel = one_run(plan, pool, run, sock_dir, n)

@@ -175,17 +175,17 @@ def runner_version(runner: Path) -> dict:
 
 def catalog(runner: Path) -> list:
     """Every cell for this platform: the runner's native cells, then the
-    Python and Jupyter cells (POSIX platforms)."""
+    Python and Jupyter cells (POSIX platforms; kernels only on Windows)."""
     native = cellmod.native_cells(runner)
     platform = native[0].platform if native else "unknown"
-    return native + (pyhosts.python_cells(platform) if platform in ("linux", "macos") else [])
+    return native + (pyhosts.python_cells(platform) if platform in ("linux", "macos", "windows") else [])
 
 
 def cmd_list(args) -> int:
     if args.platform == "windows-wine":
         build = wine.ensure_build()
         with wine.wineserver(build) as env:
-            cells = wine.cells(build, env)
+            cells = wine.catalog(build, env)
     else:
         cells = catalog(prepare(args.build_dir))
     for c in cellmod.select(cells, args.only):
@@ -262,10 +262,16 @@ def cmd_run(args) -> int:
             raise BadInput("--trace goes with the native platform (Wine's pids are not the probe's)")
         build = wine.ensure_build()
         with wine.wineserver(build) as env:
-            selected = cellmod.select(wine.cells(build, env), args.only)
+            selected = cellmod.select(wine.catalog(build, env), args.only)
             version = wine.version(build, env)
+            def kernel_cells(runs, sink):
+                # No Windows Python under Wine: each kernel cell is unsupported, with the reason.
+                for c, _ in runs:
+                    sink.add(c, wine.run_cell(build, env, c, args.window_scale))
+                return {}
+
             return execute(args, selected, version["platform"] if "platform" in version else "windows-wine",
-                           version, lambda c: wine.run_cell(build, env, c, args.window_scale), None)
+                           version, lambda c: wine.run_cell(build, env, c, args.window_scale), kernel_cells)
     native.check_window_scale(args.window_scale)
     runner = prepare(args.build_dir)
     selected = cellmod.select(catalog(runner), args.only)

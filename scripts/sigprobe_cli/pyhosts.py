@@ -35,11 +35,21 @@ PYTHON_HOSTS = {
     "python-background": ("background", ["kill"]),
 }
 JUPYTER_HOSTS = {"jupyter": "signal", "jupyter-message": "message", "jupyter-child": "signal"}
+# Windows: real kernels only. Signal mode is jupyter_client's SetEvent on the
+# inherited JPY_INTERRUPT_EVENT (interrupt_kernel() on win32); message mode is
+# ipykernel's no-op that still replies ok. jupyter-child (os.waitid) and the
+# python-* hosts (ptys, process groups) are POSIX.
+WINDOWS_JUPYTER_HOSTS = ("jupyter", "jupyter-message")
+WINDOWS_PLATFORMS = ("windows", "windows-wine")
+WINE_NO_PYTHON = "no Windows Python under Wine here; runs on a real Windows runner"
 
 PY_LOOP_MS = 10000  # the runner's stop ends a quiet loop long before this
 
 
 def python_cells(platform: str) -> list[Cell]:
+    if platform in WINDOWS_PLATFORMS:
+        return [Cell(f"{platform}/{host}/{s}/kernel-interrupt", platform, host, s, "kernel-interrupt", kind="jupyter")
+                for host in WINDOWS_JUPYTER_HOSTS for s in KERNEL_STRATEGIES]
     cells = []
     for host, (_, deliveries) in PYTHON_HOSTS.items():
         for s in PY_STRATEGIES:
@@ -203,7 +213,10 @@ class JupyterSession:
         try:
             p.wait(30)
         except subprocess.TimeoutExpired:
-            os.killpg(p.pid, 9)
+            if hasattr(os, "killpg"):
+                os.killpg(p.pid, 9)
+            else:
+                p.kill()  # Windows: the driver's kernels die with their parent handle (JPY_PARENT_PID)
             p.wait()
         self.proc = None
 

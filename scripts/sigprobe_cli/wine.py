@@ -10,7 +10,7 @@ import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import bootstrap
+from . import bootstrap, pyhosts
 from .cells import Cell, parse_id
 from .errors import BuildFailed, MissingDependency
 from .native import RUNNER_SLACK_S, error_outcome, parse_outcome, scaled_env
@@ -87,6 +87,12 @@ def cells(build: Path, env: dict) -> list[Cell]:
     return [parse_id(line.strip()) for line in r.stdout.splitlines() if line.strip()]
 
 
+def catalog(build: Path, env: dict) -> list[Cell]:
+    """The runner's Windows cells, then the Windows kernel cells, which are
+    listed so the matrix shows them but are unsupported here (run_cell)."""
+    return cells(build, env) + pyhosts.python_cells("windows-wine")
+
+
 def version(build: Path, env: dict) -> dict:
     r = _wine(build, env, "--version")
     try:
@@ -99,6 +105,8 @@ def version(build: Path, env: dict) -> dict:
 
 
 def run_cell(build: Path, env: dict, cell: Cell, window_scale: float = 1.0) -> dict:
+    if cell.kind == "jupyter":
+        return pyhosts.unsupported_outcome(cell, pyhosts.WINE_NO_PYTHON)
     env = dict(env, **(scaled_env(window_scale) or {}))
     try:
         r = _wine(build, env, cell.id, timeout=RUNNER_SLACK_S * max(1.0, window_scale))

@@ -31,7 +31,8 @@ int sp_proc_spawn(sp_proc **out, sp_host host, char *const argv[], sp_error *err
  * stdin/stdout: events it writes to stdin ("delivered", "result", "error")
  * come out of sp_proc_next_event like the probe's. There is no process to
  * wait for or kill: sp_proc_wait returns at once with SP_EXIT_NONE.
- * Returns SP_EUNSUPPORTED where Unix sockets do not exist. */
+ * On Windows the socket is AF_UNIX through winsock (Windows 10 1803+); where
+ * there is none (Wine 8) it fails with SP_EFAIL naming socket()'s error. */
 int sp_proc_attach(sp_proc **out, const char *socket_path, sp_error *err);
 
 /* Reads the next report event, waiting until deadline_ns (sp_clock_ns time).

@@ -5,12 +5,17 @@
  * threads, so recording may use any thread-safe call. The slots still work
  * as on POSIX: a handler claims one with an interlocked counter, fills it and
  * publishes it; only the main loop writes report lines. No C11 atomics, so
- * older MSVC builds it too. */
+ * older MSVC builds it too.
+ *
+ * In-process runs (sp_probe_begin ... sp_probe_end, for the Python extension
+ * probe inside a kernel) are at the end of this file. */
 #ifndef WIN32_LEAN_AND_MEAN
 #define WIN32_LEAN_AND_MEAN
 #endif
+#include <winsock2.h>
 #include <windows.h>
 #include <winternl.h>
+#include <afunix.h> /* Windows 10 1803+ (and MinGW-w64) */
 
 #include "sigprobe/probe.h"
 
@@ -76,7 +81,14 @@ bool sp_probe_on_main_thread(void) { return GetCurrentThreadId() == g_main_tid; 
 
 int sp_probe_channel_fd(void) { return (int)HandleToLong(g_chan); }
 
+static SOCKET g_sock = INVALID_SOCKET; /* the unix: channel of an in-process run */
+static void write_sock(const char *buf, size_t len);
+
 static void write_all(const char *buf, size_t len) {
+  if (g_sock != INVALID_SOCKET) {
+    write_sock(buf, len);
+    return;
+  }
   while (len > 0) {
     DWORD k = 0;
     if (!WriteFile(g_chan, buf, (DWORD)len, &k, NULL) || k == 0) return; /* the runner is gone */
@@ -169,7 +181,7 @@ static void describe_console(char *buf, size_t n) {
   if (sp_jw_finish(&w) < 0) buf[0] = '\0';
 }
 
-void sp_probe_ready(const char *const *strategies, int n) {
+static void ready_event(sp_event *out, const char *const *strategies, int n) {
   sp_event ev;
   memset(&ev, 0, sizeof ev);
   ev.kind = SP_EV_READY;
@@ -180,6 +192,12 @@ void sp_probe_ready(const char *const *strategies, int n) {
   for (int i = 0; i < n; i++) add_name(&ev.strategies, strategies[i]);
   describe_console(ev.console, sizeof ev.console);
   ev.t_ns = sp_clock_ns();
+  *out = ev;
+}
+
+void sp_probe_ready(const char *const *strategies, int n) {
+  sp_event ev;
+  ready_event(&ev, strategies, n);
   emit(&ev);
 }
 
@@ -280,7 +298,10 @@ const char *sp_probe_loop(const sp_watch *watches, int n, int linger_ms) {
   }
 }
 
-int sp_probe_done(const char *stopped_by) {
+/* The "done" event after the pending "fired" ones. peek_jpy: look at
+ * JPY_INTERRUPT_EVENT without consuming it (in-process: the kernel's poller
+ * may still need it). */
+static void report_done(const char *stopped_by, bool peek_jpy) {
   sp_event ev;
   flush_fired();
   memset(&ev, 0, sizeof ev);
@@ -289,10 +310,268 @@ int sp_probe_done(const char *stopped_by) {
   if (ctrl_c_ignored()) add_name(&ev.ignored, "CTRL_C_EVENT");
   /* Set and never consumed (nobody waited on it). This consumes it, which no
    * longer matters at the end. */
-  if (g_jpy && WaitForSingleObject(g_jpy, 0) == WAIT_OBJECT_0) add_name(&ev.pending, "JPY_INTERRUPT_EVENT");
+  if (g_jpy && WaitForSingleObject(g_jpy, 0) == WAIT_OBJECT_0) {
+    add_name(&ev.pending, "JPY_INTERRUPT_EVENT");
+    /* Signalled with nobody waiting (a waiter would have taken it at once):
+     * put it back, so looking leaves the state as it was. */
+    if (peek_jpy) SetEvent(g_jpy);
+  }
   ev.t_ns = sp_clock_ns();
   emit(&ev);
+}
+
+int sp_probe_done(const char *stopped_by) {
+  report_done(stopped_by, false);
   CloseHandle(g_chan);
   g_chan = INVALID_HANDLE_VALUE;
   return 0;
 }
+
+/* ---- In-process runs (see probe.h) ----
+ * The channel forms on Windows: an inherited handle number (kept open across
+ * runs, like an inherited descriptor on POSIX; SIGPROBE_STOP, when set, is
+ * the runner's stop), a file path (opened per run), and unix:<path>, an
+ * AF_UNIX stream socket (Windows 10 1803+, winsock) opened per run: what
+ * `sigprobe-run --attach` listens on; the runner writes "stop\n" on it. */
+
+static bool g_chan_owned;     /* opened from a path or unix: for this run */
+static HANDLE g_sock_event;   /* WSAEventSelect: FD_READ | FD_CLOSE on g_sock */
+static bool g_wsa_started;
+static char g_chan_where[512]; /* the SIGPROBE_REPORT value an inherited g_chan came from */
+
+/* WSAEventSelect made the socket non-blocking: a full send buffer waits,
+ * briefly, for room (report lines are small; a runner that reads nothing for
+ * a second is gone for our purposes). */
+static void write_sock(const char *buf, size_t len) {
+  while (len > 0) {
+    int k = send(g_sock, buf, len > 65536 ? 65536 : (int)len, 0);
+    if (k == SOCKET_ERROR && WSAGetLastError() == WSAEWOULDBLOCK) {
+      fd_set w;
+      struct timeval tv = {1, 0};
+      FD_ZERO(&w);
+      FD_SET(g_sock, &w);
+      if (select(0, NULL, &w, NULL, &tv) <= 0) return;
+      continue;
+    }
+    if (k <= 0) return; /* the runner is gone; the wait notices */
+    buf += k;
+    len -= (size_t)k;
+  }
+}
+
+static int fail_win(sp_error *err, const char *what, const char *where, unsigned long code) {
+  return sp_fail(err, SP_EFAIL, "%s(%s): error %lu", what, where, code);
+}
+
+static void close_socket_channel(void) {
+  if (g_sock != INVALID_SOCKET) closesocket(g_sock);
+  g_sock = INVALID_SOCKET;
+  if (g_sock_event) WSACloseEvent(g_sock_event);
+  g_sock_event = NULL;
+  if (g_wsa_started) WSACleanup();
+  g_wsa_started = false;
+}
+
+static int open_unix_channel(const char *path, sp_error *err) {
+  struct sockaddr_un addr;
+  WSADATA wsa;
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  if (strlen(path) >= sizeof addr.sun_path) return sp_fail(err, SP_EFAIL, "connect(%s): path too long", path);
+  sp_strlcpy(addr.sun_path, path, sizeof addr.sun_path);
+  int rc = WSAStartup(MAKEWORD(2, 2), &wsa);
+  if (rc != 0) return fail_win(err, "WSAStartup", path, (unsigned long)rc);
+  g_wsa_started = true;
+  g_sock = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (g_sock == INVALID_SOCKET) {
+    rc = fail_win(err, "socket(AF_UNIX)", path, (unsigned long)WSAGetLastError());
+    close_socket_channel();
+    return rc;
+  }
+  /* Whatever a kernel cell starts must not hold the runner's connection. */
+  SetHandleInformation((HANDLE)g_sock, HANDLE_FLAG_INHERIT, 0);
+  if (connect(g_sock, (struct sockaddr *)&addr, (int)sizeof addr) != 0) {
+    rc = fail_win(err, "connect", path, (unsigned long)WSAGetLastError());
+    close_socket_channel();
+    return rc;
+  }
+  g_sock_event = WSACreateEvent();
+  if (g_sock_event == WSA_INVALID_EVENT || WSAEventSelect(g_sock, g_sock_event, FD_READ | FD_CLOSE) != 0) {
+    if (g_sock_event == WSA_INVALID_EVENT) g_sock_event = NULL;
+    rc = fail_win(err, "WSAEventSelect", path, (unsigned long)WSAGetLastError());
+    close_socket_channel();
+    return rc;
+  }
+  return 0;
+}
+
+/* Opens SIGPROBE_REPORT's channel for a run (see the forms above). */
+static int open_run_channel(const char *where, sp_error *err) {
+  char *end;
+  unsigned long n = strtoul(where, &end, 10);
+  g_chan_owned = true;
+  if (*end == '\0' && end != where && n != 0) {
+    DWORD flags;
+    HANDLE h = ULongToHandle(n);
+    if (!GetHandleInformation(h, &flags) || GetFileType(h) == FILE_TYPE_UNKNOWN)
+      return sp_fail(err, SP_EFAIL, "SIGPROBE_REPORT=%s is not a handle this process holds", where);
+    g_chan = h;
+    g_chan_owned = false;
+    SetHandleInformation(g_chan, HANDLE_FLAG_INHERIT, 0);
+    sp_strlcpy(g_chan_where, where, sizeof g_chan_where);
+    return 0;
+  }
+  if (strncmp(where, SP_REPORT_UNIX_PREFIX, strlen(SP_REPORT_UNIX_PREFIX)) == 0)
+    return open_unix_channel(where + strlen(SP_REPORT_UNIX_PREFIX), err);
+  HANDLE h = CreateFileA(where, FILE_APPEND_DATA, FILE_SHARE_READ | FILE_SHARE_WRITE, NULL, OPEN_ALWAYS,
+                         FILE_ATTRIBUTE_NORMAL, NULL);
+  if (h == INVALID_HANDLE_VALUE) return fail_win(err, "cannot open the report channel CreateFile", where, GetLastError());
+  SetHandleInformation(h, HANDLE_FLAG_INHERIT, 0);
+  g_chan = h;
+  return 0;
+}
+
+static bool channel_open(void) { return g_sock != INVALID_SOCKET || g_chan != INVALID_HANDLE_VALUE; }
+
+static void close_run_channel(void) {
+  if (!g_chan_owned) return; /* an inherited handle stays for the next run */
+  close_socket_channel();
+  if (g_chan != INVALID_HANDLE_VALUE) CloseHandle(g_chan);
+  g_chan = INVALID_HANDLE_VALUE;
+  g_chan_owned = false;
+}
+
+int sp_probe_begin(sp_error *err) {
+  if (!g_wake) {
+    g_wake = CreateEventA(NULL, FALSE, FALSE, NULL);
+    if (!g_wake) return sp_fail(err, SP_EFAIL, "CreateEvent: error %lu", GetLastError());
+  }
+  /* Forget the previous run. Raising the counter first makes a handler that
+   * runs meanwhile claim no slot (it drops its record) instead of racing the
+   * clearing; records from between runs belong to no run. */
+  InterlockedExchange(&g_next_slot, SP_SLOTS);
+  for (int i = 0; i < SP_SLOTS; i++) {
+    InterlockedExchange(&g_slots[i].published, 0);
+    g_slots[i].written = false;
+  }
+  ResetEvent(g_wake);
+  g_main_tid = GetCurrentThreadId();
+  /* As for the native probes: Windows has no SIGINT disposition to read
+   * without changing it; what the host decides is the "ignore Ctrl+C" flag. */
+  g_entry_disposition = ctrl_c_ignored() ? SP_DISP_IGNORED : SP_DISP_DEFAULT;
+  g_jpy = env_handle("JPY_INTERRUPT_EVENT");
+
+  const char *where = getenv("SIGPROBE_REPORT");
+  if (!where || !*where) {
+    InterlockedExchange(&g_next_slot, 0);
+    return sp_fail(err, SP_EINVAL, "SIGPROBE_REPORT is not set (a file path, a handle number or unix:<path>)");
+  }
+  /* An inherited handle stays open across runs; a different value, or a path,
+   * is (re)opened now. */
+  if (channel_open() && !(!g_chan_owned && strcmp(g_chan_where, where) == 0)) close_run_channel();
+  if (!channel_open()) {
+    g_chan = INVALID_HANDLE_VALUE;
+    int rc = open_run_channel(where, err);
+    if (rc != 0) {
+      InterlockedExchange(&g_next_slot, 0);
+      return rc;
+    }
+  }
+  g_stop = env_handle("SIGPROBE_STOP");
+  if (g_stop) {
+    SetHandleInformation(g_stop, HANDLE_FLAG_INHERIT, 0);
+    ResetEvent(g_stop); /* a stop set after the previous run's "done" is stale */
+  }
+  InterlockedExchange(&g_next_slot, 0);
+  return 0;
+}
+
+sp_disposition sp_probe_entry_disposition(void) { return g_entry_disposition; }
+
+int sp_probe_ready_extra(const char *const *strategies, int n, const char *extra_members) {
+  sp_event ev;
+  char line[SP_LINE_MAX];
+  ready_event(&ev, strategies, n);
+  int len = sp_event_encode(&ev, line, sizeof line);
+  if (len < 2) return SP_EINVAL;
+  if (extra_members && *extra_members) {
+    /* The encoded line ends in "}\n": splice ",<extra>}\n" in its place. */
+    size_t extra = strlen(extra_members);
+    if ((size_t)len + extra + 1 >= sizeof line) return SP_EINVAL;
+    len -= 2;
+    line[len++] = ',';
+    memcpy(line + len, extra_members, extra);
+    len += (int)extra;
+    line[len++] = '}';
+    line[len++] = '\n';
+  }
+  write_all(line, (size_t)len);
+  return 0;
+}
+
+static void report_reason(sp_event_kind kind, const char *reason) {
+  sp_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.kind = kind;
+  sp_strlcpy(ev.reason, reason, sizeof ev.reason);
+  if (channel_open()) emit(&ev);
+}
+
+void sp_probe_report_unsupported(const char *reason) { report_reason(SP_EV_UNSUPPORTED, reason); }
+
+void sp_probe_report_error(const char *reason) { report_reason(SP_EV_ERROR, reason); }
+
+int sp_probe_fired_count(void) {
+  LONG n = InterlockedCompareExchange(&g_next_slot, 0, 0);
+  return n > SP_SLOTS ? SP_SLOTS : (int)n;
+}
+
+const char *sp_probe_fired_handler(int i) {
+  if (i < 0 || i >= sp_probe_fired_count()) return NULL;
+  if (!InterlockedCompareExchange(&g_slots[i].published, 1, 1)) return NULL;
+  return g_slots[i].handler;
+}
+
+/* Watches are handles here, as in sp_probe_loop. */
+const char *sp_probe_wait(const sp_watch *watches, int n, int timeout_ms) {
+  HANDLE h[3 + SP_WATCH_MAX];
+  DWORD nh = 0;
+  int stop_i = -1, sock_i = -1;
+  h[nh++] = g_wake;
+  if (g_stop) {
+    stop_i = (int)nh;
+    h[nh++] = g_stop;
+  }
+  if (g_sock != INVALID_SOCKET && g_sock_event) {
+    sock_i = (int)nh;
+    h[nh++] = g_sock_event;
+  }
+  DWORD first_watch = nh;
+  for (int i = 0; i < n && i < SP_WATCH_MAX; i++) h[nh++] = LongToHandle(watches[i].fd);
+  DWORD r = WaitForMultipleObjects(nh, h, FALSE, timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms);
+  if (r == WAIT_TIMEOUT || r == WAIT_FAILED || r >= WAIT_OBJECT_0 + nh) return NULL;
+  DWORD i = r - WAIT_OBJECT_0;
+  if (i == 0) return NULL; /* a record: the caller checks */
+  if ((int)i == stop_i) return "runner";
+  if ((int)i == sock_i) {
+    WSANETWORKEVENTS ne;
+    if (WSAEnumNetworkEvents(g_sock, g_sock_event, &ne) != 0) return "runner-gone";
+    if (ne.lNetworkEvents & FD_READ) {
+      char cmd[16];
+      int k = recv(g_sock, cmd, (int)sizeof cmd, 0);
+      if (k > 0) return "runner";
+      if (k == 0 || WSAGetLastError() != WSAEWOULDBLOCK) return "runner-gone";
+    }
+    if (ne.lNetworkEvents & FD_CLOSE) return "runner-gone";
+    return NULL;
+  }
+  if (i >= first_watch && i < nh) watches[i - first_watch].on_readable(watches[i - first_watch].fd);
+  return NULL;
+}
+
+void sp_probe_end(const char *stopped_by) {
+  if (channel_open()) report_done(stopped_by, true);
+  close_run_channel();
+}
+
+void sp_probe_abort(void) { close_run_channel(); }

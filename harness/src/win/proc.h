@@ -6,6 +6,7 @@
 #ifndef WIN32_LEAN_AND_MEAN
 #define WIN32_LEAN_AND_MEAN
 #endif
+#include <winsock2.h> /* before windows.h: sigprobe-run --attach listens on AF_UNIX */
 #include <windows.h>
 #include <stdbool.h>
 
@@ -40,6 +41,18 @@ struct sp_proc {
   bool chan_eof, chan_overflow;
   /* The host's stdout/stderr pipe, drained (and discarded) by a thread. */
   HANDLE host_r, host_thread;
+
+  /* Attached (sigprobe-run --attach): no process and no job. The probe
+   * connects to listen_sock (AF_UNIX); a thread accepts it and fills buf
+   * from chan_sock. The parent's events arrive on stdin, which another
+   * thread reads into pbuf. Both threads set data. */
+  bool attached;
+  SOCKET listen_sock, chan_sock;
+  char socket_path[MAX_PATH];
+  HANDLE sock_thread, parent_thread;
+  char pbuf[SP_LINE_MAX];
+  size_t pbuf_len;
+  bool parent_eof, parent_overflow;
 };
 
 /* "error 6 (The handle is invalid)": the text for a GetLastError() code. */

@@ -8,8 +8,10 @@
 
 #include "sigprobe/outcome.h"
 
+#include <afunix.h> /* sigprobe-run --attach: AF_UNIX through winsock (Windows 10 1803+) */
+
 int64_t sp_self_pid(void) { return (int64_t)GetCurrentProcessId(); }
-int64_t sp_proc_pid(const sp_proc *p) { return (int64_t)p->probe_pid; }
+int64_t sp_proc_pid(const sp_proc *p) { return p->attached ? -1 : (int64_t)p->probe_pid; }
 
 /* CreateProcess flags per host, in the order of sp_host; the launcher
  * passes them to CreateProcess for the probe. jupyter-launch is what
@@ -246,6 +248,10 @@ static DWORD remaining_ms(int64_t deadline_ns) {
 }
 
 int sp_proc_wait(sp_proc *p, int64_t deadline_ns, sp_exit *ex, sp_error *err) {
+  if (p->attached) {
+    if (ex) *ex = (sp_exit){SP_EXIT_NONE, 0, 0, false};
+    return 0;
+  }
   /* The probe's own handle when "ready" gave it (its exit code is then
    * exact); before that the launcher's, which relays the probe's code. */
   HANDLE h = p->probe ? p->probe : p->launcher;
@@ -288,8 +294,14 @@ static void join(HANDLE *thread) {
   close_handle(thread);
 }
 
+static void free_attached(sp_proc *p);
+
 void sp_proc_free(sp_proc *p) {
   if (!p) return;
+  if (p->attached) {
+    free_attached(p);
+    return;
+  }
   sp_proc_kill_tree(p);
   /* Every process of the job holds no pipe end any more: the readers end. */
   if (p->launcher) WaitForSingleObject(p->launcher, 2000);
@@ -318,9 +330,142 @@ int sp_proc_spawn(sp_proc **out, sp_host host, char *const argv[], sp_error *err
   return sp_proc_start(out, host, argv[0], err);
 }
 
-/* Kernels are attached to through Unix sockets (sigprobe-run --attach). */
+/* ---- sigprobe-run --attach (a probe inside a Jupyter kernel) ----
+ * AF_UNIX stream sockets exist on Windows 10 1803+ (winsock, afunix.h).
+ * Wine 8 has none, so this path is verified only on a real Windows runner;
+ * under Wine sp_proc_attach fails with the socket() error. */
+
+static DWORD WINAPI sock_reader(LPVOID arg) {
+  sp_proc *p = arg;
+  char tmp[1024];
+  SOCKET c = accept(p->listen_sock, NULL, NULL); /* the probe connects once */
+  EnterCriticalSection(&p->lock);
+  p->chan_sock = c;
+  if (c == INVALID_SOCKET) p->chan_eof = true;
+  LeaveCriticalSection(&p->lock);
+  SetEvent(p->data);
+  if (c == INVALID_SOCKET) return 0;
+  for (;;) {
+    int k = recv(c, tmp, (int)sizeof tmp, 0);
+    EnterCriticalSection(&p->lock);
+    if (k <= 0) {
+      p->chan_eof = true;
+    } else if (p->buf_len + (size_t)k > sizeof p->buf) {
+      p->chan_overflow = true;
+      p->chan_eof = true;
+    } else {
+      memcpy(p->buf + p->buf_len, tmp, (size_t)k);
+      p->buf_len += (size_t)k;
+    }
+    bool eof = p->chan_eof;
+    LeaveCriticalSection(&p->lock);
+    SetEvent(p->data);
+    if (eof) return 0;
+  }
+}
+
+static DWORD WINAPI parent_reader(LPVOID arg) {
+  sp_proc *p = arg;
+  HANDLE in = GetStdHandle(STD_INPUT_HANDLE);
+  char tmp[1024];
+  for (;;) {
+    DWORD k = 0;
+    BOOL ok = in && in != INVALID_HANDLE_VALUE && ReadFile(in, tmp, sizeof tmp, &k, NULL);
+    EnterCriticalSection(&p->lock);
+    if (!ok || k == 0) {
+      p->parent_eof = true;
+    } else if (p->pbuf_len + k > sizeof p->pbuf) {
+      p->parent_overflow = true;
+      p->parent_eof = true;
+    } else {
+      memcpy(p->pbuf + p->pbuf_len, tmp, k);
+      p->pbuf_len += k;
+    }
+    bool eof = p->parent_eof;
+    LeaveCriticalSection(&p->lock);
+    SetEvent(p->data);
+    if (eof) return 0;
+  }
+}
+
 int sp_proc_attach(sp_proc **out, const char *socket_path, sp_error *err) {
-  (void)socket_path;
+  struct sockaddr_un addr;
+  WSADATA wsa;
   *out = NULL;
-  return sp_fail(err, SP_EUNSUPPORTED, "--attach (a probe in a kernel) is not supported on Windows yet");
+  if (strlen(socket_path) >= sizeof addr.sun_path)
+    return sp_fail(err, SP_EINVAL, "socket path too long (at most %u bytes): %s", (unsigned)(sizeof addr.sun_path - 1),
+                   socket_path);
+  int rc = WSAStartup(MAKEWORD(2, 2), &wsa);
+  if (rc != 0) return sp_fail(err, SP_EFAIL, "WSAStartup: error %d", rc);
+  sp_proc *p = calloc(1, sizeof *p);
+  if (!p) {
+    WSACleanup();
+    return sp_fail(err, SP_EFAIL, "calloc: out of memory");
+  }
+  p->attached = true;
+  p->listen_sock = p->chan_sock = INVALID_SOCKET;
+  InitializeCriticalSection(&p->lock);
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  sp_strlcpy(addr.sun_path, socket_path, sizeof addr.sun_path);
+  p->listen_sock = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (p->listen_sock == INVALID_SOCKET) {
+    rc = sp_fail(err, SP_EFAIL, "socket(AF_UNIX): error %d (AF_UNIX needs Windows 10 1803 or later)",
+                 WSAGetLastError());
+    free_attached(p);
+    return rc;
+  }
+  SetHandleInformation((HANDLE)p->listen_sock, HANDLE_FLAG_INHERIT, 0);
+  if (bind(p->listen_sock, (struct sockaddr *)&addr, (int)sizeof addr) != 0 || listen(p->listen_sock, 4) != 0) {
+    rc = sp_fail(err, SP_EFAIL, "bind/listen %s: error %d", socket_path, WSAGetLastError());
+    free_attached(p);
+    return rc;
+  }
+  sp_strlcpy(p->socket_path, socket_path, sizeof p->socket_path); /* bound: ours to delete */
+  p->data = CreateEventA(NULL, FALSE, FALSE, NULL);
+  if (!p->data) {
+    rc = fail_last(err, "CreateEvent");
+    free_attached(p);
+    return rc;
+  }
+  p->sock_thread = CreateThread(NULL, 0, sock_reader, p, 0, NULL);
+  p->parent_thread = CreateThread(NULL, 0, parent_reader, p, 0, NULL);
+  if (!p->sock_thread || !p->parent_thread) {
+    rc = fail_last(err, "CreateThread");
+    free_attached(p);
+    return rc;
+  }
+  *out = p;
+  return 0;
+}
+
+static void free_attached(sp_proc *p) {
+  bool ended = true;
+  EnterCriticalSection(&p->lock);
+  SOCKET l = p->listen_sock, c = p->chan_sock;
+  p->listen_sock = p->chan_sock = INVALID_SOCKET;
+  LeaveCriticalSection(&p->lock);
+  /* Closing the sockets ends accept()/recv() in the reader. */
+  if (l != INVALID_SOCKET) closesocket(l);
+  if (c != INVALID_SOCKET) closesocket(c);
+  if (p->sock_thread) {
+    if (WaitForSingleObject(p->sock_thread, 2000) != WAIT_OBJECT_0) ended = false;
+    close_handle(&p->sock_thread);
+  }
+  if (p->parent_thread) {
+    /* A blocking ReadFile on stdin: cancel it. */
+    if (WaitForSingleObject(p->parent_thread, 0) != WAIT_OBJECT_0) {
+      CancelSynchronousIo(p->parent_thread);
+      if (WaitForSingleObject(p->parent_thread, 2000) != WAIT_OBJECT_0) ended = false;
+    }
+    close_handle(&p->parent_thread);
+  }
+  if (p->socket_path[0]) DeleteFileA(p->socket_path);
+  WSACleanup();
+  /* A reader that did not end still points at p: leave p to the process's
+   * exit rather than free it under the thread. */
+  if (!ended) return;
+  close_handle(&p->data);
+  DeleteCriticalSection(&p->lock);
+  free(p);
 }

@@ -267,8 +267,9 @@ def run_strategy(m, helper, label, strategy, nogil, loop_ms, call):
 
 def selftest(loop_ms=1000, delay_ms=100, with_import=False, repeat=3) -> dict:
     if sys.platform == "win32":
-        return {"unsupported": "the extension probe is not ported to Windows yet (its strategies are POSIX); "
-                               "the Windows runner measures JPY_INTERRUPT_EVENT"}
+        return {"unsupported": "the selftest interrupts the kernel with SIGINT to its process group (POSIX); "
+                               "on Windows, `sigprobe run` on a real Windows runner measures the extension's "
+                               "strategies in kernels interrupted through JPY_INTERRUPT_EVENT"}
     m = pyext_module()
     if m is None:
         return {"error": how_to_build()}
