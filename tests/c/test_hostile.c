@@ -19,7 +19,8 @@
 
 #include "sigprobe/common.h"
 
-#define READY_MS 500
+/* Generous: the fixtures run under ASan too, on a loaded 2-core machine. */
+#define READY_MS 1500
 #define DEADLINE_MS 800
 
 static double now_s(void) {
@@ -59,12 +60,13 @@ static int count_marked(const char *marker) {
 }
 
 /* Starts the runner on the fixture; its stdout comes back on *out_fd. */
-static pid_t start_runner(const char *host, const char *mode, const char *marker, int deadline_ms, int *out_fd) {
+static pid_t start_runner(const char *host, const char *mode, const char *marker, int ready_ms, int deadline_ms,
+                          int *out_fd) {
   int p[2];
   cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
   char label[128], ready[16], deadline[16];
   snprintf(label, sizeof label, "linux/%s/hostile-%s/kill", host, mode);
-  snprintf(ready, sizeof ready, "%d", READY_MS);
+  snprintf(ready, sizeof ready, "%d", ready_ms);
   snprintf(deadline, sizeof deadline, "%d", deadline_ms);
   pid_t pid = fork();
   cr_assert_geq(pid, 0);
@@ -102,8 +104,8 @@ static hostile_case cases[] = {
     {"escape", "tty", "hung", "did not finish before the deadline"},
     {"escape-child", "no-tty", "hung", "did not finish before the deadline"},
     {"escape-child", "tty", "hung", "did not finish before the deadline"},
-    {"never-ready", "no-tty", "hung", "no \\\"ready\\\" within 500 ms"},
-    {"never-ready", "tty", "hung", "no \\\"ready\\\" within 500 ms"},
+    {"never-ready", "no-tty", "hung", "no \\\"ready\\\" within 1500 ms"},
+    {"never-ready", "tty", "hung", "no \\\"ready\\\" within 1500 ms"},
     {"flood", "no-tty", "error", "malformed report: malformed JSON"},
     {"flood", "tty", "error", "malformed report: malformed JSON"},
     {"endless-line", "no-tty", "error", "report line longer than 4096 bytes"},
@@ -125,7 +127,7 @@ ParameterizedTest(hostile_case *c, hostile, ends_with_its_verdict_in_time_and_le
   int fd, status;
   make_marker(marker, sizeof marker, c->mode);
   double t0 = now_s();
-  pid_t runner = start_runner(c->host, c->mode, marker, DEADLINE_MS, &fd);
+  pid_t runner = start_runner(c->host, c->mode, marker, READY_MS, DEADLINE_MS, &fd);
   read_all(fd, out, sizeof out);
   cr_assert_eq(waitpid(runner, &status, 0), runner);
   double wall = now_s() - t0;
@@ -145,11 +147,11 @@ static void interrupt_runner_mid_run(int sig) {
   char marker[96], out[4096];
   int fd, status;
   make_marker(marker, sizeof marker, "escape");
-  pid_t runner = start_runner("no-tty", "escape", marker, 10000, &fd);
+  pid_t runner = start_runner("no-tty", "escape", marker, 10000, 10000, &fd);
   /* The probe and its grandchild both exist once the runner has the probe's
    * ready, which comes before delivery: wait for the runner, the probe and
    * the escaped grandchild. */
-  for (int i = 0; i < 200 && count_marked(marker) < 3; i++) usleep(10000);
+  for (int i = 0; i < 800 && count_marked(marker) < 3; i++) usleep(10000);
   cr_assert_geq(count_marked(marker), 3, "the fixture did not start");
   usleep(50000);
   double t0 = now_s();
@@ -175,11 +177,11 @@ Test(runner, parent_killed_outright_takes_the_runner_and_its_probes_along, .time
   cr_assert_geq(parent, 0);
   if (parent == 0) {
     int fd;
-    start_runner("no-tty", "escape", marker, 10000, &fd);
+    start_runner("no-tty", "escape", marker, 10000, 10000, &fd);
     pause();
     _exit(0);
   }
-  for (int i = 0; i < 200 && count_marked(marker) < 3; i++) usleep(10000);
+  for (int i = 0; i < 800 && count_marked(marker) < 3; i++) usleep(10000);
   cr_assert_geq(count_marked(marker), 3, "the fixture did not start");
   kill(parent, SIGKILL);
   waitpid(parent, NULL, 0);
