@@ -1,13 +1,20 @@
 /* The baseline for `sigprobe bench`: the least a signal-latency measurement
- * can do. A parent forks a child that installs an SA_SIGINFO handler and
- * says it is ready; the parent stamps the clock and sends SIGINT; the
- * handler stamps the clock and reports the stamp through a pipe. One fresh
- * child per sample, like one sigprobe run. Prints one latency (ns) a line. */
+ * can do. A parent starts a child program (fork + exec of itself, as the
+ * runner starts a probe), which installs an SA_SIGINFO handler and says it
+ * is ready; the parent stamps the clock and sends SIGINT; the handler stamps
+ * the clock and reports the stamp through a pipe. One fresh child per
+ * sample, like one sigprobe run. Prints one latency (ns) a line.
+ *
+ *   sigprobe-baseline [SAMPLES] [--fork-only]   (the child: sigprobe-baseline --child FD)
+ *
+ * --fork-only skips the exec: the child is a copy of the parent, with its
+ * pages and caches warm, which is cheaper than any freshly started program. */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +27,7 @@ static int64_t now_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Async-signal-safe: the clock, one write, _exit. */
 static void on_sigint(int sig, siginfo_t *si, void *uc) {
   (void)sig, (void)si, (void)uc;
   int64_t t = now_ns();
@@ -27,21 +35,35 @@ static void on_sigint(int sig, siginfo_t *si, void *uc) {
   _exit(0);
 }
 
+static int child(int fd) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_sigint;
+  sa.sa_flags = SA_SIGINFO;
+  sigaction(SIGINT, &sa, NULL);
+  g_out = fd;
+  /* The same warm-up the probes do: the handler's first clock read must not
+   * pay for the vDSO's first touch. */
+  (void)now_ns();
+  int64_t ready = 0;
+  if (write(fd, &ready, sizeof ready) < 0) return 2;
+  for (;;) pause();
+}
+
 int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "--child") == 0) return child(atoi(argv[2]));
   int samples = argc > 1 ? atoi(argv[1]) : 100;
+  int fork_only = argc > 2 && strcmp(argv[2], "--fork-only") == 0;
   for (int i = 0; i < samples; i++) {
     int p[2];
     if (pipe(p) != 0) return 1;
     pid_t pid = fork();
     if (pid == 0) {
-      struct sigaction sa = {0};
-      sa.sa_sigaction = on_sigint;
-      sa.sa_flags = SA_SIGINFO;
-      sigaction(SIGINT, &sa, NULL);
-      g_out = p[1];
-      int64_t ready = 0;
-      if (write(p[1], &ready, sizeof ready) < 0) _exit(2);
-      for (;;) pause();
+      if (fork_only) _exit(child(p[1]));
+      char fd[16];
+      snprintf(fd, sizeof fd, "%d", p[1]);
+      execl("/proc/self/exe", argv[0], "--child", fd, (char *)NULL);
+      _exit(127);
     }
     int64_t t;
     if (read(p[0], &t, sizeof t) != sizeof t) return 1; /* ready */

@@ -168,6 +168,9 @@ static void run_spawned(const sp_cell *cell, char *const argv[], const sp_run_op
     return;
   }
   if (await_ready(p, opt, o)) {
+    /* Read before sending: reading /proc/PID/status takes the same lock the
+     * kernel needs to deliver, and would add its time to the latency. */
+    bool discarded = sp_proc_signal_discarded(p, sp_delivery_signal(cell->delivery));
     int rc = sp_proc_deliver(p, cell->delivery, &o->delivered_t_ns, &err);
     if (rc == SP_EUNSUPPORTED) {
       o->unsupported = true;
@@ -180,7 +183,7 @@ static void run_spawned(const sp_cell *cell, char *const argv[], const sp_run_op
       /* Where the kernel's own record says the signal was discarded on
        * arrival, nothing can notice it: the loop is asked to stop now rather
        * than after the window. The probe's account still decides the verdict. */
-      if (sp_proc_signal_discarded(p, o->delivered_signal)) {
+      if (discarded) {
         o->kernel_discarded = true;
         o->stop_requested = sp_proc_request_stop(p, &err) == 0;
       }

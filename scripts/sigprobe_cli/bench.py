@@ -27,9 +27,10 @@ def summary(values: list[float]) -> dict:
             "p99": round(_pct(values, 0.99), 3), "max": round(max(values), 3)}
 
 
-def baseline_latency_us(build_dir: Path, samples: int) -> list[float]:
+def baseline_latency_us(build_dir: Path, samples: int, fork_only: bool = False) -> list[float]:
     exe = build_dir / "sigprobe-baseline"
-    r = subprocess.run([str(exe), str(samples)], capture_output=True, text=True, check=True)
+    r = subprocess.run([str(exe), str(samples), *(["--fork-only"] if fork_only else [])], capture_output=True,
+                       text=True, check=True)
     return [int(x) / 1000.0 for x in r.stdout.split()]
 
 
@@ -65,13 +66,24 @@ def matrix_wall(jobs: int, window_scale: float, build_dir: Path, only: list[str]
 
 
 def run_bench(runner: Path, build_dir: Path, samples: int) -> dict:
-    base = baseline_latency_us(build_dir, samples)
-    lat, inner, outer = cell_samples(runner, "linux/no-tty/sigaction/kill", samples)
+    # Interleaved in chunks, so that both see the same moments of a noisy machine.
+    base, warm, lat, inner, outer = [], [], [], [], []
+    chunk = 20
+    for start in range(0, samples, chunk):
+        n = min(chunk, samples - start)
+        base += baseline_latency_us(build_dir, n)
+        warm += baseline_latency_us(build_dir, n, fork_only=True)
+        l, i, o = cell_samples(runner, "linux/no-tty/sigaction/kill", n)
+        lat += l
+        inner += i
+        outer += o
     out = {
         "samples": samples,
         "baseline_latency_us": summary(base),
+        "baseline_fork_only_latency_us": summary(warm),
         "sigprobe_latency_us": summary(lat),
         "latency_ratio_median": round(statistics.median(lat) / statistics.median(base), 3),
+        "latency_ratio_median_vs_fork_only": round(statistics.median(lat) / statistics.median(warm), 3),
         "cell_overhead_ms": summary(inner),
         "cell_round_trip_ms": summary(outer),
     }
@@ -111,9 +123,11 @@ def render(b: dict) -> str:
     def row(name, s, unit):
         return f"  {name:<28} median {s['median']:>9.3f} {unit}  min {s['min']:>9.3f}  p99 {s['p99']:>9.3f}  (n={s['n']})"
     lines = ["kill → handler latency (one fresh process per sample):",
-             row("baseline (bench/baseline.c)", b["baseline_latency_us"], "µs"),
+             row("baseline, exec'd child", b["baseline_latency_us"], "µs"),
+             row("baseline, fork-only child", b["baseline_fork_only_latency_us"], "µs"),
              row("sigprobe no-tty/sigaction/kill", b["sigprobe_latency_us"], "µs"),
-             f"  ratio of medians              {b['latency_ratio_median']:.2f}×",
+             f"  ratio of medians              {b['latency_ratio_median']:.2f}× (exec'd), "
+             f"{b['latency_ratio_median_vs_fork_only']:.2f}× (fork-only)",
              "native cell overhead:",
              row("spawn → verdict (runner)", b["cell_overhead_ms"], "ms"),
              row("sigprobe-run round trip", b["cell_round_trip_ms"], "ms"),

@@ -44,8 +44,8 @@ int sp_proc_next_event(sp_proc *p, sp_event *ev, int64_t deadline_ns, sp_error *
  * Returns SP_EUNSUPPORTED when the host cannot carry this delivery. */
 int sp_proc_deliver(sp_proc *p, sp_delivery d, int64_t *t_ns, sp_error *err);
 
-/* True when the kernel's own record says `sig`, delivered now, was discarded
- * on arrival: the probe ignores it and its main thread does not block it
+/* True when the kernel's own record says `sig`, if sent now, is discarded on
+ * arrival: the probe ignores it and its main thread does not block it
  * (Linux: SigIgn and SigBlk in /proc/PID/status). Then nothing in the probe
  * can notice it, and there is no need to wait out the window. False when it
  * may still be noticed, or when the platform cannot tell. */
