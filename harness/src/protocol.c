@@ -257,3 +257,18 @@ int sp_event_encode(const sp_event *ev, char *buf, size_t n) {
   sp_jw_raw(&w, "\n");
   return sp_jw_finish(&w);
 }
+
+int sp_event_encode_extra(const sp_event *ev, const char *extra_members, char *buf, size_t n) {
+  int len = sp_event_encode(ev, buf, n);
+  if (len < 2 || !extra_members || !*extra_members) return len;
+  /* The encoded line ends in "}\n": splice ",<extra>}\n" in its place. */
+  size_t extra = strlen(extra_members);
+  if ((size_t)len + extra + 1 >= n) return SP_EINVAL;
+  len -= 2;
+  buf[len++] = ',';
+  memcpy(buf + len, extra_members, extra);
+  len += (int)extra;
+  buf[len++] = '}';
+  buf[len++] = '\n';
+  return len;
+}

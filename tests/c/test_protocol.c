@@ -107,3 +107,19 @@ Test(protocol, signal_names_round_trip) {
   cr_assert_eq(sp_signal_parse("SIGNOPE"), SP_EINVAL);
   cr_assert_str_eq(sp_signal_name(12345), "SIG?");
 }
+
+Test(protocol, extra_members_are_spliced_into_the_line) {
+  sp_event ev, back;
+  sp_error err;
+  char line[SP_LINE_MAX];
+  memset(&ev, 0, sizeof ev);
+  ev.kind = SP_EV_READY;
+  ev.pid = 7;
+  int n = sp_event_encode_extra(&ev, "\"nogil\":true", line, sizeof line);
+  cr_assert_gt(n, 0);
+  cr_assert(strstr(line, ",\"nogil\":true}\n"), "%s", line);
+  cr_assert_eq(sp_event_decode(line, (size_t)n, &back, &err), 0, "%s", err.msg);
+  cr_assert_eq(back.pid, 7);
+  char tiny[40];
+  cr_assert_eq(sp_event_encode_extra(&ev, "\"x\":1", tiny, sizeof tiny), SP_EINVAL);
+}

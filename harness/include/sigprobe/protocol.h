@@ -150,6 +150,10 @@ int sp_event_decode(const char *line, size_t len, sp_event *ev, sp_error *err);
  * Returns the length, or SP_EINVAL if it does not fit. */
 int sp_event_encode(const sp_event *ev, char *buf, size_t n);
 
+/* Same, with extra_members (raw JSON members, e.g. "\"nogil\":true", or
+ * NULL) spliced in before the closing brace: facts only some probes have. */
+int sp_event_encode_extra(const sp_event *ev, const char *extra_members, char *buf, size_t n);
+
 /* Signal names ("SIGINT"); unknown numbers give "SIG?". Async-signal-safe. */
 const char *sp_signal_name(int signo);
 /* Returns the signal number for a name, or SP_EINVAL. */

@@ -280,23 +280,11 @@ static int loop_ms(void) {
 }
 
 const char *sp_probe_loop(const sp_watch *watches, int n, int linger_ms) {
-  struct pollfd fds[2 + 8];
-  int nfds = 0;
-  int chan_i = -1;
-  if (g_chan_socket) {
-    chan_i = nfds;
-    fds[nfds++] = (struct pollfd){g_chan, POLLIN, 0};
-  }
-  int wake_i = nfds;
-  fds[nfds++] = (struct pollfd){g_wake[0], POLLIN, 0};
-  int first_watch = nfds;
-  for (int i = 0; i < n && i < 8; i++) fds[nfds++] = (struct pollfd){watches[i].fd, POLLIN, 0};
-
   const int64_t end = sp_clock_ns() + (int64_t)loop_ms() * 1000000;
   int64_t linger_end = 0;
   /* The loop works in bounded iterations and checks the flag (g_next_slot)
-   * in each, like the seed's loop; poll() is the unit of work, woken early
-   * by the wake pipe, the channel or a watched descriptor. */
+   * in each, like the seed's loop; one wait (sp_probe_wait) is the unit of
+   * work, woken early by the wake pipe, the channel or a watched descriptor. */
   for (;;) {
     int64_t now = sp_clock_ns();
     if (atomic_load(&g_next_slot) > 0) {
@@ -306,22 +294,9 @@ const char *sp_probe_loop(const sp_watch *watches, int n, int linger_ms) {
     if (now >= end) return "loop-end";
     int64_t until = linger_end ? linger_end : end;
     int ms = (int)((until - now + 999999) / 1000000);
-    if (ms > 10) ms = 10;
-    int r = poll(fds, (nfds_t)nfds, ms);
-    if (r <= 0) continue; /* timeout, or EINTR from a handler: check the flag */
-    if (fds[wake_i].revents) {
-      char junk[64];
-      while (read(g_wake[0], junk, sizeof junk) > 0) {
-      }
-    }
-    for (int i = first_watch; i < nfds; i++)
-      if (fds[i].revents) watches[i - first_watch].on_readable(fds[i].fd);
-    if (chan_i >= 0 && fds[chan_i].revents) {
-      char cmd[16];
-      ssize_t k = recv(g_chan, cmd, sizeof cmd, MSG_DONTWAIT);
-      if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) return "runner-gone";
-      if (k > 0 && atomic_load(&g_next_slot) == 0) return "runner";
-    }
+    const char *stop = sp_probe_wait(watches, n, ms > 10 ? 10 : ms);
+    /* A stop that comes after something fired is too late to matter. */
+    if (stop && (strcmp(stop, "runner-gone") == 0 || atomic_load(&g_next_slot) == 0)) return stop;
   }
 }
 
@@ -408,19 +383,8 @@ int sp_probe_ready_extra(const char *const *strategies, int n, const char *extra
   sp_event ev;
   char line[SP_LINE_MAX];
   ready_event(&ev, strategies, n);
-  int len = sp_event_encode(&ev, line, sizeof line);
-  if (len < 2) return SP_EINVAL;
-  if (extra_members && *extra_members) {
-    /* The encoded line ends in "}\n": splice ",<extra>}\n" in its place. */
-    size_t extra = strlen(extra_members);
-    if ((size_t)len + extra + 1 >= sizeof line) return SP_EINVAL;
-    len -= 2;
-    line[len++] = ',';
-    memcpy(line + len, extra_members, extra);
-    len += (int)extra;
-    line[len++] = '}';
-    line[len++] = '\n';
-  }
+  int len = sp_event_encode_extra(&ev, extra_members, line, sizeof line);
+  if (len < 0) return len;
   write_all(line, (size_t)len);
   return 0;
 }

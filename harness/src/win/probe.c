@@ -492,19 +492,8 @@ int sp_probe_ready_extra(const char *const *strategies, int n, const char *extra
   sp_event ev;
   char line[SP_LINE_MAX];
   ready_event(&ev, strategies, n);
-  int len = sp_event_encode(&ev, line, sizeof line);
-  if (len < 2) return SP_EINVAL;
-  if (extra_members && *extra_members) {
-    /* The encoded line ends in "}\n": splice ",<extra>}\n" in its place. */
-    size_t extra = strlen(extra_members);
-    if ((size_t)len + extra + 1 >= sizeof line) return SP_EINVAL;
-    len -= 2;
-    line[len++] = ',';
-    memcpy(line + len, extra_members, extra);
-    len += (int)extra;
-    line[len++] = '}';
-    line[len++] = '\n';
-  }
+  int len = sp_event_encode_extra(&ev, extra_members, line, sizeof line);
+  if (len < 0) return len;
   write_all(line, (size_t)len);
   return 0;
 }
