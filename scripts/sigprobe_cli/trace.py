@@ -439,7 +439,10 @@ class RunTracer:
 
     def __enter__(self) -> "RunTracer":
         if self.root:
-            comm = f'comm ~ "{INSTANCE_PREFIX}*"'
+            # The native probes are sigprobe-*; the Python and Jupyter cells'
+            # probes live in interpreters and kernels (python*). Each run's events
+            # are then picked by its probe's pid and time.
+            comm = f'comm ~ "{INSTANCE_PREFIX}*" || comm ~ "python*"'
             self.instance = Instance(self.root, {"signal/signal_generate": comm, "signal/signal_deliver": comm,
                                                  "syscalls/sys_enter_exit_group": comm}).__enter__()
         return self
@@ -478,10 +481,30 @@ class RunTracer:
         return traced
 
     def wrap_add(self, add):
-        """For the Python and Jupyter cells, which run through their own drivers."""
-        def add_untraced(cell, outcome):
-            return add(cell, self.untraced(outcome, "only native cells are traced"))
-        return add_untraced
+        """For the Python and Jupyter cells, which run through their own drivers:
+        the events of the probe's process (the interpreter, or the kernel, which
+        lives on between runs) within the run's wall time."""
+        def traced_add(cell, outcome):
+            if self.instance is None:
+                return add(cell, self.untraced(outcome))
+            pid = (outcome.get("probe") or {}).get("pid")
+            if not pid:
+                outcome["trace"] = []
+                return add(cell, outcome)
+            self.instance.sync()
+            t1 = time.monotonic_ns()
+            t0 = t1 - int((outcome.get("wall_us") or 0) * 1000) - RUN_MARGIN_NS
+            window = [e for e in self.instance.take() if t0 <= e["t_ns"] <= t1]
+            outcome["trace"] = run_events(window, pid)
+            s = story(outcome)
+            if s is not None:
+                outcome["kernel"] = s
+            return add(cell, outcome)
+        return traced_add
+
+
+# Before a run's own start: the outcome reaches us a moment after the run ends.
+RUN_MARGIN_NS = 2_000_000
 
 
 # ---- render helpers (the Markdown matrix shows the kernel beside the probe) --

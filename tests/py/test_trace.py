@@ -266,3 +266,27 @@ def test_without_tracefs_the_trace_is_unsupported_and_the_run_still_works(sigpro
     w = sigprobe("trace", "--pid", str(os.getpid()), "--seconds", "1", env=env)
     assert w.returncode == 2
     assert w.stderr.startswith("sigprobe: cannot trace signals here: no tracefs")
+
+
+# ---- Jupyter cells -----------------------------------------------------------------------
+
+@needs_tracefs
+def test_a_jupyter_cell_records_who_sent_it_and_the_thread_that_took_it(sigprobe, tmp_path):
+    out = tmp_path / "jupyter.json"
+    r = sigprobe("run", "--trace", "--repeat", "1", "--out", str(out),
+                 "--only", "linux/jupyter/c-handler-per-call/kernel-interrupt",
+                 "--only", "linux/jupyter-message/c-handler-per-call+nogil/kernel-interrupt")
+    assert r.returncode == 0, r.stderr
+    cells = {c["id"]: c for c in json.loads(out.read_text())["cells"]}
+    signal_mode = cells["linux/jupyter/c-handler-per-call/kernel-interrupt"]["runs"][0]
+    kernel_pid = signal_mode["python"]["kernel_pid"]
+    (gen,) = events(signal_mode, "generate")
+    # interrupt_mode signal: jupyter_client's killpg, from the process that called interrupt_kernel().
+    assert gen["sender"]["pid"] == signal_mode["delivered"]["sender_pid"] != kernel_pid
+    assert signal_mode["kernel"]["taken"] == "handler"
+    assert signal_mode["kernel"]["thread"].startswith(("main", "other"))  # the delivery thread is recorded
+    message_mode = cells["linux/jupyter-message/c-handler-per-call+nogil/kernel-interrupt"]["runs"][0]
+    (gen,) = events(message_mode, "generate")
+    # interrupt_mode message: the kernel's control thread sends SIGINT to its own group.
+    assert gen["sender"]["pid"] == message_mode["python"]["kernel_pid"]
+    assert message_mode["kernel"]["thread"]
