@@ -138,3 +138,49 @@ def test_missing_jupyter_makes_kernel_cells_unsupported_with_the_install_command
 def test_python_that_does_not_exist_is_bad_input(sigprobe):
     r = sigprobe("run", "--python", "/nonexistent/python3", "--only", "linux/jupyter/none/kernel-interrupt")
     assert r.returncode == 2 and "not an executable" in r.stderr and "Traceback" not in r.stderr
+
+
+def _kernels():
+    pids = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if b"ipykernel_launcher" in (d / "cmdline").read_bytes() and alive(int(d.name)):
+                    pids.add(int(d.name))
+            except OSError:
+                pass
+    return pids
+
+
+def test_interrupting_sigprobe_run_leaves_no_kernel_and_no_temporary_directory(build_dir, tmp_path):
+    """SIGTERM to `sigprobe run` in the middle of the kernel cells: exit 143, the
+    finished cells written as partial, every kernel shut down, temp dirs gone."""
+    import signal
+    import tempfile
+    import time
+    tmp_root = Path(tempfile.gettempdir())
+    temporaries = lambda: set(tmp_root.glob("sigprobe-jupyter-*")) | set(Path("/tmp").glob("spj*"))  # noqa: E731
+    dirs_before = temporaries()
+    kernels_before = _kernels()
+    out = tmp_path / "partial.json"
+    p = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "sigprobe"), "run", "--build-dir", str(build_dir),
+                          "--only", "linux/jupyter/*", "--repeat", "1", "-j", "1", "--out", str(out)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    finished = 0
+    for line in p.stderr:  # progress lines: one per finished cell
+        if line.startswith("["):
+            finished += 1
+            if finished == 3:
+                break
+    seen = _kernels() - kernels_before
+    assert seen, "kernels were running"
+    p.send_signal(signal.SIGTERM)
+    p.stderr.read()
+    assert p.wait(60) == 143
+    doc = json.loads(out.read_text())
+    assert doc["partial"] is True and len(doc["cells"]) >= 3
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (_kernels() & seen):
+        time.sleep(0.2)
+    assert not (_kernels() & seen), "a kernel outlived an interrupted run"
+    assert temporaries() <= dirs_before
