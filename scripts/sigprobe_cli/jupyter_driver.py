@@ -416,7 +416,7 @@ def one_run(plan, pool, run, sock_dir, n):
 FINISHED = threading.Event()
 
 
-def lifeline(pool, tmp):
+def lifeline(pool, temporaries):
     """Stdin EOF before the last run: the parent is gone; leave nothing behind."""
     try:
         # os.read, not sys.stdin: a daemon thread must not hold the buffered
@@ -428,7 +428,8 @@ def lifeline(pool, tmp):
     if FINISHED.is_set():
         return
     pool.shutdown_all()
-    shutil.rmtree(tmp, ignore_errors=True)
+    for d in temporaries:
+        shutil.rmtree(d, ignore_errors=True)
     os._exit(3)
 
 
@@ -453,14 +454,14 @@ def main():
     emit({"ev": "versions", **versions()})
     ksm = KernelSpecManager(kernel_dirs=[os.path.join(tmp, "kernels")])
     pool = Pool(ksm, plan["kernel_timeout_s"], tmp)
-    threading.Thread(target=lifeline, args=(pool, tmp), daemon=True).start()
+    # Short, for Unix socket paths are limited (about 108 bytes).
+    sock_dir = tempfile.mkdtemp(prefix="spj", dir=None if os.name == "nt" else "/tmp")
+    threading.Thread(target=lifeline, args=(pool, [tmp, sock_dir]), daemon=True).start()
 
     def stop(signo, frame):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    # Short: Unix socket paths are limited (108 bytes, on Windows too).
-    sock_dir = tempfile.mkdtemp(prefix="spj", dir=None if os.name == "nt" else "/tmp")
     try:
         for n, run in enumerate(plan["runs"]):
             out, kernel = one_run(plan, pool, run, sock_dir, n)
