@@ -1,6 +1,6 @@
-"""The `sigprobe` command: list, run, test. Fatal errors become exit codes here
-and only here: 2 bad input or a missing dependency, 3 a failed build,
-130/143 interrupted by SIGINT/SIGTERM."""
+"""The `sigprobe` command: list, run, bench, test, report, compare, doctor,
+trace. Fatal errors become exit codes here and only here: 2 bad input or a
+missing dependency, 3 a failed build, 130/143 interrupted by SIGINT/SIGTERM."""
 from __future__ import annotations
 
 import argparse
@@ -16,11 +16,9 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
-from . import bootstrap, cells as cellmod, render, results
-from .errors import BadInput, SigprobeError
-from . import pyhosts, wine
-from . import native
+from . import bootstrap, cells as cellmod, native, pyhosts, render, results, wine
 from . import trace as tracemod
+from .errors import BadInput, SigprobeError
 from .native import run_native
 
 DEFAULT_REPEAT = 3
@@ -400,7 +398,7 @@ def cmd_test(args) -> int:
     return rc or subprocess.run(cmd, env=env).returncode
 
 
-# ---- report and compare (issue 5) ------------------------------------------
+# ---- report and compare ------------------------------------------------------
 # Both read results documents only: standard library, no build.
 
 def add_report_parsers(sub) -> None:
@@ -465,7 +463,7 @@ REPORT_COMMANDS = {"report": cmd_report, "compare": cmd_compare}
 # ---- end of report and compare ----------------------------------------------
 
 
-# ---- doctor (issue 5) --------------------------------------------------------
+# ---- doctor ------------------------------------------------------------------
 # Kept in one block. The dispositions this process was started with are read
 # here, at import, because main() installs sigprobe's own SIGINT/SIGTERM
 # handlers before any command runs.
