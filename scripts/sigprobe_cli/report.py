@@ -190,26 +190,40 @@ def _md_link(source: Source, cell: dict, cited: dict) -> str:
     return f"[`{source.cite(cell)}`](#{source.anchor(cell)})"
 
 
-def _md_claims(f: reference.Finding, cited: dict) -> list[str]:
-    out = []
-    sections = (("works", "Work", "handled in every measured cell"),
-                ("fails", "Fail", "no run handled it"),
-                ("depends", "Depend on the delivery, host, interpreter or run", "handled in some cells only"))
-    for kind, title, gloss in sections:
-        claims = [c for c in f.claims if c.kind == kind]
-        if not claims:
-            continue
-        out.append(f"- **{title}** ({gloss}):")
-        for cl in claims:
+CLAIM_SECTIONS = (("works", "Work", "handled in every measured cell"),
+                  ("fails", "Fail", "no run handled it"),
+                  ("depends", "Depend on the delivery, host, interpreter or run", "handled in some cells only"))
+
+
+def _claim_sections(f: reference.Finding):
+    """A finding's claims in reading order, for either rendering:
+    (kind, title, gloss, [(claim, [(verdict, how, flaky rates, cells)])])."""
+    for kind, title, gloss in CLAIM_SECTIONS:
+        rows = []
+        for cl in (c for c in f.claims if c.kind == kind):
             parts = []
             for verdict in sorted(cl.by_verdict, key=VERDICT_ORDER.index):
                 cells = cl.by_verdict[verdict]
-                how = "" if kind == "works" else f" — {reference.FAILS_HOW[verdict]}" if verdict != "handled" else ""
-                rate = "; ".join(f"{s.cite(c)}: {reference.flaky_rate(c)}" for s, c in cells) if verdict == "flaky" else ""
-                parts.append(f"{verdict}{how}{' (' + rate + ')' if rate else ''}: "
+                how = reference.FAILS_HOW[verdict] if kind != "works" and verdict != "handled" else ""
+                rates = [(s.cite(c), reference.flaky_rate(c)) for s, c in cells] if verdict == "flaky" else []
+                parts.append((verdict, how, rates, cells))
+            rows.append((cl, parts))
+        if rows:
+            yield kind, title, gloss, rows
+
+
+def _md_claims(f: reference.Finding, cited: dict) -> list[str]:
+    out = []
+    for kind, title, gloss, rows in _claim_sections(f):
+        out.append(f"- **{title}** ({gloss}):")
+        for cl, parts in rows:
+            texts = []
+            for verdict, how, rates, cells in parts:
+                rate = "; ".join(f"{cite}: {r}" for cite, r in rates)
+                texts.append(f"{verdict}{' — ' + how if how else ''}{' (' + rate + ')' if rate else ''}: "
                              + ", ".join(_md_link(s, c, cited) for s, c in cells))
             lat = reference.latency_text(cl.latency_us)
-            out.append(f"  - `{cl.strategy}`{' — ' + lat if lat and kind == 'works' else ''}: " + "; ".join(parts))
+            out.append(f"  - `{cl.strategy}`{' — ' + lat if lat and kind == 'works' else ''}: " + "; ".join(texts))
     if f.unjudged:
         out.append("- **Could not be judged here** (the cell could not run; the verdict says nothing about the strategy):")
         for verdict, why, note, cells in reference.unjudged_groups(f):
@@ -449,26 +463,18 @@ def _html_link(s: Source, c: dict) -> str:
 
 def _html_claims(f: reference.Finding) -> str:
     out = ["<ul>"]
-    sections = (("works", "Work", "handled in every measured cell"),
-                ("fails", "Fail", "no run handled it"),
-                ("depends", "Depend on the delivery, host, interpreter or run", "handled in some cells only"))
-    for kind, title, gloss in sections:
-        claims = [c for c in f.claims if c.kind == kind]
-        if not claims:
-            continue
+    for kind, title, gloss, rows in _claim_sections(f):
         out.append(f"<li><strong class=\"kind-{kind}\">{title}</strong> <span class=\"muted\">({gloss})</span><ul>")
-        for cl in claims:
-            parts = []
-            for verdict in sorted(cl.by_verdict, key=VERDICT_ORDER.index):
-                cells = cl.by_verdict[verdict]
-                how = f" — {_e(reference.FAILS_HOW[verdict])}" if kind != "works" and verdict != "handled" else ""
-                rate = ("; ".join(f"{_e(s.cite(c))}: {_e(reference.flaky_rate(c))}" for s, c in cells)
-                        if verdict == "flaky" else "")
-                parts.append(f"<span class=\"v-{_e(verdict)}\">&nbsp;{_e(verdict)}&nbsp;</span>{how}"
-                             f"{' (' + rate + ')' if rate else ''}: " + ", ".join(_html_link(s, c) for s, c in cells))
+        for cl, parts in rows:
+            texts = []
+            for verdict, how, rates, cells in parts:
+                rate = "; ".join(f"{_e(cite)}: {_e(r)}" for cite, r in rates)
+                texts.append(f"<span class=\"v-{_e(verdict)}\">&nbsp;{_e(verdict)}&nbsp;</span>"
+                             f"{' — ' + _e(how) if how else ''}{' (' + rate + ')' if rate else ''}: "
+                             + ", ".join(_html_link(s, c) for s, c in cells))
             lat = reference.latency_text(cl.latency_us)
             out.append(f"<li><code>{_e(cl.strategy)}</code>{' — ' + _e(lat) if lat and kind == 'works' else ''}: "
-                       + "; ".join(parts) + "</li>")
+                       + "; ".join(texts) + "</li>")
         out.append("</ul></li>")
     if f.unjudged:
         out.append("<li><strong class=\"kind-unjudged\">Could not be judged here</strong> <span class=\"muted\">(the "
