@@ -22,19 +22,8 @@ void sp_install_signal(void) {
   if (signal(SIGBREAK, on_signal) == SIG_ERR) sp_probe_fail("signal(SIGBREAK)");
 }
 
-static const char *ctrl_name(DWORD type) {
-  switch (type) {
-    case CTRL_C_EVENT: return "CTRL_C_EVENT";
-    case CTRL_BREAK_EVENT: return "CTRL_BREAK_EVENT";
-    case CTRL_CLOSE_EVENT: return "CTRL_CLOSE_EVENT";
-    case CTRL_LOGOFF_EVENT: return "CTRL_LOGOFF_EVENT";
-    case CTRL_SHUTDOWN_EVENT: return "CTRL_SHUTDOWN_EVENT";
-    default: return "CTRL_UNKNOWN_EVENT";
-  }
-}
-
 static BOOL WINAPI on_console_ctrl(DWORD type) {
-  sp_probe_record_named("console-ctrl", ctrl_name(type));
+  sp_probe_record_named("console-ctrl", sp_console_event_name(type));
   if (type == CTRL_CLOSE_EVENT || type == CTRL_LOGOFF_EVENT || type == CTRL_SHUTDOWN_EVENT)
     Sleep(INFINITE); /* returning would end the process now (libuv and Go do the same) */
   return TRUE;

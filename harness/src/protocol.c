@@ -3,6 +3,12 @@
 
 #include <signal.h>
 #include <string.h>
+#ifdef _WIN32
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h>
+#endif
 
 #include "sigprobe/json.h"
 
@@ -27,6 +33,19 @@ const char *sp_signal_name(int signo) {
     if (signals[i].signo == signo) return signals[i].name;
   return "SIG?";
 }
+
+#ifdef _WIN32
+const char *sp_console_event_name(unsigned long type) {
+  switch (type) {
+    case CTRL_C_EVENT: return "CTRL_C_EVENT";
+    case CTRL_BREAK_EVENT: return "CTRL_BREAK_EVENT";
+    case CTRL_CLOSE_EVENT: return "CTRL_CLOSE_EVENT";
+    case CTRL_LOGOFF_EVENT: return "CTRL_LOGOFF_EVENT";
+    case CTRL_SHUTDOWN_EVENT: return "CTRL_SHUTDOWN_EVENT";
+    default: return "CTRL_UNKNOWN_EVENT";
+  }
+}
+#endif
 
 int sp_signal_parse(const char *name) {
   for (size_t i = 0; i < SP_ARRAY_LEN(signals); i++)

@@ -177,19 +177,8 @@ static void event_thread_remove(void) {
 
 /* ---- console-ctrl: SetConsoleCtrlHandler, registered per run ---- */
 
-static const char *ctrl_name(DWORD type) {
-  switch (type) {
-    case CTRL_C_EVENT: return "CTRL_C_EVENT";
-    case CTRL_BREAK_EVENT: return "CTRL_BREAK_EVENT";
-    case CTRL_CLOSE_EVENT: return "CTRL_CLOSE_EVENT";
-    case CTRL_LOGOFF_EVENT: return "CTRL_LOGOFF_EVENT";
-    case CTRL_SHUTDOWN_EVENT: return "CTRL_SHUTDOWN_EVENT";
-    default: return "CTRL_UNKNOWN_EVENT";
-  }
-}
-
 static BOOL WINAPI on_console_ctrl(DWORD type) {
-  sp_probe_record_named("console-ctrl", ctrl_name(type));
+  sp_probe_record_named("console-ctrl", sp_console_event_name(type));
   return TRUE; /* handled: the CRT's (and CPython's) handler does not run */
 }
 

@@ -156,6 +156,11 @@ int sp_event_encode_extra(const sp_event *ev, const char *extra_members, char *b
 
 /* Signal names ("SIGINT"); unknown numbers give "SIG?". Async-signal-safe. */
 const char *sp_signal_name(int signo);
+#ifdef _WIN32
+/* Console control event names ("CTRL_C_EVENT"), as the protocol reports them.
+ * Async-signal-safe (a console handler may call it). */
+const char *sp_console_event_name(unsigned long type);
+#endif
 /* Returns the signal number for a name, or SP_EINVAL. */
 int sp_signal_parse(const char *name);
 

@@ -154,21 +154,24 @@ void sp_probe_init(void) {
   if (sp_pipe(g_wake, 1) != 0) sp_probe_fail("pipe2");
 }
 
-void sp_probe_fail(const char *call) {
+/* "error" or "unsupported" with its reason, when there is a channel. */
+static void report_reason(sp_event_kind kind, const char *reason) {
   sp_event ev;
   memset(&ev, 0, sizeof ev);
-  ev.kind = SP_EV_ERROR;
-  snprintf(ev.reason, sizeof ev.reason, "%s: %s", call, strerror(errno));
+  ev.kind = kind;
+  sp_strlcpy(ev.reason, reason, sizeof ev.reason);
   if (g_chan >= 0) emit(&ev);
+}
+
+void sp_probe_fail(const char *call) {
+  char reason[SP_REASON_MAX];
+  snprintf(reason, sizeof reason, "%s: %s", call, strerror(errno));
+  report_reason(SP_EV_ERROR, reason);
   exit(3);
 }
 
 void sp_probe_unsupported(const char *reason) {
-  sp_event ev;
-  memset(&ev, 0, sizeof ev);
-  ev.kind = SP_EV_UNSUPPORTED;
-  sp_strlcpy(ev.reason, reason, sizeof ev.reason);
-  emit(&ev);
+  report_reason(SP_EV_UNSUPPORTED, reason);
   exit(0);
 }
 
@@ -387,14 +390,6 @@ int sp_probe_ready_extra(const char *const *strategies, int n, const char *extra
   if (len < 0) return len;
   write_all(line, (size_t)len);
   return 0;
-}
-
-static void report_reason(sp_event_kind kind, const char *reason) {
-  sp_event ev;
-  memset(&ev, 0, sizeof ev);
-  ev.kind = kind;
-  sp_strlcpy(ev.reason, reason, sizeof ev.reason);
-  if (g_chan >= 0) emit(&ev);
 }
 
 void sp_probe_report_unsupported(const char *reason) { report_reason(SP_EV_UNSUPPORTED, reason); }

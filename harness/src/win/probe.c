@@ -83,6 +83,7 @@ int sp_probe_channel_fd(void) { return (int)HandleToLong(g_chan); }
 
 static SOCKET g_sock = INVALID_SOCKET; /* the unix: channel of an in-process run */
 static void write_sock(const char *buf, size_t len);
+static bool channel_open(void) { return g_sock != INVALID_SOCKET || g_chan != INVALID_HANDLE_VALUE; }
 
 static void write_all(const char *buf, size_t len) {
   if (g_sock != INVALID_SOCKET) {
@@ -131,24 +132,27 @@ void sp_probe_init(void) {
   if (!g_wake) sp_probe_fail("CreateEvent");
 }
 
-void sp_probe_fail(const char *call) {
+/* "error" or "unsupported" with its reason, when there is a channel. */
+static void report_reason(sp_event_kind kind, const char *reason) {
   sp_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.kind = kind;
+  sp_strlcpy(ev.reason, reason, sizeof ev.reason);
+  if (channel_open()) emit(&ev);
+}
+
+void sp_probe_fail(const char *call) {
+  char reason[SP_REASON_MAX];
   DWORD code = GetLastError();
   int e = errno;
-  memset(&ev, 0, sizeof ev);
-  ev.kind = SP_EV_ERROR;
-  if (code) snprintf(ev.reason, sizeof ev.reason, "%s: error %lu", call, (unsigned long)code);
-  else snprintf(ev.reason, sizeof ev.reason, "%s: %s", call, strerror(e));
-  if (g_chan != INVALID_HANDLE_VALUE) emit(&ev);
+  if (code) snprintf(reason, sizeof reason, "%s: error %lu", call, (unsigned long)code);
+  else snprintf(reason, sizeof reason, "%s: %s", call, strerror(e));
+  report_reason(SP_EV_ERROR, reason);
   exit(3);
 }
 
 void sp_probe_unsupported(const char *reason) {
-  sp_event ev;
-  memset(&ev, 0, sizeof ev);
-  ev.kind = SP_EV_UNSUPPORTED;
-  sp_strlcpy(ev.reason, reason, sizeof ev.reason);
-  emit(&ev);
+  report_reason(SP_EV_UNSUPPORTED, reason);
   exit(0);
 }
 
@@ -431,8 +435,6 @@ static int open_run_channel(const char *where, sp_error *err) {
   return 0;
 }
 
-static bool channel_open(void) { return g_sock != INVALID_SOCKET || g_chan != INVALID_HANDLE_VALUE; }
-
 static void close_run_channel(void) {
   if (!g_chan_owned) return; /* an inherited handle stays for the next run */
   close_socket_channel();
@@ -496,14 +498,6 @@ int sp_probe_ready_extra(const char *const *strategies, int n, const char *extra
   if (len < 0) return len;
   write_all(line, (size_t)len);
   return 0;
-}
-
-static void report_reason(sp_event_kind kind, const char *reason) {
-  sp_event ev;
-  memset(&ev, 0, sizeof ev);
-  ev.kind = kind;
-  sp_strlcpy(ev.reason, reason, sizeof ev.reason);
-  if (channel_open()) emit(&ev);
 }
 
 void sp_probe_report_unsupported(const char *reason) { report_reason(SP_EV_UNSUPPORTED, reason); }
