@@ -5,14 +5,7 @@ import pytest
 
 from sigprobe_cli import results
 from sigprobe_cli.errors import BadInput
-
-
-def one_error_line(r):
-    lines = r.stderr.strip().splitlines()
-    assert r.returncode == 2, r.stderr
-    assert len(lines) == 1, r.stderr
-    assert "Traceback" not in r.stderr
-    return lines[0]
+from helpers import one_error_line
 
 
 def test_list_prints_every_cell_once(sigprobe):

@@ -14,6 +14,7 @@ import pytest
 
 from sigprobe_cli import results
 from sigprobe_cli.errors import BadInput
+from helpers import one_error_line
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "sigprobe"
@@ -49,9 +50,10 @@ def with_marker(marker: str) -> list[str]:
     return found
 
 
-def read_until(fd: int, needle: bytes, timeout: float) -> bytes:
+def read_until(fd: int, needle: bytes | None, timeout: float) -> bytes:
+    """What fd gives until needle shows (None: until EOF), or the timeout."""
     buf, end = b"", time.monotonic() + timeout
-    while needle not in buf and time.monotonic() < end:
+    while (needle is None or needle not in buf) and time.monotonic() < end:
         r, _, _ = select.select([fd], [], [], 0.2)
         if r:
             try:
@@ -65,18 +67,7 @@ def read_until(fd: int, needle: bytes, timeout: float) -> bytes:
 
 
 def drain(fd: int, timeout: float) -> bytes:
-    buf, end = b"", time.monotonic() + timeout
-    while time.monotonic() < end:
-        r, _, _ = select.select([fd], [], [], 0.2)
-        if r:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            buf += chunk
-    return buf
+    return read_until(fd, None, timeout)
 
 
 def check_partial(out: Path, repeat: int):
@@ -310,14 +301,6 @@ CLI_BAD = [
     (["bench", "--samples", "1000000"], "at most 100000"),
     (["bench", "--frob"], "unrecognized arguments"),
 ]
-
-
-def one_error_line(r):
-    lines = r.stderr.strip().splitlines()
-    assert r.returncode == 2, r.stderr
-    assert len(lines) == 1, r.stderr
-    assert "Traceback" not in r.stderr
-    return lines[0]
 
 
 @pytest.mark.parametrize("args, needle", CLI_BAD)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from sigprobe_cli import compare, reference
+import helpers
 
 FIX = Path(__file__).resolve().parent / "fixtures"
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,12 +29,9 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 def one_error_line(r, name: str) -> str:
-    lines = r.stderr.strip().splitlines()
-    assert r.returncode == 2, r.stderr
-    assert len(lines) == 1, r.stderr
-    assert "Traceback" not in r.stderr
-    assert name in lines[0]
-    return lines[0]
+    line = helpers.one_error_line(r)
+    assert name in line
+    return line
 
 
 @pytest.fixture(scope="module")
