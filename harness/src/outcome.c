@@ -173,6 +173,13 @@ static void describe_exit(const sp_exit *ex, char *buf, size_t n) {
   }
 }
 
+/* What was delivered, in the words the probe uses for it: a signal name on
+ * POSIX, a console control type or the event on Windows. An attached run
+ * (a kernel's probe) learns the signal from whoever delivered it. */
+static const char *delivered_name(const sp_outcome *o) {
+  return o->attached ? sp_signal_name(o->delivered_signal) : sp_delivery_what(o->cell.delivery);
+}
+
 sp_verdict sp_outcome_derive_verdict(sp_outcome *o) {
   char why[SP_REASON_MAX], how[96];
   if (o->unsupported) return conclude(o, SP_VERDICT_UNSUPPORTED, NULL);
@@ -186,10 +193,7 @@ sp_verdict sp_outcome_derive_verdict(sp_outcome *o) {
     return conclude(o, SP_VERDICT_ERROR, why);
   }
   if (!o->delivered) return conclude(o, SP_VERDICT_ERROR, "the interrupt was not delivered");
-  /* What was delivered, in the words the probe uses for it: a signal name on
-   * POSIX, a console control type or the event on Windows. An attached run
-   * learns the signal from whoever delivered it. */
-  const char *sig = o->attached ? sp_signal_name(o->delivered_signal) : sp_delivery_what(o->cell.delivery);
+  const char *sig = delivered_name(o);
   bool clean = (o->exit.kind == SP_EXIT_EXITED && o->exit.code == 0) ||
                (o->attached && o->exit.kind == SP_EXIT_NONE && o->result_seen);
   if (o->n_fired > 0) {
@@ -343,7 +347,7 @@ int sp_outcome_to_json(const sp_outcome *o, char *buf, size_t n) {
   if (o->delivered) {
     sp_jw_key(&w, "delivered");
     sp_jw_begin_obj(&w);
-    put_str_field(&w, "signal", sp_delivery_what(o->cell.delivery));
+    put_str_field(&w, "signal", delivered_name(o));
     sp_jw_key(&w, "sender_pid");
     sp_jw_int(&w, o->runner_pid);
     sp_jw_end_obj(&w);
