@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 from .errors import BuildFailed, MissingDependency
@@ -149,6 +148,7 @@ def ensure_venv() -> Path:
     if not py.exists():
         log(f"creating the virtual environment {VENV.relative_to(ROOT)}/")
         try:
+            import venv  # here: some Pythons (Windows' embeddable one) have no venv module
             venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
         except Exception as e:  # ensurepip missing (Debian's python3 without python3-venv)
             raise MissingDependency(

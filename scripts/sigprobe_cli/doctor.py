@@ -9,8 +9,9 @@ Two steps, kept apart so other commands can reuse them (e.g. a future
 
 Conclusions come from RULES (data: an id, a test on the facts and a sentence
 naming the fact behind it), applied by conclude(facts). Everything is read
-from /proc on Linux, from `ps -o` elsewhere on POSIX; Windows is unsupported
-here (the Windows runner measures consoles and events).
+from /proc on Linux, from `ps -o` elsewhere on POSIX; on Windows doctor_win
+reads the console, the ignore-Ctrl+C flag and the Jupyter handles instead,
+with its own rules.
 """
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ import sys
 from pathlib import Path
 
 SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
-WINDOWS_UNSUPPORTED = "unsupported here (see the Windows runner)"
 
 
 class NoSuchProcess(Exception):
@@ -40,7 +40,7 @@ def snapshot_inherited() -> dict:
     default_int_handler for SIGINT only when SIGINT was SIG_DFL on entry and
     keeps SIG_IGN otherwise, so default_int_handler here means `default`."""
     out = {}
-    for name in SIGNALS:
+    for name in [n for n in SIGNALS if hasattr(signal, n)]:  # Windows has no SIGHUP or SIGQUIT
         h = signal.getsignal(getattr(signal, name))
         if h == signal.SIG_IGN:
             out[name] = "ignored"
@@ -264,6 +264,10 @@ def _kernel_dirs(env: dict, cmdline: list[str]) -> list[Path]:
         exe = Path(cmdline[0])
         if exe.is_absolute():
             dirs.append(exe.parent.parent / "share/jupyter")
+        dirs.append(exe.parent / "share/jupyter")  # Windows: python.exe sits in the prefix itself
+    for var in ("APPDATA", "PROGRAMDATA"):  # jupyter_core's user and system paths on Windows
+        if env.get(var) or os.environ.get(var):
+            dirs.append(Path(env.get(var) or os.environ[var]) / "jupyter")
     dirs += [Path(sys.prefix) / "share/jupyter", Path("/usr/local/share/jupyter"), Path("/usr/share/jupyter")]
     return [d / "kernels" for d in dirs]
 
@@ -328,8 +332,13 @@ def gather(pid: int | None = None, inherited: dict | None = None, source: str | 
     facts: dict = {"pid": pid, "platform": sys.platform, "self": own}
     problems: list[str] = []
     if os.name == "nt":
-        facts["unsupported"] = WINDOWS_UNSUPPORTED
-        return facts
+        from . import doctor_win
+        try:
+            facts = doctor_win.gather(pid, own)
+        except doctor_win.NoSuchProcess as e:
+            raise NoSuchProcess(str(e)) from None
+        facts["jupyter"] = _jupyter(facts, facts["problems"])
+        return {k: v for k, v in facts.items() if not k.startswith("_")}
     if source != "ps" and Path(f"/proc/{pid}/status").exists() and Path("/proc/self/status").exists():
         _gather_proc(pid, facts, problems)
     elif source != "ps" and Path("/proc/self/status").exists():
@@ -496,10 +505,14 @@ RULES = [
 
 def conclude(facts: dict) -> list[dict]:
     """The conclusions that apply, each with the fact behind it."""
-    if facts.get("unsupported") or facts.get("source") == "unsupported":
+    if facts.get("source") == "unsupported":
         return []
+    rules = RULES
+    if facts.get("platform") == "win32":
+        from . import doctor_win
+        rules = doctor_win.RULES
     return [{"id": rid, "text": text(facts), "because": why(facts)}
-            for rid, applies, text, why in RULES if applies(facts)]
+            for rid, applies, text, why in rules if applies(facts)]
 
 
 # ---- render ------------------------------------------------------------------
@@ -510,8 +523,6 @@ def _kv(rows):
 
 
 def render(facts: dict, conclusions: list[dict] | None = None) -> str:
-    if facts.get("unsupported"):
-        return f"sigprobe doctor: pid {facts['pid']}: {facts['unsupported']}"
     if conclusions is None:
         conclusions = conclude(facts)
     lines = []
@@ -520,7 +531,10 @@ def render(facts: dict, conclusions: list[dict] | None = None) -> str:
     lines.append(f"sigprobe doctor: {title}, read from {facts.get('source')}")
     if facts.get("cmdline"):
         lines.append("  cmdline: " + " ".join(facts["cmdline"])[:300])
-    if p:
+    if facts.get("platform") == "win32":
+        from . import doctor_win
+        lines += doctor_win.sections(facts)
+    elif p:
         lines.append("")
         lines.append("Process")
         tty = p["tty"] or "none"

@@ -516,8 +516,11 @@ def _raise_interrupted(signo, frame):
 def main(argv: list[str]) -> int:
     try:
         args = build_parser().parse_args(argv)
-        # Everything below runs inside the project's virtual environment.
-        bootstrap.reexec_in_venv(argv)
+        # Everything below runs inside the project's virtual environment, but
+        # doctor: it needs only the standard library and diagnoses what the
+        # Python it was started with (a user's own, on Windows too) inherits.
+        if args.command != "doctor":
+            bootstrap.reexec_in_venv(argv)
         signal.signal(signal.SIGINT, _raise_interrupted)
         signal.signal(signal.SIGTERM, _raise_interrupted)
         return {"list": cmd_list, "run": cmd_run, "bench": cmd_bench, "test": cmd_test,

