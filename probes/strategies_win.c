@@ -42,17 +42,14 @@ static DWORD WINAPI event_main(LPVOID arg) {
 }
 
 bool sp_install_event(const char **why) {
-  const char *v = getenv("JPY_INTERRUPT_EVENT");
-  DWORD flags;
-  char *end;
-  if (!v || !*v) {
-    *why = "JPY_INTERRUPT_EVENT is not set: there is no event to wait on (only a Jupyter-style launcher provides one)";
-    return false;
-  }
-  unsigned long n = strtoul(v, &end, 10);
-  HANDLE h = ULongToHandle(n);
-  if (*end || n == 0 || !GetHandleInformation(h, &flags)) {
-    *why = "JPY_INTERRUPT_EVENT does not name a handle this process inherited";
+  const char *what;
+  char v[32];
+  HANDLE h = sp_probe_env_handle("JPY_INTERRUPT_EVENT", &what);
+  if (!h) {
+    *why = sp_probe_env("JPY_INTERRUPT_EVENT", v, sizeof v)
+               ? "JPY_INTERRUPT_EVENT does not name a handle this process inherited"
+               : "JPY_INTERRUPT_EVENT is not set: there is no event to wait on (only a Jupyter-style launcher "
+                 "provides one)";
     return false;
   }
   HANDLE t = CreateThread(NULL, 0, event_main, h, 0, NULL);

@@ -143,16 +143,15 @@ static DWORD WINAPI event_main(LPVOID arg) {
 static int event_thread_install(sp_watch *w, int *n, sp_error *err) {
   (void)w;
   *n = 0;
-  const char *v = getenv("JPY_INTERRUPT_EVENT");
-  char *end;
-  DWORD flags;
-  if (!v || !*v)
-    return sp_fail(err, SP_EUNSUPPORTED,
-                   "JPY_INTERRUPT_EVENT is not set: no Jupyter-style launcher started this process");
-  unsigned long num = strtoul(v, &end, 10);
-  HANDLE h = ULongToHandle(num);
-  if (*end || num == 0 || !GetHandleInformation(h, &flags))
-    return sp_fail(err, SP_EUNSUPPORTED, "JPY_INTERRUPT_EVENT=%s does not name a handle this process inherited", v);
+  const char *why;
+  HANDLE h = sp_probe_env_handle("JPY_INTERRUPT_EVENT", &why);
+  if (!h) {
+    char v[32];
+    if (!sp_probe_env("JPY_INTERRUPT_EVENT", v, sizeof v))
+      return sp_fail(err, SP_EUNSUPPORTED,
+                     "JPY_INTERRUPT_EVENT is not set: no Jupyter-style launcher started this process");
+    return sp_fail(err, SP_EUNSUPPORTED, "JPY_INTERRUPT_EVENT=%s %s", v, why);
+  }
   g_ev_jpy = h;
   g_ev_quit = CreateEventA(NULL, TRUE, FALSE, NULL);
   if (!g_ev_quit) return fail_last(err, "CreateEvent");

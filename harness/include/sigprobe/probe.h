@@ -121,4 +121,17 @@ void sp_probe_end(const char *stopped_by);
 /* Ends a run that reported "unsupported" or "error" instead of "done". */
 void sp_probe_abort(void);
 
+#ifdef _WIN32
+/* Windows: NAME's value from the process's environment block, into buf
+ * (true), or false when unset or longer than size. Not getenv(): that reads
+ * one C runtime's copy, which misses what another runtime's putenv set (an
+ * extension built against msvcrt inside a ucrt Python). */
+bool sp_probe_env(const char *name, char *buf, size_t size);
+
+/* The handle an environment variable names by number, as Jupyter passes
+ * JPY_INTERRUPT_EVENT, if this process holds it. Returns NULL and sets *why
+ * ("is not set" / "does not name a handle this process holds") otherwise. */
+void *sp_probe_env_handle(const char *name, const char **why);
+#endif
+
 #endif

@@ -65,16 +65,26 @@ static bool under_wine(void) {
   return ntdll && GetProcAddress(ntdll, "wine_get_version") != NULL;
 }
 
-/* A handle inherited by value through the environment, or NULL. */
-static HANDLE env_handle(const char *name) {
-  const char *v = getenv(name);
+bool sp_probe_env(const char *name, char *buf, size_t size) {
+  DWORD n = GetEnvironmentVariableA(name, buf, (DWORD)size);
+  return n > 0 && n < size;
+}
+
+void *sp_probe_env_handle(const char *name, const char **why) {
+  char v[32];
   char *end;
   DWORD flags;
-  if (!v || !*v) return NULL;
+  if (!sp_probe_env(name, v, sizeof v) || !*v) {
+    *why = "is not set";
+    return NULL;
+  }
   unsigned long n = strtoul(v, &end, 10);
-  if (*end || n == 0) return NULL;
   HANDLE h = ULongToHandle(n);
-  return GetHandleInformation(h, &flags) ? h : NULL;
+  if (*end || n == 0 || !GetHandleInformation(h, &flags)) {
+    *why = "does not name a handle this process holds";
+    return NULL;
+  }
+  return h;
 }
 
 bool sp_probe_on_main_thread(void) { return GetCurrentThreadId() == g_main_tid; }
@@ -108,8 +118,8 @@ void sp_probe_init(void) {
   /* Before anything is installed: what did the host leave us? */
   g_entry_disposition = ctrl_c_ignored() ? SP_DISP_IGNORED : SP_DISP_DEFAULT;
   g_main_tid = GetCurrentThreadId();
-  const char *where = getenv("SIGPROBE_REPORT");
-  if (!where || !*where) {
+  char where[512];
+  if (!sp_probe_env("SIGPROBE_REPORT", where, sizeof where) || !*where) {
     fprintf(stderr, "sigprobe probe: SIGPROBE_REPORT is not set (run probes through sigprobe-run)\n");
     exit(3);
   }
@@ -125,9 +135,10 @@ void sp_probe_init(void) {
   }
   /* As FD_CLOEXEC on POSIX: whatever the probe starts must not hold it. */
   SetHandleInformation(g_chan, HANDLE_FLAG_INHERIT, 0);
-  g_stop = env_handle("SIGPROBE_STOP");
+  const char *why;
+  g_stop = sp_probe_env_handle("SIGPROBE_STOP", &why);
   if (g_stop) SetHandleInformation(g_stop, HANDLE_FLAG_INHERIT, 0);
-  g_jpy = env_handle("JPY_INTERRUPT_EVENT");
+  g_jpy = sp_probe_env_handle("JPY_INTERRUPT_EVENT", &why);
   g_wake = CreateEventA(NULL, FALSE, FALSE, NULL);
   if (!g_wake) sp_probe_fail("CreateEvent");
 }
@@ -178,7 +189,8 @@ static void describe_console(char *buf, size_t n) {
   sp_jw_key(&w, "jpy_interrupt_event");
   sp_jw_bool(&w, g_jpy != NULL);
   sp_jw_key(&w, "jpy_parent");
-  sp_jw_bool(&w, getenv("JPY_PARENT_PID") != NULL);
+  char parent[32];
+  sp_jw_bool(&w, sp_probe_env("JPY_PARENT_PID", parent, sizeof parent));
   sp_jw_key(&w, "wine");
   sp_jw_bool(&w, under_wine());
   sp_jw_end_obj(&w);
@@ -257,8 +269,8 @@ static void flush_fired(void) {
 }
 
 static int loop_ms(void) {
-  const char *v = getenv("SIGPROBE_LOOP_MS");
-  int ms = v ? atoi(v) : 0;
+  char v[32];
+  int ms = sp_probe_env("SIGPROBE_LOOP_MS", v, sizeof v) ? atoi(v) : 0;
   return ms > 0 ? ms : 10000;
 }
 
@@ -461,10 +473,11 @@ int sp_probe_begin(sp_error *err) {
   /* As for the native probes: Windows has no SIGINT disposition to read
    * without changing it; what the host decides is the "ignore Ctrl+C" flag. */
   g_entry_disposition = ctrl_c_ignored() ? SP_DISP_IGNORED : SP_DISP_DEFAULT;
-  g_jpy = env_handle("JPY_INTERRUPT_EVENT");
+  const char *why;
+  g_jpy = sp_probe_env_handle("JPY_INTERRUPT_EVENT", &why);
 
-  const char *where = getenv("SIGPROBE_REPORT");
-  if (!where || !*where) {
+  char where[512];
+  if (!sp_probe_env("SIGPROBE_REPORT", where, sizeof where) || !*where) {
     InterlockedExchange(&g_next_slot, 0);
     return sp_fail(err, SP_EINVAL, "SIGPROBE_REPORT is not set (a file path, a handle number or unix:<path>)");
   }
@@ -479,7 +492,7 @@ int sp_probe_begin(sp_error *err) {
       return rc;
     }
   }
-  g_stop = env_handle("SIGPROBE_STOP");
+  g_stop = sp_probe_env_handle("SIGPROBE_STOP", &why);
   if (g_stop) {
     SetHandleInformation(g_stop, HANDLE_FLAG_INHERIT, 0);
     ResetEvent(g_stop); /* a stop set after the previous run's "done" is stale */
