@@ -531,8 +531,8 @@ RULES = [
      lambda f: ("ipykernel's ParentPollerWindows thread waits on it and calls _thread.interrupt_main() if "
                 "Python's SIGINT handler is callable (only while a cell runs; ipykernel sets SIG_IGN between "
                 "cells). That only sets Python's flag: no console control handler and no C signal() handler "
-                "runs, so native code notices only by calling PyErr_CheckSignals() or by waiting on the same "
-                "handle" + (" (auto-reset: one SetEvent wakes one waiter, so it competes with the poller)."
+                "runs, so native code notices only by calling PyErr_CheckSignals() with the GIL released (the "
+                "poller thread needs the GIL to call interrupt_main()) or by waiting on the same handle" + (" (auto-reset: one SetEvent wakes one waiter, so it competes with the poller)."
                             if _handle(f, "JPY_INTERRUPT_EVENT").get("auto_reset") else ".")
                 if _kernel(f) else
                 "A launcher that sets this event interrupts only code that waits on it: this process is not a "

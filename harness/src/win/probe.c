@@ -483,7 +483,10 @@ int sp_probe_begin(sp_error *err) {
   }
   /* An inherited handle stays open across runs; a different value, or a path,
    * is (re)opened now. */
-  if (channel_open() && !(!g_chan_owned && strcmp(g_chan_where, where) == 0)) close_run_channel();
+  if (channel_open() && !(!g_chan_owned && strcmp(g_chan_where, where) == 0)) {
+    if (g_chan_owned) close_run_channel();
+    else g_chan = INVALID_HANDLE_VALUE; /* another handle now: the old one is not ours to close */
+  }
   if (!channel_open()) {
     g_chan = INVALID_HANDLE_VALUE;
     int rc = open_run_channel(where, err);

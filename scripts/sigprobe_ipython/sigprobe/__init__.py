@@ -4,9 +4,11 @@
                                     while a cell runs and between cells
     %sigprobe selftest [--json] [--repeat N] [--loop-ms N] [--delay-ms N] [--import]
                                     runs the extension probe's strategies in this
-                                    kernel, interrupted the way its manager does,
-                                    N times each (default 3): runs that disagree
-                                    make the strategy flaky
+                                    kernel, interrupted the way its manager does
+                                    (POSIX: SIGINT to its process group; Windows:
+                                    SetEvent on JPY_INTERRUPT_EVENT), N times each
+                                    (default 3): runs that disagree make the
+                                    strategy flaky
 
 Make it importable with sys.path.insert(0, "<repo>/scripts/sigprobe_ipython").
 The extension probe (sigprobe_pyext) is found through $SIGPROBE_PYEXT_DIR or
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-import select
+import queue
 import shlex
 import shutil
 import signal
@@ -135,7 +137,9 @@ def kernel_states(now: dict) -> dict:
 
 
 def _state_lines(name, st):
-    os_part = st.get("os", "?")
+    if "os" not in st:  # Windows: no OS-level SIGINT disposition to read
+        return f"{name:<8} Python: {st['python_handler']}  ({st['how']})"
+    os_part = st["os"]
     action = st.get("os_action")
     if action and action.get("disposition") == "caught":
         os_part += f" by {action.get('owner')}'s handler"
@@ -155,6 +159,10 @@ def doctor_facts() -> dict:
 # ---- selftest -----------------------------------------------------------------
 
 STRATEGIES = ["c-handler-per-call", "check-signals", "self-pipe", "signalfd-thread", "none"]
+WINDOWS_STRATEGIES = ["c-handler-per-call", "check-signals", "self-pipe", "event-thread", "console-ctrl", "none"]
+# The probe's clock: CLOCK_MONOTONIC on POSIX, QueryPerformanceCounter on
+# Windows (time.monotonic is GetTickCount64 there, milliseconds).
+now_ns = time.perf_counter_ns if sys.platform == "win32" else time.monotonic_ns
 
 
 def kernel_state() -> dict:
@@ -163,42 +171,47 @@ def kernel_state() -> dict:
     st = m.sigint_state()
     return {"python_handler": signal.getsignal(signal.SIGINT),
             "os_action": {k: st[k] for k in ("disposition", "owner", "handler", "flags")},
-            "blocked": sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, [])),
-            "threads": sorted(t.name for t in threading.enumerate() if not t.name.startswith("sigprobe-idle")),
+            "blocked": (sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+                        if hasattr(signal, "pthread_sigmask") else None),
+            "threads": sorted(t.name for t in threading.enumerate() if not t.name.startswith("sigprobe-")),
             "SIGPROBE_REPORT": os.environ.get("SIGPROBE_REPORT")}
 
 
 class Helper:
-    """The sender process, in its own session so that its own killpg cannot hit it."""
+    """The sender process (_sender.py, _sender_win.py): one JSON event a line
+    on its stdout, read by a thread so that waiting works alike everywhere."""
 
-    def __init__(self, sock, pid, pgid, delivery, delay_ms):
-        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("_sender.py")), sock, str(pid),
-                                      str(pgid), delivery, str(delay_ms)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
-        self.buf = b""
+    def __init__(self, argv, **popen):
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, **popen)
+        self.lines = queue.Queue()
+        reader = threading.Thread(target=self._read_all, name="sigprobe-helper-reader", daemon=True)
+        reader.start()
+        self.reader = reader
         first = self.read(10)
         if not first or first.get("ev") != "listening":
             self.stop()
             raise RuntimeError(f"the helper process did not start: {first!r}")
 
-    def read(self, timeout):
-        end = time.monotonic() + timeout
-        fd = self.proc.stdout.fileno()
-        while b"\n" not in self.buf:
-            left = end - time.monotonic()
-            if left <= 0:
-                return None
-            r, _, _ = select.select([fd], [], [], left)
-            if r:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    return None
-                self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
+    def _read_all(self):
+        for line in self.proc.stdout:
+            try:
+                self.lines.put(json.loads(line))
+            except ValueError:
+                self.lines.put({"ev": "error", "reason": f"the helper said {line[:200]!r}"})
+        self.lines.put(None)
 
-    def until_closed(self, timeout):
-        events = []
+    def read(self, timeout):
+        try:
+            return self.lines.get(timeout=max(timeout, 0))
+        except queue.Empty:
+            return None
+
+    def until_closed(self, timeout, events=None):
+        """The run's events up to the helper's closed (or an error), appended
+        to events (which keeps what was read if a KeyboardInterrupt cuts in)."""
+        events = [] if events is None else events
+        if events and events[-1]["ev"] in ("closed", "error"):
+            return events
         while True:
             e = self.read(timeout)
             if e is None:
@@ -218,6 +231,8 @@ class Helper:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self.reader.join(5)
+        self.proc.stdout.close()
 
 
 def _row(label, strategy, nogil, result, ki, t_ki, events, error=None):
@@ -247,61 +262,124 @@ def _row(label, strategy, nogil, result, ki, t_ki, events, error=None):
     return row
 
 
+LATE_KI_GRACE_S = 0.5
+
+
 def run_strategy(m, helper, label, strategy, nogil, loop_ms, call):
-    result, ki, t_ki, error = None, None, None, None
+    result, ki, t_ki, error, events = None, None, None, None, []
+    timeout = loop_ms / 1000 + 10
     try:
         try:
             result = call()
-            for _ in range(10000):  # a deferred KeyboardInterrupt surfaces here
-                pass
         except KeyboardInterrupt as e:
-            t_ki = time.monotonic_ns()
+            t_ki = now_ns()
             ki = "inside-call" if getattr(e, "sigprobe_inside_call", False) else "after-return"
         except (OSError, RuntimeError, ValueError) as e:
             error = f"{type(e).__name__}: {e}"
-    except KeyboardInterrupt:  # landed in the handler above
-        t_ki, ki = time.monotonic_ns(), ki or "after-return"
-    events = helper.until_closed(loop_ms / 1000 + 10)
+        helper.until_closed(timeout, events)
+        # An interrupt the call did not notice becomes a KeyboardInterrupt at
+        # the interpreter's next check, here: at once on POSIX; on Windows once
+        # ipykernel's poller thread gets the GIL the call held and calls
+        # interrupt_main(). Wait for it where it is caught.
+        fired = any(e["ev"] == "probe" and e["event"].get("ev") == "fired" and e["event"].get("handler") == strategy
+                    for e in events)
+        if ki is None and not fired and any(e["ev"] == "delivered" for e in events):
+            end = time.monotonic() + LATE_KI_GRACE_S
+            while time.monotonic() < end:
+                time.sleep(0.005)
+    except KeyboardInterrupt:  # landed after the call returned
+        t_ki, ki = now_ns(), ki or "after-return"
+    helper.until_closed(timeout, events)
     return _row(label, strategy, nogil, result, ki, t_ki, events, error)
 
 
-def selftest(loop_ms=1000, delay_ms=100, with_import=False, repeat=3) -> dict:
-    if sys.platform == "win32":
-        return {"unsupported": "the selftest interrupts the kernel with SIGINT to its process group (POSIX); "
-                               "on Windows, `sigprobe run` on a real Windows runner measures the extension's "
-                               "strategies in kernels interrupted through JPY_INTERRUPT_EVENT"}
-    m = pyext_module()
-    if m is None:
-        return {"error": how_to_build()}
+def run_all(out, runs):
+    """Each (label, strategy, nogil, call) through run_strategy; a
+    KeyboardInterrupt later than every run's grace is counted, never let
+    into the user's cell."""
+    for args in runs:
+        try:
+            out["rows"].append(run_strategy(*args))
+        except KeyboardInterrupt:
+            out["stray_keyboard_interrupts"] = out.get("stray_keyboard_interrupts", 0) + 1
+
+
+def _posix_sender(delay_ms):
+    """SIGINT to this kernel's process group (to its pid when the group holds
+    other processes) from a helper in its own session."""
     pid, pgid = os.getpid(), os.getpgid(0)
     others = [mm for mm in doctor.group_members(pgid) if mm["pid"] != pid]
-    delivery = "killpg" if not others else "kill"
-    out = {"pid": pid, "pgid": pgid, "delivery": delivery, "loop_ms": loop_ms, "delay_ms": delay_ms,
-           "repeat": repeat, "rows": []}
+    out = {"pid": pid, "pgid": pgid, "delivery": "killpg" if not others else "kill"}
     if others:
         out["delivery_note"] = (f"the process group {pgid} holds other processes ({doctor._fmt_members(others)}): "
                                 f"killpg would interrupt them too, so SIGINT went to this kernel's pid only")
-    before = kernel_state()
     tmp = tempfile.mkdtemp(prefix="spst", dir="/tmp")  # short: Unix socket paths are limited
     sock = os.path.join(tmp, "r.sock")
-    helper = Helper(sock, pid, pgid, delivery, delay_ms)
-    saved_env = os.environ.get("SIGPROBE_REPORT")
-    os.environ["SIGPROBE_REPORT"] = f"unix:{sock}"
     try:
-        strategies = [s for s in STRATEGIES if s != "signalfd-thread" or sys.platform.startswith("linux")]
-        for _ in range(repeat):
-            for s in strategies:
-                for nogil in (False, True):
-                    out["rows"].append(run_strategy(m, helper, s, s, nogil, loop_ms,
-                                                    lambda s=s, nogil=nogil: m.run(s, loop_ms, nogil=nogil)))
-        out["rows"] += _import_rows(helper, loop_ms, with_import, out, repeat)
+        helper = Helper([sys.executable, str(Path(__file__).with_name("_sender.py")), sock, str(pid), str(pgid),
+                         out["delivery"], str(delay_ms)], start_new_session=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out, helper, f"unix:{sock}", lambda: shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _windows_sender(delay_ms):
+    """SetEvent on this kernel's JPY_INTERRUPT_EVENT from a helper process
+    that inherits the event and the read end of the probe's report pipe."""
+    import msvcrt
+    event = os.environ.get("JPY_INTERRUPT_EVENT", "")
+    facts = doctor.gather(os.getpid())
+    fact = next((h for h in facts.get("handles", []) if h["variable"] == "JPY_INTERRUPT_EVENT"), None)
+    if not fact or not fact.get("valid"):
+        why = fact["why"] if fact else "it is not set"
+        return {"unsupported": f"this kernel cannot be interrupted the way its manager does: JPY_INTERRUPT_EVENT "
+                               f"{'=' + event + ' ' if event else ''}({why}); a Jupyter launcher on Windows passes "
+                               f"an inherited event there"}, None, None, None
+    r, w = os.pipe()
+    rh, wh = msvcrt.get_osfhandle(r), msvcrt.get_osfhandle(w)
+    os.set_handle_inheritable(rh, True)
+    try:
+        helper = Helper([sys.executable, str(Path(__file__).with_name("_sender_win.py")), str(rh), event,
+                         str(delay_ms)], close_fds=True,
+                        startupinfo=subprocess.STARTUPINFO(lpAttributeList={"handle_list": [rh, int(event)]}),
+                        creationflags=subprocess.CREATE_NO_WINDOW)
+    except BaseException:
+        os.close(r)
+        os.close(w)
+        raise
+    finally:
+        os.set_handle_inheritable(rh, False)
+    os.close(r)  # the helper holds the read end now
+    out = {"pid": os.getpid(), "delivery": "set-event", "event": event,
+           "event_auto_reset": fact.get("auto_reset")}
+    return out, helper, str(wh), lambda: os.close(w)
+
+
+def selftest(loop_ms=1000, delay_ms=100, with_import=False, repeat=3) -> dict:
+    m = pyext_module()
+    if m is None:
+        return {"error": how_to_build()}
+    out, helper, report, cleanup = (_windows_sender if sys.platform == "win32" else _posix_sender)(delay_ms)
+    if helper is None:
+        return out
+    out.update({"loop_ms": loop_ms, "delay_ms": delay_ms, "repeat": repeat, "rows": []})
+    before = kernel_state()
+    saved_env = os.environ.get("SIGPROBE_REPORT")
+    os.environ["SIGPROBE_REPORT"] = report
+    try:
+        strategies = WINDOWS_STRATEGIES if sys.platform == "win32" else [
+            s for s in STRATEGIES if s != "signalfd-thread" or sys.platform.startswith("linux")]
+        run_all(out, [(m, helper, s, s, nogil, loop_ms, lambda s=s, nogil=nogil: m.run(s, loop_ms, nogil=nogil))
+                      for _ in range(repeat) for s in strategies for nogil in (False, True)])
+        _import_rows(helper, loop_ms, with_import, out, repeat)
     finally:
         if saved_env is None:
             os.environ.pop("SIGPROBE_REPORT", None)
         else:
             os.environ["SIGPROBE_REPORT"] = saved_env
         helper.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        cleanup()
     after = kernel_state()
     out["state_unchanged"] = before == after
     if not out["state_unchanged"]:
@@ -344,37 +422,32 @@ def summarize(rows) -> list[dict]:
 
 def _import_rows(helper, loop_ms, with_import, out, repeat):
     """c-handler-import: the seed's case, a C handler installed once at import."""
-    rows = []
+    def runs(label, mi):
+        return [(None, helper, label, "c-handler-import", nogil, loop_ms,
+                 lambda nogil=nogil: mi.run(loop_ms, nogil=nogil)) for _ in range(repeat) for nogil in (False, True)]
+
     if "sigprobe_pyext_import" in sys.modules:
-        mi = sys.modules["sigprobe_pyext_import"]
-        for nogil in [g for _ in range(repeat) for g in (False, True)]:
-            rows.append(run_strategy(None, helper, "c-handler-import (imported before this cell)", "c-handler-import",
-                                     nogil, loop_ms, lambda nogil=nogil: mi.run(loop_ms, nogil=nogil)))
-        return rows
+        run_all(out, runs("c-handler-import (imported before this cell)", sys.modules["sigprobe_pyext_import"]))
+        return
     if not with_import:
         out["import_note"] = ("c-handler-import not run: import sigprobe_pyext_import in an earlier cell and run "
                               "the selftest again (or pass --import); importing installs its C handler for the "
                               "life of the process, so the selftest does not do it unasked")
-        return rows
+        return
     import sigprobe_pyext_import as mi
-    for nogil in [g for _ in range(repeat) for g in (False, True)]:
-        rows.append(run_strategy(None, helper, "c-handler-import (imported in this cell)", "c-handler-import",
-                                 nogil, loop_ms, lambda nogil=nogil: mi.run(loop_ms, nogil=nogil)))
+    run_all(out, runs("c-handler-import (imported in this cell)", mi))
     # What the next cell does first: ipykernel's own pre_handler_hook, replayed
     # here; the cell's saved handler is kept so that this cell ends as usual.
     kernel = getattr(_ipython(), "kernel", None)
     if kernel is None or not hasattr(kernel, "pre_handler_hook"):
         out["import_note"] = "no ipykernel kernel object: the next-cell case was not run"
-        return rows
+        return
     saved = kernel.saved_sigint_handler
     try:
         kernel.pre_handler_hook()
-        for nogil in [g for _ in range(repeat) for g in (False, True)]:
-            rows.append(run_strategy(None, helper, "c-handler-import (next cell: pre_handler_hook replayed)",
-                                     "c-handler-import", nogil, loop_ms, lambda nogil=nogil: mi.run(loop_ms, nogil=nogil)))
+        run_all(out, runs("c-handler-import (next cell: pre_handler_hook replayed)", mi))
     finally:
         kernel.saved_sigint_handler = saved
-    return rows
 
 
 def render_selftest(r: dict) -> str:
@@ -382,8 +455,13 @@ def render_selftest(r: dict) -> str:
         return f"sigprobe selftest: unsupported here: {r['unsupported']}"
     if "error" in r:
         return f"sigprobe selftest: {r['error']}"
-    lines = [f"sigprobe selftest in kernel pid {r['pid']}, {r['repeat']} run(s) per line: SIGINT by {r['delivery']} "
-             f"({'group ' + str(r['pgid']) if r['delivery'] == 'killpg' else 'pid ' + str(r['pid'])}) from a helper "
+    if r["delivery"] == "set-event":
+        how = (f"SetEvent on JPY_INTERRUPT_EVENT={r['event']}"
+               + (" (auto-reset)" if r.get("event_auto_reset") else "") + ", as jupyter_client does,")
+    else:
+        how = (f"SIGINT by {r['delivery']} "
+               f"({'group ' + str(r['pgid']) if r['delivery'] == 'killpg' else 'pid ' + str(r['pid'])})")
+    lines = [f"sigprobe selftest in kernel pid {r['pid']}, {r['repeat']} run(s) per line: {how} from a helper "
              f"process, {r['delay_ms']} ms after the probe was ready; each call loops up to {r['loop_ms']} ms"]
     if r.get("delivery_note"):
         lines.append(f"  note: {r['delivery_note']}")
@@ -414,10 +492,14 @@ def render_selftest(r: dict) -> str:
     lines += ["", "  Noticed the interrupt inside the native call " + "; ".join(answer) + "."]
     if r.get("import_note"):
         lines += ["", f"  {r['import_note']}"]
+    if r.get("stray_keyboard_interrupts"):
+        lines += ["", f"  {r['stray_keyboard_interrupts']} KeyboardInterrupt(s) arrived more than "
+                      f"{LATE_KI_GRACE_S} s after their run ended (caught; that run's row is missing)"]
     lines.append("")
     if r["state_unchanged"]:
-        lines.append("  kernel state afterwards: unchanged (Python and OS-level SIGINT handlers, blocked signals, "
-                     "threads, SIGPROBE_REPORT); the helper process has exited")
+        lines.append("  kernel state afterwards: unchanged (Python and OS-level SIGINT handlers"
+                     + (", blocked signals" if sys.platform != "win32" else "")
+                     + ", threads, SIGPROBE_REPORT); the helper process has exited")
     else:
         lines.append(f"  kernel state afterwards: CHANGED {r['state_diff']}; restored: {r.get('restored')}")
     return "\n".join(lines)

@@ -1,0 +1,141 @@
+"""Run by the Windows Python under Wine (tests/py/test_windows_python.py): a
+real Windows Jupyter kernel started by jupyter_client (so it holds an
+inherited JPY_INTERRUPT_EVENT and JPY_PARENT_PID), then, inside it,
+`%load_ext sigprobe`, `%sigprobe doctor` and `%sigprobe selftest`, and from
+outside `sigprobe doctor --pid KERNEL`; then the same kernel in message mode,
+interrupted by jupyter_client while a cell runs. Prints one JSON document.
+
+    python kernel_selftest.py REPO PYEXT_DIR
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from jupyter_client.manager import KernelManager
+
+REPO, PYEXT = sys.argv[1], sys.argv[2]
+EXT_DIR = os.path.join(REPO, "scripts", "sigprobe_ipython")
+HANDLERS = ("import signal as __s, json as __j, threading as __t\n"
+            "__m = __import__('sigprobe').pyext_module()\n"
+            "print(__j.dumps({'py': repr(__s.getsignal(__s.SIGINT)), 'os': __m.sigint_state(),"
+            " 'threads': sorted(t.name for t in __t.enumerate() if not t.name.startswith('sigprobe-idle'))}))\n"
+            "del __s, __j, __m, __t")
+
+
+def execute(kc, code, timeout=240):
+    """(status, stdout text, ename) of one cell."""
+    msg_id = kc.execute(code)
+    out = []
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = kc.get_iopub_msg(timeout=max(deadline - time.monotonic(), 1))
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
+            out.append(msg["content"]["text"])
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    while True:
+        reply = kc.get_shell_msg(timeout=30)
+        if reply["parent_header"].get("msg_id") == msg_id:
+            return reply["content"]["status"], "".join(out), reply["content"].get("ename")
+
+
+def parse(text):
+    """A magic's --json output, or the text itself when it is not JSON."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def start(tmp, mode):
+    spec_dir = os.path.join(tmp, "kernels", f"sigprobe-{mode}")
+    os.makedirs(spec_dir)
+    with open(os.path.join(spec_dir, "kernel.json"), "w") as f:
+        json.dump({"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                   "display_name": f"sigprobe {mode}", "language": "python", "interrupt_mode": mode}, f)
+    km = KernelManager(kernel_name=f"sigprobe-{mode}")
+    km.start_kernel(env={**os.environ, "SIGPROBE_PYEXT_DIR": PYEXT})
+    kc = km.client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=120)
+    return km, kc
+
+
+def stop(km, kc):
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+
+
+def signal_mode(tmp, out):
+    km, kc = start(tmp, "signal")
+    try:
+        pid = km.provisioner.process.pid
+        out["kernel_pid"] = pid
+        status, text, _ = execute(kc, f"import sys; sys.path.insert(0, {EXT_DIR!r})\n%load_ext sigprobe")
+        assert status == "ok", text
+        execute(kc, "pass")  # a cell ends: the extension measures the idle kernel 0.25 s later
+        time.sleep(1.0)
+        r = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "sigprobe"), "doctor", "--pid", str(pid),
+                            "--json"], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        out["doctor_pid"] = {"rc": r.returncode, "stderr": r.stderr[-2000:], "doc": json.loads(r.stdout or "null")}
+        status, text, _ = execute(kc, "%sigprobe doctor --json")
+        out["magic_doctor"] = {"status": status, "doc": parse(text)}
+        status, text, _ = execute(kc, "%sigprobe doctor")
+        out["magic_doctor_text"] = text
+        before = execute(kc, HANDLERS)[1]
+        status, text, ename = execute(kc, "%sigprobe selftest --json --repeat 2")
+        out["selftest"] = {"status": status, "ename": ename,
+                           "result": parse(text)}
+        after = execute(kc, HANDLERS)[1]
+        out["handlers"] = {"before": parse(before), "after": parse(after)}
+        status, text, ename = execute(kc, "%sigprobe selftest --repeat 1 --loop-ms 600")
+        out["selftest_text"] = {"status": status, "text": text}
+    finally:
+        stop(km, kc)
+
+
+def message_mode(tmp, out):
+    """What an interrupt in message mode does to a running cell on Windows."""
+    km, kc = start(tmp, "message")
+    try:
+        r = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "sigprobe"), "doctor", "--pid",
+                            str(km.provisioner.process.pid), "--json"], capture_output=True, text=True, timeout=120,
+                           stdin=subprocess.DEVNULL)
+        out["message_doctor_pid"] = {"rc": r.returncode, "doc": json.loads(r.stdout or "null")}
+        msg_id = kc.execute("import time\nt0 = time.perf_counter()\ntry:\n    while time.perf_counter() - t0 < 3:\n"
+                            "        pass\n    print('completed')\nexcept KeyboardInterrupt:\n    print('interrupted')")
+        time.sleep(1.0)
+        t = time.monotonic()
+        km.interrupt_kernel()
+        texts = []
+        while True:
+            msg = kc.get_iopub_msg(timeout=30)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "stream":
+                texts.append(msg["content"]["text"].strip())
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+        out["message_interrupt"] = {"printed": texts, "cell_ended_after_s": round(time.monotonic() - t, 2)}
+    finally:
+        stop(km, kc)
+
+
+def main():
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["JUPYTER_PATH"] = tmp
+        os.environ["JUPYTER_RUNTIME_DIR"] = os.path.join(tmp, "runtime")
+        os.environ["IPYTHONDIR"] = os.path.join(tmp, "ipython")
+        signal_mode(tmp, out)
+        message_mode(tmp, out)
+    sys.stdout.write(json.dumps(out) + "\n")
+
+
+if __name__ == "__main__":
+    main()
