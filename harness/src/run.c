@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sigprobe/json.h"
 #include "sigprobe/platform.h"
 
 int sp_timeout_multiplier(double *k, sp_error *err) {
@@ -258,8 +259,19 @@ int sp_run_attached(const char *socket_path, const sp_labels *label, const sp_ru
     harness_error(o, "could not listen for the probe", err.msg);
     return finish(o);
   }
-  /* The parent starts the probe once it sees this line. */
-  fputs("{\"ev\":\"listening\"}\n", stdout);
+  /* The parent starts the probe once it sees this line, with
+   * SIGPROBE_REPORT=<report>. */
+  char line[SP_LINE_MAX];
+  sp_jw w;
+  sp_jw_init(&w, line, sizeof line);
+  sp_jw_begin_obj(&w);
+  sp_jw_key(&w, "ev");
+  sp_jw_str(&w, "listening");
+  sp_jw_key(&w, "report");
+  sp_jw_str(&w, sp_proc_report_address(p));
+  sp_jw_end_obj(&w);
+  if (sp_jw_finish(&w) < 0) sp_strlcpy(line, "{\"ev\":\"listening\"}", sizeof line);
+  fprintf(stdout, "%s\n", line);
   fflush(stdout);
   if (await_ready(p, opt, o)) {
     /* The parent delivers the interrupt now and answers "delivered". */

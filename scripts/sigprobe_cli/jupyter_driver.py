@@ -10,9 +10,9 @@ lines on stdout: first {"ev":"versions",...}, then one outcome per run.
 Each run: a `sigprobe-run --attach` runner listens on a Unix socket (AF_UNIX
 on Windows 10 1803+ too, where interrupt_kernel() is SetEvent on the kernel's
 JPY_INTERRUPT_EVENT in signal mode and message mode is ipykernel's no-op;
-the Windows path is verified only on a real Windows runner); a cell
+with the plan's "attach": "tcp", as under Wine, a loopback TCP port); a cell
 in the kernel calls the extension probe (or starts a native probe as a child
-process) with SIGPROBE_REPORT=unix:<socket>; when the probe reports ready,
+process) with SIGPROBE_REPORT=<what the runner said it listens on>; when the probe reports ready,
 the runner asks for the interrupt, which this script sends the way a user's
 frontend does (KernelManager.interrupt_kernel), then tells the runner when
 and what, and finally how the cell ended (execute_reply status, ename, where
@@ -30,6 +30,9 @@ import threading
 import time
 
 WHERE_TAG = "SIGPROBE_WHERE="
+# The probe's clock: CLOCK_MONOTONIC on POSIX, QueryPerformanceCounter on
+# Windows (where time.monotonic is GetTickCount64, in milliseconds).
+now_ns = time.perf_counter_ns if os.name == "nt" else time.monotonic_ns
 CHILD_TAG = "SIGPROBE_CHILD="
 
 
@@ -220,20 +223,27 @@ def write_kernelspecs(root, python, env):
             json.dump(spec, f)
 
 
-def probe_cell(run, sock):
+def probe_cell(run, report):
     """The code of the cell that runs the probe, as a user would write it: one
     top-level statement, so that an interrupt cannot land between statements."""
     s, nogil = run["pyext_strategy"], run["nogil"]
     call = (f"sigprobe_pyext_import.run(loop_ms={run['loop_ms']}, nogil={nogil})" if s == "c-handler-import"
             else f"sigprobe_pyext.run({s!r}, loop_ms={run['loop_ms']}, nogil={nogil})")
     same_cell_import = "    import sigprobe_pyext_import\n" if run.get("same_cell") else ""
+    # Where the KeyboardInterrupt of an interrupt the call did not notice is
+    # raised: POSIX, at the next bytecode; Windows, once ipykernel's poller
+    # thread has had the GIL to call interrupt_main(), so wait for it there
+    # (sleeping lets the poller run; each wake-up is a check).
+    late = ("    __sp_end = __import__('time').perf_counter() + 0.2\n"
+            "    while __import__('time').perf_counter() < __sp_end:\n        __import__('time').sleep(0.005)\n"
+            if os.name == "nt" else "    for __sp_i in range(10000):\n        pass\n")
     return ("import os\n"
-            f"os.environ['SIGPROBE_REPORT'] = {'unix:' + sock!r}\n"
+            f"os.environ['SIGPROBE_REPORT'] = {report!r}\n"
             "__sp_where = 'nowhere'\n"
             "try:\n"
             f"{same_cell_import}"
             f"    __sp_r = {call}\n"
-            "    for __sp_i in range(10000):\n        pass\n"
+            f"{late}"
             "except KeyboardInterrupt as __sp_e:\n"
             "    __sp_where = 'inside-call' if getattr(__sp_e, 'sigprobe_inside_call', False) else 'after-return'\n"
             "    raise\n"
@@ -241,7 +251,7 @@ def probe_cell(run, sock):
             f"    print({WHERE_TAG!r} + __sp_where, flush=True)\n")
 
 
-def child_cell(run, sock):
+def child_cell(run, report):
     """A native probe started from a cell as a child process, as subprocess.run
     or !cmd would. IPython runs a cell's top-level statements one by one, and an
     interrupt may land between any two; so it is all one function call. The
@@ -250,7 +260,7 @@ def child_cell(run, sock):
     gets ECHILD and subprocess reports exit code 0 — measured here)."""
     return ("def __sp_child():\n"
             "    import os, subprocess\n"
-            f"    env = dict(os.environ, SIGPROBE_REPORT='unix:{sock}')\n"
+            f"    env = dict(os.environ, SIGPROBE_REPORT={report!r})\n"
             "    proc, info, ki = None, None, False\n"
             "    while info is None:\n"
             "        try:\n"
@@ -360,23 +370,28 @@ def one_run(plan, pool, run, sock_dir, n):
             ex = Execution(kernel.kc, "import sigprobe_pyext_import\n", plan["kernel_timeout_s"])
             ex.run()
         sock = os.path.join(sock_dir, f"r{n}.sock")
+        endpoint = "tcp:127.0.0.1:0" if plan.get("attach") == "tcp" else sock
         runner = subprocess.Popen([plan["runner"], "--label", run["id"], "--ready-ms", str(plan["ready_ms"]),
                                    "--window-ms", str(plan["window_ms"]), "--deadline-ms", str(plan["deadline_ms"]),
-                                   "--attach", sock], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                                   "--attach", endpoint], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         lines = Lines(runner.stdout.fileno())
         try:
             first = lines.read(10)
-            if first is None or json.loads(first).get("ev") != "listening":
+            listening = json.loads(first) if first else {}
+            if listening.get("ev") != "listening":
                 return {"ev": "error-outcome", "id": run["id"], "reason": f"the runner did not listen: {first!r}"}, kernel
-            code = child_cell(run, sock) if run["kind"] == "child" else probe_cell(run, sock)
+            report = listening.get("report", "unix:" + sock)
+            code = child_cell(run, report) if run["kind"] == "child" else probe_cell(run, report)
             ex = Execution(kernel.kc, code, plan["kernel_timeout_s"])
             ex.start()
             sent_result = False
             while True:
                 line = lines.read(0.02)
-                if line is None:
-                    if runner.poll() is not None and not lines.buf:
+                if line is None and runner.poll() is not None:
+                    line = lines.read(2)  # its last lines may still be on their way (a reader thread on Windows)
+                    if line is None:
                         return {"ev": "error-outcome", "id": run["id"], "reason": "the runner exited early"}, kernel
+                if line is None:
                     if not ex.is_alive() and not sent_result:
                         # The cell ended before the probe got going: say so.
                         send(runner, result_line(run, ex, kernel))
@@ -384,8 +399,10 @@ def one_run(plan, pool, run, sock_dir, n):
                     continue
                 msg = json.loads(line)
                 if msg.get("ev") == "deliver":
-                    t = time.monotonic_ns()
+                    t = now_ns()
                     kernel.km.interrupt_kernel()
+                    # SIGINT as Python sees it: on Windows interrupt_kernel() sets the kernel's
+                    # JPY_INTERRUPT_EVENT, which ipykernel's poller turns into interrupt_main(SIGINT).
                     send(runner, {"ev": "delivered", "t_ns": t, "sig": "SIGINT", "sender_pid": os.getpid()})
                     ex.join(plan["kernel_timeout_s"])
                     send(runner, result_line(run, ex, kernel))

@@ -263,10 +263,7 @@ def cmd_run(args) -> int:
             selected = cellmod.select(wine.catalog(build, env), args.only)
             version = wine.version(build, env)
             def kernel_cells(runs, sink):
-                # No Windows Python under Wine: each kernel cell is unsupported, with the reason.
-                for c, _ in runs:
-                    sink.add(c, wine.run_cell(build, env, c, args.window_scale))
-                return {}
+                return wine.run_kernel_cells(build, env, runs, args.window_scale, sink.add)
 
             return execute(args, selected, version["platform"] if "platform" in version else "windows-wine",
                            version, lambda c: wine.run_cell(build, env, c, args.window_scale), kernel_cells)

@@ -41,7 +41,6 @@ JUPYTER_HOSTS = {"jupyter": "signal", "jupyter-message": "message", "jupyter-chi
 # python-* hosts (ptys, process groups) are POSIX.
 WINDOWS_JUPYTER_HOSTS = ("jupyter", "jupyter-message")
 WINDOWS_PLATFORMS = ("windows", "windows-wine")
-WINE_NO_PYTHON = "no Windows Python under Wine here; runs on a real Windows runner"
 
 PY_LOOP_MS = 10000  # the runner's stop ends a quiet loop long before this
 
@@ -150,12 +149,18 @@ def run_python_cell(runner: Path, interp: Interpreter, cell: Cell, window_scale:
 
 
 class JupyterSession:
-    """One jupyter_driver.py process for all the kernel runs of an invocation."""
+    """One jupyter_driver.py process for all the kernel runs of an invocation.
+    Under Wine (wine.run_kernel_cells) the driver is the Windows Python's:
+    `launch` prefixes the command, `path` turns a path into the driver's
+    view of it, `env` is the Wine prefix's, and `attach` the runner's
+    endpoint kind ("tcp": Wine has no AF_UNIX)."""
 
     def __init__(self, runner: Path, interp: Interpreter, build_dir: Path, window_scale: float,
-                 fresh_kernels: bool = False):
+                 fresh_kernels: bool = False, launch: list[str] | None = None, path=str, env: dict | None = None,
+                 attach: str = "unix"):
         self.runner, self.interp, self.build_dir = runner, interp, build_dir
         self.window_scale, self.fresh = window_scale, fresh_kernels
+        self.launch, self.path, self.env, self.attach = launch or [interp.python], path, env, attach
         self.proc: subprocess.Popen | None = None
 
     def plan(self, runs: list[tuple[Cell, int]]) -> dict:
@@ -173,15 +178,15 @@ class JupyterSession:
                     item["fresh"] = True
                     item["import_cell"] = not same_cell
             items.append(item)
-        return {"runner": str(self.runner), "pyext_dir": str(self.interp.pyext_dir), "runs": items,
+        return {"runner": self.path(self.runner), "pyext_dir": self.path(self.interp.pyext_dir), "runs": items,
                 "ready_ms": int(8000 * scale), "window_ms": int(100 * scale), "deadline_ms": int(10000 * scale),
-                "kernel_timeout_s": 8 * scale, "fresh_kernels": self.fresh}
+                "kernel_timeout_s": 8 * scale, "fresh_kernels": self.fresh, "attach": self.attach}
 
     def run(self, runs: list[tuple[Cell, int]], on_outcome) -> dict:
         """Runs every (cell, repeat) in order; calls on_outcome(cell, outcome). Returns the versions."""
         plan = self.plan(runs)
-        self.proc = subprocess.Popen([self.interp.python, str(HERE / "jupyter_driver.py")], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, start_new_session=True)
+        self.proc = subprocess.Popen([*self.launch, self.path(HERE / "jupyter_driver.py")], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, start_new_session=True, env=self.env)
         self.proc.stdin.write(json.dumps(plan) + "\n")
         self.proc.stdin.flush()  # stdin stays open: the driver's lifeline
         versions: dict = {}

@@ -125,13 +125,13 @@ SITUATIONS = (
     Situation("jupyter-windows-signal", "In a Jupyter kernel on Windows, interrupt_mode signal",
               "jupyter_client starts the kernel with an inheritable event in `JPY_INTERRUPT_EVENT` and "
               "interrupts by setting it; there is no console event.",
-              Selector(("windows",), ("jupyter",), ("kernel-interrupt",)),
+              Selector(WINDOWS, ("jupyter",), ("kernel-interrupt",)),
               nearest=Selector(WINDOWS, ("jupyter-launch",), ("ctrl-c", "set-event")),
               nearest_why="a native probe launched with jupyter_client's own Windows recipe (no creation "
                           "flags, the inherited event), sent the event and Ctrl+C"),
     Situation("jupyter-windows-message", "In a Jupyter kernel on Windows, interrupt_mode message",
               "\"Interrupt kernel\" is an `interrupt_request` on the control channel to a Windows kernel.",
-              Selector(("windows",), ("jupyter-message",), ("kernel-interrupt",))),
+              Selector(WINDOWS, ("jupyter-message",), ("kernel-interrupt",))),
 )
 
 

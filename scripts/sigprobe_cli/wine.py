@@ -63,7 +63,9 @@ def wineserver(build: Path):
         bootstrap.log(f"creating the Wine prefix {build / 'wineprefix'} (about 10 s, once per build tree)")
         subprocess.run(["wineboot", "-i"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
-    subprocess.run(["wineserver", "-p"], env=env, stdin=subprocess.DEVNULL)
+    # The server keeps the stdio it starts with; at -k it may dump leftover objects there.
+    subprocess.run(["wineserver", "-p"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
     try:
         # Wine's background services inherit the stdout of the first process of
         # a server and keep it open: start them with stdio on /dev/null.
@@ -88,8 +90,8 @@ def cells(build: Path, env: dict) -> list[Cell]:
 
 
 def catalog(build: Path, env: dict) -> list[Cell]:
-    """The runner's Windows cells, then the Windows kernel cells, which are
-    listed so the matrix shows them but are unsupported here (run_cell)."""
+    """The runner's Windows cells, then the Windows kernel cells (run by
+    run_kernel_cells)."""
     return cells(build, env) + pyhosts.python_cells("windows-wine")
 
 
@@ -105,11 +107,33 @@ def version(build: Path, env: dict) -> dict:
 
 
 def run_cell(build: Path, env: dict, cell: Cell, window_scale: float = 1.0) -> dict:
-    if cell.kind == "jupyter":
-        return pyhosts.unsupported_outcome(cell, pyhosts.WINE_NO_PYTHON)
     env = dict(env, **(scaled_env(window_scale) or {}))
     try:
         r = _wine(build, env, cell.id, timeout=RUNNER_SLACK_S * max(1.0, window_scale))
     except subprocess.TimeoutExpired:
         return error_outcome(cell, "sigprobe-run.exe did not finish under Wine (harness bug)")
     return parse_outcome(cell, r, "sigprobe-run.exe under Wine")
+
+
+def run_kernel_cells(build: Path, env: dict, runs: list, window_scale: float, on_outcome) -> dict:
+    """The Windows kernel cells: real Windows Jupyter kernels under Wine, run
+    by the Windows CPython (winpython.py) with its own jupyter_client and
+    ipykernel and the extension probe cross-built for it, through the same
+    jupyter_driver.py as on POSIX; the runner listens on loopback TCP (Wine 8
+    has no AF_UNIX). Without that Python (no network for its first download)
+    each cell is unsupported, saying why. Returns the interpreter's versions."""
+    from . import winpython
+    try:
+        pyext = winpython.ensure_pyext(build)
+    except (MissingDependency, BuildFailed) as e:
+        for cell, _ in runs:
+            on_outcome(cell, pyhosts.unsupported_outcome(cell, f"no Windows Python under Wine: {e}"))
+        return {}
+    exe = winpython.home(build) / "python.exe"
+    interp = pyhosts.Interpreter(str(exe), pyext, {})
+    session = pyhosts.JupyterSession(build / "sigprobe-run.exe", interp, build, window_scale,
+                                     launch=["wine", str(exe)], path=winpython.wine_path,
+                                     env={**env, "PYTHONUTF8": "1"}, attach="tcp")
+    versions = session.run(runs, on_outcome)
+    versions.pop("ev", None)
+    return versions

@@ -1,5 +1,6 @@
 """The Windows kernel cells in the catalog: real kernels only (jupyter,
-jupyter-message), and under Wine unsupported with the reason, never run."""
+jupyter-message); under Wine they run in the Windows CPython's kernels
+(test_windows_python.py measures some), or are unsupported saying why."""
 from sigprobe_cli import pyhosts, wine
 from sigprobe_cli.cells import Cell
 
@@ -23,11 +24,21 @@ def test_posix_catalog_unchanged():
     assert len(cells) == 107
 
 
-def test_wine_kernel_cells_are_unsupported_without_running_anything():
+def test_without_a_windows_python_kernel_cells_are_unsupported(monkeypatch):
+    """No network for the first download: each kernel cell says why, nothing runs."""
+    from sigprobe_cli import winpython
+    from sigprobe_cli.errors import MissingDependency
+
+    def offline(build):
+        raise MissingDependency("could not download https://example.invalid/x: offline")
+
+    monkeypatch.setattr(winpython, "ensure_pyext", offline)
     cell = Cell("windows-wine/jupyter/event-thread/kernel-interrupt", "windows-wine", "jupyter", "event-thread",
                 "kernel-interrupt", kind="jupyter")
-    # build and env are never touched for a kernel cell: nothing is run under Wine.
-    out = wine.run_cell(None, {}, cell)
-    assert out["verdict"] == "unsupported"
-    assert out["reason"] == "no Windows Python under Wine here; runs on a real Windows runner"
-    assert out["id"] == cell.id
+    got = []
+    versions = wine.run_kernel_cells(None, {}, [(cell, 0)], 1.0, lambda c, o: got.append((c, o)))
+    assert versions == {}
+    (c, out), = got
+    assert c is cell and out["verdict"] == "unsupported" and out["id"] == cell.id
+    assert out["reason"] == ("no Windows Python under Wine: could not download https://example.invalid/x: "
+                             "offline")

@@ -220,3 +220,30 @@ def test_message_mode_interrupt_does_nothing_on_windows(kernel_run):
     assert "jupyter-windows-message" in ids(d) and "jupyter-windows-signal" not in ids(d)
     # jupyter_client sent an interrupt_request 1 s into a 3 s cell: the cell ran to its end.
     assert kernel_run["message_interrupt"]["printed"] == ["completed"]
+
+
+# ---- Windows kernel cells of the matrix, under Wine ---------------------------------
+
+def test_windows_kernel_cells_run_under_wine(winpy, sigprobe, tmp_path):
+    """`sigprobe run --platform windows-wine` measures Windows kernel cells in
+    the Windows CPython's real kernels (the runner on loopback TCP)."""
+    out = tmp_path / "wk.json"
+    r = sigprobe("run", "--platform", "windows-wine", "--repeat", "1", "--quiet", "--out", str(out),
+                 "--only", "windows-wine/jupyter/check-signals+nogil/kernel-interrupt",
+                 "--only", "windows-wine/jupyter/none/kernel-interrupt",
+                 "--only", "windows-wine/jupyter-message/none+nogil/kernel-interrupt",
+                 timeout=600, build=False)
+    assert r.returncode == 0, r.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert doc["machine"]["python"] == "3.11.9" and doc["machine"]["ipykernel"] == "7.4.0"
+    cells = {c["id"]: c for c in doc["cells"]}
+    handled = cells["windows-wine/jupyter/check-signals+nogil/kernel-interrupt"]
+    assert handled["verdict"] == "handled", handled
+    run = handled["runs"][0]
+    assert run["stopped_by"] == "check-signals" and run["python"]["took_effect"] == "inside-call"
+    assert run["delivered"]["signal"] == "SIGINT"  # the event, as interrupt_main() turns it into
+    assert 0 < run["fired"][0]["latency_us"] < 1_000_000
+    # With the GIL held ipykernel's poller cannot call interrupt_main() until the call returns.
+    assert cells["windows-wine/jupyter/none/kernel-interrupt"]["verdict"] == "deferred"
+    # Message mode on Windows: ipykernel logs "Interrupt message not supported on Windows".
+    assert cells["windows-wine/jupyter-message/none+nogil/kernel-interrupt"]["verdict"] == "lost"

@@ -27,13 +27,19 @@ int sp_proc_spawn(sp_proc **out, sp_host host, char *const argv[], sp_error *err
 
 /* Attaches to a probe the runner did not start (one inside a Jupyter kernel):
  * listens on the Unix socket socket_path, which the probe connects to
- * (SIGPROBE_REPORT=unix:<path>). The runner's parent takes part through
+ * (SIGPROBE_REPORT=unix:<path>; sp_proc_report_address says). On Windows
+ * socket_path may instead be tcp:127.0.0.1:PORT (PORT 0: any free port), a
+ * loopback TCP socket, for where winsock has no AF_UNIX (Wine 8). The runner's parent takes part through
  * stdin/stdout: events it writes to stdin ("delivered", "result", "error")
  * come out of sp_proc_next_event like the probe's. There is no process to
  * wait for or kill: sp_proc_wait returns at once with SP_EXIT_NONE.
  * On Windows the socket is AF_UNIX through winsock (Windows 10 1803+); where
  * there is none (Wine 8) it fails with SP_EFAIL naming socket()'s error. */
 int sp_proc_attach(sp_proc **out, const char *socket_path, sp_error *err);
+
+/* The SIGPROBE_REPORT value that reaches an attached runner
+ * ("unix:<path>", or "tcp:127.0.0.1:<port>" with the port bound). */
+const char *sp_proc_report_address(const sp_proc *p);
 
 /* Reads the next report event, waiting until deadline_ns (sp_clock_ns time).
  * Returns 0 with *ev filled, SP_ETIMEOUT, SP_EOF when the channel closed,

@@ -75,6 +75,8 @@
 
 #define SP_LINE_MAX 4096
 #define SP_REPORT_UNIX_PREFIX "unix:"
+/* Windows only: a loopback TCP socket, where there are no AF_UNIX sockets (Wine 8). */
+#define SP_REPORT_TCP_PREFIX "tcp:"
 #define SP_NAME_MAX 32
 #define SP_REASON_MAX 256
 #define SP_LIST_MAX 8

@@ -23,6 +23,7 @@ struct sp_proc {
   bool attached;
   int listen_fd;
   char socket_path[108];
+  char report_address[128]; /* attached: SIGPROBE_REPORT for the probe */
   int parent_fd;
   char pbuf[SP_LINE_MAX];
   size_t pbuf_len;

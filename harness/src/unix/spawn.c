@@ -194,9 +194,12 @@ int sp_proc_attach(sp_proc **out, const char *socket_path, sp_error *err) {
     return sp_fail(err, SP_EFAIL, "bind/listen %s: %s", socket_path, strerror(e));
   }
   sp_strlcpy(p->socket_path, socket_path, sizeof p->socket_path);
+  snprintf(p->report_address, sizeof p->report_address, "%s%s", SP_REPORT_UNIX_PREFIX, socket_path);
   *out = p;
   return 0;
 }
+
+const char *sp_proc_report_address(const sp_proc *p) { return p->report_address; }
 
 static int open_pty(int *master, char *slave, size_t n, sp_error *err) {
   int m = posix_openpt(O_RDWR | O_NOCTTY);

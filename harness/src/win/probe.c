@@ -348,7 +348,8 @@ int sp_probe_done(const char *stopped_by) {
  * runs, like an inherited descriptor on POSIX; SIGPROBE_STOP, when set, is
  * the runner's stop), a file path (opened per run), and unix:<path>, an
  * AF_UNIX stream socket (Windows 10 1803+, winsock) opened per run: what
- * `sigprobe-run --attach` listens on; the runner writes "stop\n" on it. */
+ * `sigprobe-run --attach` listens on; the runner writes "stop\n" on it
+ * (tcp:127.0.0.1:<port> is the same over loopback TCP, for Wine). */
 
 static bool g_chan_owned;     /* opened from a path or unix: for this run */
 static HANDLE g_sock_event;   /* WSAEventSelect: FD_READ | FD_CLOSE on g_sock */
@@ -388,33 +389,57 @@ static void close_socket_channel(void) {
   g_wsa_started = false;
 }
 
-static int open_unix_channel(const char *path, sp_error *err) {
-  struct sockaddr_un addr;
+/* Connects the run's channel to a stream socket: AF_UNIX (unix:<path>) or
+ * loopback TCP (tcp:127.0.0.1:<port>, where winsock has no AF_UNIX). */
+static int open_socket_channel(const char *where, sp_error *err) {
+  struct sockaddr_un un;
+  struct sockaddr_in in;
+  struct sockaddr *addr;
+  int len, family;
   WSADATA wsa;
-  memset(&addr, 0, sizeof addr);
-  addr.sun_family = AF_UNIX;
-  if (strlen(path) >= sizeof addr.sun_path) return sp_fail(err, SP_EFAIL, "connect(%s): path too long", path);
-  sp_strlcpy(addr.sun_path, path, sizeof addr.sun_path);
+  if (strncmp(where, SP_REPORT_TCP_PREFIX, strlen(SP_REPORT_TCP_PREFIX)) == 0) {
+    unsigned port;
+    char host[16], extra;
+    if (sscanf(where + strlen(SP_REPORT_TCP_PREFIX), "%15[0-9.]:%u%c", host, &port, &extra) != 2 ||
+        strcmp(host, "127.0.0.1") != 0 || port == 0 || port > 65535)
+      return sp_fail(err, SP_EINVAL, "SIGPROBE_REPORT=%s: a TCP channel is tcp:127.0.0.1:PORT", where);
+    memset(&in, 0, sizeof in);
+    in.sin_family = AF_INET;
+    in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    in.sin_port = htons((unsigned short)port);
+    addr = (struct sockaddr *)&in;
+    len = (int)sizeof in;
+    family = AF_INET;
+  } else {
+    const char *path = where + strlen(SP_REPORT_UNIX_PREFIX);
+    memset(&un, 0, sizeof un);
+    un.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof un.sun_path) return sp_fail(err, SP_EFAIL, "connect(%s): path too long", path);
+    sp_strlcpy(un.sun_path, path, sizeof un.sun_path);
+    addr = (struct sockaddr *)&un;
+    len = (int)sizeof un;
+    family = AF_UNIX;
+  }
   int rc = WSAStartup(MAKEWORD(2, 2), &wsa);
-  if (rc != 0) return fail_win(err, "WSAStartup", path, (unsigned long)rc);
+  if (rc != 0) return fail_win(err, "WSAStartup", where, (unsigned long)rc);
   g_wsa_started = true;
-  g_sock = socket(AF_UNIX, SOCK_STREAM, 0);
+  g_sock = socket(family, SOCK_STREAM, 0);
   if (g_sock == INVALID_SOCKET) {
-    rc = fail_win(err, "socket(AF_UNIX)", path, (unsigned long)WSAGetLastError());
+    rc = fail_win(err, "socket", where, (unsigned long)WSAGetLastError());
     close_socket_channel();
     return rc;
   }
   /* Whatever a kernel cell starts must not hold the runner's connection. */
   SetHandleInformation((HANDLE)g_sock, HANDLE_FLAG_INHERIT, 0);
-  if (connect(g_sock, (struct sockaddr *)&addr, (int)sizeof addr) != 0) {
-    rc = fail_win(err, "connect", path, (unsigned long)WSAGetLastError());
+  if (connect(g_sock, addr, len) != 0) {
+    rc = fail_win(err, "connect", where, (unsigned long)WSAGetLastError());
     close_socket_channel();
     return rc;
   }
   g_sock_event = WSACreateEvent();
   if (g_sock_event == WSA_INVALID_EVENT || WSAEventSelect(g_sock, g_sock_event, FD_READ | FD_CLOSE) != 0) {
     if (g_sock_event == WSA_INVALID_EVENT) g_sock_event = NULL;
-    rc = fail_win(err, "WSAEventSelect", path, (unsigned long)WSAGetLastError());
+    rc = fail_win(err, "WSAEventSelect", where, (unsigned long)WSAGetLastError());
     close_socket_channel();
     return rc;
   }
@@ -437,8 +462,9 @@ static int open_run_channel(const char *where, sp_error *err) {
     sp_strlcpy(g_chan_where, where, sizeof g_chan_where);
     return 0;
   }
-  if (strncmp(where, SP_REPORT_UNIX_PREFIX, strlen(SP_REPORT_UNIX_PREFIX)) == 0)
-    return open_unix_channel(where + strlen(SP_REPORT_UNIX_PREFIX), err);
+  if (strncmp(where, SP_REPORT_UNIX_PREFIX, strlen(SP_REPORT_UNIX_PREFIX)) == 0 ||
+      strncmp(where, SP_REPORT_TCP_PREFIX, strlen(SP_REPORT_TCP_PREFIX)) == 0)
+    return open_socket_channel(where, err);
   HANDLE h = CreateFileA(where, FILE_APPEND_DATA, FILE_SHARE_READ | FILE_SHARE_WRITE, NULL, OPEN_ALWAYS,
                          FILE_ATTRIBUTE_NORMAL, NULL);
   if (h == INVALID_HANDLE_VALUE) return fail_win(err, "cannot open the report channel CreateFile", where, GetLastError());

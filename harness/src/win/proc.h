@@ -48,7 +48,8 @@ struct sp_proc {
    * thread reads into pbuf. Both threads set data. */
   bool attached;
   SOCKET listen_sock, chan_sock;
-  char socket_path[MAX_PATH];
+  char socket_path[MAX_PATH];    /* AF_UNIX: the path to delete at the end */
+  char report_address[MAX_PATH]; /* SIGPROBE_REPORT for the probe */
   HANDLE sock_thread, parent_thread;
   char pbuf[SP_LINE_MAX];
   size_t pbuf_len;

@@ -332,8 +332,8 @@ int sp_proc_spawn(sp_proc **out, sp_host host, char *const argv[], sp_error *err
 
 /* ---- sigprobe-run --attach (a probe inside a Jupyter kernel) ----
  * AF_UNIX stream sockets exist on Windows 10 1803+ (winsock, afunix.h).
- * Wine 8 has none, so this path is verified only on a real Windows runner;
- * under Wine sp_proc_attach fails with the socket() error. */
+ * Wine 8 has none: there the runner listens on a loopback TCP port instead
+ * (--attach tcp:127.0.0.1:0), the same stream to the probe. */
 
 static DWORD WINAPI sock_reader(LPVOID arg) {
   sp_proc *p = arg;
@@ -388,13 +388,57 @@ static DWORD WINAPI parent_reader(LPVOID arg) {
   }
 }
 
-int sp_proc_attach(sp_proc **out, const char *socket_path, sp_error *err) {
+/* Binds the listening socket: AF_UNIX at path, or loopback TCP for tcp:127.0.0.1:PORT. */
+static int bind_listener(sp_proc *p, const char *where, sp_error *err) {
+  if (strncmp(where, SP_REPORT_TCP_PREFIX, strlen(SP_REPORT_TCP_PREFIX)) == 0) {
+    struct sockaddr_in in;
+    int len = (int)sizeof in;
+    unsigned port;
+    char host[16], extra;
+    if (sscanf(where + strlen(SP_REPORT_TCP_PREFIX), "%15[0-9.]:%u%c", host, &port, &extra) != 2 ||
+        strcmp(host, "127.0.0.1") != 0 || port > 65535)
+      return sp_fail(err, SP_EINVAL, "--attach %s: a TCP endpoint must be tcp:127.0.0.1:PORT (loopback only)", where);
+    memset(&in, 0, sizeof in);
+    in.sin_family = AF_INET;
+    in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    in.sin_port = htons((unsigned short)port);
+    p->listen_sock = socket(AF_INET, SOCK_STREAM, 0);
+    if (p->listen_sock == INVALID_SOCKET)
+      return sp_fail(err, SP_EFAIL, "socket(AF_INET): error %d", WSAGetLastError());
+    SetHandleInformation((HANDLE)p->listen_sock, HANDLE_FLAG_INHERIT, 0);
+    if (bind(p->listen_sock, (struct sockaddr *)&in, len) != 0 || listen(p->listen_sock, 4) != 0 ||
+        getsockname(p->listen_sock, (struct sockaddr *)&in, &len) != 0)
+      return sp_fail(err, SP_EFAIL, "bind/listen %s: error %d", where, WSAGetLastError());
+    snprintf(p->report_address, sizeof p->report_address, "%s127.0.0.1:%u", SP_REPORT_TCP_PREFIX,
+             (unsigned)ntohs(in.sin_port));
+    return 0;
+  }
   struct sockaddr_un addr;
+  if (strlen(where) >= sizeof addr.sun_path)
+    return sp_fail(err, SP_EINVAL, "socket path too long (at most %u bytes): %s", (unsigned)(sizeof addr.sun_path - 1),
+                   where);
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  sp_strlcpy(addr.sun_path, where, sizeof addr.sun_path);
+  p->listen_sock = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (p->listen_sock == INVALID_SOCKET)
+    return sp_fail(err, SP_EFAIL,
+                   "socket(AF_UNIX): error %d (AF_UNIX needs Windows 10 1803 or later; under Wine use "
+                   "--attach tcp:127.0.0.1:0)",
+                   WSAGetLastError());
+  SetHandleInformation((HANDLE)p->listen_sock, HANDLE_FLAG_INHERIT, 0);
+  if (bind(p->listen_sock, (struct sockaddr *)&addr, (int)sizeof addr) != 0 || listen(p->listen_sock, 4) != 0)
+    return sp_fail(err, SP_EFAIL, "bind/listen %s: error %d", where, WSAGetLastError());
+  sp_strlcpy(p->socket_path, where, sizeof p->socket_path); /* bound: ours to delete */
+  snprintf(p->report_address, sizeof p->report_address, "%s%s", SP_REPORT_UNIX_PREFIX, where);
+  return 0;
+}
+
+const char *sp_proc_report_address(const sp_proc *p) { return p->report_address; }
+
+int sp_proc_attach(sp_proc **out, const char *socket_path, sp_error *err) {
   WSADATA wsa;
   *out = NULL;
-  if (strlen(socket_path) >= sizeof addr.sun_path)
-    return sp_fail(err, SP_EINVAL, "socket path too long (at most %u bytes): %s", (unsigned)(sizeof addr.sun_path - 1),
-                   socket_path);
   int rc = WSAStartup(MAKEWORD(2, 2), &wsa);
   if (rc != 0) return sp_fail(err, SP_EFAIL, "WSAStartup: error %d", rc);
   sp_proc *p = calloc(1, sizeof *p);
@@ -405,23 +449,11 @@ int sp_proc_attach(sp_proc **out, const char *socket_path, sp_error *err) {
   p->attached = true;
   p->listen_sock = p->chan_sock = INVALID_SOCKET;
   InitializeCriticalSection(&p->lock);
-  memset(&addr, 0, sizeof addr);
-  addr.sun_family = AF_UNIX;
-  sp_strlcpy(addr.sun_path, socket_path, sizeof addr.sun_path);
-  p->listen_sock = socket(AF_UNIX, SOCK_STREAM, 0);
-  if (p->listen_sock == INVALID_SOCKET) {
-    rc = sp_fail(err, SP_EFAIL, "socket(AF_UNIX): error %d (AF_UNIX needs Windows 10 1803 or later)",
-                 WSAGetLastError());
+  rc = bind_listener(p, socket_path, err);
+  if (rc != 0) {
     free_attached(p);
     return rc;
   }
-  SetHandleInformation((HANDLE)p->listen_sock, HANDLE_FLAG_INHERIT, 0);
-  if (bind(p->listen_sock, (struct sockaddr *)&addr, (int)sizeof addr) != 0 || listen(p->listen_sock, 4) != 0) {
-    rc = sp_fail(err, SP_EFAIL, "bind/listen %s: error %d", socket_path, WSAGetLastError());
-    free_attached(p);
-    return rc;
-  }
-  sp_strlcpy(p->socket_path, socket_path, sizeof p->socket_path); /* bound: ours to delete */
   p->data = CreateEventA(NULL, FALSE, FALSE, NULL);
   if (!p->data) {
     rc = fail_last(err, "CreateEvent");
