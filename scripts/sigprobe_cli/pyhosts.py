@@ -148,20 +148,42 @@ def run_python_cell(runner: Path, interp: Interpreter, cell: Cell, window_scale:
     return parse_outcome(cell, r)
 
 
+def spread_fresh(runs: list, fresh) -> list:
+    """runs with those for which fresh(cell) is true placed evenly among the
+    others (order otherwise kept)."""
+    f = [r for r in runs if fresh(r[0])]
+    rest = [r for r in runs if not fresh(r[0])]
+    if not f or not rest:
+        return list(runs)
+    out, step = [], len(rest) / len(f)
+    for i, r in enumerate(f):
+        out += rest[round(i * step):round((i + 1) * step)] + [r]
+    return out
+
+
 class JupyterSession:
     """One jupyter_driver.py process for all the kernel runs of an invocation.
     Under Wine (wine.run_kernel_cells) the driver is the Windows Python's:
     `launch` prefixes the command, `path` turns a path into the driver's
     view of it, `env` is the Wine prefix's, and `attach` the runner's
-    endpoint kind ("tcp": Wine has no AF_UNIX)."""
+    endpoint kind ("tcp": Wine has no AF_UNIX). The driver's stderr is
+    relayed through a pipe: the Windows CPython under Wine cannot start with
+    a regular file as stderr (init_sys_streams: WinError 6), as when
+    sigprobe's own stderr goes to a log."""
 
     def __init__(self, runner: Path, interp: Interpreter, build_dir: Path, window_scale: float,
                  fresh_kernels: bool = False, launch: list[str] | None = None, path=str, env: dict | None = None,
-                 attach: str = "unix"):
+                 attach: str = "unix", kernel_start_s: float = 8):
         self.runner, self.interp, self.build_dir = runner, interp, build_dir
         self.window_scale, self.fresh = window_scale, fresh_kernels
         self.launch, self.path, self.env, self.attach = launch or [interp.python], path, env, attach
+        self.kernel_start_s = kernel_start_s
         self.proc: subprocess.Popen | None = None
+
+    @staticmethod
+    def needs_fresh(cell: Cell) -> bool:
+        """An import-time handler leaves state behind: a fresh kernel each run."""
+        return cell.host != "jupyter-child" and split_strategy(cell.strategy)[0] == "c-handler-import"
 
     def plan(self, runs: list[tuple[Cell, int]]) -> dict:
         scale = self.window_scale
@@ -173,20 +195,27 @@ class JupyterSession:
             else:
                 strategy, nogil, same_cell = split_strategy(cell.strategy)
                 item.update(kind="pyext", pyext_strategy=strategy, nogil=nogil, same_cell=same_cell)
-                if strategy == "c-handler-import":
-                    # An import-time handler leaves state behind: a fresh kernel each run.
+                if self.needs_fresh(cell):
                     item["fresh"] = True
                     item["import_cell"] = not same_cell
             items.append(item)
         return {"runner": self.path(self.runner), "pyext_dir": self.path(self.interp.pyext_dir), "runs": items,
                 "ready_ms": int(8000 * scale), "window_ms": int(100 * scale), "deadline_ms": int(10000 * scale),
-                "kernel_timeout_s": 8 * scale, "fresh_kernels": self.fresh, "attach": self.attach}
+                "kernel_timeout_s": 8 * scale, "kernel_start_timeout_s": self.kernel_start_s * scale,
+                "fresh_kernels": self.fresh, "attach": self.attach}
 
     def run(self, runs: list[tuple[Cell, int]], on_outcome) -> dict:
-        """Runs every (cell, repeat) in order; calls on_outcome(cell, outcome). Returns the versions."""
+        """Runs every (cell, repeat), the ones that need a fresh kernel spread
+        among the others so the spare kernel the driver starts in the
+        background is ready when one is taken; calls on_outcome(cell,
+        outcome). Returns the versions."""
+        runs = spread_fresh(runs, self.needs_fresh)
         plan = self.plan(runs)
         self.proc = subprocess.Popen([*self.launch, self.path(HERE / "jupyter_driver.py")], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, start_new_session=True, env=self.env)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     start_new_session=True, env=self.env)
+        threading.Thread(target=lambda err=self.proc.stderr: [sys.stderr.write(line) for line in err],
+                         name="driver-stderr", daemon=True).start()
         self.proc.stdin.write(json.dumps(plan) + "\n")
         self.proc.stdin.flush()  # stdin stays open: the driver's lifeline
         versions: dict = {}

@@ -6,8 +6,8 @@
  * auto-reset event in JPY_INTERRUPT_EVENT, as jupyter_client creates it;
  * GenerateConsoleCtrlEvent(CTRL_C_EVENT) in this process's own console), and
  * the report is read back and checked. The module glue (run.c, the two
- * modules) needs a Windows CPython and is verified only on a real Windows
- * runner. */
+ * modules) needs a Windows CPython: tests/py/test_windows_python.py runs it
+ * in the embeddable CPython under Wine. */
 #ifndef WIN32_LEAN_AND_MEAN
 #define WIN32_LEAN_AND_MEAN
 #endif
