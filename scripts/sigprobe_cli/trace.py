@@ -176,15 +176,32 @@ def si_code_name(sig: int, code: int) -> str:
     return SI_CODES.get(code, str(code))
 
 
+def _live_task(tid: int) -> dict:
+    """Name and Tgid of a thread that still runs, from /proc (empty if gone)."""
+    try:
+        fields = dict(line.split(":", 1) for line in Path(f"/proc/{tid}/status").read_text().splitlines() if ":" in line)
+        return {"comm": fields["Name"].strip(), "tgid": int(fields["Tgid"])}
+    except (OSError, KeyError, ValueError):
+        return {}
+
+
 def parse_line(line: str) -> dict | None:
-    """One line of the instance's trace_pipe as an event, or None."""
+    """One line of the instance's trace_pipe as an event, or None. ftrace
+    names the current task from caches indexed by pid modulo pid_max, so
+    under process churn a colliding pid evicts an entry (shown as <...> and
+    -------): then the thread, if it still runs, is asked."""
     m = LINE.match(line)
     if not m:
         return None
     tid = int(m["tid"])
-    tgid = int(m["tgid"]) if m["tgid"].isdigit() else tid
+    comm = m["comm"].strip()
+    tgid = int(m["tgid"]) if m["tgid"].isdigit() else None
+    if comm == "<...>" or tgid is None:
+        live = _live_task(tid)
+        comm = live.get("comm", comm) if comm == "<...>" else comm
+        tgid = live.get("tgid", tid) if tgid is None else tgid
     base = {"t_ns": int(m["ts"]) * 1_000_000_000 + int(m["us"]) * 1000,
-            "comm": m["comm"].strip(), "tid": tid, "pid": tgid}
+            "comm": comm, "tid": tid, "pid": tgid}
     ev, rest = m["event"], m["rest"]
     if ev == "signal_generate" and (g := GENERATE.match(rest)):
         sig, _, code, comm, pid, grp, res = g.groups()

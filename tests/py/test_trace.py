@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -290,3 +291,15 @@ def test_a_jupyter_cell_records_who_sent_it_and_the_thread_that_took_it(sigprobe
     # interrupt_mode message: the kernel's control thread sends SIGINT to its own group.
     assert gen["sender"]["pid"] == message_mode["python"]["kernel_pid"]
     assert message_mode["kernel"]["thread"]
+
+
+def test_evicted_task_names_are_asked_of_proc():
+    """Under process churn ftrace's pid-indexed caches lose entries (<...>, -------):
+    a thread that still runs is named from /proc, one that is gone stays unknown."""
+    line = ("           <...>-{tid} (-------) [001] d..2. 12345.678901: signal_deliver: sig=2 errno=0 code=128 "
+            "sa_handler=55d0c0c0 sa_flags=14000000")
+    tid = threading.get_native_id()
+    ev = trace.parse_line(line.format(tid=tid))
+    assert (ev["comm"], ev["tid"], ev["pid"]) == (Path(f"/proc/{tid}/comm").read_text().strip(), tid, os.getpid())
+    gone = trace.parse_line(line.format(tid=4_000_000))  # above any pid_max
+    assert (gone["comm"], gone["pid"]) == ("<...>", 4_000_000)
