@@ -111,6 +111,7 @@ def _signals_held():
 
 
 def _pid_alive(pid: int) -> bool:
+    """POSIX only (signal 0 checks existence; on Windows it would terminate)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -187,9 +188,10 @@ def _live_task(tid: int) -> dict:
 
 def parse_line(line: str) -> dict | None:
     """One line of the instance's trace_pipe as an event, or None. ftrace
-    names the current task from caches indexed by pid modulo pid_max, so
-    under process churn a colliding pid evicts an entry (shown as <...> and
-    -------): then the thread, if it still runs, is asked."""
+    names the current task and its tgid from caches that process churn can
+    evict (shown as <...> and -------): then the thread, if it still runs
+    (a kworker, a kernel's thread), is asked; else the tgid is taken as the
+    tid (right for a main thread)."""
     m = LINE.match(line)
     if not m:
         return None
@@ -476,13 +478,21 @@ class RunTracer:
         outcome["trace_reason"] = reason or self.reason
         return outcome
 
+    SYNC_S = 10.0
+
+    def _sync(self, outcome: dict) -> None:
+        """Every event of the run read before it is picked; if the reader does
+        not catch up (a loaded machine), the outcome says its trace may lack some."""
+        if not self.instance.sync(self.SYNC_S):
+            outcome["trace_incomplete"] = f"the trace reader did not catch up within {self.SYNC_S:g} s"
+
     def wrap_run_one(self, run_one):
         def traced(cell):
             if self.instance is None:
                 return self.untraced(run_one(cell))
             t0 = time.monotonic_ns()
             outcome = run_one(cell)
-            self.instance.sync()
+            self._sync(outcome)
             pid = (outcome.get("probe") or {}).get("pid")
             if not pid:  # no probe ran (unsupported, error): nothing to follow
                 outcome["trace"] = []
@@ -508,7 +518,7 @@ class RunTracer:
             if not pid:
                 outcome["trace"] = []
                 return add(cell, outcome)
-            self.instance.sync()
+            self._sync(outcome)
             t1 = time.monotonic_ns()
             t0 = t1 - int((outcome.get("wall_us") or 0) * 1000) - RUN_MARGIN_NS
             window = [e for e in self.instance.take() if t0 <= e["t_ns"] <= t1]
@@ -586,11 +596,13 @@ def watch(pid: int, seconds: float, out=None) -> dict:
     who sent what, and what the kernel did with it — then a summary, which is
     also returned. Ends after `seconds` or when the process goes away."""
     out = out or sys.stdout
-    if pid <= 0 or not _pid_alive(pid):
-        raise BadInput(f"no process with pid {pid}")
+    # Availability first: on Windows os.kill(pid, 0), _pid_alive's probe, is
+    # TerminateProcess(pid, 0).
     root, reason = availability()
     if root is None:
         raise MissingDependency(f"cannot trace signals here: {reason}")
+    if pid <= 0 or not _pid_alive(pid):
+        raise BadInput(f"no process with pid {pid}")
     pidfd = os.pidfd_open(pid)
     tracked = _descendants(pid)
     summary = {"pid": pid, "comm": _comm(pid), "generated": {}, "taken": {}, "ended": "deadline"}

@@ -294,8 +294,8 @@ def test_a_jupyter_cell_records_who_sent_it_and_the_thread_that_took_it(sigprobe
 
 
 def test_evicted_task_names_are_asked_of_proc():
-    """Under process churn ftrace's pid-indexed caches lose entries (<...>, -------):
-    a thread that still runs is named from /proc, one that is gone stays unknown."""
+    """Under process churn ftrace's caches lose entries (<...>, -------): a thread that
+    still runs is named from /proc with its tgid, one that is gone stays unknown (tgid: its tid)."""
     line = ("           <...>-{tid} (-------) [001] d..2. 12345.678901: signal_deliver: sig=2 errno=0 code=128 "
             "sa_handler=55d0c0c0 sa_flags=14000000")
     tid = threading.get_native_id()

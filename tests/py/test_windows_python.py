@@ -123,6 +123,15 @@ def test_text_report(targets):
         assert line in out.splitlines(), line
 
 
+def test_watch_is_refused_on_windows_after_the_report(targets):
+    """--watch traces with Linux's tracefs: on Windows the report, then one line and exit 2 (and the
+    doctor does not end itself: os.kill(pid, 0) there is TerminateProcess)."""
+    t = targets["watch"]
+    assert t["rc"] == 2
+    assert "Conclusions" in t["stdout"]
+    assert t["stderr"].strip() == "sigprobe: cannot trace signals here: tracefs is Linux-only (this is win32)"
+
+
 def test_pid_that_has_exited(targets):
     t = targets["gone"]
     assert t["rc"] == 2

@@ -9,7 +9,8 @@ detached (DETACHED_PROCESS: no console), jpy-event (an inherited auto-reset
 event in JPY_INTERRUPT_EVENT and a handle to this process in JPY_PARENT_PID,
 as jupyter_client's launcher does), jpy-not-inherited (the same variables, the
 handles not inherited), self-new-group (doctor on itself, started in a new
-group), gone (a pid that has exited).
+group), gone (a pid that has exited), watch (--watch, which traces with
+Linux's tracefs).
 """
 import ctypes
 import json
@@ -86,6 +87,7 @@ def main():
         results["self-new-group"] = doctor("--json", creationflags=CREATE_NEW_PROCESS_GROUP)
         gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
         results["gone"] = doctor("--pid", gone.stdout.strip())
+        results["watch"] = doctor("--watch", "1")
         results["setup"] = {"pid": os.getpid(), "event": event, "parent_handle": parent}
     finally:
         for p in procs:
