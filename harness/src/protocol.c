@@ -47,6 +47,20 @@ const char *sp_console_event_name(unsigned long type) {
 }
 #endif
 
+int sp_report_tcp_port(const char *where, bool allow_any) {
+  static const char host[] = SP_REPORT_TCP_PREFIX "127.0.0.1:";
+  if (strncmp(where, host, sizeof host - 1) != 0) return -1;
+  const char *p = where + sizeof host - 1;
+  long port = 0;
+  if (!*p || strlen(p) > 5) return -1;
+  for (; *p; p++) {
+    if (*p < '0' || *p > '9') return -1;
+    port = port * 10 + (*p - '0');
+  }
+  if (port > 65535 || (port == 0 && !allow_any)) return -1;
+  return (int)port;
+}
+
 int sp_signal_parse(const char *name) {
   for (size_t i = 0; i < SP_ARRAY_LEN(signals); i++)
     if (strcmp(signals[i].name, name) == 0) return signals[i].signo;

@@ -123,3 +123,15 @@ Test(protocol, extra_members_are_spliced_into_the_line) {
   char tiny[40];
   cr_assert_eq(sp_event_encode_extra(&ev, "\"x\":1", tiny, sizeof tiny), SP_EINVAL);
 }
+
+Test(protocol, tcp_report_addresses_are_loopback_ports_only) {
+  cr_assert_eq(sp_report_tcp_port("tcp:127.0.0.1:54321", false), 54321);
+  cr_assert_eq(sp_report_tcp_port("tcp:127.0.0.1:65535", false), 65535);
+  cr_assert_eq(sp_report_tcp_port("tcp:127.0.0.1:0", true), 0); /* the runner: any free port */
+  cr_assert_eq(sp_report_tcp_port("tcp:127.0.0.1:0", false), -1); /* the probe needs the real one */
+  const char *bad[] = {"tcp:127.0.0.1:65536", "tcp:127.0.0.1:", "tcp:127.0.0.1:80x", "tcp:127.0.0.1:-1",
+                       "tcp:10.0.0.1:80",     "tcp:localhost:80", "unix:/tmp/x",      "tcp:127.0.0.1:123456",
+                       "tcp:127.0.0.1: 80",   ""};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    cr_assert_eq(sp_report_tcp_port(bad[i], true), -1, "accepted '%s'", bad[i]);
+}

@@ -71,6 +71,8 @@
 #ifndef SIGPROBE_PROTOCOL_H
 #define SIGPROBE_PROTOCOL_H
 
+#include <stdbool.h>
+
 #include "sigprobe/common.h"
 
 #define SP_LINE_MAX 4096
@@ -165,5 +167,10 @@ const char *sp_console_event_name(unsigned long type);
 #endif
 /* Returns the signal number for a name, or SP_EINVAL. */
 int sp_signal_parse(const char *name);
+
+/* The port of a loopback TCP report address, tcp:127.0.0.1:PORT (loopback
+ * only, nothing after the port; PORT 0, "any free port", only if allow_any),
+ * or -1. */
+int sp_report_tcp_port(const char *where, bool allow_any);
 
 #endif

@@ -398,11 +398,8 @@ static int open_socket_channel(const char *where, sp_error *err) {
   int len, family;
   WSADATA wsa;
   if (strncmp(where, SP_REPORT_TCP_PREFIX, strlen(SP_REPORT_TCP_PREFIX)) == 0) {
-    unsigned port;
-    char host[16], extra;
-    if (sscanf(where + strlen(SP_REPORT_TCP_PREFIX), "%15[0-9.]:%u%c", host, &port, &extra) != 2 ||
-        strcmp(host, "127.0.0.1") != 0 || port == 0 || port > 65535)
-      return sp_fail(err, SP_EINVAL, "SIGPROBE_REPORT=%s: a TCP channel is tcp:127.0.0.1:PORT", where);
+    int port = sp_report_tcp_port(where, false);
+    if (port < 0) return sp_fail(err, SP_EINVAL, "SIGPROBE_REPORT=%s: a TCP channel is tcp:127.0.0.1:PORT", where);
     memset(&in, 0, sizeof in);
     in.sin_family = AF_INET;
     in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

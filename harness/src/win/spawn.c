@@ -393,10 +393,8 @@ static int bind_listener(sp_proc *p, const char *where, sp_error *err) {
   if (strncmp(where, SP_REPORT_TCP_PREFIX, strlen(SP_REPORT_TCP_PREFIX)) == 0) {
     struct sockaddr_in in;
     int len = (int)sizeof in;
-    unsigned port;
-    char host[16], extra;
-    if (sscanf(where + strlen(SP_REPORT_TCP_PREFIX), "%15[0-9.]:%u%c", host, &port, &extra) != 2 ||
-        strcmp(host, "127.0.0.1") != 0 || port > 65535)
+    int port = sp_report_tcp_port(where, true);
+    if (port < 0)
       return sp_fail(err, SP_EINVAL, "--attach %s: a TCP endpoint must be tcp:127.0.0.1:PORT (loopback only)", where);
     memset(&in, 0, sizeof in);
     in.sin_family = AF_INET;
