@@ -289,7 +289,12 @@ def run_strategy(m, helper, label, strategy, nogil, loop_ms, call):
                 time.sleep(0.005)
     except KeyboardInterrupt:  # landed after the call returned
         t_ki, ki = now_ns(), ki or "after-return"
-    helper.until_closed(timeout, events)
+    while True:  # this run's events, all of them, whatever lands meanwhile
+        try:
+            helper.until_closed(timeout, events)
+            break
+        except KeyboardInterrupt:
+            t_ki, ki = t_ki or now_ns(), ki or "after-return"
     return _row(label, strategy, nogil, result, ki, t_ki, events, error)
 
 
@@ -348,8 +353,6 @@ def _windows_sender(delay_ms):
         os.close(r)
         os.close(w)
         raise
-    finally:
-        os.set_handle_inheritable(rh, False)
     os.close(r)  # the helper holds the read end now
     out = {"pid": os.getpid(), "delivery": "set-event", "event": event,
            "event_auto_reset": fact.get("auto_reset")}
