@@ -333,10 +333,7 @@ def gather(pid: int | None = None, inherited: dict | None = None, source: str | 
     problems: list[str] = []
     if os.name == "nt":
         from . import doctor_win
-        try:
-            facts = doctor_win.gather(pid, own)
-        except doctor_win.NoSuchProcess as e:
-            raise NoSuchProcess(str(e)) from None
+        facts = doctor_win.gather(pid, own)
         facts["jupyter"] = _jupyter(facts, facts["problems"])
         return {k: v for k, v in facts.items() if not k.startswith("_")}
     if source != "ps" and Path(f"/proc/{pid}/status").exists() and Path("/proc/self/status").exists():

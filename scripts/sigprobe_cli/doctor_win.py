@@ -34,6 +34,8 @@ import sys
 from ctypes import wintypes
 from pathlib import Path
 
+from .doctor import NoSuchProcess, _fmt_members, _kernel, _kv
+
 PROCESS_QUERY_INFORMATION = 0x0400
 PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
 PROCESS_VM_READ = 0x0010
@@ -59,10 +61,6 @@ ENV_LIMIT = 1 << 20
 ATTACH_ERRORS = {ERROR_INVALID_HANDLE: "the process has no console",
                  ERROR_INVALID_PARAMETER: "no such process",
                  ERROR_ACCESS_DENIED: "access denied (the helper already had a console, or another user's process)"}
-
-
-class NoSuchProcess(Exception):
-    """The pid names no running process."""
 
 
 # ---- the Win32 calls, declared once (handles are pointer-sized) -------------
@@ -365,8 +363,7 @@ def _console_of(pid: int, problems: list) -> dict | None:
         return None
 
 
-def _process_names(pids: list[int]) -> list[dict]:
-    api = _Api()
+def _process_names(api: _Api, pids: list[int]) -> list[dict]:
     out = []
     for p in pids:
         h = api.k32.OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, False, p)
@@ -431,7 +428,7 @@ def gather(pid: int, own: bool) -> dict:
     console = _console_here(api) if own else _console_of(pid, problems)
     if console is not None:
         if console.get("attached"):
-            console["processes"] = _process_names(console["processes"])
+            console["processes"] = _process_names(api, console["processes"])
         facts["console"] = console
     facts["problems"] = problems
     return facts
@@ -455,21 +452,12 @@ def _handle(f, var):
     return next((h for h in f.get("handles", []) if h["variable"] == var), None)
 
 
-def _kernel(f):
-    return f.get("jupyter", {}).get("kernel", False)
-
-
 def _mode(f):
     return f.get("jupyter", {}).get("interrupt_mode")
 
 
 def _idle_python(f):
     return f.get("kernel_states", {}).get("idle", {}).get("python_handler")
-
-
-def _fmt(ps, limit=5):
-    s = ", ".join(f"{p['pid']} ({p['comm']})" for p in ps[:limit])
-    return s + (f" and {len(ps) - limit} more" if len(ps) > limit else "")
 
 
 def _event_words(h):
@@ -505,7 +493,7 @@ RULES = [
     ("console-shared",
      lambda f: bool(_others(f)),
      lambda f: f"A Ctrl+C typed in its console, or GenerateConsoleCtrlEvent(CTRL_C_EVENT, 0) from any process "
-               f"on it, also reaches {len(_others(f))} other process(es): {_fmt(_others(f))}.",
+               f"on it, also reaches {len(_others(f))} other process(es): {_fmt_members(_others(f))}.",
      lambda f: "GetConsoleProcessList of its console"),
     ("processed-input-off",
      lambda f: _attached(f) and _console(f).get("processed_input") is False,
@@ -563,11 +551,6 @@ RULES = [
 
 # ---- the Windows sections of the report ------------------------------------------
 
-def _kv(rows):
-    width = max(len(k) for k, _ in rows)
-    return [f"  {k:<{width}}  {v}" for k, v in rows]
-
-
 def sections(facts: dict) -> list[str]:
     lines = ["", "Process"]
     p = facts.get("process", {})
@@ -584,7 +567,7 @@ def sections(facts: dict) -> list[str]:
         lines.append(f"  none ({c['how']})")
     else:
         rows = [("attached", "yes"), ("window", "yes" if c.get("window") else "no (GetConsoleWindow is NULL)"),
-                ("processes on it", _fmt(c["processes"], 8) or "-")]
+                ("processes on it", _fmt_members(c["processes"], 8) or "-")]
         if "input_mode" in c:
             rows.append(("input mode", f"0x{c['input_mode']:x} (ENABLE_PROCESSED_INPUT "
                                        f"{'on' if c['processed_input'] else 'off'})"))

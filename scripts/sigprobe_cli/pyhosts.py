@@ -224,7 +224,7 @@ class JupyterSession:
             for line in self.proc.stdout:
                 msg = json.loads(line)
                 if msg.get("ev") == "versions":
-                    versions = msg
+                    versions = {k: v for k, v in msg.items() if k != "ev"}
                     continue
                 cell, _ = next(it)
                 if msg.get("ev") == "error-outcome":
@@ -301,5 +301,4 @@ def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple
     finally:
         if session:
             session.close()
-    versions.pop("ev", None)
     return versions

@@ -134,6 +134,4 @@ def run_kernel_cells(build: Path, env: dict, runs: list, window_scale: float, on
     session = pyhosts.JupyterSession(build / "sigprobe-run.exe", interp, build, window_scale,
                                      launch=["wine", str(exe)], path=winpython.wine_path,
                                      env={**env, "PYTHONUTF8": "1"}, attach="tcp", kernel_start_s=30)
-    versions = session.run(runs, on_outcome)
-    versions.pop("ev", None)
-    return versions
+    return session.run(runs, on_outcome)

@@ -32,8 +32,37 @@ def same_process(pid, pgid):
         return False
 
 
+def relay(line, run, delay_s, deliver):
+    """One report line of the probe: forwarded as {"ev":"probe"}; on the run's
+    first `ready`, delay_s later, deliver() interrupts and returns what to say
+    ({"ev":"delivered",..} or {"ev":"error",..}). `run` holds the run's state,
+    {"delivered": bool}. Returns the probe's event (None: not JSON). Shared
+    with _sender_win.py."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    say({"ev": "probe", "event": event})
+    if event.get("ev") == "ready" and not run["delivered"]:
+        run["delivered"] = True
+        time.sleep(delay_s)
+        say(deliver())
+    return event
+
+
+def interrupt(pid, pgid, delivery):
+    if not same_process(pid, pgid):
+        return {"ev": "error", "reason": f"pid {pid} is gone or left group {pgid}; nothing sent"}
+    t = time.monotonic_ns()
+    if delivery == "killpg":
+        os.killpg(pgid, signal.SIGINT)
+    else:
+        os.kill(pid, signal.SIGINT)
+    return {"ev": "delivered", "t_ns": t, "delivery": delivery, "sender_pid": os.getpid()}
+
+
 def serve(conn, pid, pgid, delivery, delay_s):
-    buf, delivered = b"", False
+    buf, run = b"", {"delivered": False}
     while True:
         r, _, _ = select.select([conn, 0], [], [], 30)
         if not r:
@@ -50,23 +79,7 @@ def serve(conn, pid, pgid, delivery, delay_s):
         buf += chunk
         while b"\n" in buf:
             line, buf = buf.split(b"\n", 1)
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            say({"ev": "probe", "event": event})
-            if event.get("ev") == "ready" and not delivered:
-                delivered = True
-                time.sleep(delay_s)
-                if not same_process(pid, pgid):
-                    say({"ev": "error", "reason": f"pid {pid} is gone or left group {pgid}; nothing sent"})
-                    continue
-                t = time.monotonic_ns()
-                if delivery == "killpg":
-                    os.killpg(pgid, signal.SIGINT)
-                else:
-                    os.kill(pid, signal.SIGINT)
-                say({"ev": "delivered", "t_ns": t, "delivery": delivery, "sender_pid": os.getpid()})
+            relay(line, run, delay_s, lambda: interrupt(pid, pgid, delivery))
 
 
 def main():

@@ -9,28 +9,34 @@ kernel's interrupt event. For every run it waits for the probe's `ready`,
 sleeps DELAY_MS, sets the event and prints {"ev":"delivered","t_ns":..}
 (time.perf_counter_ns: QueryPerformanceCounter, the probe's clock), forwards
 every probe event as {"ev":"probe","event":{..}} and prints {"ev":"closed"}
-when the run ends (done, unsupported or error). Standard library only. Stdin
-is its lifeline: EOF (the kernel side is done or gone) ends it.
+when the run ends (done, unsupported or error). Standard library only, and
+relay() of _sender.py. Stdin is its lifeline: EOF (the kernel side is done or
+gone) ends it.
 """
 import ctypes
-import json
 import msvcrt
 import os
 import sys
 import threading
 import time
 
+# Not always on sys.path by itself: an embeddable CPython's ._pth fixes it.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _sender import relay, say  # noqa: E402
+
 END_OF_RUN = ("done", "unsupported", "error")
-
-
-def say(obj):
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
 
 
 def lifeline():
     sys.stdin.buffer.read()
     os._exit(0)
+
+
+def set_event(k32, event):
+    t = time.perf_counter_ns()
+    if not k32.SetEvent(event):
+        return {"ev": "error", "reason": f"SetEvent({event}) failed with error {ctypes.get_last_error()}"}
+    return {"ev": "delivered", "t_ns": t, "delivery": "set-event", "sender_pid": os.getpid()}
 
 
 def main():
@@ -40,23 +46,11 @@ def main():
     threading.Thread(target=lifeline, daemon=True).start()
     reports = os.fdopen(msvcrt.open_osfhandle(pipe, os.O_RDONLY), "rb")
     say({"ev": "listening", "pid": os.getpid()})
-    delivered = False
+    run = {"delivered": False}
     for line in reports:  # EOF: the kernel closed its end
-        try:
-            ev = json.loads(line)
-        except ValueError:
-            continue
-        say({"ev": "probe", "event": ev})
-        if ev.get("ev") == "ready" and not delivered:
-            delivered = True
-            time.sleep(delay_s)
-            t = time.perf_counter_ns()
-            if not k32.SetEvent(event):
-                say({"ev": "error", "reason": f"SetEvent({event}) failed with error {ctypes.get_last_error()}"})
-                continue
-            say({"ev": "delivered", "t_ns": t, "delivery": "set-event", "sender_pid": os.getpid()})
-        elif ev.get("ev") in END_OF_RUN:
-            delivered = False
+        ev = relay(line, run, delay_s, lambda: set_event(k32, event))
+        if ev is not None and ev.get("ev") in END_OF_RUN:
+            run["delivered"] = False
             say({"ev": "closed"})
     return 0
 
