@@ -16,7 +16,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
-from . import bootstrap, cells as cellmod, native, pyhosts, render, results, wine
+from . import bootstrap, cells as cellmod, checkpoint, native, pyhosts, render, results, runlog, scratch, wine
 from . import trace as tracemod
 from .errors import BadInput, SigprobeError
 from .native import run_native
@@ -98,19 +98,24 @@ def build_parser() -> ArgumentParser:
     run = sub.add_parser("run", help="run cells, print the matrix, write the results document",
                          description="Runs the selected cells N times each, prints the matrix and writes "
                                      "results/<platform>.json and .md (or --out).")
-    run.add_argument("--platform", choices=["native", "windows-wine"], default="native",
+    run.add_argument("--platform", choices=["native", "windows-wine"],
                      help="native: this machine's cells, native, Python and Jupyter (default); windows-wine: "
                           "the Windows cells cross-built with MinGW-w64 and run under Wine (results/windows-wine.json)")
     run.add_argument("--only", action="append", metavar="GLOB",
                      help="only cells matching GLOB, e.g. 'linux/no-tty/*' (repeatable; default: all)")
-    run.add_argument("--repeat", type=bounded_int(1000), default=DEFAULT_REPEAT, metavar="N",
+    run.add_argument("--repeat", type=bounded_int(1000), metavar="N",
                      help=f"runs per cell (default {DEFAULT_REPEAT}); runs that disagree make the cell flaky")
     run.add_argument("-j", "--jobs", type=bounded_int(256), default=os.cpu_count() or 1, metavar="N",
                      help=f"cells run in parallel (default: the number of cores, {os.cpu_count()})")
     run.add_argument("--out", type=Path, metavar="FILE",
                      help="results document to write (default results/<platform>.json; the Markdown "
-                          "matrix goes beside it with .md)")
-    run.add_argument("--window-scale", type=positive_float, default=1.0, metavar="K",
+                          "matrix goes beside it with .md). It is rewritten as runs finish (at most 1 s "
+                          "apart), so an interrupted run leaves every finished run on disk")
+    run.add_argument("--resume", type=Path, metavar="FILE",
+                     help="finish the partial document FILE: only its missing runs, with its selection and "
+                          "settings (refused if this machine's interpreter, Jupyter or settings differ); "
+                          "writes FILE unless --out")
+    run.add_argument("--window-scale", type=positive_float, metavar="K",
                      help="multiply every waiting window by K (default 1; 10 checks that verdicts do "
                           "not depend on the windows)")
     run.add_argument("--python", metavar="PATH",
@@ -204,31 +209,9 @@ class Progress:
               f"{render.cell_text(cell)}", file=sys.stderr, flush=True)
 
 
-class Collector:
-    """Gathers outcomes per cell; a cell is finished (aggregated, reported)
-    when all its runs are in."""
-
-    def __init__(self, selected, repeat: int, progress: Progress):
-        self.order = {c.id: i for i, c in enumerate(selected)}
-        self.outcomes: dict[str, list[dict]] = {c.id: [] for c in selected}
-        self.repeat, self.progress = repeat, progress
-        self.finished: list[dict] = []
-
-    def add(self, cell, outcome: dict) -> None:
-        runs = self.outcomes[cell.id]
-        runs.append(outcome)
-        if len(runs) == self.repeat:
-            agg = results.aggregate(cell.id, runs)
-            self.finished.append(agg)
-            self.progress.cell_finished(agg)
-
-    def cells(self) -> list[dict]:
-        return sorted(self.finished, key=lambda c: self.order[c["id"]])
-
-
-def run_native_cells(selected, run_one, repeat: int, jobs: int, sink: Collector):
+def run_native_cells(runs: list, run_one, jobs: int, sink: checkpoint.Checkpoint):
     """Runs every (cell, repeat) pair through run_one(cell), `jobs` at a time."""
-    queue = iter([(c, i) for i in range(repeat) for c in selected])
+    queue = iter(runs)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         running = {}
         try:
@@ -253,6 +236,9 @@ def run_native_cells(selected, run_one, repeat: int, jobs: int, sink: Collector)
 
 
 def cmd_run(args) -> int:
+    prior = checkpoint.apply_resume(args, DEFAULT_REPEAT)
+    if prior is None:
+        return 0
     if args.platform == "windows-wine":
         if args.python or args.fresh_kernels:
             raise BadInput("--python and --fresh-kernels go with the native platform's Python and Jupyter cells")
@@ -266,15 +252,21 @@ def cmd_run(args) -> int:
                 return wine.run_kernel_cells(build, env, runs, args.window_scale, sink.add)
 
             return execute(args, selected, version["platform"] if "platform" in version else "windows-wine",
-                           version, lambda c: wine.run_cell(build, env, c, args.window_scale), kernel_cells)
+                           version, lambda c: wine.run_cell(build, env, c, args.window_scale), kernel_cells,
+                           prior=prior)
     native.check_window_scale(args.window_scale)
     runner = prepare(args.build_dir)
     selected = cellmod.select(catalog(runner), args.only)
     version = runner_version(runner)
     python = [c for c in selected if c.kind != "native"]
     interp = pyhosts.interpreter(args.python, args.build_dir) if python or args.python else None
-    window_ms, calibration = (native.calibrate_window_ms(args.build_dir / "sigprobe-baseline")
-                              if any(c.kind == "native" for c in selected) else (None, {}))
+    if args.resume and "window_ms" in args.resume_doc.get("settings", {}):
+        # The window the document's runs had, so that the runs pooled into a cell are alike.
+        old = args.resume_doc["settings"]
+        window_ms, calibration = old["window_ms"], {k: old[k] for k in ("window_ms", "calibration") if k in old}
+    else:
+        window_ms, calibration = (native.calibrate_window_ms(args.build_dir / "sigprobe-baseline")
+                                  if any(c.kind == "native" for c in selected) else (None, {}))
     run_one = lambda c: run_native(runner, c, args.window_scale, window_ms)  # noqa: E731
 
     # ---- --trace (trace.py): one private trace instance for the whole run ----
@@ -293,7 +285,7 @@ def cmd_run(args) -> int:
         try:
             return execute(args, selected, version.get("platform", "unknown"), version,
                            run_one, run_python if python else None, dict(interp.facts) if interp else {},
-                           settings=calibration)
+                           settings=calibration, prior=prior)
         finally:
             native.reap_orphans()
 
@@ -316,45 +308,86 @@ def check_writable(out: Path) -> None:
 
 
 def execute(args, selected, platform: str, version: dict, run_one, run_python, extra: dict | None = None,
-            settings: dict | None = None) -> int:
+            settings: dict | None = None, prior: dict | None = None) -> int:
     """Runs the selected cells (native ones through run_one, the Python and
-    Jupyter ones through run_python), prints the matrix, writes the document;
-    on SIGINT/SIGTERM it writes what finished, marked partial."""
+    Jupyter ones through run_python), prints the matrix, writes the document:
+    a checkpoint while it runs (checkpoint.py), every finished run kept on
+    SIGINT/SIGTERM/SIGHUP too, marked partial."""
     out = args.out or bootstrap.ROOT / "results" / f"{platform}.json"
     check_writable(out)
-    native_cells = [c for c in selected if c.kind == "native"]
-    python = [c for c in selected if c.kind != "native"]
-    sink = Collector(selected, args.repeat, Progress(len(selected), args.quiet))
-    t0 = time.monotonic()
-    print(f"sigprobe: {len(selected)} cells × {args.repeat} runs, {args.jobs} at a time", file=sys.stderr)
-    interrupted: Interrupted | None = None
+    for path in scratch.reap_stale():
+        print(f"sigprobe: removed {path}, left by a sigprobe run that was killed", file=sys.stderr)
     extra = dict(extra or {})
-    try:
-        run_native_cells(native_cells, run_one, args.repeat, args.jobs, sink)
-        if python:
-            runs = [(c, i) for i in range(args.repeat) for c in python]
-            extra.update(run_python(runs, sink))
-    except Interrupted as e:
-        interrupted = e
-    wall = time.monotonic() - t0
-
-    cells = sink.cells()
+    t0 = time.monotonic()
+    base_wall = float((args.resume_doc.get("settings") or {}).get("wall_s", 0)) if args.resume else 0.0
     settings = {"repeat": args.repeat, "jobs": args.jobs, "window_scale": args.window_scale,
-                "only": args.only or [], "fresh_kernels": args.fresh_kernels, "wall_s": round(wall, 3),
-                **(settings or {})}
-    if hasattr(run_one, "trace_settings"):  # --trace (trace.py)
-        settings.update(run_one.trace_settings())
-    machine = results.machine_info(version, {k: v for k, v in extra.items() if k not in ("missing", "platform")})
-    doc = results.document(platform, machine, settings, cells, partial=bool(interrupted))
-    results.write_atomically(out, results.dumps(doc))
+                "only": args.only or [], "fresh_kernels": args.fresh_kernels, **(settings or {})}
+
+    def header():
+        s = dict(settings, wall_s=round(base_wall + time.monotonic() - t0, 3))
+        if hasattr(run_one, "trace_settings"):  # --trace (trace.py)
+            s.update(run_one.trace_settings())
+        kernels = extra.get("kernels")
+        if kernels:
+            s["kernels"] = kernels
+        machine = results.machine_info(version, {k: v for k, v in extra.items()
+                                                 if k not in ("missing", "platform", "kernels")})
+        return platform, machine, s
+
+    if args.resume:
+        conflict = checkpoint.resume_conflict(args.resume_doc, *header())
+        if conflict:
+            raise BadInput(f"--resume {args.resume}: cannot continue it here: {conflict}")
+    sink = checkpoint.Checkpoint(out, selected, args.repeat, Progress(len(selected), args.quiet), header, prior)
+    todo = sink.todo()
+    native_runs = [(c, i) for c, i in todo if c.kind == "native"]
+    python_runs = [(c, i) for c, i in todo if c.kind != "native"]
+    print(f"sigprobe: {len(selected)} cells × {args.repeat} runs, {args.jobs} at a time"
+          + (f"; resuming {_rel(args.resume)}: {len(todo)} runs to go" if args.resume else ""), file=sys.stderr)
+    interrupted: Interrupted | None = None
+    with runlog.to(out.with_suffix(".log")) as logged, sink:
+        try:
+            run_native_cells(native_runs, run_one, args.jobs, sink)
+            if python_runs:
+                extra.update(run_python(python_runs, sink))
+        except Interrupted as e:
+            sink.seal()
+            interrupted = e
+    wall = time.monotonic() - t0
+    doc = sink.write(partial=bool(interrupted) or not sink.complete())
+    cells = doc["cells"]
     results.write_atomically(out.with_suffix(".md"), render.markdown(doc))
     print(render.text_matrix(cells))
-    print(f"sigprobe: {len(cells)} cells in {wall:.2f} s; wrote {_rel(out)} and {_rel(out.with_suffix('.md'))}",
-          file=sys.stderr)
+    print(f"sigprobe: {len(cells)} cells in {wall:.2f} s; wrote {_rel(out)} and {_rel(out.with_suffix('.md'))}"
+          f" ({sink.writes} checkpoints, {sink.write_s:.2f} s)", file=sys.stderr)
+    kernels = extra.get("kernels")
+    if kernels:
+        print("sigprobe: kernels: " + ", ".join(f"{n} {k}" for k, n in kernels.items()), file=sys.stderr)
+    if logged():
+        print(f"sigprobe: what kernels and interpreters printed ({logged()} lines): {_rel(out.with_suffix('.log'))}",
+              file=sys.stderr)
+    if out.parent.resolve() == (bootstrap.ROOT / "results").resolve():
+        regenerate_reference(out.parent)
     if interrupted:
-        print(f"sigprobe: interrupted by {interrupted}; the document is marked partial", file=sys.stderr)
+        print(f"sigprobe: interrupted by {interrupted}; the document is marked partial "
+              f"(`sigprobe run --resume {_rel(out)}` finishes it)", file=sys.stderr)
         return 128 + interrupted.signo
     return 0
+
+
+def regenerate_reference(results_dir: Path) -> None:
+    """A run that writes into results/ leaves it consistent: the reference is
+    regenerated from the documents there, the new one included."""
+    from . import report
+    try:
+        sources = report.load_sources(sorted(results_dir.glob("*.json")))
+        results.write_atomically(results_dir / "README.md", report.markdown(sources, results_dir))
+        results.write_atomically(results_dir / "reference.html", report.html_page(sources))
+    except BadInput as e:
+        print(f"sigprobe: the reference in {_rel(results_dir)}/ was not regenerated: {e}", file=sys.stderr)
+        return
+    print(f"sigprobe: regenerated {_rel(results_dir / 'README.md')} and {_rel(results_dir / 'reference.html')}",
+          file=sys.stderr)
 
 
 def cmd_bench(args) -> int:
@@ -518,8 +551,9 @@ def main(argv: list[str]) -> int:
         # Python it was started with (a user's own, on Windows too) inherits.
         if args.command != "doctor":
             bootstrap.reexec_in_venv(argv)
-        signal.signal(signal.SIGINT, _raise_interrupted)
-        signal.signal(signal.SIGTERM, _raise_interrupted)
+        for signo in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if signo is not None:
+                signal.signal(signo, _raise_interrupted)
         return {"list": cmd_list, "run": cmd_run, "bench": cmd_bench, "test": cmd_test,
                 "doctor": cmd_doctor, "trace": cmd_trace, **REPORT_COMMANDS}[args.command](args)
     except SigprobeError as e:

@@ -2,7 +2,7 @@
 verdict and median latency. The same table as text and as Markdown."""
 from __future__ import annotations
 
-from . import trace as tracemod
+from . import results, trace as tracemod
 
 
 def _order(values):
@@ -22,7 +22,8 @@ def cell_text(cell: dict | None) -> str:
     lat = cell.get("latency_us")
     if lat and cell["verdict"] in ("handled", "flaky"):
         v += f" {_fmt_us(lat['median'])}"
-    return v
+    incomplete = results.incomplete(cell)
+    return f"{v} ({incomplete})" if incomplete else v
 
 
 def _fmt_us(us: float) -> str:

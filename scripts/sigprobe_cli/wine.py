@@ -23,16 +23,7 @@ def ensure_tools() -> None:
     missing = [t for t in ("x86_64-w64-mingw32-gcc", "wine", "wineserver") if not shutil.which(t)]
     if not missing:
         return
-    cmd = ["apt-get", "install", "-y", "--no-install-recommends", *PACKAGES]
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise MissingDependency(f"the windows-wine cells need {', '.join(missing)}; install them with: "
-                                f"sudo {' '.join(cmd)}")
-    bootstrap.log(f"installing {' '.join(PACKAGES)} (about a minute, once)")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    if subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL).returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        if subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL).returncode != 0:
-            raise MissingDependency(f"apt-get could not install {' '.join(PACKAGES)}")
+    bootstrap.apt_install(PACKAGES, f"the windows-wine cells need {', '.join(missing)}", "(about a minute, once)")
 
 
 def env_for(build: Path) -> dict:
