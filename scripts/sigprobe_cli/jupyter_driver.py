@@ -187,7 +187,11 @@ class Pool:
             if self.closed:
                 raise RuntimeError("sigprobe is shutting down")
         km = KernelManager(kernel_name=f"sigprobe-{mode}", kernel_spec_manager=self.ksm)
-        path = os.path.join(self.log_dir, f"kernel-{mode}-{time.monotonic_ns()}.log")
+        # In the run's own directory (jupyter_client's default is a new file in
+        # the system's temporary directory, left there should the run be killed).
+        stamp = f"{mode}-{time.monotonic_ns()}"
+        km.connection_file = os.path.join(os.environ["JUPYTER_RUNTIME_DIR"], f"kernel-{stamp}.json")
+        path = os.path.join(self.log_dir, f"kernel-{stamp}.log")
         log = open(path, "wb")
         km.start_kernel(stdout=log, stderr=log)
         log.close()
@@ -259,15 +263,18 @@ class Pool:
     def shutdown_all(self):
         """Every kernel shut down and reaped, those still starting included:
         no kernel starts after this."""
-        with self.lock:
-            self.closed = True
-        for t, _ in list(self.spares.values()):
-            t.join()  # bounded: a start gives up after timeout_s (wait_for_ready)
-        with self.lock:
-            kernels = list(self.live)
-            self.live.clear()
-        for k in kernels:
-            k.shutdown()
+        for _ in range(2):
+            # First the kernels there are (a spare waiting for its kernel's
+            # first reply then fails at once), then, once no start is under
+            # way, any that finished starting meanwhile.
+            with self.lock:
+                self.closed = True
+                kernels = list(self.live)
+                self.live.clear()
+            for k in kernels:
+                k.shutdown()
+            for t, _ in list(self.spares.values()):
+                t.join()
 
 
 def write_kernelspecs(root, python, env):

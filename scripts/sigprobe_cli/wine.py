@@ -124,5 +124,5 @@ def run_kernel_cells(build: Path, env: dict, runs: list, window_scale: float, on
     interp = pyhosts.Interpreter(str(exe), pyext, {})
     session = pyhosts.JupyterSession(build / "sigprobe-run.exe", interp, build, window_scale,
                                      launch=["wine", str(exe)], path=winpython.wine_path,
-                                     env={**env, "PYTHONUTF8": "1"}, attach="tcp", kernel_start_s=30)
+                                     env={**env, "PYTHONUTF8": "1"}, attach="tcp")
     return session.run(runs, on_outcome)
