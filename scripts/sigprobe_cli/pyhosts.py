@@ -206,7 +206,6 @@ class JupyterSession:
         return {"runner": self.path(self.runner), "pyext_dir": self.path(self.interp.pyext_dir), "runs": items,
                 "ready_ms": int(8000 * scale), "window_ms": int(100 * scale), "deadline_ms": int(10000 * scale),
                 "kernel_timeout_s": 8 * scale, "kernel_start_timeout_s": KERNEL_START_S * scale,
-                "reply_quiet_s": 0.5 * scale,
                 "fresh_kernels": self.fresh, "attach": self.attach}
 
     def run(self, runs: list[tuple[Cell, int]], on_outcome) -> dict:
