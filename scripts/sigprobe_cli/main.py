@@ -22,6 +22,9 @@ from .errors import BadInput, SigprobeError
 from .native import run_native
 
 DEFAULT_REPEAT = 3
+# A cell whose runs disagree gets more runs, up to this many, so that its
+# proportions are known (the kernel picks the thread a SIGINT lands on).
+FLAKY_RUNS = 20
 SCRIPT_PATH = bootstrap.ROOT / "scripts" / "sigprobe"
 
 
@@ -199,14 +202,18 @@ def cmd_list(args) -> int:
 class Progress:
     def __init__(self, total: int, quiet: bool):
         self.total, self.done, self.quiet = total, 0, quiet
+        self.reported: set[str] = set()
         self.t0 = time.monotonic()
 
     def cell_finished(self, cell: dict) -> None:
-        self.done += 1
+        """A cell with all its runs; again, with its extra runs, when it was flaky."""
+        again = cell["id"] in self.reported
+        self.reported.add(cell["id"])
+        self.done += not again
         if self.quiet:
             return
-        print(f"[{self.done:>{len(str(self.total))}}/{self.total}] {cell['id']:<44} "
-              f"{render.cell_text(cell)}", file=sys.stderr, flush=True)
+        head = f"{len(cell['runs'])} runs" if again else f"{self.done:>{len(str(self.total))}}/{self.total}"
+        print(f"[{head}] {cell['id']:<44} {render.cell_text(cell)}", file=sys.stderr, flush=True)
 
 
 def run_native_cells(runs: list, run_one, jobs: int, sink: checkpoint.Checkpoint):
@@ -322,6 +329,8 @@ def execute(args, selected, platform: str, version: dict, run_one, run_python, e
     base_wall = float((args.resume_doc.get("settings") or {}).get("wall_s", 0)) if args.resume else 0.0
     settings = {"repeat": args.repeat, "jobs": args.jobs, "window_scale": args.window_scale,
                 "only": args.only or [], "fresh_kernels": args.fresh_kernels, **(settings or {})}
+    if args.repeat < FLAKY_RUNS:
+        settings["flaky_runs"] = FLAKY_RUNS
 
     def header():
         s = dict(settings, wall_s=round(base_wall + time.monotonic() - t0, 3))
@@ -340,16 +349,25 @@ def execute(args, selected, platform: str, version: dict, run_one, run_python, e
             raise BadInput(f"--resume {args.resume}: cannot continue it here: {conflict}")
     sink = checkpoint.Checkpoint(out, selected, args.repeat, Progress(len(selected), args.quiet), header, prior)
     todo = sink.todo()
-    native_runs = [(c, i) for c, i in todo if c.kind == "native"]
-    python_runs = [(c, i) for c, i in todo if c.kind != "native"]
     print(f"sigprobe: {len(selected)} cells × {args.repeat} runs, {args.jobs} at a time"
           + (f"; resuming {_rel(args.resume)}: {len(todo)} runs to go" if args.resume else ""), file=sys.stderr)
     interrupted: Interrupted | None = None
+
+    def run(todo):
+        native_runs = [(c, i) for c, i in todo if c.kind == "native"]
+        python_runs = [(c, i) for c, i in todo if c.kind != "native"]
+        run_native_cells(native_runs, run_one, args.jobs, sink)
+        if python_runs:
+            extra.update(run_python(python_runs, sink))
+
     with runlog.to(out.with_suffix(".log")) as logged, sink:
         try:
-            run_native_cells(native_runs, run_one, args.jobs, sink)
-            if python_runs:
-                extra.update(run_python(python_runs, sink))
+            run(todo)
+            more = sink.more_for_flaky(FLAKY_RUNS) if args.repeat < FLAKY_RUNS else []
+            if more:
+                print(f"sigprobe: {len({c.id for c, _ in more})} cells' runs disagree: up to {FLAKY_RUNS} runs each, "
+                      f"{len(more)} more runs", file=sys.stderr)
+                run(more)
         except Interrupted as e:
             sink.seal()
             interrupted = e
