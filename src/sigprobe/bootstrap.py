@@ -1,22 +1,39 @@
-"""Setting up what a command needs: system packages, the project's virtual
-environment, the C build. Everything is checked first and installed only
-when missing, so a second run costs a few milliseconds."""
+"""Setting up a checkout of sigprobe: system packages, the project's virtual
+environment with sigprobe installed into it (editable), the extra C builds the
+suite uses. Everything is checked first and installed only when missing, so a
+second run costs a few milliseconds. An installed sigprobe needs none of it:
+only the commands that build or test sigprobe itself come here.
+
+scripts/sigprobe (the README's entry point) loads this package from src/ and
+calls main(): it makes .venv, installs sigprobe into it and runs the command
+there, so the suite runs what `pip install` gives users."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from .errors import BuildFailed, MissingDependency
+from . import paths
+from .errors import BuildFailed, MissingDependency, SigprobeError
 
-ROOT = Path(__file__).resolve().parents[2]
-VENV = ROOT / ".venv"
-REQUIREMENTS = ROOT / "requirements.txt"
-DEFAULT_BUILD = ROOT / "build"
-ASAN_BUILD = ROOT / "build-asan"
+ROOT = paths.source_root()  # None when sigprobe is installed, not run from a checkout
+_ROOT = ROOT or Path.cwd()  # only for the names below; checkout() guards their use
+VENV = _ROOT / ".venv"
+REQUIREMENTS = _ROOT / "requirements.txt"
+DEFAULT_BUILD = _ROOT / "build"
+ASAN_BUILD = _ROOT / "build-asan"
+
+
+def checkout(what: str) -> Path:
+    """The checkout's root, for what needs sigprobe's sources (building, testing)."""
+    if ROOT is None:
+        raise MissingDependency(f"{what} needs a clone of sigprobe's repository (this sigprobe is installed "
+                                f"from a wheel; run it there with scripts/sigprobe)")
+    return ROOT
 
 
 def log(msg: str) -> None:
@@ -146,7 +163,7 @@ def ensure_venv() -> Path:
     if py.exists() and stamp.exists() and stamp.read_text().strip() == want:
         return py
     if not py.exists():
-        log(f"creating the virtual environment {VENV.relative_to(ROOT)}/")
+        log("creating the virtual environment .venv/")
         try:
             import venv  # here: some Pythons (Windows' embeddable one) have no venv module
             venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
@@ -163,15 +180,69 @@ def ensure_venv() -> Path:
     return py
 
 
-def reexec_in_venv(argv: list[str]) -> None:
-    """Replaces this process with the same command under the venv's Python."""
+# What an editable install is built from: when none of it changed since the
+# last install, running a command costs a stat() of each file, not a pip run.
+# New or removed Python modules count too (the editable install maps each one).
+_INSTALL_INPUTS = ("pyproject.toml", "requirements.txt", "CMakeLists.txt", "cmake", "harness", "probes", "bench",
+                   "tests/CMakeLists.txt", "tests/c", "tests/fixtures", "tests/fuzz", "src")
+
+
+def _install_stamp(settings: dict) -> str:
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for name in _INSTALL_INPUTS:
+        top = ROOT / name
+        files = [top] if top.is_file() else sorted(p for p in top.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        for p in files:
+            st = p.stat()
+            # Python sources are served from the checkout: only their names matter.
+            h.update(f"{p.relative_to(ROOT)}:{'' if p.suffix == '.py' else f'{st.st_size}:{st.st_mtime_ns}'}\n".encode())
+    return h.hexdigest()
+
+
+def dev_settings(py: Path) -> dict:
+    """The editable install's scikit-build-core settings: the C build in build/
+    (also CTest's tree: the C tests and pytest with this venv registered)."""
+    return {"build-dir": str(DEFAULT_BUILD), "cmake.build-type": "Debug",
+            "cmake.define.SIGPROBE_TESTS": "ON" if os.name != "nt" else "OFF",
+            "cmake.define.SIGPROBE_VENV_PYTHON": str(py), "cmake.define.SIGPROBE_PYTHON": str(py),
+            "cmake.define.SIGPROBE_WERROR": "ON" if ci() else "OFF"}
+
+
+def ensure_dev_install() -> Path:
+    """.venv with the pinned requirements and sigprobe installed into it from
+    this checkout (editable: the Python sources stay here, the C parts are
+    built in build/ and installed into the package). Returns its Python."""
+    checkout("setting up .venv")
     py = ensure_venv()
-    if in_venv():
-        return
-    script = ROOT / "scripts" / "sigprobe"
+    settings = dev_settings(py)
+    stamp_file = VENV / ".sigprobe-install"
+    want = _install_stamp(settings)
+    if stamp_file.exists() and stamp_file.read_text().strip() == want:
+        return py
+    log("installing sigprobe into .venv (editable; the C side builds in build/)")
+    cmd = [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-build-isolation",
+           "--no-deps", "-e", str(ROOT), *[f"--config-settings={k}={v}" for k, v in settings.items()]]
+    r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if r.returncode != 0:
+        raise BuildFailed(f"pip install -e {ROOT} failed:\n{r.stdout[-4000:]}")
+    stamp_file.write_text(want + "\n")
+    return py
+
+
+def main(argv: list[str]) -> int:
+    """scripts/sigprobe: the command inside .venv, set up first."""
+    try:
+        ensure_system_packages(["build"])
+        py = ensure_dev_install()
+    except SigprobeError as e:
+        print(f"sigprobe: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    cmd = [str(py), "-m", "sigprobe", *argv]
     if os.name == "nt":  # no exec on Windows: run it and pass its status on
-        sys.exit(subprocess.call([str(py), str(script), *argv]))
-    os.execv(str(py), [str(py), str(script), *argv])
+        return subprocess.call(cmd)
+    os.execv(cmd[0], cmd)
 
 
 # ---- the C build -----------------------------------------------------------

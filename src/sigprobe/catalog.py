@@ -1,12 +1,28 @@
-"""The cell catalog and selection. A cell id is platform/host/strategy/delivery."""
+"""The catalog: cells, their selection, and the names sigprobe's documents use.
+
+A cell id is platform/host/strategy/delivery. The names have one source each:
+native cells are what the C runner lists (`sigprobe-run --list`, its C tables),
+the extension probe's strategies are its `STRATEGIES`, and the verdicts are
+VERDICTS below (the C side's sp_verdict names, checked by a test). Nothing else
+on the Python side keeps a copy (tests/py/test_package.py looks)."""
 from __future__ import annotations
 
 import fnmatch
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BadInput, BuildFailed
+
+# The verdict of one run, in the order of harness/src/outcome.c; a cell whose
+# runs disagree is FLAKY.
+VERDICTS = ("handled", "deferred", "killed", "ignored", "not-delivered", "lost", "hung", "unsupported", "error")
+FLAKY = "flaky"
+# The verdicts whose cells carry reasons (why they could not run, hung, or disagree).
+WITH_REASONS = ("unsupported", "error", "hung", FLAKY)
+# The strategies that take a signal without its delivery: they dequeue it.
+DEQUEUERS = frozenset({"sigwait-thread", "signalfd", "signalfd-thread"})
 
 
 @dataclass(frozen=True)
@@ -32,6 +48,20 @@ def native_cells(runner: Path) -> list[Cell]:
     if r.returncode != 0:
         raise BuildFailed(f"{runner} --list failed: {r.stderr.strip()}")
     return [parse_id(line) for line in r.stdout.split()]
+
+
+def pyext_strategies(pyext_dir: Path) -> list[str]:
+    """The extension probe's strategies, as its STRATEGIES lists them (the C table is the source)."""
+    from .remote.kernel_driver import load_pyext
+    try:
+        return list(load_pyext(str(pyext_dir)).STRATEGIES)
+    except ImportError as e:
+        raise BuildFailed(f"the extension probe is not built for {sys.executable}: {e}") from None
+
+
+def strategies(cells: list[Cell]) -> list[str]:
+    """The strategies of cells, in catalog order."""
+    return _names(cells, "strategy")
 
 
 def _names(cells: list[Cell], attr: str) -> list[str]:

@@ -36,6 +36,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from .catalog import DEQUEUERS
 from .errors import BadInput, MissingDependency
 
 # Where tracefs is (or is to be mounted); the environment override exists for
@@ -417,8 +418,6 @@ _COMPATIBLE = {
 }
 
 
-# Handlers that take a signal without signal delivery (they dequeue it).
-_DEQUEUERS = {"sigwait-thread", "signalfd", "signalfd-thread"}
 
 
 def agrees(verdict: str | None, s: dict, first_handler: str | None = None) -> bool | None:
@@ -427,7 +426,7 @@ def agrees(verdict: str | None, s: dict, first_handler: str | None = None) -> bo
         return None
     if verdict == "handled" and first_handler:
         # Sharper: the kernel must show the path of the handler that fired first.
-        ok = {"queued"} if first_handler in _DEQUEUERS else {"handler"}
+        ok = {"queued"} if first_handler in DEQUEUERS else {"handler"}
     return s["taken"] in ok
 
 

@@ -7,14 +7,37 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from . import cells as cellmod
-from .native import run_native
+from .. import paths
+from . import options
+
+
+def add_parsers(sub) -> None:
+    b = sub.add_parser("bench", help="measure latency against a C baseline, cell overhead and matrix wall time",
+                       description="Prints figures (never asserts them): kill → handler latency of sigprobe's "
+                                   "no-tty/sigaction/kill cell beside a minimal C baseline, the native cell "
+                                   "overhead, latency per delivery path, and the native matrix's wall time at "
+                                   "-j 1 and -j N with a verdict check against 10× longer windows.")
+    b.add_argument("--samples", type=options.bounded_int(100_000), default=200, metavar="N",
+                   help="samples per latency figure (default 200)")
+    options.add_json(b, "the figures")
+    options.add_build_dir(b)
+    b.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args) -> int:
+    from .list import prepare
+    build_dir = prepare(args.build_dir)
+    build_args = ["--build-dir", str(build_dir)] if args.build_dir else []
+    with tempfile.TemporaryDirectory(prefix="sigprobe-bench-") as scratch:
+        figures = run_bench(build_dir / paths.RUNNER, build_dir, build_args, args.samples, Path(scratch))
+    print(json.dumps(figures, indent=2) if args.json else render(figures))
+    return 0
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -23,6 +46,7 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def summary(values: list[float]) -> dict:
+    import statistics
     return {"n": len(values), "min": round(min(values), 3), "median": round(statistics.median(values), 3),
             "p99": round(_pct(values, 0.99), 3), "max": round(max(values), 3)}
 
@@ -37,6 +61,8 @@ def baseline_latency_us(build_dir: Path, samples: int, fork_only: bool = False) 
 def cell_samples(runner: Path, cell_id: str, samples: int) -> tuple[list[float], list[float], list[float]]:
     """Latency (µs), runner-internal spawn → verdict (ms), and the whole
     process round trip as a caller sees it (ms)."""
+    from .. import catalog as cellmod
+    from ..runners.native import run_native
     cell = cellmod.parse_id(cell_id)
     lat, inner, outer = [], [], []
     for _ in range(samples):
@@ -53,19 +79,22 @@ def cell_samples(runner: Path, cell_id: str, samples: int) -> tuple[list[float],
 NATIVE = ["--only", "*/tty/*", "--only", "*/no-tty/*", "--only", "*/background/*"]
 
 
-def matrix_wall(jobs: int, window_scale: float, build_dir: Path, only: list[str], repeat: int) -> tuple[float, dict]:
-    from .main import SCRIPT_PATH
+def matrix_wall(jobs: int, window_scale: float, build_args: list[str], only: list[str], repeat: int,
+                scratch: Path) -> tuple[float, dict]:
+    """The wall time of `sigprobe run` (this package, this interpreter) and its document."""
     name = "native" if only else "default"
-    out = build_dir / f"bench-{name}-r{repeat}-j{jobs}-w{window_scale:g}.json"
+    out = scratch / f"bench-{name}-r{repeat}-j{jobs}-w{window_scale:g}.json"
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, str(SCRIPT_PATH), "run", "--quiet", "--repeat", str(repeat), "-j", str(jobs),
-                    "--window-scale", str(window_scale), "--build-dir", str(build_dir), "--out", str(out), *only],
+    subprocess.run([sys.executable, "-m", "sigprobe", "run", "--quiet", "--repeat", str(repeat), "-j", str(jobs),
+                    "--window-scale", str(window_scale), *build_args, "--out", str(out), *only],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall = time.perf_counter() - t0
     return wall, json.loads(out.read_text())
 
 
-def run_bench(runner: Path, build_dir: Path, samples: int) -> dict:
+def run_bench(runner: Path, build_dir: Path, build_args: list[str], samples: int, scratch: Path) -> dict:
+    import statistics
+
     # Interleaved in chunks, so that both see the same moments of a noisy machine.
     base, warm, lat, inner, outer = [], [], [], [], []
     chunk = 20
@@ -90,13 +119,13 @@ def run_bench(runner: Path, build_dir: Path, samples: int) -> dict:
     jobs = os.cpu_count() or 1
     verdicts = lambda d: {c["id"]: c["verdict"] for c in d["cells"]}  # noqa: E731
     # The native matrix, --repeat 3: serial, parallel, and with 10x windows.
-    n1, d1 = matrix_wall(1, 1.0, build_dir, NATIVE, 3)
-    nN, dN = matrix_wall(jobs, 1.0, build_dir, NATIVE, 3)
-    n10, d10 = matrix_wall(jobs, 10.0, build_dir, NATIVE, 3)
+    n1, d1 = matrix_wall(1, 1.0, build_args, NATIVE, 3, scratch)
+    nN, dN = matrix_wall(jobs, 1.0, build_args, NATIVE, 3, scratch)
+    n10, d10 = matrix_wall(jobs, 10.0, build_args, NATIVE, 3, scratch)
     v1, vN, v10 = verdicts(d1), verdicts(dN), verdicts(d10)
     # The whole default matrix (native, Python, Jupyter), --repeat 1.
-    f1, _ = matrix_wall(1, 1.0, build_dir, [], 1)
-    fN, full = matrix_wall(jobs, 1.0, build_dir, [], 1)
+    f1, _ = matrix_wall(1, 1.0, build_args, [], 1, scratch)
+    fN, full = matrix_wall(jobs, 1.0, build_args, [], 1, scratch)
     per_path: dict[str, list[float]] = {}
     for c in full["cells"]:
         for r in c["runs"]:

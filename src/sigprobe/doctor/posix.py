@@ -9,9 +9,9 @@ Two steps, kept apart so other commands can reuse them (e.g. a future
 
 Conclusions come from RULES (data: an id, a test on the facts and a sentence
 naming the fact behind it), applied by conclude(facts). Everything is read
-from /proc on Linux, from `ps -o` elsewhere on POSIX; on Windows doctor_win
+from /proc on Linux, from `ps -o` elsewhere on POSIX; on Windows windows.py
 reads the console, the ignore-Ctrl+C flag and the Jupyter handles instead,
-with its own rules.
+with its own rules. The package (doctor/__init__.py) picks the platform.
 """
 from __future__ import annotations
 
@@ -23,11 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
-
-
-class NoSuchProcess(Exception):
-    """The pid names no process (or it ended while being read)."""
+from .common import SIGNALS, NoSuchProcess, _fmt_members, _kernel, _read_or_problem
 
 
 # ---- the inherited dispositions of this very process ----------------------
@@ -102,18 +98,6 @@ def _tty_name(tty_nr: int) -> str | None:
         except OSError:
             pass
     return f"tty {major}:{minor}"
-
-
-def _read_or_problem(read, what: str, problems: list):
-    try:
-        return read()
-    except PermissionError:
-        problems.append(f"{what}: not readable (permission denied: another user's process, or ptrace is restricted)")
-    except FileNotFoundError:
-        problems.append(f"{what}: gone (the process or thread ended while being read)")
-    except OSError as e:
-        problems.append(f"{what}: not readable ({e.strerror})")
-    return None
 
 
 def group_members(pgid: int) -> list[dict]:
@@ -237,105 +221,15 @@ def _gather_ps(pid: int, facts: dict, problems: list) -> None:
 
 # ---- Jupyter ---------------------------------------------------------------
 
-def _connection_file(cmdline: list[str]) -> str | None:
-    for i, a in enumerate(cmdline):
-        if a == "-f" and i + 1 < len(cmdline):
-            return cmdline[i + 1]
-        if a.startswith("--f="):
-            return a[4:]
-        if a.startswith("--IPKernelApp.connection_file="):
-            return a.split("=", 1)[1]
-    return None
-
-
-def _kernel_dirs(env: dict, cmdline: list[str]) -> list[Path]:
-    """Where jupyter_client looks for kernelspecs (jupyter_core.paths.jupyter_path),
-    rebuilt from the kernel's own environment where it was readable."""
-    dirs = []
-    for p in (env.get("JUPYTER_PATH") or os.environ.get("JUPYTER_PATH", "")).split(os.pathsep):
-        if p:
-            dirs.append(Path(p))
-    data = env.get("JUPYTER_DATA_DIR") or os.environ.get("JUPYTER_DATA_DIR")
-    if data:
-        dirs.append(Path(data))
-    home = env.get("HOME") or os.path.expanduser("~")
-    dirs.append(Path(home) / ".local/share/jupyter")
-    if cmdline:
-        exe = Path(cmdline[0])
-        if exe.is_absolute():
-            dirs.append(exe.parent.parent / "share/jupyter")
-        dirs.append(exe.parent / "share/jupyter")  # Windows: python.exe sits in the prefix itself
-    for var in ("APPDATA", "PROGRAMDATA"):  # jupyter_core's user and system paths on Windows
-        if env.get(var) or os.environ.get(var):
-            dirs.append(Path(env.get(var) or os.environ[var]) / "jupyter")
-    dirs += [Path(sys.prefix) / "share/jupyter", Path("/usr/local/share/jupyter"), Path("/usr/share/jupyter")]
-    return [d / "kernels" for d in dirs]
-
-
-def _jupyter(facts: dict, problems: list) -> dict:
-    cmdline, env = facts.get("cmdline", []), facts.get("_env", {})
-    evidence = []
-    if any("ipykernel_launcher" in a or a == "ipykernel" for a in cmdline):
-        evidence.append("cmdline runs ipykernel_launcher")
-    cf = _connection_file(cmdline)
-    if cf and (cf.endswith(".json") and "kernel" in os.path.basename(cf)):
-        evidence.append(f"cmdline names a connection file (-f {cf})")
-    if "JPY_PARENT_PID" in env:
-        evidence.append(f"environ has JPY_PARENT_PID={env['JPY_PARENT_PID']}")
-    out = {"kernel": bool(evidence), "evidence": evidence}
-    if not evidence:
-        if not facts.get("environ_readable"):
-            out["note"] = "environ not readable: JPY_PARENT_PID could not be checked"
-        return out
-    if cf:
-        path = Path(cf)
-        if not path.is_absolute() and facts.get("_cwd"):
-            path = Path(facts["_cwd"]) / path
-        out["connection_file"] = str(path)
-        conn = _read_or_problem(lambda: json.loads(path.read_text()), "connection file", problems)
-        if conn is not None and conn.get("kernel_name"):
-            out["kernel_name"] = conn["kernel_name"]
-    name = out.get("kernel_name")
-    if name:
-        for d in _kernel_dirs(env, cmdline):
-            spec_file = d / name / "kernel.json"
-            if spec_file.is_file():
-                try:
-                    spec = json.loads(spec_file.read_text())
-                except (OSError, ValueError):
-                    continue
-                out["kernelspec"] = str(spec_file)
-                if "interrupt_mode" in spec:
-                    out["interrupt_mode"] = spec["interrupt_mode"]
-                    out["interrupt_mode_source"] = f"kernelspec {spec_file}"
-                else:
-                    out["interrupt_mode"] = "signal"
-                    out["interrupt_mode_source"] = f"jupyter_client's default: kernelspec {spec_file} does not set it"
-                break
-    if "interrupt_mode" not in out:
-        out["interrupt_mode"] = "unknown"
-        why = ("the connection file names no kernel" if not name
-               else f"no kernelspec named {name!r} found") if cf else "no connection file on the command line"
-        out["interrupt_mode_source"] = f"{why}; jupyter_client's default is signal"
-    return out
-
-
 # ---- gather ----------------------------------------------------------------
 
-def gather(pid: int | None = None, inherited: dict | None = None, source: str | None = None) -> dict:
-    """Everything measurable about pid (default: this process) as a JSON-ready
-    dict. `inherited` (from snapshot_inherited()) replaces the dispositions
+def gather(pid: int, own: bool, inherited: dict | None = None, source: str | None = None) -> dict:
+    """Everything measurable about pid through /proc or `ps` as a JSON-ready
+    dict (the `_` keys feed the Jupyter detection and are dropped after). `inherited` (from snapshot_inherited()) replaces the dispositions
     of this process by the ones it was started with. `source` forces "ps"
     (the portable fallback) for testing it where /proc exists."""
-    own = pid is None or pid == os.getpid()
-    pid = os.getpid() if pid is None else pid
     facts: dict = {"pid": pid, "platform": sys.platform, "self": own}
     problems: list[str] = []
-    if os.name == "nt":
-        from . import doctor_win
-        facts = doctor_win.gather(pid, own)
-        facts["jupyter"] = _jupyter(facts, facts["problems"])
-        return {k: v for k, v in facts.items() if not k.startswith("_")}
     if source != "ps" and Path(f"/proc/{pid}/status").exists() and Path("/proc/self/status").exists():
         _gather_proc(pid, facts, problems)
     elif source != "ps" and Path("/proc/self/status").exists():
@@ -356,10 +250,7 @@ def gather(pid: int | None = None, inherited: dict | None = None, source: str | 
     # The doctor's own process is left out when it diagnoses another one.
     pgid = facts["process"]["pgid"]
     facts["group_members"] = [m for m in group_members(pgid) if own or m["pid"] != os.getpid()] if pgid else []
-    facts["jupyter"] = _jupyter(facts, problems)
     facts["problems"] = problems
-    for k in [k for k in facts if k.startswith("_")]:
-        del facts[k]
     return facts
 
 
@@ -373,18 +264,9 @@ def _others(f):
     return [m for m in f.get("group_members", []) if m["pid"] != f["pid"]]
 
 
-def _kernel(f):
-    return f.get("jupyter", {}).get("kernel", False)
-
-
 def _idle(f):
     """SIGINT between cells, where the caller (the IPython extension) measured it."""
     return f.get("kernel_states", {}).get("idle", {})
-
-
-def _fmt_members(ms, limit=5):
-    s = ", ".join(f"{m['pid']} ({m['comm']})" for m in ms[:limit])
-    return s + (f" and {len(ms) - limit} more" if len(ms) > limit else "")
 
 
 def _blocked_where(f, name):
@@ -500,99 +382,4 @@ RULES = [
 ]
 
 
-def conclude(facts: dict) -> list[dict]:
-    """The conclusions that apply, each with the fact behind it."""
-    if facts.get("source") == "unsupported":
-        return []
-    rules = RULES
-    if facts.get("platform") == "win32":
-        from . import doctor_win
-        rules = doctor_win.RULES
-    return [{"id": rid, "text": text(facts), "because": why(facts)}
-            for rid, applies, text, why in rules if applies(facts)]
-
-
 # ---- render ------------------------------------------------------------------
-
-def _kv(rows):
-    width = max(len(k) for k, _ in rows)
-    return [f"  {k:<{width}}  {v}" for k, v in rows]
-
-
-def render(facts: dict, conclusions: list[dict] | None = None) -> str:
-    if conclusions is None:
-        conclusions = conclude(facts)
-    lines = []
-    p = facts.get("process")
-    title = f"pid {facts['pid']} ({facts.get('comm', '?')})" + (" — this process" if facts.get("self") else "")
-    lines.append(f"sigprobe doctor: {title}, read from {facts.get('source')}")
-    if facts.get("cmdline"):
-        lines.append("  cmdline: " + " ".join(facts["cmdline"])[:300])
-    if facts.get("platform") == "win32":
-        from . import doctor_win
-        lines += doctor_win.sections(facts)
-    elif p:
-        lines.append("")
-        lines.append("Process")
-        tty = p["tty"] or "none"
-        fg = "" if p["foreground"] is None else (" (in its foreground group)" if p["foreground"]
-                                                  else " (not in its foreground group)")
-        lines += _kv([("pid / ppid", f"{p['pid']} / {p['ppid']}"),
-                      ("pgid", f"{p['pgid']}" + (" (leader)" if p["group_leader"] else "")),
-                      ("sid", f"{p['sid']}" + (" (leader)" if p["session_leader"] else "")),
-                      ("controlling tty", f"{tty}{fg}" + (f", tpgid {p['tpgid']}" if p["tty"] else "")),
-                      ("group members", _fmt_members(facts.get("group_members", []), 8) or "?")])
-    if facts.get("signals"):
-        lines.append("")
-        lines.append("Signals" + (" (as inherited at start-up)" if facts.get("inherited_note") else ""))
-        lines.append(f"  {'signal':<8} {'disposition':<12} {'blocked':<10} pending")
-        for name in SIGNALS:
-            s = facts["signals"][name]
-            blocked = s["blocked"]
-            now = f"  (now: {s['now']})" if s.get("now") and s["now"] != s["disposition"] else ""
-            lines.append(f"  {name:<8} {s['disposition']:<12} {blocked:<10} {'yes' if s['pending'] else 'no'}{now}")
-        if facts.get("inherited_note"):
-            lines.append(f"  ({facts['inherited_note']})")
-        threads = facts.get("threads")
-        if isinstance(threads, str):
-            lines.append(f"  per thread: {threads}")
-        elif threads and facts.get("threads_differ"):
-            lines.append("  per thread (they differ):")
-            for t in threads:
-                lines.append(f"    {t['tid']:>7} {t['name']:<16} blocked: {', '.join(t['blocked']) or '-'}"
-                             f"; pending: {', '.join(t['pending']) or '-'}")
-        elif threads:
-            lines.append(f"  {len(threads)} thread(s), all with the same blocked and pending signals")
-    j = facts.get("jupyter")
-    if j:
-        lines.append("")
-        lines.append("Jupyter")
-        if j["kernel"]:
-            rows = [("kernel", "yes: " + "; ".join(j["evidence"]))]
-            for k in ("connection_file", "kernel_name", "kernelspec"):
-                if k in j:
-                    rows.append((k.replace("_", " "), j[k]))
-            rows.append(("interrupt_mode", f"{j['interrupt_mode']} ({j['interrupt_mode_source']})"))
-            lines += _kv(rows)
-        else:
-            lines.append("  not a Jupyter kernel (no ipykernel_launcher, connection file or JPY_PARENT_PID)"
-                         + (f"; {j['note']}" if j.get("note") else ""))
-    for section in facts.get("extra_sections", []):
-        lines.append("")
-        lines.append(section["title"])
-        lines += [f"  {line}" for line in section["lines"]]
-    if facts.get("problems"):
-        lines.append("")
-        lines.append("Could not read")
-        lines += [f"  {pr}" for pr in facts["problems"]]
-    lines.append("")
-    lines.append("Conclusions")
-    for c in conclusions:
-        lines.append(f"  - {c['text']}")
-        lines.append(f"      (because: {c['because']})")
-    return "\n".join(lines)
-
-
-def report(facts: dict) -> dict:
-    """The JSON document: the facts and the conclusions."""
-    return {**facts, "conclusions": conclude(facts)}

@@ -19,7 +19,7 @@ The facts an interrupt depends on there, and where each is read:
     signalled now (NtQueryEvent, which consumes nothing), for a process which
     pid it is and whether it still runs.
 
-gather(pid, own) returns the facts; RULES turn them into conclusions (doctor.py
+gather(pid, own) returns the facts; RULES turn them into conclusions (doctor/__init__.py
 applies them and renders; sections(facts) are the Windows parts of the report).
 This module imports on any platform (the rules and the rendering are tested on
 Linux too); only gather() needs Windows.
@@ -34,7 +34,7 @@ import sys
 from ctypes import wintypes
 from pathlib import Path
 
-from .doctor import NoSuchProcess, _fmt_members, _kernel, _kv
+from .common import NoSuchProcess, _fmt_members, _kernel, _kv
 
 PROCESS_QUERY_INFORMATION = 0x0400
 PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
@@ -350,11 +350,20 @@ def console_helper(pid: int) -> int:
     return 0
 
 
+# The helper imports this module from the package it is part of, by the
+# package's location: an embeddable CPython's ._pth leaves no other way in.
+_HELPER = ("import importlib.util as u, sys\n"
+           "spec = u.spec_from_file_location('sigprobe', sys.argv[1] + '/__init__.py', "
+           "submodule_search_locations=[sys.argv[1]])\n"
+           "sys.modules['sigprobe'] = u.module_from_spec(spec)\n"
+           "spec.loader.exec_module(sys.modules['sigprobe'])\n"
+           "from sigprobe.doctor import windows\n"
+           "sys.exit(windows.console_helper(int(sys.argv[2])))\n")
+
+
 def _console_of(pid: int, problems: list) -> dict | None:
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); from sigprobe_cli import doctor_win; "
-            "sys.exit(doctor_win.console_helper(int(sys.argv[2])))")
     try:
-        r = subprocess.run([sys.executable, "-c", code, str(Path(__file__).resolve().parents[1]), str(pid)],
+        r = subprocess.run([sys.executable, "-c", _HELPER, str(Path(__file__).resolve().parents[1]), str(pid)],
                            capture_output=True, text=True, timeout=30, creationflags=DETACHED_PROCESS,
                            stdin=subprocess.DEVNULL)
         return json.loads(r.stdout.strip().splitlines()[-1])

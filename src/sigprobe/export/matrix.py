@@ -2,7 +2,8 @@
 verdict and median latency. The same table as text and as Markdown."""
 from __future__ import annotations
 
-from . import trace as tracemod
+from .. import trace as tracemod
+from ..catalog import WITH_REASONS
 
 
 def _order(values):
@@ -90,7 +91,7 @@ def markdown(doc: dict) -> str:
         for c in racy:
             lines.append(f"- `{c['id']}`: " + ", ".join(f"{h} {n}×" for h, n in c["first_handler"].items()))
         lines.append("")
-    reasons = [c for c in doc["cells"] if c["verdict"] in ("unsupported", "error", "hung", "flaky") and c.get("reasons")]
+    reasons = [c for c in doc["cells"] if c["verdict"] in WITH_REASONS and c.get("reasons")]
     if reasons:
         lines += ["## Reasons", ""]
         for c in reasons:

@@ -204,12 +204,6 @@ def fmt_us(us: float) -> str:
     return f"{us / 1000:.1f} ms" if us >= 1000 else f"{us:.0f} µs"
 
 
-def flaky_rate(cell: dict) -> str:
-    """`handled 2/3, deferred 1/3` for a flaky cell."""
-    total = sum(cell.get("counts", {}).values()) or 1
-    return ", ".join(f"{v} {n}/{total}" for v, n in sorted(cell.get("counts", {}).items(), key=lambda kv: -kv[1]))
-
-
 def unjudged_groups(f: Finding) -> list[tuple[str, str, str, list]]:
     """The cells that could not run, grouped by verdict and by their Wine note
     (or, without one, their reason): [(verdict, reason, note, [(source, cell)])]."""

@@ -1,4 +1,4 @@
-"""IPython extension: `%load_ext sigprobe`, then
+"""The IPython extension: `%load_ext sigprobe`, then
 
     %sigprobe doctor [--json]       the doctor report for this kernel, with SIGINT
                                     while a cell runs and between cells
@@ -10,16 +10,16 @@
                                     (default 3): runs that disagree make the
                                     strategy flaky
 
-Make it importable with sys.path.insert(0, "<repo>/scripts/sigprobe_ipython").
-The extension probe (sigprobe_pyext) is found through $SIGPROBE_PYEXT_DIR or
-the repository's build/pyext/.
+`%sigprobe --help` says the same. The extension probe (sigprobe_pyext) is the
+one installed in the package (built for this interpreter by the wheel), or
+the one in $SIGPROBE_PYEXT_DIR.
 """
 from __future__ import annotations
 
+import html
 import json
 import os
 import queue
-import shlex
 import shutil
 import signal
 import subprocess
@@ -29,15 +29,18 @@ import threading
 import time
 from pathlib import Path
 
-SCRIPTS = Path(__file__).resolve().parents[2]
-REPO = SCRIPTS.parent
-if str(SCRIPTS) not in sys.path:
-    sys.path.insert(0, str(SCRIPTS))
-from sigprobe_cli import doctor  # noqa: E402
+from IPython.core import magic_arguments
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+
+from .. import doctor, paths
+from ..catalog import VERDICTS
+from ..commands.options import bounded_int
+from ..doctor.common import _fmt_members
+from ..remote.kernel_driver import load_pyext
 
 IDLE_SAMPLE_AFTER_S = 0.25
-USAGE = ("usage: %sigprobe doctor [--json] | "
-         "%sigprobe selftest [--json] [--repeat N] [--loop-ms N] [--delay-ms N] [--import]")
+REMOTE = Path(__file__).resolve().parents[1] / "remote"
 
 
 # ---- SIGINT as this kernel has it now --------------------------------------
@@ -52,24 +55,23 @@ def _python_handler_name(h) -> str:
     return "other: " + getattr(h, "__qualname__", repr(h))
 
 
+def pyext_dir() -> Path:
+    """$SIGPROBE_PYEXT_DIR, else the package's own extension probe."""
+    return Path(os.environ.get("SIGPROBE_PYEXT_DIR") or paths.native_dir() / "pyext")
+
+
 def pyext_module():
-    """sigprobe_pyext from $SIGPROBE_PYEXT_DIR or <repo>/build/pyext, or None."""
-    if "sigprobe_pyext" in sys.modules:
-        return sys.modules["sigprobe_pyext"]
-    for d in (os.environ.get("SIGPROBE_PYEXT_DIR"), str(REPO / "build" / "pyext")):
-        if d and any(p.name.startswith("sigprobe_pyext.") for p in Path(d).glob("sigprobe_pyext.*")):
-            if d not in sys.path:
-                sys.path.insert(0, d)
-            import sigprobe_pyext
-            return sigprobe_pyext
-    return None
+    """sigprobe_pyext for this interpreter, or None."""
+    try:
+        return load_pyext(str(pyext_dir()))
+    except ImportError:
+        return None
 
 
 def how_to_build() -> str:
-    return ("the extension probe sigprobe_pyext is not built: run `scripts/sigprobe test` (or "
-            "`cmake -S probes/pyext -B build/pyext-mine -DPython3_EXECUTABLE=" + sys.executable +
-            " && cmake --build build/pyext-mine`) in " + str(REPO) + ", then set SIGPROBE_PYEXT_DIR to the "
-            "directory holding sigprobe_pyext*.so (default: " + str(REPO / "build" / "pyext") + ")")
+    return (f"the extension probe sigprobe_pyext is not built for this interpreter ({sys.executable}) in "
+            f"{pyext_dir()}: install the sigprobe wheel for it (pip install sigprobe), or point "
+            "SIGPROBE_PYEXT_DIR at a directory holding one (in a clone: scripts/sigprobe test builds build/pyext)")
 
 
 def sigint_now() -> dict:
@@ -158,8 +160,17 @@ def doctor_facts() -> dict:
 
 # ---- selftest -----------------------------------------------------------------
 
-STRATEGIES = ["c-handler-per-call", "check-signals", "self-pipe", "signalfd-thread", "none"]
-WINDOWS_STRATEGIES = ["c-handler-per-call", "check-signals", "self-pipe", "event-thread", "console-ctrl", "none"]
+# The extension's strategies that exist on one platform only (its run() says
+# `unsupported` elsewhere): the selftest runs a strategy where it can run.
+# c-handler-import installs its handler for the life of the process: asked for with --import.
+PLATFORM_ONLY = {"signalfd-thread": "linux", "event-thread": "win32", "console-ctrl": "win32"}
+
+
+def selftest_strategies(m) -> list[str]:
+    return [s for s in m.STRATEGIES
+            if s != "c-handler-import" and sys.platform.startswith(PLATFORM_ONLY.get(s, sys.platform))]
+
+
 # The probe's clock: CLOCK_MONOTONIC on POSIX, QueryPerformanceCounter on
 # Windows (time.monotonic is GetTickCount64 there, milliseconds).
 now_ns = time.perf_counter_ns if sys.platform == "win32" else time.monotonic_ns
@@ -178,7 +189,7 @@ def kernel_state() -> dict:
 
 
 class Helper:
-    """The sender process (_sender.py, _sender_win.py): one JSON event a line
+    """The sender process (remote/sender.py, remote/sender_win.py): one JSON event a line
     on its stdout, read by a thread so that waiting works alike everywhere."""
 
     def __init__(self, argv, **popen):
@@ -313,15 +324,15 @@ def _posix_sender(delay_ms):
     """SIGINT to this kernel's process group (to its pid when the group holds
     other processes) from a helper in its own session."""
     pid, pgid = os.getpid(), os.getpgid(0)
-    others = [mm for mm in doctor.group_members(pgid) if mm["pid"] != pid]
+    others = [mm for mm in doctor.posix.group_members(pgid) if mm["pid"] != pid]
     out = {"pid": pid, "pgid": pgid, "delivery": "killpg" if not others else "kill"}
     if others:
-        out["delivery_note"] = (f"the process group {pgid} holds other processes ({doctor._fmt_members(others)}): "
+        out["delivery_note"] = (f"the process group {pgid} holds other processes ({_fmt_members(others)}): "
                                 f"killpg would interrupt them too, so SIGINT went to this kernel's pid only")
     tmp = tempfile.mkdtemp(prefix="spst", dir="/tmp")  # short: Unix socket paths are limited
     sock = os.path.join(tmp, "r.sock")
     try:
-        helper = Helper([sys.executable, str(Path(__file__).with_name("_sender.py")), sock, str(pid), str(pgid),
+        helper = Helper([sys.executable, str(REMOTE / "sender.py"), sock, str(pid), str(pgid),
                          out["delivery"], str(delay_ms)], start_new_session=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -345,7 +356,8 @@ def _windows_sender(delay_ms):
     rh, wh = msvcrt.get_osfhandle(r), msvcrt.get_osfhandle(w)
     os.set_handle_inheritable(rh, True)
     try:
-        helper = Helper([sys.executable, str(Path(__file__).with_name("_sender_win.py")), str(rh), event,
+        # -m: an embeddable CPython's ._pth puts no script's directory on sys.path.
+        helper = Helper([sys.executable, "-m", "sigprobe.remote.sender_win", str(rh), event,
                          str(delay_ms)], close_fds=True,
                         startupinfo=subprocess.STARTUPINFO(lpAttributeList={"handle_list": [rh, int(event)]}),
                         creationflags=subprocess.CREATE_NO_WINDOW)
@@ -371,8 +383,7 @@ def selftest(loop_ms=1000, delay_ms=100, with_import=False, repeat=3) -> dict:
     saved_env = os.environ.get("SIGPROBE_REPORT")
     os.environ["SIGPROBE_REPORT"] = report
     try:
-        strategies = WINDOWS_STRATEGIES if sys.platform == "win32" else [
-            s for s in STRATEGIES if s != "signalfd-thread" or sys.platform.startswith("linux")]
+        strategies = selftest_strategies(m)
         run_all(out, [(m, helper, s, s, nogil, loop_ms, lambda s=s, nogil=nogil: m.run(s, loop_ms, nogil=nogil))
                       for _ in range(repeat) for s in strategies for nogil in (False, True)])
         _import_rows(helper, loop_ms, with_import, out, repeat)
@@ -433,11 +444,11 @@ def _import_rows(helper, loop_ms, with_import, out, repeat):
         run_all(out, runs("c-handler-import (imported before this cell)", sys.modules["sigprobe_pyext_import"]))
         return
     if not with_import:
-        out["import_note"] = ("c-handler-import not run: import sigprobe_pyext_import in an earlier cell and run "
-                              "the selftest again (or pass --import); importing installs its C handler for the "
+        out["import_note"] = ("c-handler-import not run: pass --import (then run the selftest again in a later "
+                              "cell for the next-cell case); importing installs its C handler for the "
                               "life of the process, so the selftest does not do it unasked")
         return
-    import sigprobe_pyext_import as mi
+    mi = load_pyext(str(pyext_dir()), "sigprobe_pyext_import")
     run_all(out, runs("c-handler-import (imported in this cell)", mi))
     # What the next cell does first: ipykernel's own pre_handler_hook, replayed
     # here; the cell's saved handler is kept so that this cell ends as usual.
@@ -518,32 +529,98 @@ def _ipython():
     return get_ipython()
 
 
-def sigprobe_magic(line: str):
-    args = shlex.split(line)
-    if not args or args[0] not in ("doctor", "selftest"):
-        print(USAGE)
-        return
-    as_json = "--json" in args
-    if args[0] == "doctor":
-        facts = doctor_facts()
-        print(json.dumps(doctor.report(facts), indent=2) if as_json else doctor.render(facts))
-        return
-    opts = {"loop_ms": 1000, "delay_ms": 100, "repeat": 3, "with_import": "--import" in args}
-    for flag, key in (("--loop-ms", "loop_ms"), ("--delay-ms", "delay_ms"), ("--repeat", "repeat")):
-        if flag in args:
-            try:
-                opts[key] = int(args[args.index(flag) + 1])
-                if opts[key] < (1 if key == "repeat" else 0):
-                    raise ValueError
-            except (IndexError, ValueError):
-                print(f"{flag} needs a number; {USAGE}")
-                return
-    r = selftest(**opts)
-    print(json.dumps(r, indent=2, default=repr) if as_json else render_selftest(r))
+class Report:
+    """What a subcommand found: plain text for a terminal (and `print`), an
+    HTML table for a notebook (self-contained: no script, no external style)."""
+
+    def __init__(self, text: str, rows: list[dict] | None = None, title: str = ""):
+        self.text, self.rows, self.title = text, rows, title
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(self.text)
+
+    def _repr_html_(self) -> str | None:
+        if not self.rows:
+            return f"<pre>{html.escape(self.text)}</pre>"
+        cols = list(self.rows[0])
+        head = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in cols)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(r[c]))}</td>" for c in cols) + "</tr>"
+                       for r in self.rows)
+        return (f"<div><p><b>{html.escape(self.title)}</b></p><table><thead><tr>{head}</tr></thead>"
+                f"<tbody>{body}</tbody></table><details><summary>text</summary><pre>{html.escape(self.text)}</pre>"
+                f"</details></div>")
+
+
+def selftest_rows(r: dict) -> list[dict]:
+    """The summary as table rows, one per (strategy, gil)."""
+    return [{"strategy": ln["strategy"], "gil": "nogil" if ln["nogil"] else "gil", "noticed": ln["noticed"],
+             "verdict": ln["verdict"] if ln["verdict"] in VERDICTS else f"{ln['verdict']} ({ln['counts']})",
+             "latency_us_median": ln.get("latency_us_median", "")} for ln in r.get("summary", [])]
+
+
+SELFTEST_ONLY = ("repeat", "loop_ms", "delay_ms", "with_import")
+DEFAULTS = {"repeat": 3, "loop_ms": 1000, "delay_ms": 100, "with_import": False}
+
+
+@magics_class
+class SigprobeMagics(Magics):
+    @magic_arguments.magic_arguments()
+    @magic_arguments.argument("-h", "--help", action="store_true", help="show this help")
+    @magic_arguments.argument("command", nargs="?", choices=("doctor", "selftest"),
+                              help="doctor: this kernel's interrupt handling, with the facts behind it; "
+                                   "selftest: interrupt this kernel the way its manager does while each of the "
+                                   "extension probe's strategies runs, and say which noticed")
+    @magic_arguments.argument("--json", action="store_true", help="print the result as JSON")
+    @magic_arguments.argument("--repeat", type=bounded_int(1000), metavar="N",
+                              help=f"selftest: runs per strategy (default {DEFAULTS['repeat']}); runs that "
+                                   "disagree make it flaky")
+    @magic_arguments.argument("--loop-ms", type=bounded_int(600_000), metavar="N",
+                              help=f"selftest: how long each native call loops at most (default {DEFAULTS['loop_ms']})")
+    @magic_arguments.argument("--delay-ms", type=bounded_int(600_000, low=0), metavar="N",
+                              help=f"selftest: the interrupt comes N ms after the probe is ready "
+                                   f"(default {DEFAULTS['delay_ms']})")
+    @magic_arguments.argument("--import", dest="with_import", action="store_true",
+                              help="selftest: also c-handler-import (installs a C SIGINT handler for the life of "
+                                   "the process)")
+    @line_magic
+    def sigprobe(self, line: str):
+        """Which interrupt handler fires in this kernel, and how fast."""
+        parser = self.sigprobe.parser
+        try:
+            args = parser.parse_argstring(line)
+        except ValueError as e:  # an unclosed quote
+            raise UsageError(f"%sigprobe: {e}") from None
+        if args.help:
+            print(parser.format_help())
+            return None
+        if args.command is None:
+            raise UsageError("%sigprobe needs a subcommand: doctor or selftest (see %sigprobe --help)")
+        given = {k: getattr(args, k) for k in SELFTEST_ONLY if getattr(args, k) not in (None, False)}
+        if args.command == "doctor":
+            if given:
+                flags = ", ".join("--" + ("import" if k == "with_import" else k.replace("_", "-")) for k in given)
+                raise UsageError(f"{flags}: only for %sigprobe selftest")
+            facts = doctor_facts()
+            if args.json:
+                print(json.dumps(doctor.report(facts), indent=2))
+                return None
+            return Report(doctor.render(facts), title="sigprobe doctor")
+        if not hasattr(self.shell, "kernel"):
+            raise UsageError("%sigprobe selftest interrupts the Jupyter kernel it runs in, and this IPython is not "
+                             "one (run it in a notebook or a kernel: pip install ipykernel)")
+        r = selftest(**{**DEFAULTS, **given})
+        if args.json:
+            print(json.dumps(r, indent=2, default=repr))
+            return None
+        return Report(render_selftest(r), selftest_rows(r), "sigprobe selftest: did each strategy notice the "
+                                                            "interrupt inside the native call?")
 
 
 def load_ipython_extension(ip):
-    ip.register_magic_function(sigprobe_magic, magic_kind="line", magic_name="sigprobe")
+    ip.register_magics(SigprobeMagics)
     ip.events.register("pre_execute", SAMPLER.pre_execute)
     ip.events.register("post_execute", SAMPLER.post_execute)
 

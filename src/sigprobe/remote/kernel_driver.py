@@ -18,6 +18,7 @@ frontend does (KernelManager.interrupt_kernel), then tells the runner when
 and what, and finally how the cell ended (execute_reply status, ename, where
 the KeyboardInterrupt was raised). The runner derives the verdict.
 """
+import inspect
 import json
 import os
 import select
@@ -34,6 +35,32 @@ WHERE_TAG = "SIGPROBE_WHERE="
 # Windows (where time.monotonic is GetTickCount64, in milliseconds).
 now_ns = time.perf_counter_ns if os.name == "nt" else time.monotonic_ns
 CHILD_TAG = "SIGPROBE_CHILD="
+
+
+def load_pyext(directory, name="sigprobe_pyext"):
+    """The extension probe's module `name` from directory, built for this
+    interpreter (its file name carries one of this interpreter's extension
+    suffixes), loaded by its path: nothing is put on sys.path. Registered in
+    sys.modules, so loading it again is importing it again: the same module.
+    ImportError when there is none for this interpreter."""
+    import importlib.machinery
+    import importlib.util
+    if name in sys.modules:
+        return sys.modules[name]
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        path = os.path.join(directory, name + suffix)
+        if os.path.isfile(path):
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[name]
+                raise
+            return module
+    raise ImportError(f"no {name} built for this interpreter in {directory} "
+                      f"(looked for {', '.join(importlib.machinery.EXTENSION_SUFFIXES)})")
 
 
 def emit(obj):
@@ -236,7 +263,7 @@ def probe_cell(run, report):
     s, nogil = run["pyext_strategy"], run["nogil"]
     call = (f"sigprobe_pyext_import.run(loop_ms={run['loop_ms']}, nogil={nogil})" if s == "c-handler-import"
             else f"sigprobe_pyext.run({s!r}, loop_ms={run['loop_ms']}, nogil={nogil})")
-    same_cell_import = "    import sigprobe_pyext_import\n" if run.get("same_cell") else ""
+    same_cell_import = f"    {IMPORT_CALL}\n" if run.get("same_cell") else ""
     # Where the KeyboardInterrupt of an interrupt the call did not notice is
     # raised: POSIX, at the next bytecode; Windows, once ipykernel's poller
     # thread has had the GIL to call interrupt_main(), so wait for it there
@@ -287,8 +314,14 @@ def child_cell(run, report):
             "__sp_child()\n")
 
 
+# The kernel loads the probe as load_pyext() does here (its source is sent
+# along): `import sigprobe_pyext_import` in the cells, without sys.path.
+IMPORT_CALL = "sigprobe_pyext_import = __sp_load_pyext(__sp_pyext_dir, 'sigprobe_pyext_import')"
+
+
 def setup_cell(pyext_dir):
-    return f"import sys\nsys.path.insert(0, {pyext_dir!r})\nimport sigprobe_pyext\n"
+    return (inspect.getsource(load_pyext).replace("def load_pyext(", "def __sp_load_pyext(") + "\n"
+            f"import os, sys\n__sp_pyext_dir = {pyext_dir!r}\nsigprobe_pyext = __sp_load_pyext(__sp_pyext_dir)\n")
 
 
 class Execution(threading.Thread):
@@ -374,7 +407,7 @@ def one_run(plan, pool, run, sock_dir, n):
                 return {"ev": "error-outcome", "id": run["id"], "reason": f"the kernel could not import the probe: {why}"}, None
             kernel.prepared = True
         if run.get("import_cell"):
-            ex = Execution(kernel.kc, "import sigprobe_pyext_import\n", plan["kernel_timeout_s"])
+            ex = Execution(kernel.kc, IMPORT_CALL + "\n", plan["kernel_timeout_s"])
             ex.run()
         sock = os.path.join(sock_dir, f"r{n}.sock")
         endpoint = "tcp:127.0.0.1:0" if plan.get("attach") == "tcp" else sock

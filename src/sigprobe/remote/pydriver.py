@@ -12,20 +12,21 @@ import json
 import os
 import sys
 
+from kernel_driver import load_pyext  # beside this script, which runs by its path
+
 
 def main() -> int:
     pyext_dir, strategy, nogil, loop_ms = sys.argv[1], sys.argv[2], sys.argv[3] == "1", int(sys.argv[4])
     # A private copy of the channel: the extension may close its own.
     channel = os.dup(int(os.environ["SIGPROBE_REPORT"]))
-    sys.path.insert(0, pyext_dir)
     where, exception = "nowhere", None
     try:
         if strategy == "c-handler-import":
-            import sigprobe_pyext_import as probe  # installs its C handler now
+            probe = load_pyext(pyext_dir, "sigprobe_pyext_import")  # installs its C handler now
 
             call = lambda: probe.run(loop_ms=loop_ms, nogil=nogil)  # noqa: E731
         else:
-            import sigprobe_pyext as probe
+            probe = load_pyext(pyext_dir)
 
             call = lambda: probe.run(strategy, loop_ms=loop_ms, nogil=nogil)  # noqa: E731
         outcome = call()

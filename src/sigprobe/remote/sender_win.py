@@ -2,7 +2,7 @@
 kernel the way jupyter_client does there, SetEvent on the kernel's
 JPY_INTERRUPT_EVENT, from another process.
 
-Usage: python _sender_win.py PIPE EVENT DELAY_MS
+Usage: python -m sigprobe.remote.sender_win PIPE EVENT DELAY_MS
 PIPE and EVENT are handle numbers this process inherited: the read end of the
 probe's report pipe (SIGPROBE_REPORT=<write end> in the kernel) and the
 kernel's interrupt event. For every run it waits for the probe's `ready`,
@@ -10,7 +10,7 @@ sleeps DELAY_MS, sets the event and prints {"ev":"delivered","t_ns":..}
 (time.perf_counter_ns: QueryPerformanceCounter, the probe's clock), forwards
 every probe event as {"ev":"probe","event":{..}} and prints {"ev":"closed"}
 when the run ends (done, unsupported or error). Standard library only, and
-relay() of _sender.py. Stdin is its lifeline: EOF (the kernel side is done or
+relay() of sender.py. Stdin is its lifeline: EOF (the kernel side is done or
 gone) ends it.
 """
 import ctypes
@@ -20,9 +20,7 @@ import sys
 import threading
 import time
 
-# Not always on sys.path by itself: an embeddable CPython's ._pth fixes it.
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _sender import relay, say  # noqa: E402
+from .sender import relay, say
 
 END_OF_RUN = ("done", "unsupported", "error")
 

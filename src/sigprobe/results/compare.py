@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import results
-from .errors import BadInput
-from .reference import flaky_rate
+from ..errors import BadInput
+from . import document as results
+from .document import flaky_rate
 
 
 def key_of(cell: dict, ignore_platform: bool) -> str:

@@ -10,18 +10,23 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from .errors import BadInput
+from ..catalog import FLAKY, VERDICTS
+from ..errors import BadInput
 
 SCHEMA = "sigprobe-results/1"
 # The full native + Python + Jupyter matrix at --repeat 10 is a few MiB.
 MAX_DOCUMENT_BYTES = 64 << 20
-VERDICTS = ("handled", "deferred", "killed", "ignored", "not-delivered", "lost", "hung",
-            "unsupported", "error")
 
 
 def first_latency_us(outcome: dict) -> float | None:
     fired = outcome.get("fired") or []
     return fired[0].get("latency_us") if fired else None
+
+
+def flaky_rate(cell: dict) -> str:
+    """`handled 2/3, deferred 1/3` for a flaky cell."""
+    total = sum(cell.get("counts", {}).values()) or 1
+    return ", ".join(f"{v} {n}/{total}" for v, n in sorted(cell.get("counts", {}).items(), key=lambda kv: -kv[1]))
 
 
 def aggregate(cell_id: str, runs: list[dict]) -> dict:
@@ -145,6 +150,6 @@ def load(path: Path) -> dict:
     if not isinstance(cells, list):
         raise BadInput(f"{path}: \"cells\" is missing or not a list")
     for i, c in enumerate(cells):
-        if not isinstance(c, dict) or not isinstance(c.get("id"), str) or c.get("verdict") not in (*VERDICTS, "flaky"):
+        if not isinstance(c, dict) or not isinstance(c.get("id"), str) or c.get("verdict") not in (*VERDICTS, FLAKY):
             raise BadInput(f"{path}: cell {i} lacks an id or a known verdict")
     return doc

@@ -10,8 +10,8 @@ import sys
 import threading
 from pathlib import Path
 
-from .cells import Cell
-from .errors import BadInput
+from ..catalog import Cell
+from ..errors import BadInput
 
 # The runner has its own deadlines (ready 2 s + delivery→exit 3 s, scaled by
 # SIGPROBE_TIMEOUT_MULTIPLIER); this outer bound only catches a runner bug.

@@ -1,7 +1,7 @@
 """The Python and Jupyter cells: the extension probe inside a plain
 interpreter (python-tty, python-no-tty, python-background: run by the C
 runner with --exec) and inside real kernels (jupyter, jupyter-message,
-jupyter-child: run by jupyter_driver.py under the interpreter measured)."""
+jupyter-child: run by kernel_driver.py under the interpreter measured)."""
 from __future__ import annotations
 
 import hashlib
@@ -13,20 +13,27 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import bootstrap
-from .cells import Cell
-from .errors import BadInput, BuildFailed
+from .. import bootstrap
+from ..catalog import Cell
+from ..errors import BadInput, BuildFailed
 from .native import Stopped, error_outcome, parse_outcome, run_runner, scaled_env, terminate_runners
 
-HERE = Path(__file__).resolve().parent
+REMOTE = Path(__file__).resolve().parents[1] / "remote"  # the scripts run inside the interpreter measured
 
-PY_BASE_STRATEGIES = ["c-handler-import", "c-handler-per-call", "check-signals", "self-pipe",
-                      "signalfd-thread", "event-thread", "console-ctrl", "none"]
-# Every strategy also with the GIL released around the loop's wait.
-PY_STRATEGIES = [s + v for s in PY_BASE_STRATEGIES for v in ("", "+nogil")]
-# In kernels the import-time handler is also measured with import and call in one cell.
-KERNEL_STRATEGIES = PY_STRATEGIES + ["c-handler-import+same-cell", "c-handler-import+same-cell+nogil"]
-NATIVE_STRATEGIES = ["none", "signal", "sigaction", "sigwait-thread", "self-pipe", "signalfd", "all"]
+# Every strategy of the extension probe (its STRATEGIES) also runs with the
+# GIL released around the loop's wait; in kernels the import-time handler is
+# also measured with import and call in one cell.
+VARIANTS = ("", "+nogil")
+SAME_CELL = "+same-cell"
+
+
+def py_strategies(base: list[str]) -> list[str]:
+    return [s + v for s in base for v in VARIANTS]
+
+
+def kernel_strategies(base: list[str]) -> list[str]:
+    return py_strategies(base) + [s + SAME_CELL + v for s in base if s == "c-handler-import" for v in VARIANTS]
+
 
 # python-* host -> (the native host the runner uses, deliveries)
 PYTHON_HOSTS = {
@@ -45,17 +52,22 @@ WINDOWS_PLATFORMS = ("windows", "windows-wine")
 PY_LOOP_MS = 10000  # the runner's stop ends a quiet loop long before this
 
 
-def python_cells(platform: str) -> list[Cell]:
+def python_cells(platform: str, pyext_strategies: list[str], native_strategies: list[str]) -> list[Cell]:
+    """The Python and Jupyter cells of platform: the extension probe's
+    strategies (pyext_strategies, its STRATEGIES) under each Python host, and
+    the native probes' (native_strategies, from the runner's --list) started
+    from a kernel cell."""
+    kernel = kernel_strategies(pyext_strategies)
     if platform in WINDOWS_PLATFORMS:
         return [Cell(f"{platform}/{host}/{s}/kernel-interrupt", platform, host, s, "kernel-interrupt", kind="jupyter")
-                for host in WINDOWS_JUPYTER_HOSTS for s in KERNEL_STRATEGIES]
+                for host in WINDOWS_JUPYTER_HOSTS for s in kernel]
     cells = []
     for host, (_, deliveries) in PYTHON_HOSTS.items():
-        for s in PY_STRATEGIES:
+        for s in py_strategies(pyext_strategies):
             for d in deliveries:
                 cells.append(Cell(f"{platform}/{host}/{s}/{d}", platform, host, s, d, kind="python"))
     for host in JUPYTER_HOSTS:
-        for s in (NATIVE_STRATEGIES if host == "jupyter-child" else KERNEL_STRATEGIES):
+        for s in (native_strategies if host == "jupyter-child" else kernel):
             cells.append(Cell(f"{platform}/{host}/{s}/kernel-interrupt", platform, host, s, "kernel-interrupt",
                               kind="jupyter"))
     return cells
@@ -88,29 +100,30 @@ FACTS = ("import json, sys\nout = {'python': sys.version.split()[0], 'python_exe
 
 
 def interpreter(python: str | None, build_dir: Path) -> Interpreter:
-    """The interpreter the Python and Jupyter cells run under (default: the
-    project's venv), with the extension probe built for exactly it."""
-    exe = python or str(bootstrap.venv_python() if bootstrap.venv_python().exists() else sys.executable)
+    """The interpreter the Python and Jupyter cells run under (default: this
+    one), with the extension probe built for exactly it."""
+    exe = python or sys.executable
     if not os.path.isfile(exe) or not os.access(exe, os.X_OK):
         raise BadInput(f"--python {exe}: not an executable file")
     r = subprocess.run([exe, "-c", FACTS], capture_output=True, text=True)
     if r.returncode != 0:
         raise BadInput(f"--python {exe}: could not run it: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
     facts = json.loads(r.stdout)
-    return Interpreter(exe, build_pyext(exe, build_dir), facts)
+    return Interpreter(exe, pyext_for(exe, build_dir), facts)
 
 
-def build_pyext(python: str, build_dir: Path) -> Path:
-    """Builds the extension probe for this very interpreter (its own build tree;
-    the main build already holds the one for the project's venv)."""
-    venv = bootstrap.venv_python()
-    if venv.exists() and os.path.samefile(python, venv) and (build_dir / "pyext").is_dir():
+def pyext_for(python: str, build_dir: Path) -> Path:
+    """The extension probe for this very interpreter: the one beside the runner
+    (built for the interpreter sigprobe runs under), else built in its own
+    tree from the checkout."""
+    if os.path.samefile(python, sys.executable) and (build_dir / "pyext").is_dir():
         return build_dir / "pyext"
+    root = bootstrap.checkout(f"--python {python} (building the extension probe for another interpreter)")
     tag = hashlib.sha256(os.path.realpath(python).encode() + python.encode()).hexdigest()[:10]
-    tree = build_dir / f"pyext-{tag}"
+    tree = bootstrap.DEFAULT_BUILD / f"pyext-{tag}"
     cache = tree / "CMakeCache.txt"
     if not cache.exists():
-        r = subprocess.run(["cmake", "-S", str(bootstrap.ROOT / "probes" / "pyext"), "-B", str(tree),
+        r = subprocess.run(["cmake", "-S", str(root / "probes" / "pyext"), "-B", str(tree),
                             f"-DPython3_EXECUTABLE={python}"], capture_output=True, text=True)
         if r.returncode != 0:
             hint = ""
@@ -137,7 +150,7 @@ def run_python_cell(runner: Path, interp: Interpreter, cell: Cell, window_scale:
     native_host, _ = PYTHON_HOSTS[cell.host]
     strategy, nogil, _ = split_strategy(cell.strategy)
     args = [str(runner), "--host", native_host, "--delivery", cell.delivery, "--label", cell.id,
-            "--exec", interp.python, str(HERE / "pydriver.py"), str(interp.pyext_dir), strategy,
+            "--exec", interp.python, str(REMOTE / "pydriver.py"), str(interp.pyext_dir), strategy,
             "1" if nogil else "0", str(PY_LOOP_MS)]
     try:
         r = run_runner(args, scaled_env(window_scale), 60 * max(1.0, window_scale))
@@ -162,7 +175,7 @@ def spread_fresh(runs: list, fresh) -> list:
 
 
 class JupyterSession:
-    """One jupyter_driver.py process for all the kernel runs of an invocation.
+    """One kernel_driver.py process for all the kernel runs of an invocation.
     Under Wine (wine.run_kernel_cells) the driver is the Windows Python's:
     `launch` prefixes the command, `path` turns a path into the driver's
     view of it, `env` is the Wine prefix's, and `attach` the runner's
@@ -211,7 +224,7 @@ class JupyterSession:
         outcome). Returns the versions."""
         runs = spread_fresh(runs, self.needs_fresh)
         plan = self.plan(runs)
-        self.proc = subprocess.Popen([*self.launch, self.path(HERE / "jupyter_driver.py")], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([*self.launch, self.path(REMOTE / "kernel_driver.py")], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      start_new_session=True, env=self.env)
         threading.Thread(target=lambda err=self.proc.stderr: [sys.stderr.write(line) for line in err],

@@ -10,12 +10,12 @@ import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import bootstrap, pyhosts
-from .cells import Cell, parse_id
-from .errors import BuildFailed, MissingDependency
+from .. import bootstrap, paths
+from ..catalog import Cell, parse_id, pyext_strategies
+from ..errors import BuildFailed, MissingDependency
+from . import python as pyhosts
 from .native import RUNNER_SLACK_S, error_outcome, parse_outcome, scaled_env
 
-DEFAULT_BUILD = bootstrap.ROOT / "build-win"
 PACKAGES = ["gcc-mingw-w64-x86-64", "wine", "wine64"]
 
 
@@ -39,11 +39,14 @@ def env_for(build: Path) -> dict:
     return dict(os.environ, WINEPREFIX=str(build / "wineprefix"), WINEDEBUG="-all")
 
 
-def ensure_build(build: Path = DEFAULT_BUILD) -> Path:
+def ensure_build(build: Path | None = None) -> Path:
+    """The Windows side cross-built with MinGW-w64 (default: the checkout's build-win/)."""
+    root = bootstrap.checkout("--platform windows-wine (cross-building the Windows side)")
+    build = build or root / "build-win"
     ensure_tools()
     if not (build / "CMakeCache.txt").exists():
-        r = subprocess.run(["cmake", "-S", str(bootstrap.ROOT), "-B", str(build),
-                            f"-DCMAKE_TOOLCHAIN_FILE={bootstrap.ROOT / 'cmake' / 'toolchain-mingw64.cmake'}",
+        r = subprocess.run(["cmake", "-S", str(root), "-B", str(build),
+                            f"-DCMAKE_TOOLCHAIN_FILE={root / 'cmake' / 'toolchain-mingw64.cmake'}",
                             "-DSIGPROBE_TESTS=OFF", "-DSIGPROBE_WIN_TESTS=ON",
                             f"-DSIGPROBE_WERROR={'ON' if bootstrap.ci() else 'OFF'}"],
                            capture_output=True, text=True)
@@ -91,8 +94,11 @@ def cells(build: Path, env: dict) -> list[Cell]:
 
 def catalog(build: Path, env: dict) -> list[Cell]:
     """The runner's Windows cells, then the Windows kernel cells (run by
-    run_kernel_cells)."""
-    return cells(build, env) + pyhosts.python_cells("windows-wine")
+    run_kernel_cells). The kernel cells' strategies are the extension probe's
+    STRATEGIES as the one built for this interpreter lists them: one C table
+    for both platforms (probes/pyext/strategies_{unix,win}.c), and the Windows
+    build cannot be imported here."""
+    return cells(build, env) + pyhosts.python_cells("windows-wine", pyext_strategies(paths.native_dir() / "pyext"), [])
 
 
 def version(build: Path, env: dict) -> dict:

