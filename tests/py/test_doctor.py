@@ -366,7 +366,7 @@ def test_magic_doctor_shows_running_and_idle_measured(kernel):
 def kernel_handlers(kernel):
     content, out = kernel.execute(
         "import signal as __s, json as __j, threading as __t\n"
-        "__m = __import__('sigprobe').pyext_module()\n"
+        "__m = __import__('sigprobe.ipython.magic', fromlist=['magic']).pyext_module()\n"
         "print(__j.dumps({'py': repr(__s.getsignal(__s.SIGINT)), 'os': __m.sigint_state(),"
         " 'threads': sorted(t.name for t in __t.enumerate() if not t.name.startswith('sigprobe-idle'))}))\n"
         "del __s, __j, __m, __t")

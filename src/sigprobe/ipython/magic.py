@@ -444,8 +444,8 @@ def _import_rows(helper, loop_ms, with_import, out, repeat):
         run_all(out, runs("c-handler-import (imported before this cell)", sys.modules["sigprobe_pyext_import"]))
         return
     if not with_import:
-        out["import_note"] = ("c-handler-import not run: pass --import (then run the selftest again in a later "
-                              "cell for the next-cell case); importing installs its C handler for the "
+        out["import_note"] = ("c-handler-import not run: import sigprobe_pyext_import in an earlier cell and run "
+                              "the selftest again (or pass --import); importing installs its C handler for the "
                               "life of the process, so the selftest does not do it unasked")
         return
     mi = load_pyext(str(pyext_dir()), "sigprobe_pyext_import")

@@ -38,29 +38,37 @@ CHILD_TAG = "SIGPROBE_CHILD="
 
 
 def load_pyext(directory, name="sigprobe_pyext"):
-    """The extension probe's module `name` from directory, built for this
-    interpreter (its file name carries one of this interpreter's extension
-    suffixes), loaded by its path: nothing is put on sys.path. Registered in
-    sys.modules, so loading it again is importing it again: the same module.
-    ImportError when there is none for this interpreter."""
+    """The extension probe's module `name` (sigprobe_pyext, sigprobe_pyext_import)
+    built for this interpreter in directory, imported through a finder for
+    that directory on sys.meta_path, not a sys.path entry: after this,
+    `import sigprobe_pyext_import` works as a user would write it (the
+    extension's own run("c-handler-import") does just that). ImportError
+    when directory has no build for this interpreter."""
+    import importlib
     import importlib.machinery
     import importlib.util
-    if name in sys.modules:
-        return sys.modules[name]
-    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        path = os.path.join(directory, name + suffix)
-        if os.path.isfile(path):
-            spec = importlib.util.spec_from_file_location(name, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            try:
-                spec.loader.exec_module(module)
-            except BaseException:
-                del sys.modules[name]
-                raise
-            return module
-    raise ImportError(f"no {name} built for this interpreter in {directory} "
-                      f"(looked for {', '.join(importlib.machinery.EXTENSION_SUFFIXES)})")
+
+    class PyextFinder:
+        modules = ("sigprobe_pyext", "sigprobe_pyext_import")
+
+        def __init__(self, where):
+            self.where = where
+
+        def find_spec(self, fullname, path=None, target=None):
+            if fullname not in self.modules:
+                return None
+            for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+                candidate = os.path.join(self.where, fullname + suffix)
+                if os.path.isfile(candidate):
+                    return importlib.util.spec_from_file_location(fullname, candidate)
+            return None
+
+    if not any(getattr(f, "modules", None) == PyextFinder.modules and f.where == directory for f in sys.meta_path):
+        sys.meta_path.append(PyextFinder(directory))
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError:
+        raise ImportError(f"no {name} built for this interpreter ({sys.executable}) in {directory}") from None
 
 
 def emit(obj):
@@ -263,7 +271,7 @@ def probe_cell(run, report):
     s, nogil = run["pyext_strategy"], run["nogil"]
     call = (f"sigprobe_pyext_import.run(loop_ms={run['loop_ms']}, nogil={nogil})" if s == "c-handler-import"
             else f"sigprobe_pyext.run({s!r}, loop_ms={run['loop_ms']}, nogil={nogil})")
-    same_cell_import = f"    {IMPORT_CALL}\n" if run.get("same_cell") else ""
+    same_cell_import = "    import sigprobe_pyext_import\n" if run.get("same_cell") else ""
     # Where the KeyboardInterrupt of an interrupt the call did not notice is
     # raised: POSIX, at the next bytecode; Windows, once ipykernel's poller
     # thread has had the GIL to call interrupt_main(), so wait for it there
@@ -314,14 +322,11 @@ def child_cell(run, report):
             "__sp_child()\n")
 
 
-# The kernel loads the probe as load_pyext() does here (its source is sent
-# along): `import sigprobe_pyext_import` in the cells, without sys.path.
-IMPORT_CALL = "sigprobe_pyext_import = __sp_load_pyext(__sp_pyext_dir, 'sigprobe_pyext_import')"
-
-
 def setup_cell(pyext_dir):
+    """The kernel imports the probe as load_pyext() does here (its source goes
+    along), so the cells can `import sigprobe_pyext_import` as a user would."""
     return (inspect.getsource(load_pyext).replace("def load_pyext(", "def __sp_load_pyext(") + "\n"
-            f"import os, sys\n__sp_pyext_dir = {pyext_dir!r}\nsigprobe_pyext = __sp_load_pyext(__sp_pyext_dir)\n")
+            f"import os, sys\nsigprobe_pyext = __sp_load_pyext({pyext_dir!r})\ndel __sp_load_pyext\n")
 
 
 class Execution(threading.Thread):
@@ -407,7 +412,7 @@ def one_run(plan, pool, run, sock_dir, n):
                 return {"ev": "error-outcome", "id": run["id"], "reason": f"the kernel could not import the probe: {why}"}, None
             kernel.prepared = True
         if run.get("import_cell"):
-            ex = Execution(kernel.kc, IMPORT_CALL + "\n", plan["kernel_timeout_s"])
+            ex = Execution(kernel.kc, "import sigprobe_pyext_import\n", plan["kernel_timeout_s"])
             ex.run()
         sock = os.path.join(sock_dir, f"r{n}.sock")
         endpoint = "tcp:127.0.0.1:0" if plan.get("attach") == "tcp" else sock
