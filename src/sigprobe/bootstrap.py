@@ -116,6 +116,27 @@ def missing_packages(groups: list[str]) -> tuple[list[str], list[str]]:
     return whats, pkgs
 
 
+# Another apt-get (a second sigprobe, unattended upgrades) may hold dpkg's lock: wait for it.
+APT_GET = ["apt-get", "-o", "DPkg::Lock::Timeout=600"]
+
+
+def apt_install(pkgs: list[str], missing: str, why: str) -> None:
+    """apt-get install as root (the package lists refreshed once if that fails);
+    otherwise MissingDependency naming the exact command."""
+    cmd = ["apt-get", "install", "-y", "--no-install-recommends", *pkgs]
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise MissingDependency(f"{missing}; install them with: sudo {' '.join(cmd)}")
+    log(f"installing {', '.join(pkgs)} {why}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    quiet = {"stdout": subprocess.DEVNULL, "stdin": subprocess.DEVNULL}
+    cmd = APT_GET + cmd[1:]
+    if subprocess.run(cmd, env=env, **quiet).returncode != 0:
+        # The package lists may be missing or stale on a fresh machine.
+        subprocess.run([*APT_GET, "update", "-q"], env=env, **quiet)
+        if subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL).returncode != 0:
+            raise MissingDependency(f"apt-get could not install {' '.join(pkgs)}")
+
+
 def ensure_system_packages(groups: list[str]) -> None:
     if not sys.platform.startswith("linux"):
         # The groups name Debian packages; elsewhere the build says what is
@@ -124,18 +145,7 @@ def ensure_system_packages(groups: list[str]) -> None:
     whats, pkgs = missing_packages(groups)
     if not pkgs:
         return
-    cmd = ["apt-get", "install", "-y", "--no-install-recommends", *pkgs]
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise MissingDependency(
-            f"missing {', '.join(whats)}; install them with: sudo {' '.join(cmd)}")
-    log(f"installing {', '.join(pkgs)} (for {', '.join(whats)})")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    quiet = {"stdout": subprocess.DEVNULL, "stdin": subprocess.DEVNULL}
-    if subprocess.run(cmd, env=env, **quiet).returncode != 0:
-        # The package lists may be missing or stale on a fresh machine.
-        subprocess.run(["apt-get", "update", "-q"], env=env, **quiet)
-        if subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL).returncode != 0:
-            raise MissingDependency(f"apt-get could not install {' '.join(pkgs)}")
+    apt_install(pkgs, f"missing {', '.join(whats)}", f"(for {', '.join(whats)})")
     still, _ = missing_packages(groups)
     if still:
         raise MissingDependency(f"still missing after apt-get: {', '.join(still)}")

@@ -36,8 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = build_parser().parse_args(argv)
-        signal.signal(signal.SIGINT, _raise_interrupted)
-        signal.signal(signal.SIGTERM, _raise_interrupted)
+        for signo in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if signo is not None:
+                signal.signal(signo, _raise_interrupted)
         return args.func(args)
     except SigprobeError as e:
         print(f"sigprobe: {e}", file=sys.stderr)

@@ -29,7 +29,7 @@ def seed_run(sigprobe, tmp_path_factory):
     r = sigprobe("run", *only, "--repeat", "2", "--out", str(out))
     assert r.returncode == 0, r.stderr
     doc = json.loads(out.read_text())
-    return {c["id"]: c for c in doc["cells"]}, doc
+    return {c["id"]: c for c in doc["cells"]}, doc, r.stderr
 
 
 # Measured on this machine (ipykernel 7.4, jupyter_client 8.10): in a kernel,
@@ -47,16 +47,28 @@ EXPECTED = {
 }
 
 
+def test_the_terminal_shows_progress_only_and_kernels_are_counted(seed_run):
+    """What kernels and interpreters print goes to the run's log, never in
+    between the progress lines; the summary counts the kernels."""
+    _, doc, stderr = seed_run
+    for line in stderr.splitlines():
+        assert line.startswith(("sigprobe: ", "[")), line
+    kernels = doc["settings"]["kernels"]
+    assert kernels["started"] >= 1 and kernels["reused"] >= 1, kernels
+    assert kernels["lost"] == 0, kernels
+    assert "sigprobe: kernels: " in stderr
+
+
 @pytest.mark.parametrize("host, strategy", sorted(EXPECTED))
 def test_seed_cells_have_the_measured_verdict(seed_run, host, strategy):
-    cells, _ = seed_run
+    cells, _, _ = seed_run
     delivery = "kernel-interrupt" if host == "jupyter" else "kill"
     cell = cells[f"linux/{host}/{strategy}/{delivery}"]
     assert cell["verdict"] == EXPECTED[(host, strategy)], json.dumps(cell["runs"][0])[:800]
 
 
 def test_the_harness_records_who_delivered_it(seed_run):
-    cells, _ = seed_run
+    cells, _, _ = seed_run
     for host, delivery in (("jupyter", "kernel-interrupt"), ("python-no-tty", "kill")):
         for run in cells[f"linux/{host}/c-handler-per-call/{delivery}"]["runs"]:
             (fired,) = run["fired"]
@@ -67,7 +79,7 @@ def test_the_harness_records_who_delivered_it(seed_run):
 
 
 def test_kernel_outcomes_say_where_it_took_effect(seed_run):
-    cells, _ = seed_run
+    cells, _, _ = seed_run
     deferred = cells["linux/jupyter/none/kernel-interrupt"]["runs"][0]
     assert deferred["python"]["took_effect"] == "after-return"
     assert deferred["python"]["execute_reply_status"] == "error"
@@ -79,7 +91,7 @@ def test_kernel_outcomes_say_where_it_took_effect(seed_run):
 
 
 def test_machine_records_the_jupyter_versions(seed_run):
-    _, doc = seed_run
+    _, doc, _ = seed_run
     import ipykernel
     import jupyter_client
     assert doc["machine"]["ipykernel"] == ipykernel.__version__
@@ -88,7 +100,7 @@ def test_machine_records_the_jupyter_versions(seed_run):
 
 
 def test_no_kernel_survives_a_run(seed_run):
-    cells, _ = seed_run
+    cells, _, _ = seed_run
     used = {r["python"]["kernel_pid"] for c in cells.values() for r in c["runs"] if r.get("python", {}).get("kernel_pid")}
     assert used, "the outcomes name their kernels"
     assert not [p for p in used if alive(p)]

@@ -164,14 +164,28 @@ def test_the_rules_hold_no_verdict_for_a_strategy():
         assert set(vars(s.cells)) == {"platforms", "hosts", "deliveries"}
 
 
+def _committed(path: str) -> bytes:
+    """A file as the last commit has it: what is committed, not what the user's
+    own `sigprobe run` (which rewrites results/) left in the working tree."""
+    r = subprocess.run(["git", "-C", str(ROOT), "show", f"HEAD:{path}"], capture_output=True)
+    assert r.returncode == 0, r.stderr.decode()
+    return r.stdout
+
+
 def test_committed_reference_is_generated_from_the_committed_documents(sigprobe, tmp_path):
-    # Copies beside the output, so that the links to the documents read as in results/.
-    docs = [Path(shutil.copy(d, tmp_path)) for d in sorted((ROOT / "results").glob("*.json"))]
-    r = sigprobe("report", *map(str, docs), "--md", str(tmp_path / "README.md"), "--html", str(tmp_path / "r.html"))
+    names = subprocess.run(["git", "-C", str(ROOT), "ls-tree", "--name-only", "HEAD", "results/"],
+                           capture_output=True, text=True, check=True).stdout.split()
+    docs = [n for n in names if n.endswith(".json")]
+    assert docs, "results/ has committed documents"
+    # Beside the output, so that the links to the documents read as in results/.
+    for name in docs:
+        (tmp_path / Path(name).name).write_bytes(_committed(name))
+    r = sigprobe("report", *(str(tmp_path / Path(n).name) for n in docs),
+                 "--md", str(tmp_path / "README.md"), "--html", str(tmp_path / "r.html"))
     assert r.returncode == 0, r.stderr
-    md = (tmp_path / "README.md").read_text()
-    assert md == (ROOT / "results" / "README.md").read_text(), "run `scripts/sigprobe report` and commit results/"
-    assert (tmp_path / "r.html").read_text() == (ROOT / "results" / "reference.html").read_text()
+    md = (tmp_path / "README.md").read_bytes()
+    assert md == _committed("results/README.md"), "run `scripts/sigprobe report` and commit results/"
+    assert (tmp_path / "r.html").read_bytes() == _committed("results/reference.html")
 
 
 # ---- compare --------------------------------------------------------------------

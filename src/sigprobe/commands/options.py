@@ -74,8 +74,8 @@ def add_only(p: argparse.ArgumentParser, example: str = "") -> None:
                    help=f"only cells matching GLOB{example} (repeatable; default: all)")
 
 
-def add_platform(p: argparse.ArgumentParser, native_help: str) -> None:
-    p.add_argument("--platform", choices=["native", "windows-wine"], default="native",
+def add_platform(p: argparse.ArgumentParser, native_help: str, default: str | None = "native") -> None:
+    p.add_argument("--platform", choices=["native", "windows-wine"], default=default,
                    help=f"native: {native_help} (default); windows-wine: the Windows cells cross-built with "
                         "MinGW-w64 and run under Wine (needs a clone of the repository)")
 

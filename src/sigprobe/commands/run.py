@@ -23,16 +23,21 @@ def add_parsers(sub) -> None:
                          description="Runs the selected cells N times each, prints the matrix and writes "
                                      "<results>/<platform>.json and .md (or --out): results/ in a clone of the "
                                      "repository, ./sigprobe-results/ where sigprobe is installed.")
-    options.add_platform(run, "this machine's cells, native, Python and Jupyter")
+    options.add_platform(run, "this machine's cells, native, Python and Jupyter", default=None)
     options.add_only(run, ", e.g. 'linux/no-tty/*'")
-    run.add_argument("--repeat", type=options.bounded_int(1000), default=DEFAULT_REPEAT, metavar="N",
+    run.add_argument("--repeat", type=options.bounded_int(1000), metavar="N",
                      help=f"runs per cell (default {DEFAULT_REPEAT}); runs that disagree make the cell flaky")
     run.add_argument("-j", "--jobs", type=options.bounded_int(256), default=os.cpu_count() or 1, metavar="N",
                      help=f"cells run in parallel (default: the number of cores, {os.cpu_count()})")
     run.add_argument("--out", type=Path, metavar="FILE",
                      help=f"results document to write (default {paths.rel(paths.results_dir())}/<platform>.json; "
-                          "the Markdown matrix goes beside it with .md)")
-    run.add_argument("--window-scale", type=options.positive_float, default=1.0, metavar="K",
+                          "the Markdown matrix goes beside it with .md). It is rewritten as runs finish (at most 1 s "
+                          "apart), so an interrupted run leaves every finished run on disk")
+    run.add_argument("--resume", type=Path, metavar="FILE",
+                     help="finish the partial document FILE: only its missing runs, with its selection and "
+                          "settings (refused if this machine's interpreter, Jupyter or settings differ); "
+                          "writes FILE unless --out")
+    run.add_argument("--window-scale", type=options.positive_float, metavar="K",
                      help="multiply every waiting window by K (default 1; 10 checks that verdicts do "
                           "not depend on the windows)")
     run.add_argument("--python", metavar="PATH",
@@ -51,8 +56,9 @@ def add_parsers(sub) -> None:
 
 
 class RunSettings(NamedTuple):
-    """What a run was asked for: what execute() and the results' `settings` read
-    (the argparse namespace stops at cmd_run)."""
+    """What a run was asked for, settled (checkpoint.apply_resume: the defaults,
+    or the resumed document's): what execute() and the results' `settings`
+    read (the argparse namespace stops at cmd_run)."""
     repeat: int
     jobs: int
     window_scale: float
@@ -60,11 +66,13 @@ class RunSettings(NamedTuple):
     fresh_kernels: bool
     quiet: bool
     out: Optional[Path]
+    resume: Optional[Path]
+    resume_doc: dict
 
     @classmethod
     def from_args(cls, args) -> RunSettings:
         return cls(args.repeat, args.jobs, args.window_scale, tuple(args.only or ()), args.fresh_kernels,
-                   args.quiet, args.out)
+                   args.quiet, args.out, args.resume, args.resume_doc)
 
 
 class Progress:
@@ -81,35 +89,13 @@ class Progress:
               f"{render.cell_text(cell)}", file=sys.stderr, flush=True)
 
 
-class Collector:
-    """Gathers outcomes per cell; a cell is finished (aggregated, reported)
-    when all its runs are in."""
-
-    def __init__(self, selected, repeat: int, progress: Progress):
-        self.order = {c.id: i for i, c in enumerate(selected)}
-        self.outcomes: dict[str, list[dict]] = {c.id: [] for c in selected}
-        self.repeat, self.progress = repeat, progress
-        self.finished: list[dict] = []
-
-    def add(self, cell, outcome: dict) -> None:
-        from ..results import document as results
-        runs = self.outcomes[cell.id]
-        runs.append(outcome)
-        if len(runs) == self.repeat:
-            agg = results.aggregate(cell.id, runs)
-            self.finished.append(agg)
-            self.progress.cell_finished(agg)
-
-    def cells(self) -> list[dict]:
-        return sorted(self.finished, key=lambda c: self.order[c["id"]])
-
-
-def run_native_cells(selected, run_one, repeat: int, jobs: int, sink: Collector):
-    """Runs every (cell, repeat) pair through run_one(cell), `jobs` at a time."""
+def run_native_cells(runs: list, run_one, jobs: int, sink) -> None:
+    """Runs every (cell, repeat) pair through run_one(cell), `jobs` at a time,
+    into sink (a results.checkpoint.Checkpoint)."""
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     from ..runners import native
-    queue = iter([(c, i) for i in range(repeat) for c in selected])
+    queue = iter(runs)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         running = {}
         try:
@@ -138,7 +124,11 @@ def cmd_run(args) -> int:
     from .. import catalog as cellmod, trace as tracemod
     from ..runners import native, python as pyhosts, wine
     from ..runners.native import run_native
+    from ..results import checkpoint
     from .list import catalog, prepare, runner_version
+    prior = checkpoint.apply_resume(args, DEFAULT_REPEAT)
+    if prior is None:
+        return 0
     settings = RunSettings.from_args(args)
     if args.platform == "windows-wine":
         if args.python or args.fresh_kernels:
@@ -154,7 +144,8 @@ def cmd_run(args) -> int:
                 return wine.run_kernel_cells(build, env, runs, settings.window_scale, sink.add)
 
             return execute(settings, selected, version["platform"] if "platform" in version else "windows-wine",
-                           version, lambda c: wine.run_cell(build, env, c, settings.window_scale), kernel_cells)
+                           version, lambda c: wine.run_cell(build, env, c, settings.window_scale), kernel_cells,
+                           prior=prior)
     native.check_window_scale(settings.window_scale)
     build_dir = prepare(args.build_dir)
     runner = build_dir / paths.RUNNER
@@ -162,8 +153,13 @@ def cmd_run(args) -> int:
     version = runner_version(runner)
     python = [c for c in selected if c.kind != "native"]
     interp = pyhosts.interpreter(args.python, build_dir) if python or args.python else None
-    window_ms, calibration = (native.calibrate_window_ms(build_dir / "sigprobe-baseline")
-                              if any(c.kind == "native" for c in selected) else (None, {}))
+    if settings.resume and "window_ms" in settings.resume_doc.get("settings", {}):
+        # The window the document's runs had, so that the runs pooled into a cell are alike.
+        old = settings.resume_doc["settings"]
+        window_ms, calibration = old["window_ms"], {k: old[k] for k in ("window_ms", "calibration") if k in old}
+    else:
+        window_ms, calibration = (native.calibrate_window_ms(build_dir / "sigprobe-baseline")
+                                  if any(c.kind == "native" for c in selected) else (None, {}))
     run_one = lambda c: run_native(runner, c, settings.window_scale, window_ms)  # noqa: E731
 
     # --trace (trace.py): one private trace instance for the whole run.
@@ -182,7 +178,7 @@ def cmd_run(args) -> int:
         try:
             return execute(settings, selected, version.get("platform", "unknown"), version,
                            run_one, run_python if python else None, dict(interp.facts) if interp else {},
-                           calibration=calibration)
+                           calibration=calibration, prior=prior)
         finally:
             native.reap_orphans()
 
@@ -205,44 +201,90 @@ def check_writable(out: Path) -> None:
 
 
 def execute(settings: RunSettings, selected, platform: str, version: dict, run_one, run_python,
-            extra: dict | None = None, calibration: dict | None = None) -> int:
+            extra: dict | None = None, calibration: dict | None = None, prior: dict | None = None) -> int:
     """Runs the selected cells (native ones through run_one, the Python and
-    Jupyter ones through run_python), prints the matrix, writes the document;
-    on SIGINT/SIGTERM it writes what finished, marked partial."""
+    Jupyter ones through run_python), prints the matrix, writes the document:
+    a checkpoint while it runs (results/checkpoint.py), every finished run kept
+    on SIGINT/SIGTERM/SIGHUP too, marked partial."""
+    from .. import runlog, scratch
     from ..export import matrix as render
-    from ..results import document as results
+    from ..results import checkpoint, document as results
     out = settings.out or paths.results_dir() / f"{platform}.json"
     check_writable(out)
-    native_cells = [c for c in selected if c.kind == "native"]
-    python = [c for c in selected if c.kind != "native"]
-    sink = Collector(selected, settings.repeat, Progress(len(selected), settings.quiet))
-    t0 = time.monotonic()
-    print(f"sigprobe: {len(selected)} cells × {settings.repeat} runs, {settings.jobs} at a time", file=sys.stderr)
-    interrupted: options.Interrupted | None = None
+    for path in scratch.reap_stale():
+        print(f"sigprobe: removed {path}, left by a sigprobe run that was killed", file=sys.stderr)
     extra = dict(extra or {})
-    try:
-        run_native_cells(native_cells, run_one, settings.repeat, settings.jobs, sink)
-        if python:
-            runs = [(c, i) for i in range(settings.repeat) for c in python]
-            extra.update(run_python(runs, sink))
-    except options.Interrupted as e:
-        interrupted = e
-    wall = time.monotonic() - t0
-
-    cells = sink.cells()
+    t0 = time.monotonic()
+    base_wall = float((settings.resume_doc.get("settings") or {}).get("wall_s", 0)) if settings.resume else 0.0
     recorded = {"repeat": settings.repeat, "jobs": settings.jobs, "window_scale": settings.window_scale,
-                "only": list(settings.only), "fresh_kernels": settings.fresh_kernels, "wall_s": round(wall, 3),
-                **(calibration or {})}
-    if hasattr(run_one, "trace_settings"):  # --trace (trace.py)
-        recorded.update(run_one.trace_settings())
-    machine = results.machine_info(version, {k: v for k, v in extra.items() if k not in ("missing", "platform")})
-    doc = results.document(platform, machine, recorded, cells, partial=bool(interrupted))
-    results.write_atomically(out, results.dumps(doc))
+                "only": list(settings.only), "fresh_kernels": settings.fresh_kernels, **(calibration or {})}
+
+    def header():
+        s = dict(recorded, wall_s=round(base_wall + time.monotonic() - t0, 3))
+        if hasattr(run_one, "trace_settings"):  # --trace (trace.py)
+            s.update(run_one.trace_settings())
+        kernels = extra.get("kernels")
+        if kernels:
+            s["kernels"] = kernels
+        machine = results.machine_info(version, {k: v for k, v in extra.items()
+                                                 if k not in ("missing", "platform", "kernels")})
+        return platform, machine, s
+
+    if settings.resume:
+        conflict = checkpoint.resume_conflict(settings.resume_doc, *header())
+        if conflict:
+            raise BadInput(f"--resume {settings.resume}: cannot continue it here: {conflict}")
+    sink = checkpoint.Checkpoint(out, selected, settings.repeat, Progress(len(selected), settings.quiet), header,
+                                 prior)
+    todo = sink.todo()
+    native_runs = [(c, i) for c, i in todo if c.kind == "native"]
+    python_runs = [(c, i) for c, i in todo if c.kind != "native"]
+    print(f"sigprobe: {len(selected)} cells × {settings.repeat} runs, {settings.jobs} at a time"
+          + (f"; resuming {paths.rel(settings.resume)}: {len(todo)} runs to go" if settings.resume else ""),
+          file=sys.stderr)
+    interrupted: options.Interrupted | None = None
+    with runlog.to(out.with_suffix(".log")) as logged, sink:
+        try:
+            run_native_cells(native_runs, run_one, settings.jobs, sink)
+            if python_runs:
+                extra.update(run_python(python_runs, sink))
+        except options.Interrupted as e:
+            sink.seal()
+            interrupted = e
+    wall = time.monotonic() - t0
+    doc = sink.write(partial=bool(interrupted) or not sink.complete())
+    cells = doc["cells"]
     results.write_atomically(out.with_suffix(".md"), render.markdown(doc))
     print(render.text_matrix(cells))
     print(f"sigprobe: {len(cells)} cells in {wall:.2f} s; wrote {paths.rel(out)} and "
-          f"{paths.rel(out.with_suffix('.md'))}", file=sys.stderr)
+          f"{paths.rel(out.with_suffix('.md'))} ({sink.writes} checkpoints, {sink.write_s:.2f} s)", file=sys.stderr)
+    kernels = extra.get("kernels")
+    if kernels:
+        print("sigprobe: kernels: " + ", ".join(f"{n} {k}" for k, n in kernels.items()), file=sys.stderr)
+    if logged():
+        print(f"sigprobe: what kernels and interpreters printed ({logged()} lines): "
+              f"{paths.rel(out.with_suffix('.log'))}", file=sys.stderr)
+    root = paths.source_root()
+    if root and out.parent.resolve() == (root / "results").resolve():
+        regenerate_reference(out.parent)
     if interrupted:
-        print(f"sigprobe: interrupted by {interrupted}; the document is marked partial", file=sys.stderr)
+        print(f"sigprobe: interrupted by {interrupted}; the document is marked partial "
+              f"(`sigprobe run --resume {paths.rel(out)}` finishes it)", file=sys.stderr)
         return 128 + interrupted.signo
     return 0
+
+
+def regenerate_reference(results_dir: Path) -> None:
+    """A run that writes into the checkout's results/ leaves it consistent: the
+    reference is regenerated from the documents there, the new one included."""
+    from ..export import report
+    from ..results import document as results
+    try:
+        sources = report.load_sources(sorted(results_dir.glob("*.json")))
+        results.write_atomically(results_dir / "README.md", report.markdown(sources, results_dir))
+        results.write_atomically(results_dir / "reference.html", report.html_page(sources))
+    except BadInput as e:
+        print(f"sigprobe: the reference in {paths.rel(results_dir)}/ was not regenerated: {e}", file=sys.stderr)
+        return
+    print(f"sigprobe: regenerated {paths.rel(results_dir / 'README.md')} and "
+          f"{paths.rel(results_dir / 'reference.html')}", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import trace as tracemod
 from ..catalog import WITH_REASONS
+from ..results import document as results
 
 
 def _order(values):
@@ -23,7 +24,8 @@ def cell_text(cell: dict | None) -> str:
     lat = cell.get("latency_us")
     if lat and cell["verdict"] in ("handled", "flaky"):
         v += f" {_fmt_us(lat['median'])}"
-    return v
+    incomplete = results.incomplete(cell)
+    return f"{v} ({incomplete})" if incomplete else v
 
 
 def _fmt_us(us: float) -> str:

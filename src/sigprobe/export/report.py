@@ -323,8 +323,10 @@ def markdown(sources: list[Source], md_dir: Path) -> str:
     lines += ["## Cells cited", "", "| cell | verdict | runs | median latency |", "|---|---|---|---|"]
     for anchor, (s, c) in cited.items():
         lat = c.get("latency_us", {}).get("median")
+        incomplete = results.incomplete(c)
         lines.append(f"| <a id=\"{anchor}\"></a>`{s.cite(c)}` | {c['verdict']} | "
                      + ", ".join(f"{v} {n}" for v, n in (c.get("counts") or {}).items())
+                     + (f" ({incomplete})" if incomplete else "")
                      + f" | {fmt_us(lat) if lat is not None else ''} |")
     lines.append("")
     return "\n".join(lines)
@@ -351,6 +353,7 @@ th{background:#f3f5f9;font-weight:600;text-align:left}
 table.matrix{font-size:11.5px} table.matrix td{text-align:center;white-space:nowrap;min-width:50px}
 table.matrix th.strategy{white-space:nowrap} table.matrix thead th{text-align:center}
 td .lat{display:block;font-size:10.5px;opacity:.8} td .rate{display:block;font-size:10.5px}
+td .inc{display:block;font-size:10.5px;font-style:italic}
 sup.wine{color:#8a1c7c;font-weight:700;margin-left:2px}
 .v-handled{background:#c9ecc9;color:#12501a} .v-deferred{background:#fff0b3;color:#6b5000}
 .v-killed{background:#f9c4c4;color:#7a1010} .v-ignored{background:#d8dff0;color:#2c3a5c}
@@ -375,6 +378,8 @@ def _cell_td(s: Source, c: dict | None) -> str:
         return "<td class=\"v-none\"></td>"
     v = c["verdict"]
     title = [f"{c['id']}: {v}", "runs: " + ", ".join(f"{k} {n}" for k, n in (c.get("counts") or {}).items())]
+    if results.incomplete(c):
+        title.append(results.incomplete(c))
     lat = c.get("latency_us") or {}
     if lat.get("median") is not None:
         title.append(f"latency min {fmt_us(lat.get('min', lat['median']))}, median {fmt_us(lat['median'])}, "
@@ -390,6 +395,8 @@ def _cell_td(s: Source, c: dict | None) -> str:
         body += f"<span class=\"lat\">{_e(fmt_us(lat['median']))}</span>"
     if c.get("notes"):
         body += "<sup class=\"wine\">W</sup>"
+    if results.incomplete(c):
+        body += f"<span class=\"inc\">{c['runs_done']} of {c['runs_asked']} runs</span>"
     return (f"<td id=\"{_e(s.anchor(c))}\" class=\"v-{_e(v)}\" data-col=\"{_e(c['host'])}/{_e(c['delivery'])}\" "
             f"data-verdict=\"{_e(v)}\" title=\"{_e(chr(10).join(title))}\">{body}</td>")
 

@@ -329,7 +329,9 @@ def _posix_sender(delay_ms):
     if others:
         out["delivery_note"] = (f"the process group {pgid} holds other processes ({_fmt_members(others)}): "
                                 f"killpg would interrupt them too, so SIGINT went to this kernel's pid only")
-    tmp = tempfile.mkdtemp(prefix="spst", dir="/tmp")  # short: Unix socket paths are limited
+    # Short (Unix socket paths are limited), only this user can enter it, and
+    # named for this kernel so that `sigprobe run` removes it should the kernel be killed.
+    tmp = tempfile.mkdtemp(prefix=f"spst{pid}-", dir="/tmp")
     sock = os.path.join(tmp, "r.sock")
     try:
         helper = Helper([sys.executable, str(REMOTE / "sender.py"), sock, str(pid), str(pgid),

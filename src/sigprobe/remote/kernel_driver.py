@@ -142,9 +142,19 @@ class Lines:
 
 
 class Kernel:
-    def __init__(self, km, kc, mode):
-        self.km, self.kc, self.mode = km, kc, mode
+    def __init__(self, km, kc, mode, log_path=None):
+        self.km, self.kc, self.mode, self.log_path = km, kc, mode, log_path
         self.prepared = False
+
+    def log_tail(self, limit=2000):
+        """The end of what the kernel printed (its stdout and stderr)."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - limit))
+                return f.read().decode(errors="replace")
+        except (OSError, TypeError):
+            return ""
 
     @property
     def pid(self):
@@ -155,10 +165,14 @@ class Kernel:
         return getattr(proc, "pid", None)
 
     def shutdown(self):
-        try:
-            self.kc.stop_channels()
-        except Exception:
-            pass
+        """Kills the kernel's process group and reaps the kernel: once this
+        returns, nothing of it can write into the run's directory."""
+        if self.kc is not None:
+            try:
+                self.kc.stop_channels()
+            except Exception:
+                pass
+        proc = self._process()
         try:
             self.km.shutdown_kernel(now=True)
         except Exception:
@@ -173,6 +187,16 @@ class Kernel:
                     self.km.kernel.kill()
                 except Exception:
                     pass
+        if proc is not None:
+            try:
+                proc.wait(10)  # jupyter_client waits 5 s at most, then goes on
+            except Exception:
+                pass
+
+    def _process(self):
+        prov = getattr(self.km, "provisioner", None)
+        proc = getattr(prov, "process", None) if prov is not None else None
+        return proc if proc is not None else getattr(self.km, "kernel", None)
 
 
 class Pool:
@@ -185,20 +209,36 @@ class Pool:
         self.spares = {}
         self.live = []
         self.lock = threading.Lock()
+        self.closed = False
+        self.stats = {"started": 0, "reused": 0, "retried": 0, "lost": 0}
+
+    def count(self, what):
+        with self.lock:
+            self.stats[what] += 1
 
     def _start(self, mode):
         from jupyter_client import KernelManager
+        with self.lock:
+            if self.closed:
+                raise RuntimeError("sigprobe is shutting down")
         km = KernelManager(kernel_name=f"sigprobe-{mode}", kernel_spec_manager=self.ksm)
-        log = open(os.path.join(self.log_dir, f"kernel-{mode}-{time.monotonic_ns()}.log"), "wb")
+        path = os.path.join(self.log_dir, f"kernel-{mode}-{time.monotonic_ns()}.log")
+        log = open(path, "wb")
         km.start_kernel(stdout=log, stderr=log)
         log.close()
-        k = Kernel(km, None, mode)
+        k = Kernel(km, None, mode, path)
         with self.lock:
-            self.live.append(k)
+            closed = self.closed
+            if not closed:
+                self.live.append(k)
+        if closed:  # shutdown_all() ran meanwhile and did not see this kernel
+            k.shutdown()
+            raise RuntimeError("sigprobe is shutting down")
         kc = km.client()
         kc.start_channels()
-        kc.wait_for_ready(timeout=self.timeout_s)
         k.kc = kc
+        kc.wait_for_ready(timeout=self.timeout_s)
+        self.count("started")
         return k
 
     def _spare(self, mode):
@@ -214,7 +254,11 @@ class Pool:
                     return
                 except Exception as e:  # reported when the spare is taken
                     box["error"] = e
+                    if self.closed:
+                        return
+                    self.count("lost")
                     if attempt == 1:
+                        self.count("retried")
                         sys.stderr.write(f"sigprobe: a {mode}-mode kernel did not start ({e}); starting another\n")
 
         t = threading.Thread(target=target, daemon=True)
@@ -223,6 +267,7 @@ class Pool:
 
     def get(self, mode, fresh):
         if not fresh and self.idle.get(mode):
+            self.count("reused")
             return self.idle[mode].pop()
         if mode not in self.spares:
             self._spare(mode)
@@ -239,14 +284,20 @@ class Pool:
         self.idle.setdefault(k.mode, []).append(k)
 
     def discard(self, k):
+        if k is None:
+            return
         k.shutdown()
         with self.lock:
             if k in self.live:
                 self.live.remove(k)
 
     def shutdown_all(self):
-        for t, _ in self.spares.values():
-            t.join(self.timeout_s + 5)
+        """Every kernel shut down and reaped, those still starting included:
+        no kernel starts after this."""
+        with self.lock:
+            self.closed = True
+        for t, _ in list(self.spares.values()):
+            t.join()  # bounded: a start gives up after timeout_s (wait_for_ready)
         with self.lock:
             kernels = list(self.live)
             self.live.clear()
@@ -336,10 +387,26 @@ class Execution(threading.Thread):
         super().__init__(daemon=True)
         self.kc, self.code, self.timeout_s = kc, code, timeout_s
         self.reply, self.error, self.stream = None, None, []
+        self.idle_at = None  # when the kernel said it is idle again after this cell
 
     def hook(self, msg):
         if msg.get("msg_type") == "stream":
             self.stream.append(msg["content"].get("text", ""))
+        elif msg.get("msg_type") == "status" and msg["content"].get("execution_state") == "idle":
+            self.idle_at = time.monotonic()
+
+    def wait(self, timeout_s, quiet_s):
+        """Until the reply came, or the timeout, or the kernel has been idle for
+        quiet_s without replying: ipykernel sends execute_reply before it
+        publishes idle, so that reply is lost (a KeyboardInterrupt that landed
+        in the kernel's own message handling after the cell's code, which
+        ipykernel logs as "KeyboardInterrupt caught in kernel."). No need to
+        wait out the timeout for what is already known."""
+        end = time.monotonic() + timeout_s
+        while self.is_alive() and time.monotonic() < end:
+            self.join(0.02)
+            if self.idle_at is not None and time.monotonic() - self.idle_at > quiet_s:
+                return
 
     def run(self):
         try:
@@ -355,11 +422,19 @@ class Execution(threading.Thread):
         return None
 
 
+IDLE_WITHOUT_REPLY = "KeyboardInterrupt caught in kernel"
+
+
 def result_line(run, execution, kernel):
     if execution.is_alive() or execution.error is not None:
-        return {"ev": "result", "hung": True,
-                "reason": f"the kernel did not reply within {execution.timeout_s:.0f} s",
-                "kernel_pid": kernel.pid or 0}
+        if execution.idle_at is not None:
+            why = "the kernel went idle without replying to the cell (its execute_reply was lost)"
+            if IDLE_WITHOUT_REPLY in kernel.log_tail(20000):
+                why += ("; its log says \"KeyboardInterrupt caught in kernel.\": the interrupt landed in "
+                        "ipykernel's own message handling, after the cell's code")
+        else:
+            why = f"the kernel did not reply within {execution.timeout_s:.0f} s"
+        return {"ev": "result", "hung": True, "reason": why, "kernel_pid": kernel.pid or 0}
     content = execution.reply["content"]
     res = {"ev": "result", "status": content.get("status", "?"), "kernel_pid": kernel.pid or 0}
     if content.get("ename"):
@@ -449,13 +524,18 @@ def one_run(plan, pool, run, sock_dir, n):
                     # SIGINT as Python sees it: on Windows interrupt_kernel() sets the kernel's
                     # JPY_INTERRUPT_EVENT, which ipykernel's poller turns into interrupt_main(SIGINT).
                     send(runner, {"ev": "delivered", "t_ns": t, "sig": "SIGINT", "sender_pid": os.getpid()})
-                    ex.join(plan["kernel_timeout_s"])
+                    ex.wait(plan["kernel_timeout_s"], plan.get("reply_quiet_s", REPLY_QUIET_S))
                     send(runner, result_line(run, ex, kernel))
                     sent_result = True
                     continue
                 if "verdict" in msg:
+                    if msg["verdict"] in ("hung", "error"):
+                        tail = kernel.log_tail()
+                        if tail.strip():
+                            msg["kernel_log"] = tail
                     if ex.is_alive() or ex.error is not None:
                         pool.discard(kernel)  # hung: this kernel is not trusted again
+                        pool.count("lost")
                         kernel = None
                     return msg, kernel
         finally:
@@ -475,11 +555,18 @@ def one_run(plan, pool, run, sock_dir, n):
         raise
 
 
+# How long a kernel that said it is idle may take to send the reply it sent
+# before (ordering across two sockets only): far above the few ms it takes.
+REPLY_QUIET_S = 0.5
 FINISHED = threading.Event()
+LIFELINE_GRACE_S = 60
 
 
 def lifeline(pool, temporaries):
-    """Stdin EOF before the last run: the parent is gone; leave nothing behind."""
+    """Stdin EOF before the last run: the parent is gone or wants us to stop.
+    The main thread is told (it shuts the kernels down and removes the
+    directories once they are reaped); should it not finish in time, this
+    thread does the same and ends the process."""
     try:
         # os.read, not sys.stdin: a daemon thread must not hold the buffered
         # reader's lock when the interpreter shuts down.
@@ -489,6 +576,15 @@ def lifeline(pool, temporaries):
         pass
     if FINISHED.is_set():
         return
+    with pool.lock:
+        pool.closed = True  # no kernel starts from now on
+    if hasattr(signal, "pthread_kill"):
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+    else:
+        import _thread
+        _thread.interrupt_main()
+    if FINISHED.wait(LIFELINE_GRACE_S):
+        return
     pool.shutdown_all()
     for d in temporaries:
         shutil.rmtree(d, ignore_errors=True)
@@ -497,7 +593,9 @@ def lifeline(pool, temporaries):
 
 def main():
     plan = json.loads(sys.stdin.readline())
-    tmp = tempfile.mkdtemp(prefix="sigprobe-jupyter-")
+    # The parent names the directories (it removes them too, after this
+    # process ended); alone, this script makes its own.
+    tmp = plan.get("tmp") or tempfile.mkdtemp(prefix="sigprobe-jupyter-")
     # Nothing goes to the user's own Jupyter or IPython directories.
     for var, sub in (("JUPYTER_RUNTIME_DIR", "runtime"), ("JUPYTER_DATA_DIR", "data"),
                      ("JUPYTER_CONFIG_DIR", "config"), ("IPYTHONDIR", "ipython")):
@@ -517,8 +615,8 @@ def main():
     ksm = KernelSpecManager(kernel_dirs=[os.path.join(tmp, "kernels")])
     # Starting a kernel may take longer than answering a cell (under Wine, loaded, well over 8 s).
     pool = Pool(ksm, plan.get("kernel_start_timeout_s", plan["kernel_timeout_s"]), tmp)
-    # Short, for Unix socket paths are limited (about 108 bytes).
-    sock_dir = tempfile.mkdtemp(prefix="spj", dir=None if os.name == "nt" else "/tmp")
+    # Short, for Unix socket paths are limited (about 108 bytes); only this user can enter it.
+    sock_dir = plan.get("sock_dir") or tempfile.mkdtemp(prefix="spj", dir=None if os.name == "nt" else "/tmp")
     threading.Thread(target=lifeline, args=(pool, [tmp, sock_dir]), daemon=True).start()
 
     def stop(signo, frame):
@@ -537,10 +635,16 @@ def main():
     except KeyboardInterrupt:
         pass
     finally:
-        FINISHED.set()
+        # The lifeline's stop must not cut the clean-up short.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         pool.shutdown_all()
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(sock_dir, ignore_errors=True)
+        FINISHED.set()
+        try:
+            emit({"ev": "kernels", **pool.stats})
+        except (BrokenPipeError, ValueError):
+            pass  # the parent is gone
     return 0
 
 

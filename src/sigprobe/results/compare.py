@@ -39,6 +39,8 @@ def differs(a: dict, b: dict) -> bool:
 
 def _summary(c: dict) -> dict:
     s = {"id": c["id"], "verdict": c["verdict"], "counts": c.get("counts", {})}
+    if results.incomplete(c):
+        s["incomplete"] = results.incomplete(c)
     if c.get("reasons"):
         s["reasons"] = c["reasons"]
     return s
@@ -48,6 +50,9 @@ def compare(a_path: Path, b_path: Path, ignore_platform: bool = False) -> dict:
     a_doc, b_doc = results.load(a_path), results.load(b_path)
     a, b = _index(a_path, a_doc, ignore_platform), _index(b_path, b_doc, ignore_platform)
     changed = [{"key": k, "a": _summary(a[k]), "b": _summary(b[k])} for k in a if k in b and differs(a[k], b[k])]
+    # A cell without all its runs is never counted as the same as a full one.
+    incomplete = [{"key": k, "a": _summary(a[k]), "b": _summary(b[k])} for k in a
+                  if k in b and not differs(a[k], b[k]) and (results.incomplete(a[k]) or results.incomplete(b[k]))]
     return {
         "a": {"path": str(a_path), "platform": a_doc.get("platform"), "partial": bool(a_doc.get("partial")),
               "cells": len(a)},
@@ -57,16 +62,19 @@ def compare(a_path: Path, b_path: Path, ignore_platform: bool = False) -> dict:
         "changed": changed,
         "only_a": [_summary(a[k]) for k in a if k not in b],
         "only_b": [_summary(b[k]) for k in b if k not in a],
-        "same": sum(1 for k in a if k in b and not differs(a[k], b[k])),
+        "incomplete": incomplete,
+        "same": sum(1 for k in a if k in b and not differs(a[k], b[k])) - len(incomplete),
     }
 
 
 def has_differences(diff: dict) -> bool:
-    return bool(diff["changed"] or diff["only_a"] or diff["only_b"])
+    """Exit 1 also for incomplete cells: a gate cannot call them the same."""
+    return bool(diff["changed"] or diff["only_a"] or diff["only_b"] or diff["incomplete"])
 
 
 def _verdict(c: dict) -> str:
-    return f"flaky ({flaky_rate(c)})" if c["verdict"] == "flaky" else c["verdict"]
+    v = f"flaky ({flaky_rate(c)})" if c["verdict"] == "flaky" else c["verdict"]
+    return f"{v} ({c['incomplete']})" if c.get("incomplete") else v
 
 
 def text(diff: dict) -> str:
@@ -81,8 +89,10 @@ def text(diff: dict) -> str:
         lines.append(f"only A   {c['id']}: {_verdict(c)}")
     for c in diff["only_b"]:
         lines.append(f"only B   {c['id']}: {_verdict(c)}")
+    for ch in diff["incomplete"]:
+        lines.append(f"incomplete {ch['key']}: {_verdict(ch['a'])} -> {_verdict(ch['b'])}")
     lines.append(f"{len(diff['changed'])} changed, {len(diff['only_a'])} only in A, {len(diff['only_b'])} only in B, "
-                 f"{diff['same']} the same")
+                 f"{diff['same']} the same" + (f", {len(diff['incomplete'])} incomplete" if diff["incomplete"] else ""))
     return "\n".join(lines)
 
 

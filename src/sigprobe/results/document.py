@@ -6,7 +6,7 @@ import json
 import os
 import platform as _platform
 import statistics
-import tempfile
+import secrets
 from collections import Counter
 from pathlib import Path
 
@@ -29,8 +29,11 @@ def flaky_rate(cell: dict) -> str:
     return ", ".join(f"{v} {n}/{total}" for v, n in sorted(cell.get("counts", {}).items(), key=lambda kv: -kv[1]))
 
 
-def aggregate(cell_id: str, runs: list[dict]) -> dict:
-    """One cell over its runs: the common verdict, or `flaky` when runs disagree."""
+def aggregate(cell_id: str, runs: list[dict], asked: int | None = None) -> dict:
+    """One cell over its runs: the common verdict, or `flaky` when runs disagree.
+    With fewer runs than `asked` (an interrupted run's checkpoint) the cell
+    says so: `runs_done` and `runs_asked`, and its verdict is only that of the
+    runs it has."""
     first = runs[0]
     counts = Counter(r["verdict"] for r in runs)
     cell = {
@@ -53,8 +56,17 @@ def aggregate(cell_id: str, runs: list[dict]) -> dict:
     notes = sorted({r["note"] for r in runs if r.get("note")})
     if notes:
         cell["notes"] = notes
+    if asked is not None and len(runs) < asked:
+        cell["runs_done"], cell["runs_asked"] = len(runs), asked
     cell["runs"] = runs
     return cell
+
+
+def incomplete(cell: dict) -> str:
+    """'' for a cell with all its runs, else 'incomplete: k of n runs'."""
+    if "runs_done" not in cell:
+        return ""
+    return f"incomplete: {cell['runs_done']} of {cell.get('runs_asked', '?')} runs"
 
 
 def _os_release() -> str:
@@ -95,13 +107,26 @@ def document(platform: str, machine: dict, settings: dict, cells: list[dict], pa
     return doc
 
 
+def _create_beside(path: Path) -> tuple[int, str]:
+    """A new temporary file in path's directory, created with mode 0666 so the
+    umask applies as to any other tool's output (mkstemp's 0600 would make a
+    shared results directory or a CI artifact unreadable to others)."""
+    for _ in range(100):
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(4)}")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Temporary file + rename: a crash never leaves half a document (the
     target is the old document or the new one, never a mix); any other
     failure removes the temporary file and is one BadInput line."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        fd, tmp = _create_beside(path)
     except OSError as e:
         raise BadInput(f"{path}: cannot write: {e.strerror}") from None
     try:
@@ -152,4 +177,7 @@ def load(path: Path) -> dict:
     for i, c in enumerate(cells):
         if not isinstance(c, dict) or not isinstance(c.get("id"), str) or c.get("verdict") not in (*VERDICTS, FLAKY):
             raise BadInput(f"{path}: cell {i} lacks an id or a known verdict")
+        if "runs_done" in c and not (isinstance(c["runs_done"], int) and isinstance(c.get("runs_asked"), int)
+                                     and 0 < c["runs_done"] < c["runs_asked"]):
+            raise BadInput(f"{path}: cell {c['id']} has a malformed runs_done/runs_asked")
     return doc

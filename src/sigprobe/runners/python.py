@@ -7,13 +7,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import bootstrap
+from .. import bootstrap, runlog, scratch
 from ..catalog import Cell
 from ..errors import BadInput, BuildFailed
 from .native import Stopped, error_outcome, parse_outcome, run_runner, scaled_env, terminate_runners
@@ -192,6 +193,7 @@ class JupyterSession:
         self.launch, self.path, self.env, self.attach = launch or [interp.python], path, env, attach
         self.kernel_start_s = kernel_start_s
         self.proc: subprocess.Popen | None = None
+        self.temporaries: list[Path] = []
 
     @staticmethod
     def needs_fresh(cell: Cell) -> bool:
@@ -215,6 +217,7 @@ class JupyterSession:
         return {"runner": self.path(self.runner), "pyext_dir": self.path(self.interp.pyext_dir), "runs": items,
                 "ready_ms": int(8000 * scale), "window_ms": int(100 * scale), "deadline_ms": int(10000 * scale),
                 "kernel_timeout_s": 8 * scale, "kernel_start_timeout_s": self.kernel_start_s * scale,
+                "reply_quiet_s": 0.5 * scale,
                 "fresh_kernels": self.fresh, "attach": self.attach}
 
     def run(self, runs: list[tuple[Cell, int]], on_outcome) -> dict:
@@ -224,11 +227,18 @@ class JupyterSession:
         outcome). Returns the versions."""
         runs = spread_fresh(runs, self.needs_fresh)
         plan = self.plan(runs)
+        # The driver's directories are made here, named for this process, so
+        # that they are removed after the driver and its kernels are gone, and
+        # what a killed run left is recognised by the next (scratch.py).
+        self.temporaries = [scratch.make_dir("sigprobe-jupyter-")]
+        plan["tmp"] = self.path(self.temporaries[0])
+        if self.attach != "tcp":
+            self.temporaries.append(scratch.make_dir("spj", scratch.SOCKET_BASE))
+            plan["sock_dir"] = self.path(self.temporaries[1])
         self.proc = subprocess.Popen([*self.launch, self.path(REMOTE / "kernel_driver.py")], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      start_new_session=True, env=self.env)
-        threading.Thread(target=lambda err=self.proc.stderr: [sys.stderr.write(line) for line in err],
-                         name="driver-stderr", daemon=True).start()
+        runlog.relay(self.proc.stderr)
         self.proc.stdin.write(json.dumps(plan) + "\n")
         self.proc.stdin.flush()  # stdin stays open: the driver's lifeline
         versions: dict = {}
@@ -237,7 +247,10 @@ class JupyterSession:
             for line in self.proc.stdout:
                 msg = json.loads(line)
                 if msg.get("ev") == "versions":
-                    versions = {k: v for k, v in msg.items() if k != "ev"}
+                    versions.update({k: v for k, v in msg.items() if k != "ev"})
+                    continue
+                if msg.get("ev") == "kernels":
+                    versions["kernels"] = {k: v for k, v in msg.items() if k != "ev"}
                     continue
                 cell, _ = next(it)
                 if msg.get("ev") == "error-outcome":
@@ -266,6 +279,9 @@ class JupyterSession:
                 p.kill()  # Windows: the driver's kernels die with their parent handle (JPY_PARENT_PID)
             p.wait()
         self.proc = None
+        for d in self.temporaries:
+            shutil.rmtree(d, ignore_errors=True)
+        self.temporaries = []
 
 
 def unsupported_outcome(cell: Cell, reason: str) -> dict:

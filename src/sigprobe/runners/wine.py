@@ -23,16 +23,7 @@ def ensure_tools() -> None:
     missing = [t for t in ("x86_64-w64-mingw32-gcc", "wine", "wineserver") if not shutil.which(t)]
     if not missing:
         return
-    cmd = ["apt-get", "install", "-y", "--no-install-recommends", *PACKAGES]
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise MissingDependency(f"the windows-wine cells need {', '.join(missing)}; install them with: "
-                                f"sudo {' '.join(cmd)}")
-    bootstrap.log(f"installing {' '.join(PACKAGES)} (about a minute, once)")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    if subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL).returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        if subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL).returncode != 0:
-            raise MissingDependency(f"apt-get could not install {' '.join(PACKAGES)}")
+    bootstrap.apt_install(PACKAGES, f"the windows-wine cells need {', '.join(missing)}", "(about a minute, once)")
 
 
 def env_for(build: Path) -> dict:
@@ -125,7 +116,7 @@ def run_kernel_cells(build: Path, env: dict, runs: list, window_scale: float, on
     """The Windows kernel cells: real Windows Jupyter kernels under Wine, run
     by the Windows CPython (winpython.py) with its own jupyter_client and
     ipykernel and the extension probe cross-built for it, through the same
-    jupyter_driver.py as on POSIX; the runner listens on loopback TCP (Wine 8
+    kernel_driver.py as on POSIX; the runner listens on loopback TCP (Wine 8
     has no AF_UNIX). Without that Python (no network for its first download)
     each cell is unsupported, saying why. Returns the interpreter's versions."""
     from . import winpython

@@ -1,0 +1,202 @@
+"""No work lost: the results document is a checkpoint while `sigprobe run`
+runs (SIGINT, SIGTERM, SIGKILL each leave a valid document with the runs made
+so far), `--resume` finishes it, results honour the umask, and what a killed
+run left in the temporary directory is removed by the next run."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import one_error_line
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "sigprobe"
+# 8 native cells, about 20 ms a run: --repeat 50 runs for several seconds.
+LONG = ["--only", "linux/no-tty/sigaction/*", "--only", "linux/no-tty/self-pipe/*"]
+ONE = ["--only", "linux/no-tty/sigaction/kill"]
+
+
+def start(build_dir, out: Path, *args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(SCRIPT), "run", *args, "--out", str(out), "--build-dir",
+                             str(build_dir)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+
+
+def wait_for_checkpoint(out: Path, p: subprocess.Popen, timeout: float = 120) -> dict:
+    """The first checkpoint on disk that holds runs (it is written whole, by rename)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        assert p.poll() is None, "the run ended before it was interrupted"
+        if out.exists():
+            doc = json.loads(out.read_text())
+            if doc["cells"]:
+                return doc
+        time.sleep(0.05)
+    raise AssertionError("no checkpoint was written")
+
+
+def session_left(sid: int) -> list[str]:
+    left = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = Path(f"/proc/{d}/stat").read_text()
+                if int(stat[stat.rindex(")") + 2:].split()[3]) == sid:
+                    left.append(d)
+            except (OSError, ValueError):
+                pass
+    return left
+
+
+def check_valid_partial(out: Path, repeat: int) -> dict:
+    doc = json.loads(out.read_text())
+    assert doc["partial"] is True
+    assert doc["cells"]
+    short = [c for c in doc["cells"] if len(c["runs"]) < repeat]
+    assert short, "some cells have fewer runs than asked"
+    for c in doc["cells"]:
+        if c in short:
+            assert (c["runs_done"], c["runs_asked"]) == (len(c["runs"]), repeat)
+        else:
+            assert "runs_done" not in c
+        assert all(r["verdict"] != "error" for r in c["runs"]), c["id"]
+    return doc
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL], ids=lambda s: s.name)
+def test_an_interrupted_run_leaves_the_runs_made_so_far(sig, build_dir, tmp_path, sigprobe):
+    out = tmp_path / "doc.json"
+    p = start(build_dir, out, *LONG, "--repeat", "50", "-j", "2")
+    try:
+        wait_for_checkpoint(out, p)
+        p.send_signal(sig)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    assert p.returncode == (-sig if sig == signal.SIGKILL else 128 + sig), err
+    doc = check_valid_partial(out, 50)
+    # After SIGKILL the runners end by their parent-death signal, cleaning up as they go.
+    end = time.monotonic() + 20
+    while session_left(p.pid) and time.monotonic() < end:
+        time.sleep(0.05)
+    assert session_left(p.pid) == [], "no runner or probe is left"
+    leftovers = sorted(x.name for x in tmp_path.iterdir() if x.name.startswith("."))
+    assert leftovers == [], f"no temporary file is left: {leftovers}"
+
+    r = sigprobe("report", str(out), "--md", "-")
+    assert r.returncode == 0, r.stderr
+    assert "incomplete:" in r.stdout and "of 50 runs" in r.stdout
+
+    if sig == signal.SIGKILL:  # finished by --resume, into the same form as an uninterrupted run
+        before = {c["id"]: c["runs"] for c in doc["cells"]}
+        r = sigprobe("run", "--resume", str(out), timeout=600)
+        assert r.returncode == 0, r.stderr
+        done = json.loads(out.read_text())
+        assert "partial" not in done
+        assert len(done["cells"]) == 8
+        for c in done["cells"]:
+            assert len(c["runs"]) == 50 and "runs_done" not in c, c["id"]
+            assert c["runs"][:len(before.get(c["id"], []))] == before.get(c["id"], []), "earlier runs are kept"
+        assert set(done["settings"]) >= {"repeat", "jobs", "window_scale", "only", "fresh_kernels", "wall_s"}
+        assert done["settings"]["only"] == LONG[1::2]
+
+
+@pytest.fixture(scope="module")
+def partial_doc(sigprobe, tmp_path_factory):
+    """A real two-run document made partial, as a checkpoint holds it."""
+    out = tmp_path_factory.mktemp("resume") / "doc.json"
+    r = sigprobe("run", *ONE, "--repeat", "2", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(out.read_text())
+    cell = doc["cells"][0]
+    cell["runs"] = cell["runs"][:1]
+    cell.update(runs_done=1, runs_asked=2)
+    doc["partial"] = True
+    return doc
+
+
+def write(path: Path, doc: dict) -> Path:
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    return path
+
+
+def test_resume_runs_only_the_missing_repeats(sigprobe, partial_doc, tmp_path):
+    doc = write(tmp_path / "p.json", partial_doc)
+    r = sigprobe("run", "--resume", str(doc))
+    assert r.returncode == 0, r.stderr
+    assert "resuming" in r.stderr and "1 runs to go" in r.stderr
+    done = json.loads(doc.read_text())
+    cell = done["cells"][0]
+    assert len(cell["runs"]) == 2 and "runs_done" not in cell and "partial" not in done
+    assert cell["runs"][0] == partial_doc["cells"][0]["runs"][0]
+    assert done["settings"]["window_ms"] == partial_doc["settings"]["window_ms"], "the document's window is kept"
+
+
+def test_resume_of_a_complete_document_does_nothing(sigprobe, partial_doc, tmp_path):
+    doc = dict(partial_doc)
+    doc.pop("partial")
+    path = write(tmp_path / "c.json", doc)
+    before = path.read_bytes()
+    r = sigprobe("run", "--resume", str(path))
+    assert r.returncode == 0, r.stderr
+    assert "nothing to resume" in r.stderr
+    assert path.read_bytes() == before
+
+
+def test_resume_refuses_another_interpreter(sigprobe, partial_doc, tmp_path):
+    doc = json.loads(json.dumps(partial_doc))
+    doc["machine"]["libc"] = "glibc 1.0"
+    line = one_error_line(sigprobe("run", "--resume", str(write(tmp_path / "i.json", doc))))
+    assert "cannot continue it here" in line and "libc" in line and "glibc 1.0" in line
+
+
+def test_resume_refuses_another_selection(sigprobe, partial_doc, tmp_path):
+    path = write(tmp_path / "s.json", partial_doc)
+    line = one_error_line(sigprobe("run", "--resume", str(path), "--only", "linux/no-tty/none/kill"))
+    assert "--only" in line and "differs from the document's" in line
+    line = one_error_line(sigprobe("run", "--resume", str(path), "--repeat", "5"))
+    assert "--repeat 5 differs from the document's 2" in line
+
+
+def test_resume_of_a_broken_document_is_one_line(sigprobe, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema": "sigprobe-results/1", "cells": [')
+    assert "not JSON" in one_error_line(sigprobe("run", "--resume", str(bad)))
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_results_files_honour_the_umask(umask, build_dir, tmp_path):
+    out = tmp_path / "m.json"
+    r = subprocess.run([sys.executable, str(SCRIPT), "run", *ONE, "--repeat", "1", "--out", str(out),
+                        "--build-dir", str(build_dir)], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                       preexec_fn=lambda: os.umask(umask), timeout=300)
+    assert r.returncode == 0, r.stderr
+    for f in (out, out.with_suffix(".md")):
+        assert f.stat().st_mode & 0o777 == 0o666 & ~umask, f
+
+
+def test_a_killed_runs_temporary_directories_are_removed_by_the_next_run(sigprobe, tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # reaped: its pid names no process now
+    left = [Path(tempfile.mkdtemp(prefix=f"sigprobe-jupyter-{dead.pid}-")),
+            Path(tempfile.mkdtemp(prefix=f"spj{dead.pid}-", dir="/tmp"))]
+    (left[0] / "ipython").mkdir()
+    mine = Path(tempfile.mkdtemp(prefix=f"spj{os.getpid()}-", dir="/tmp"))  # a live owner's: kept
+    try:
+        r = sigprobe("run", *ONE, "--repeat", "1", "--out", str(tmp_path / "t.json"))
+        assert r.returncode == 0, r.stderr
+        for d in left:
+            assert not d.exists(), d
+            assert f"removed {d}, left by a sigprobe run that was killed" in r.stderr
+        assert mine.exists()
+    finally:
+        for d in left + [mine]:
+            subprocess.run(["rm", "-rf", str(d)])
