@@ -89,6 +89,14 @@ def test_auditwheel_states_the_wheels_platform_tag(wheel):
     assert m.group(1).endswith("_x86_64") or m.group(1).endswith("_aarch64")
 
 
+def test_an_interpreter_it_was_not_built_for_is_refused_by_pips_tags(env, wheel, tmp_path):
+    python, e, cwd = env
+    other = "3.10" if sys.version_info[:2] != (3, 10) else "3.12"
+    r = run([str(python), "-m", "pip", "install", "--dry-run", "--no-index", "--no-deps", "--only-binary=:all:",
+             "--python-version", other, "--target", str(tmp_path / "t"), str(wheel)], env=e, cwd=cwd)
+    assert r.returncode != 0 and "is not a supported wheel on this platform" in r.stderr, r.stderr
+
+
 def test_version_list_and_module(env):
     r = sigprobe(env, "--version")
     assert r.returncode == 0 and r.stdout.strip() == "sigprobe 0.1.0", r.stderr

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,6 +30,8 @@ def add_parsers(sub) -> None:
 
 
 def cmd_bench(args) -> int:
+    import tempfile
+
     from .list import prepare
     build_dir = prepare(args.build_dir)
     build_args = ["--build-dir", str(build_dir)] if args.build_dir else []

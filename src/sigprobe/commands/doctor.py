@@ -10,7 +10,6 @@ import os
 import sys
 
 from .. import doctor as doctor_mod
-from .. import trace as tracemod
 from ..errors import BadInput
 from . import options
 
@@ -43,5 +42,6 @@ def cmd_doctor(args) -> int:
         if args.json:
             raise BadInput("--watch prints a live trace; it does not go with --json")
         sys.stdout.flush()
+        from .. import trace as tracemod
         tracemod.watch(args.pid or os.getpid(), args.watch)
     return 0

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import NamedTuple, Optional
@@ -185,6 +184,8 @@ def cmd_run(args) -> int:
 
 def check_writable(out: Path) -> None:
     """Refuses an --out that cannot be written before running any cell, not after."""
+    import tempfile
+
     if out.suffix != ".json":
         raise BadInput(f"--out {out}: the results document must end in .json")
     for target in (out, out.with_suffix(".md")):

@@ -1,7 +1,6 @@
 """`sigprobe trace --pid PID`: the signals sent to one process and what the kernel did with them."""
 from __future__ import annotations
 
-from .. import trace as tracemod
 from . import options
 
 
@@ -18,5 +17,6 @@ def add_parsers(sub) -> None:
 
 def cmd_trace(args) -> int:
     """trace.watch() (also for `doctor --watch`)."""
+    from .. import trace as tracemod
     tracemod.watch(args.pid, args.seconds)
     return 0
