@@ -33,7 +33,7 @@ static const char usage[] =
     "  --version         print the runner's platform, compiler and C library as JSON\n"
     "  --probe-dir DIR   where the sigprobe-probe-* executables are\n"
     "                    (default: the probes/ folder beside this executable)\n"
-    "  --ready-ms N      spawn -> ready deadline (default 2000)\n"
+    "  --ready-ms N      spawn -> ready deadline (default 10000)\n"
     "  --window-ms N     delivery -> first handler window; after it nothing\n"
     "                    noticed and the probe is asked to stop (default 100)\n"
     "  --deadline-ms N   delivery -> exit deadline (default 3000)\n"

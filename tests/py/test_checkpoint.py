@@ -200,3 +200,30 @@ def test_a_killed_runs_temporary_directories_are_removed_by_the_next_run(sigprob
     finally:
         for d in left + [mine]:
             subprocess.run(["rm", "-rf", str(d)])
+
+
+def test_a_flaky_cell_gets_more_runs_and_its_proportion(tmp_path, capsys):
+    """A cell made flaky on purpose (handled every other run) is run up to
+    FLAKY_RUNS times; a steady one keeps its repeat."""
+    import itertools
+
+    from sigprobe.catalog import parse_id
+    from sigprobe.commands import run as main
+    flaky, steady = parse_id("linux/no-tty/coin/kill"), parse_id("linux/no-tty/rock/kill")
+    coin = itertools.cycle(["handled", "deferred"])
+
+    def run_one(cell):
+        verdict = next(coin) if cell is flaky else "handled"
+        return {"id": cell.id, "host": cell.host, "strategy": cell.strategy, "delivery": cell.delivery,
+                "verdict": verdict, "fired": [], "exit": {"kind": "exited", "code": 0}}
+
+    args = main.RunSettings(repeat=3, jobs=1, window_scale=1.0, only=(), fresh_kernels=False, quiet=False,
+                            out=tmp_path / "f.json", resume=None, resume_doc={})
+    assert main.execute(args, [flaky, steady], "linux", {}, run_one, None) == 0
+    cells = {c["id"]: c for c in json.loads(args.out.read_text())["cells"]}
+    assert cells[flaky.id]["verdict"] == "flaky"
+    assert cells[flaky.id]["counts"] == {"deferred": main.FLAKY_RUNS // 2, "handled": main.FLAKY_RUNS // 2}
+    assert len(cells[steady.id]["runs"]) == 3 and "runs_done" not in cells[flaky.id]
+    err = capsys.readouterr().err
+    assert f"1 cells' runs disagree: up to {main.FLAKY_RUNS} runs each" in err
+    assert f"[{main.FLAKY_RUNS} runs] {flaky.id}" in err

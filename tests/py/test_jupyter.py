@@ -111,7 +111,10 @@ def test_a_kernel_that_never_replies_is_hung_within_its_deadline(build_dir, tmp_
     plan = {"runner": str(build_dir / "sigprobe-run"), "pyext_dir": str(build_dir / "pyext"),
             "runs": [{"id": "linux/jupyter-child/stubborn/kernel-interrupt", "mode": "signal", "loop_ms": 1000,
                       "kind": "child", "probe": str(ROOT / "tests" / "py" / "fixtures" / "stubborn_probe.py")}],
-            "ready_ms": 8000, "window_ms": 100, "deadline_ms": 6000, "kernel_timeout_s": 4, "fresh_kernels": False}
+            "ready_ms": 8000, "window_ms": 100, "deadline_ms": 6000, "kernel_timeout_s": 4, "fresh_kernels": False,
+            # What is measured is the cell's deadline; a kernel's start is not (on a loaded machine
+            # it takes well over the 4 s a cell gets).
+            "kernel_start_timeout_s": 120}
     import time
     t0 = time.monotonic()
     # The driver's stdin stays open while it works: EOF is its parent's death.
@@ -121,14 +124,14 @@ def test_a_kernel_that_never_replies_is_hung_within_its_deadline(build_dir, tmp_
     outcome = None
     for line in p.stdout:  # to EOF: the driver ends by itself after its last run
         msg = json.loads(line)
-        if "verdict" in msg:
+        if "verdict" in msg or msg.get("ev") == "error-outcome":
             outcome = msg
     p.stdin.close()
     assert p.wait(60) == 0
     wall = time.monotonic() - t0
-    assert outcome["verdict"] == "hung", outcome
+    assert outcome and outcome.get("verdict") == "hung", outcome
     assert "did not reply" in outcome["reason"]
-    assert wall < 60
+    assert wall < 180
     stubborn = outcome["probe"]["pid"]
     assert not alive(stubborn), "the stubborn child outlived its kernel"
     assert not alive(outcome["python"]["kernel_pid"])
@@ -152,12 +155,15 @@ def test_python_that_does_not_exist_is_bad_input(sigprobe):
     assert r.returncode == 2 and "not an executable" in r.stderr and "Traceback" not in r.stderr
 
 
-def _kernels():
+def _kernels(marker: str) -> set[int]:
+    """The live kernels whose command line names marker (their connection
+    file lies in the run's own directory): this run's, not another's."""
     pids = set()
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
-                if b"ipykernel_launcher" in (d / "cmdline").read_bytes() and alive(int(d.name)):
+                cmd = (d / "cmdline").read_bytes()
+                if b"ipykernel_launcher" in cmd and marker.encode() in cmd and alive(int(d.name)):
                     pids.add(int(d.name))
             except OSError:
                 pass
@@ -166,33 +172,36 @@ def _kernels():
 
 def test_interrupting_sigprobe_run_leaves_no_kernel_and_no_temporary_directory(build_dir, tmp_path):
     """SIGTERM to `sigprobe run` in the middle of the kernel cells: exit 143, the
-    finished cells written as partial, every kernel shut down, temp dirs gone."""
+    finished runs written as partial, and by the time it has exited every kernel
+    it started (spares included) is reaped and its directories are gone."""
     import signal
     import tempfile
-    import time
-    tmp_root = Path(tempfile.gettempdir())
-    temporaries = lambda: set(tmp_root.glob("sigprobe-jupyter-*")) | set(Path("/tmp").glob("spj*"))  # noqa: E731
-    dirs_before = temporaries()
-    kernels_before = _kernels()
     out = tmp_path / "partial.json"
     p = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "sigprobe"), "run", "--build-dir", str(build_dir),
                           "--only", "linux/jupyter/*", "--repeat", "1", "-j", "1", "--out", str(out)],
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    finished = 0
-    for line in p.stderr:  # progress lines: one per finished cell
-        if line.startswith("["):
-            finished += 1
-            if finished == 3:
-                break
-    seen = _kernels() - kernels_before
-    assert seen, "kernels were running"
-    p.send_signal(signal.SIGTERM)
-    p.stderr.read()
-    assert p.wait(60) == 143
+    # Named for the run's pid (and so told from any other run's on this machine).
+    marker = f"sigprobe-jupyter-{p.pid}-"
+    temporaries = lambda: (set(Path(tempfile.gettempdir()).glob(marker + "*"))  # noqa: E731
+                           | set(Path("/tmp").glob(f"spj{p.pid}-*")))
+    try:
+        finished = 0
+        for line in p.stderr:  # progress lines: one per finished cell
+            if line.startswith("["):
+                finished += 1
+                if finished == 3:
+                    break
+        seen = _kernels(marker)
+        assert seen, "kernels were running"
+        assert temporaries(), "the run's directories exist while it runs"
+        p.send_signal(signal.SIGTERM)
+        p.stderr.read()
+        assert p.wait(120) == 143
+    finally:
+        if p.poll() is None:  # a failed assertion above: end the run as a user would
+            p.send_signal(signal.SIGTERM)
+            p.wait(120)
+    assert not _kernels(marker), "a kernel outlived an interrupted run"
+    assert not temporaries(), "the run's directories are removed"
     doc = json.loads(out.read_text())
     assert doc["partial"] is True and len(doc["cells"]) >= 3
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and (_kernels() & seen):
-        time.sleep(0.2)
-    assert not (_kernels() & seen), "a kernel outlived an interrupted run"
-    assert temporaries() <= dirs_before

@@ -74,9 +74,10 @@ def test_the_wheel_holds_the_package_and_its_native_parts(wheel):
         assert part in names
     tag = f"cpython-{sys.version_info.major}{sys.version_info.minor}"
     assert any(re.fullmatch(rf"sigprobe/_native/pyext/sigprobe_pyext\.{tag}-.*\.so", n) for n in names)
-    # No C test, fixture or fuzzer, no C source.
+    # No C test, fixture or fuzzer, no C source; the one header is the pattern shipped for extension authors.
     assert not [n for n in names if n.split("/")[-1].startswith(("test_", "fuzz_", "sigprobe-hostile", "sigprobe-sentinel"))
-                or n.endswith((".c", ".h"))]
+                or n.endswith(".c")]
+    assert [n for n in names if n.endswith(".h")] == ["sigprobe/include/sigprobe/interruptible.h"]
 
 
 def test_auditwheel_states_the_wheels_platform_tag(wheel):
@@ -106,6 +107,13 @@ def test_version_list_and_module(env):
     assert "linux/no-tty/sigaction/killpg" in cells and "linux/jupyter/check-signals+nogil/kernel-interrupt" in cells
     python, e, cwd = env
     assert run([str(python), "-m", "sigprobe", "list"], env=e, cwd=cwd).stdout.split() == cells
+
+
+def test_the_recommended_header_is_found_from_the_package(env):
+    python, e, cwd = env
+    r = run([str(python), "-c", "import sigprobe, os; print(os.path.isfile(os.path.join(sigprobe.get_include(), "
+                                "'sigprobe', 'interruptible.h')))"], env=e, cwd=cwd)
+    assert r.stdout.strip() == "True", r.stderr
 
 
 def test_doctor_json(env):

@@ -175,10 +175,10 @@ def test_magic_doctor_running_vs_idle_in_a_windows_kernel(kernel_run):
     states = d["kernel_states"]
     assert states["running"]["python_handler"] == "default_int_handler"
     assert states["idle"]["python_handler"] == "SIG_IGN"
-    assert states["idle"]["how"].startswith("measured by a helper thread")
+    assert states["idle"]["how"].startswith("measured as the kernel went idle")
     assert "jupyter-windows-idle" in ids(d) and "jpy-event-valid" in ids(d)
     text = kernel_run["magic_doctor_text"]
-    assert "  idle     Python: SIG_IGN  (measured by a helper thread" in text
+    assert "  idle     Python: SIG_IGN  (measured as the kernel went idle" in text
     assert "OS level" not in text
 
 

@@ -14,11 +14,14 @@ typedef struct sp_run_options {
   int deadline_ms;       /* delivery -> exit, the whole run's end */
 } sp_run_options;
 
-#define SP_READY_MS_DEFAULT 2000
+/* A probe's start is not measured, so its window is generous: a loaded
+ * machine, or a new console under Wine, takes seconds to start one, and a probe
+ * that reports ready early costs nothing of it. */
+#define SP_READY_MS_DEFAULT 10000
 #define SP_WINDOW_MS_DEFAULT 100
 #define SP_DEADLINE_MS_DEFAULT 3000
 
-/* The largest SIGPROBE_TIMEOUT_MULTIPLIER: the longest default (3 s) times it
+/* The largest SIGPROBE_TIMEOUT_MULTIPLIER: the longest default (10 s) times it
  * stays far inside an int of milliseconds. */
 #define SP_TIMEOUT_MULTIPLIER_MAX 1000
 

@@ -15,6 +15,9 @@ from ..errors import BadInput
 from . import options
 
 DEFAULT_REPEAT = 3
+# A cell whose runs disagree gets more runs, up to this many, so that its
+# proportions are known (the kernel picks the thread a SIGINT lands on).
+FLAKY_RUNS = 20
 
 
 def add_parsers(sub) -> None:
@@ -77,15 +80,19 @@ class RunSettings(NamedTuple):
 class Progress:
     def __init__(self, total: int, quiet: bool):
         self.total, self.done, self.quiet = total, 0, quiet
+        self.reported: set[str] = set()
         self.t0 = time.monotonic()
 
     def cell_finished(self, cell: dict) -> None:
+        """A cell with all its runs; again, with its extra runs, when it was flaky."""
         from ..export import matrix as render
-        self.done += 1
+        again = cell["id"] in self.reported
+        self.reported.add(cell["id"])
+        self.done += not again
         if self.quiet:
             return
-        print(f"[{self.done:>{len(str(self.total))}}/{self.total}] {cell['id']:<44} "
-              f"{render.cell_text(cell)}", file=sys.stderr, flush=True)
+        head = f"{len(cell['runs'])} runs" if again else f"{self.done:>{len(str(self.total))}}/{self.total}"
+        print(f"[{head}] {cell['id']:<44} {render.cell_text(cell)}", file=sys.stderr, flush=True)
 
 
 def run_native_cells(runs: list, run_one, jobs: int, sink) -> None:
@@ -219,6 +226,8 @@ def execute(settings: RunSettings, selected, platform: str, version: dict, run_o
     base_wall = float((settings.resume_doc.get("settings") or {}).get("wall_s", 0)) if settings.resume else 0.0
     recorded = {"repeat": settings.repeat, "jobs": settings.jobs, "window_scale": settings.window_scale,
                 "only": list(settings.only), "fresh_kernels": settings.fresh_kernels, **(calibration or {})}
+    if settings.repeat < FLAKY_RUNS:
+        recorded["flaky_runs"] = FLAKY_RUNS
 
     def header():
         s = dict(recorded, wall_s=round(base_wall + time.monotonic() - t0, 3))
@@ -238,17 +247,26 @@ def execute(settings: RunSettings, selected, platform: str, version: dict, run_o
     sink = checkpoint.Checkpoint(out, selected, settings.repeat, Progress(len(selected), settings.quiet), header,
                                  prior)
     todo = sink.todo()
-    native_runs = [(c, i) for c, i in todo if c.kind == "native"]
-    python_runs = [(c, i) for c, i in todo if c.kind != "native"]
     print(f"sigprobe: {len(selected)} cells × {settings.repeat} runs, {settings.jobs} at a time"
           + (f"; resuming {paths.rel(settings.resume)}: {len(todo)} runs to go" if settings.resume else ""),
           file=sys.stderr)
     interrupted: options.Interrupted | None = None
+
+    def run(todo):
+        native_runs = [(c, i) for c, i in todo if c.kind == "native"]
+        python_runs = [(c, i) for c, i in todo if c.kind != "native"]
+        run_native_cells(native_runs, run_one, settings.jobs, sink)
+        if python_runs:
+            extra.update(run_python(python_runs, sink))
+
     with runlog.to(out.with_suffix(".log")) as logged, sink:
         try:
-            run_native_cells(native_runs, run_one, settings.jobs, sink)
-            if python_runs:
-                extra.update(run_python(python_runs, sink))
+            run(todo)
+            more = sink.more_for_flaky(FLAKY_RUNS) if settings.repeat < FLAKY_RUNS else []
+            if more:
+                print(f"sigprobe: {len({c.id for c, _ in more})} cells' runs disagree: up to {FLAKY_RUNS} runs each, "
+                      f"{len(more)} more runs", file=sys.stderr)
+                run(more)
         except options.Interrupted as e:
             sink.seal()
             interrupted = e

@@ -39,7 +39,6 @@ from ..commands.options import bounded_int
 from ..doctor.common import _fmt_members
 from ..remote.kernel_driver import load_pyext
 
-IDLE_SAMPLE_AFTER_S = 0.25
 REMOTE = Path(__file__).resolve().parents[1] / "remote"
 
 
@@ -92,35 +91,45 @@ def sigint_now() -> dict:
 
 
 class IdleSampler:
-    """Measures SIGINT between cells: a magic always runs inside a cell, so the
-    idle state is read by a short-lived thread IDLE_SAMPLE_AFTER_S after each
-    cell ends, unless another cell has started by then."""
+    """Measures SIGINT between cells. A magic always runs inside a cell, so the
+    idle state is read right after ipykernel's post_handler_hook (which puts
+    back the handler the kernel keeps while idle) has run for a cell, in the
+    kernel's own thread: what an interrupt meets while the kernel waits for
+    the next message. (A timer a fixed time after the cell raced that hook on
+    a loaded machine and sometimes read the running state.)"""
 
     def __init__(self):
-        self.generation = 0
         self.sample = None
-        self.lock = threading.Lock()
+        self.ended = None  # when the last cell ended, until the sample after it is taken
+        self.kernel = None
 
-    def pre_execute(self):
-        with self.lock:
-            self.generation += 1
+    def install(self, ip) -> None:
+        kernel = getattr(ip, "kernel", None)
+        hook = getattr(kernel, "post_handler_hook", None)
+        if hook is None or self.kernel is not None:
+            return  # not in a kernel (a terminal IPython), or installed already
+
+        def post_handler_hook():
+            hook()
+            self.take()
+
+        kernel.post_handler_hook = post_handler_hook  # on the instance: uninstall() deletes it
+        self.kernel = kernel
+
+    def uninstall(self) -> None:
+        if self.kernel is not None:
+            self.kernel.__dict__.pop("post_handler_hook", None)
+            self.kernel = None
 
     def post_execute(self):
-        with self.lock:
-            self.generation += 1
-            gen = self.generation
-        ended = time.time()
-        t = threading.Timer(IDLE_SAMPLE_AFTER_S, self._take, args=(gen, ended))
-        t.daemon = True
-        t.name = "sigprobe-idle-sampler"
-        t.start()
+        self.ended = time.time()
 
-    def _take(self, gen, ended):
-        state = sigint_now()
-        with self.lock:
-            if gen == self.generation:  # no cell started meanwhile
-                self.sample = {"state": state, "after_cell_s": round(time.time() - ended, 3),
-                               "at": time.strftime("%H:%M:%S", time.localtime())}
+    def take(self):
+        if self.ended is None:
+            return  # a message other than a cell's (kernel_info, complete, ...)
+        ended, self.ended = self.ended, None
+        self.sample = {"state": sigint_now(), "after_cell_s": round(time.time() - ended, 3),
+                       "at": time.strftime("%H:%M:%S", time.localtime())}
 
 
 SAMPLER = IdleSampler()
@@ -129,8 +138,8 @@ SAMPLER = IdleSampler()
 def kernel_states(now: dict) -> dict:
     idle = SAMPLER.sample
     if idle is not None:
-        idle = {**idle["state"], "how": f"measured by a helper thread {idle['after_cell_s']} s after the previous "
-                                        f"cell ended (at {idle['at']})"}
+        idle = {**idle["state"], "how": f"measured as the kernel went idle after the previous cell "
+                                        f"({idle['after_cell_s']} s after it ended, at {idle['at']})"}
     else:
         idle = {"os": "ignored", "python_handler": "SIG_IGN",
                 "how": "not measured yet (no cell has ended since the extension was loaded); this is "
@@ -623,13 +632,13 @@ class SigprobeMagics(Magics):
 
 def load_ipython_extension(ip):
     ip.register_magics(SigprobeMagics)
-    ip.events.register("pre_execute", SAMPLER.pre_execute)
     ip.events.register("post_execute", SAMPLER.post_execute)
+    SAMPLER.install(ip)
 
 
 def unload_ipython_extension(ip):
-    for name, cb in (("pre_execute", SAMPLER.pre_execute), ("post_execute", SAMPLER.post_execute)):
-        try:
-            ip.events.unregister(name, cb)
-        except ValueError:
-            pass
+    SAMPLER.uninstall()
+    try:
+        ip.events.unregister("post_execute", SAMPLER.post_execute)
+    except ValueError:
+        pass

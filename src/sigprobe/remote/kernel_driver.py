@@ -148,10 +148,18 @@ class Kernel:
 
     def log_tail(self, limit=2000):
         """The end of what the kernel printed (its stdout and stderr)."""
+        return self.log_since(max(0, self.log_size() - limit))
+
+    def log_size(self):
+        try:
+            return os.path.getsize(self.log_path)
+        except (OSError, TypeError):
+            return 0
+
+    def log_since(self, offset):
         try:
             with open(self.log_path, "rb") as f:
-                f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - limit))
+                f.seek(offset)
                 return f.read().decode(errors="replace")
         except (OSError, TypeError):
             return ""
@@ -222,7 +230,11 @@ class Pool:
             if self.closed:
                 raise RuntimeError("sigprobe is shutting down")
         km = KernelManager(kernel_name=f"sigprobe-{mode}", kernel_spec_manager=self.ksm)
-        path = os.path.join(self.log_dir, f"kernel-{mode}-{time.monotonic_ns()}.log")
+        # In the run's own directory (jupyter_client's default is a new file in
+        # the system's temporary directory, left there should the run be killed).
+        stamp = f"{mode}-{time.monotonic_ns()}"
+        km.connection_file = os.path.join(os.environ["JUPYTER_RUNTIME_DIR"], f"kernel-{stamp}.json")
+        path = os.path.join(self.log_dir, f"kernel-{stamp}.log")
         log = open(path, "wb")
         km.start_kernel(stdout=log, stderr=log)
         log.close()
@@ -294,15 +306,18 @@ class Pool:
     def shutdown_all(self):
         """Every kernel shut down and reaped, those still starting included:
         no kernel starts after this."""
-        with self.lock:
-            self.closed = True
-        for t, _ in list(self.spares.values()):
-            t.join()  # bounded: a start gives up after timeout_s (wait_for_ready)
-        with self.lock:
-            kernels = list(self.live)
-            self.live.clear()
-        for k in kernels:
-            k.shutdown()
+        for _ in range(2):
+            # First the kernels there are (a spare waiting for its kernel's
+            # first reply then fails at once), then, once no start is under
+            # way, any that finished starting meanwhile.
+            with self.lock:
+                self.closed = True
+                kernels = list(self.live)
+                self.live.clear()
+            for k in kernels:
+                k.shutdown()
+            for t, _ in list(self.spares.values()):
+                t.join()
 
 
 def write_kernelspecs(root, python, env):
@@ -395,17 +410,14 @@ class Execution(threading.Thread):
         elif msg.get("msg_type") == "status" and msg["content"].get("execution_state") == "idle":
             self.idle_at = time.monotonic()
 
-    def wait(self, timeout_s, quiet_s):
-        """Until the reply came, or the timeout, or the kernel has been idle for
-        quiet_s without replying: ipykernel sends execute_reply before it
-        publishes idle, so that reply is lost (a KeyboardInterrupt that landed
-        in the kernel's own message handling after the cell's code, which
-        ipykernel logs as "KeyboardInterrupt caught in kernel."). No need to
-        wait out the timeout for what is already known."""
+    def wait(self, timeout_s, reply_lost):
+        """Until the reply came, or the timeout, or reply_lost() says the
+        kernel went idle without one. No need to wait out the timeout for
+        what is already known."""
         end = time.monotonic() + timeout_s
         while self.is_alive() and time.monotonic() < end:
             self.join(0.02)
-            if self.idle_at is not None and time.monotonic() - self.idle_at > quiet_s:
+            if self.idle_at is not None and reply_lost():
                 return
 
     def run(self):
@@ -422,16 +434,18 @@ class Execution(threading.Thread):
         return None
 
 
-IDLE_WITHOUT_REPLY = "KeyboardInterrupt caught in kernel"
+# What ipykernel logs when a KeyboardInterrupt escapes its message handler
+# (it landed after the cell's code, in ipykernel's own handling of the
+# message): the execute_reply is never sent, then the kernel goes idle.
+REPLY_LOST = "KeyboardInterrupt caught in kernel"
 
 
-def result_line(run, execution, kernel):
+def result_line(run, execution, kernel, log_offset=0):
     if execution.is_alive() or execution.error is not None:
-        if execution.idle_at is not None:
-            why = "the kernel went idle without replying to the cell (its execute_reply was lost)"
-            if IDLE_WITHOUT_REPLY in kernel.log_tail(20000):
-                why += ("; its log says \"KeyboardInterrupt caught in kernel.\": the interrupt landed in "
-                        "ipykernel's own message handling, after the cell's code")
+        if execution.idle_at is not None and REPLY_LOST in kernel.log_since(log_offset):
+            why = ("the kernel went idle without replying to the cell: its log says \"KeyboardInterrupt caught "
+                   "in kernel.\" (the interrupt landed in ipykernel's own message handling, after the cell's "
+                   "code, and the execute_reply was never sent)")
         else:
             why = f"the kernel did not reply within {execution.timeout_s:.0f} s"
         return {"ev": "result", "hung": True, "reason": why, "kernel_pid": kernel.pid or 0}
@@ -503,6 +517,7 @@ def one_run(plan, pool, run, sock_dir, n):
             report = listening.get("report", "unix:" + sock)
             code = child_cell(run, report) if run["kind"] == "child" else probe_cell(run, report)
             ex = Execution(kernel.kc, code, plan["kernel_timeout_s"])
+            log_offset = kernel.log_size()  # what the kernel logs from here on is this run's
             ex.start()
             sent_result = False
             while True:
@@ -514,7 +529,7 @@ def one_run(plan, pool, run, sock_dir, n):
                 if line is None:
                     if not ex.is_alive() and not sent_result:
                         # The cell ended before the probe got going: say so.
-                        send(runner, result_line(run, ex, kernel))
+                        send(runner, result_line(run, ex, kernel, log_offset))
                         sent_result = True
                     continue
                 msg = json.loads(line)
@@ -524,8 +539,8 @@ def one_run(plan, pool, run, sock_dir, n):
                     # SIGINT as Python sees it: on Windows interrupt_kernel() sets the kernel's
                     # JPY_INTERRUPT_EVENT, which ipykernel's poller turns into interrupt_main(SIGINT).
                     send(runner, {"ev": "delivered", "t_ns": t, "sig": "SIGINT", "sender_pid": os.getpid()})
-                    ex.wait(plan["kernel_timeout_s"], plan.get("reply_quiet_s", REPLY_QUIET_S))
-                    send(runner, result_line(run, ex, kernel))
+                    ex.wait(plan["kernel_timeout_s"], lambda: REPLY_LOST in kernel.log_since(log_offset))
+                    send(runner, result_line(run, ex, kernel, log_offset))
                     sent_result = True
                     continue
                 if "verdict" in msg:
@@ -555,9 +570,6 @@ def one_run(plan, pool, run, sock_dir, n):
         raise
 
 
-# How long a kernel that said it is idle may take to send the reply it sent
-# before (ordering across two sockets only): far above the few ms it takes.
-REPLY_QUIET_S = 0.5
 FINISHED = threading.Event()
 LIFELINE_GRACE_S = 60
 

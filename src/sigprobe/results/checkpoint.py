@@ -38,8 +38,9 @@ class Checkpoint:
         self.out, self.repeat, self.progress, self.header = out, repeat, progress, header
         self.selected = list(selected)
         self.order = {c.id: i for i, c in enumerate(self.selected)}
-        self.outcomes: dict[str, list[dict]] = {c.id: list((prior or {}).get(c.id, []))[:repeat]
-                                                for c in self.selected}
+        self.outcomes: dict[str, list[dict]] = {c.id: list((prior or {}).get(c.id, [])) for c in self.selected}
+        # Runs each cell is to have: the repeat, or more for a flaky one (more_for_flaky).
+        self.target: dict[str, int] = {c.id: repeat for c in self.selected}
         # Each run as compact JSON, made once: a checkpoint splices these
         # rather than encoding every run again each time (see _compact).
         self.encoded: dict[str, list[str]] = {cid: [json.dumps(r) for r in runs]
@@ -62,6 +63,19 @@ class Checkpoint:
         with self.lock:
             self.sealed = True
 
+    def more_for_flaky(self, bound: int) -> list:
+        """The runs that take every cell whose runs disagree up to `bound` runs,
+        so that the document gives its proportions ("handled in 11 of 20"),
+        not a coin toss of three; round by round, like todo()."""
+        by_id = {c.id: c for c in self.selected}
+        with self.lock:
+            flaky = [cid for cid, runs in self.outcomes.items()
+                     if len({r["verdict"] for r in runs}) > 1 and len(runs) < bound]
+            for cid in flaky:
+                self.target[cid] = bound
+            have = {cid: len(self.outcomes[cid]) for cid in flaky}
+        return [(by_id[cid], i) for i in range(bound) for cid in flaky if i >= have[cid]]
+
     def add(self, cell, outcome: dict) -> None:
         encoded = json.dumps(outcome)
         with self.lock:
@@ -71,18 +85,18 @@ class Checkpoint:
             runs.append(outcome)
             self.encoded[cell.id].append(encoded)
             self.dirty = True
-            finished = results.aggregate(cell.id, runs) if len(runs) == self.repeat else None
+            finished = results.aggregate(cell.id, runs) if len(runs) == self.target[cell.id] else None
         if finished:
             self.progress.cell_finished(finished)
 
     def cells(self) -> list[dict]:
         with self.lock:
-            return [results.aggregate(cid, list(runs), self.repeat)
+            return [results.aggregate(cid, list(runs), self.target[cid])
                     for cid, runs in sorted(self.outcomes.items(), key=lambda kv: self.order[kv[0]]) if runs]
 
     def complete(self) -> bool:
         with self.lock:
-            return all(len(runs) >= self.repeat for runs in self.outcomes.values())
+            return all(len(runs) >= self.target[cid] for cid, runs in self.outcomes.items())
 
     def write(self, partial: bool) -> dict:
         """Writes the document as it stands, pretty-printed; returns it."""
@@ -106,7 +120,7 @@ class Checkpoint:
         for cid, runs, encoded in snapshot:
             n, summary = self.summaries.get(cid, (0, ""))
             if n != len(runs):  # only the cells with new runs are summarised again
-                summary = results.aggregate(cid, runs, self.repeat)
+                summary = results.aggregate(cid, runs, self.target[cid])
                 del summary["runs"]
                 summary = json.dumps(summary)[:-1]
                 self.summaries[cid] = (len(runs), summary)

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..catalog import Cell
 from ..errors import BadInput
 
-# The runner has its own deadlines (ready 2 s + delivery→exit 3 s, scaled by
+# The runner has its own deadlines (ready 10 s + delivery→exit 3 s, scaled by
 # SIGPROBE_TIMEOUT_MULTIPLIER); this outer bound only catches a runner bug.
 RUNNER_SLACK_S = 30.0
 

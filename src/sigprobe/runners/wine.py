@@ -30,10 +30,15 @@ def env_for(build: Path) -> dict:
     return dict(os.environ, WINEPREFIX=str(build / "wineprefix"), WINEDEBUG="-all")
 
 
+def default_build() -> Path:
+    """The checkout's build-win/: the Windows side is built only from a clone."""
+    return bootstrap.checkout("--platform windows-wine (cross-building the Windows side)") / "build-win"
+
+
 def ensure_build(build: Path | None = None) -> Path:
-    """The Windows side cross-built with MinGW-w64 (default: the checkout's build-win/)."""
+    """The Windows side cross-built with MinGW-w64 (default: default_build())."""
+    build = build or default_build()
     root = bootstrap.checkout("--platform windows-wine (cross-building the Windows side)")
-    build = build or root / "build-win"
     ensure_tools()
     if not (build / "CMakeCache.txt").exists():
         r = subprocess.run(["cmake", "-S", str(root), "-B", str(build),
@@ -130,5 +135,5 @@ def run_kernel_cells(build: Path, env: dict, runs: list, window_scale: float, on
     interp = pyhosts.Interpreter(str(exe), pyext, {})
     session = pyhosts.JupyterSession(build / "sigprobe-run.exe", interp, build, window_scale,
                                      launch=["wine", str(exe)], path=winpython.wine_path,
-                                     env={**env, "PYTHONUTF8": "1"}, attach="tcp", kernel_start_s=30)
+                                     env={**env, "PYTHONUTF8": "1"}, attach="tcp")
     return session.run(runs, on_outcome)

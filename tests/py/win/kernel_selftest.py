@@ -79,8 +79,7 @@ def signal_mode(tmp, out):
         out["kernel_pid"] = pid
         status, text, _ = execute(kc, "%load_ext sigprobe")
         assert status == "ok", text
-        execute(kc, "pass")  # a cell ends: the extension measures the idle kernel 0.25 s later
-        time.sleep(1.0)
+        execute(kc, "pass")  # a cell ends: the extension measures the kernel as it goes idle
         r = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "sigprobe"), "doctor", "--pid", str(pid),
                             "--json"], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
         out["doctor_pid"] = {"rc": r.returncode, "stderr": r.stderr[-2000:], "doc": json.loads(r.stdout or "null")}
