@@ -52,6 +52,42 @@ def section(md: str, title: str) -> str:
 
 # ---- report: the merged documents ---------------------------------------------
 
+def glance_rows(md: str) -> dict[str, list[str]]:
+    """The at-a-glance table: situation title -> its cells, the last one the advice."""
+    table = md.split("## At a glance\n")[1].split("\n## ")[0]
+    rows = {}
+    for line in table.splitlines()[4:]:
+        if line.startswith("| ["):
+            cells = [c.strip() for c in line.rstrip(" |").split(" | ")]
+            rows[cells[0].split("](")[0].lstrip("| [")] = cells[1:]
+    return rows
+
+
+def test_at_a_glance_comes_first_and_every_entry_links_to_a_cited_cell(merged):
+    _, md, page, _ = merged
+    assert md.index("## At a glance") < md.index("## Choosing an interrupt strategy")
+    rows = glance_rows(md)
+    assert list(rows) == [s.title for s in reference.SITUATIONS]
+    anchors = set(re.findall(r'<a id="([^"]+)"></a>', md))
+    links = re.findall(r"\[[✓◐✗–][^\]]*\]\(#([^)]+)\)", md.split("## At a glance")[1].split("\n## ")[0])
+    assert links and set(links) <= anchors, set(links) - anchors
+    # The same in the page: each entry's link lands on a cell of a matrix.
+    ids = set(re.findall(r'<td id="([^"]+)"', page))
+    glance = page.split('<table class="glance">')[1].split("</table>")[0]
+    hrefs = re.findall(r'<td class="g-[a-z]+" title="[^"]*"><a href="#([^"]+)"', glance)
+    assert hrefs and set(hrefs) <= ids
+    assert rows["A terminal program"][-1].startswith("use `")
+
+
+def test_at_a_glance_shows_an_unmeasured_situation_as_not_measured(sigprobe, tmp_path):
+    r = sigprobe("report", str(VENV), "--md", str(tmp_path / "README.md"), "--html", str(tmp_path / "r.html"))
+    assert r.returncode == 0, r.stderr
+    rows = glance_rows((tmp_path / "README.md").read_text())
+    windows = rows["A Windows console program"]
+    assert windows[-1] == "not measured here"
+    assert all(c == "" for c in windows[:-1]), "not measured is not failing"
+
+
 def test_two_documents_of_one_platform_are_told_apart_by_their_interpreters(merged):
     _, md, page, _ = merged
     for label in ("linux (Python 3.11.7, ipykernel 7.4.0)", "linux (Python 3.11.2, ipykernel 6.17.1)"):

@@ -214,3 +214,63 @@ def unjudged_groups(f: Finding) -> list[tuple[str, str, str, list]]:
         key = (c["verdict"], note) if note else (c["verdict"], reason)
         out.setdefault(key, (c["verdict"], reason, note, []))[3].append((s, c))
     return list(out.values())
+
+
+# ---- at a glance -----------------------------------------------------------------
+# One table on the reference's first screen: rows are the situations, columns
+# the strategies worth considering (those measured somewhere), each entry the
+# claim's kind and median latency; then what to use, by PREFERENCE.
+
+GLANCE_STRATEGIES = ("recommended", "recommended+nogil", "check-signals", "check-signals+nogil",
+                     "c-handler-per-call", "c-handler-import", "sigaction", "self-pipe", "sigwait-thread",
+                     "signalfd", "console-ctrl", "event", "event-thread")
+# The first of these that works in every measured cell of a situation is named for it.
+PREFERENCE = ("recommended", "recommended+nogil", "sigaction", "self-pipe", "signalfd", "sigwait-thread",
+              "event", "console-ctrl", "check-signals+nogil", "check-signals", "event-thread", "c-handler-per-call")
+GLANCE_SYMBOL = {"works": "✓", "depends": "◐", "fails": "✗", "unjudged": "–"}
+
+
+@dataclass
+class GlanceEntry:
+    kind: str  # works, depends, fails, or unjudged (could not run here)
+    latency_us: float | None  # the median of the handled cells' medians
+    cells: list  # [(source, cell)], the first is the one linked
+
+
+@dataclass
+class GlanceRow:
+    finding: Finding
+    entries: dict  # strategy -> GlanceEntry
+    advice: str
+
+
+def _entries(f: Finding) -> dict:
+    out = {}
+    for cl in f.claims:
+        if cl.strategy in GLANCE_STRATEGIES:
+            cells = [sc for v in sorted(cl.by_verdict) for sc in cl.by_verdict[v]]
+            out[cl.strategy] = GlanceEntry(cl.kind, statistics.median(cl.latency_us) if cl.latency_us else None, cells)
+    for s, c in f.unjudged:
+        if c["strategy"] in GLANCE_STRATEGIES and c["strategy"] not in out:
+            out[c["strategy"]] = GlanceEntry("unjudged", None, [(s, c)])
+    return out
+
+
+def _advice(f: Finding, entries: dict) -> str:
+    if not f.measured:
+        return "not measured here"
+    for strategy in PREFERENCE:
+        e = entries.get(strategy)
+        if e and e.kind == "works":
+            return f"use `{strategy}`" + (f" ({fmt_us(e.latency_us)})" if e.latency_us is not None else "")
+    some = [st for st in PREFERENCE if entries.get(st) and entries[st].kind == "depends"]
+    if some:
+        return f"nothing works in every cell; `{some[0]}` in some"
+    return "nothing measured here works"
+
+
+def glance(findings: list[Finding]) -> tuple[list[str], list[GlanceRow]]:
+    """The columns (strategies measured somewhere) and one row per situation."""
+    rows = [GlanceRow(f, e, _advice(f, e)) for f in findings for e in (_entries(f),)]
+    columns = [st for st in GLANCE_STRATEGIES if any(st in r.entries for r in rows)]
+    return columns, rows

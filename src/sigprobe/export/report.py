@@ -252,6 +252,36 @@ def _md_situation(f: reference.Finding, cited: dict) -> list[str]:
     return out
 
 
+def _md_glance(findings: list, cited: dict) -> list[str]:
+    columns, rows = reference.glance(findings)
+    out = ["## At a glance", "",
+           "✓ handled in every measured cell, ◐ in some, ✗ in none, – could not run here, blank: not measured; "
+           "with the median latency from the interrupt to the handler. Each entry links to a cell behind it; "
+           "the sections below give every cell.", "",
+           "| situation | " + " | ".join(f"`{c}`" for c in columns) + " | what to use |",
+           "|---|" + "---|" * len(columns) + "---|"]
+    for r in rows:
+        row = []
+        for st in columns:
+            e = r.entries.get(st)
+            if e is None:
+                row.append("")
+                continue
+            s, c = e.cells[0]
+            text = reference.GLANCE_SYMBOL[e.kind] + (f" {reference.fmt_us(e.latency_us)}" if e.latency_us else "")
+            cited.setdefault(s.anchor(c), (s, c))
+            row.append(f"[{text}](#{s.anchor(c)})")
+        out.append(f"| [{r.finding.situation.title}](#{_md_slug(r.finding.situation.title)}) | "
+                   + " | ".join(row) + f" | {r.advice} |")
+    out.append("")
+    return out
+
+
+def _md_slug(title: str) -> str:
+    """The anchor GitHub's Markdown gives a heading."""
+    return re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+
+
 def markdown(sources: list[Source], md_dir: Path) -> str:
     findings = reference.evaluate_all(sources)
     cited: dict = {}
@@ -263,8 +293,9 @@ def markdown(sources: list[Source], md_dir: Path) -> str:
              "A verdict is what happened when the interrupt was sent: `handled` (a handler saw it and the work "
              "stopped cleanly), `deferred`, `killed`, `ignored`, `not-delivered`, `lost`, `hung`; `unsupported` and "
              "`error` cells could not run here (with the reason); `flaky` cells disagree between runs. Each claim "
-             "below links to the cells that back it (listed at the end).", "",
-             "## Choosing an interrupt strategy", ""]
+             "below links to the cells that back it (listed at the end).", ""]
+    lines += _md_glance(findings, cited)
+    lines += ["## Choosing an interrupt strategy", ""]
     for f in findings:
         lines += _md_situation(f, cited)
 
@@ -354,6 +385,10 @@ table.matrix{font-size:11.5px} table.matrix td{text-align:center;white-space:now
 table.matrix th.strategy{white-space:nowrap} table.matrix thead th{text-align:center}
 td .lat{display:block;font-size:10.5px;opacity:.8} td .rate{display:block;font-size:10.5px}
 td .inc{display:block;font-size:10.5px;font-style:italic}
+table.glance th:first-child{position:sticky;left:0;background:#fff;text-align:left;min-width:9em}
+table.glance td{white-space:nowrap;text-align:center} table.glance td a{color:inherit;text-decoration:none}
+.g-works{background:#dff3e0} .g-depends{background:#fff3cd} .g-fails{background:#f8d7da} .g-unjudged{background:#eee}
+table.glance td.advice{text-align:left;white-space:normal;min-width:12em}
 sup.wine{color:#8a1c7c;font-weight:700;margin-left:2px}
 .v-handled{background:#c9ecc9;color:#12501a} .v-deferred{background:#fff0b3;color:#6b5000}
 .v-killed{background:#f9c4c4;color:#7a1010} .v-ignored{background:#d8dff0;color:#2c3a5c}
@@ -521,6 +556,31 @@ def _html_situation(f: reference.Finding) -> str:
     return "".join(out)
 
 
+def _html_glance(findings: list) -> str:
+    columns, rows = reference.glance(findings)
+    out = ["<h2 id=\"glance\">At a glance</h2><p class=\"muted\">✓ handled in every measured cell, ◐ in some, "
+           "✗ in none, – could not run here, blank: not measured; with the median latency from the interrupt to "
+           "the handler. Each entry links to a cell behind it (hover for all of them).</p>",
+           "<div class=\"scroll\"><table class=\"glance\"><thead><tr><th>situation</th>"
+           + "".join(f"<th><code>{_e(c)}</code></th>" for c in columns) + "<th>what to use</th></tr></thead><tbody>"]
+    for r in rows:
+        sit = r.finding.situation
+        out.append(f"<tr><th><a href=\"#s-{_e(sit.key)}\">{_e(sit.title)}</a></th>")
+        for st in columns:
+            e = r.entries.get(st)
+            if e is None:
+                out.append("<td class=\"v-none\"></td>")
+                continue
+            s, c = e.cells[0]
+            lat = f" {reference.fmt_us(e.latency_us)}" if e.latency_us else ""
+            title = "\n".join(f"{cc['id']}: {cc['verdict']}" for _, cc in e.cells)
+            out.append(f"<td class=\"g-{_e(e.kind)}\" title=\"{_e(title)}\"><a href=\"#{_e(s.anchor(c))}\">"
+                       f"{reference.GLANCE_SYMBOL[e.kind]}{_e(lat)}</a></td>")
+        out.append(f"<td class=\"advice\">{_md_code_to_html(r.advice)}</td></tr>")
+    out.append("</tbody></table></div>")
+    return "".join(out)
+
+
 def html_page(sources: list[Source]) -> str:
     findings = reference.evaluate_all(sources)
     legend = "".join(f"<span class=\"v-{v}\">{v}</span>" for v in VERDICT_ORDER)
@@ -534,6 +594,7 @@ def html_page(sources: list[Source]) -> str:
            + ". Every claim links to the matrix cells that back it; hover a cell for its runs, latency, "
              "reasons and Wine notes.</p>",
            f"<p class=\"legend\">{legend} <span class=\"muted\">W = Wine deviation (listed below)</span></p>",
+           _html_glance(findings),
            "<h2 id=\"choosing\">Choosing an interrupt strategy</h2>"]
     out += [_html_situation(f) for f in findings]
 
