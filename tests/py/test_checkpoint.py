@@ -205,10 +205,10 @@ def test_a_killed_runs_temporary_directories_are_removed_by_the_next_run(sigprob
 def test_a_flaky_cell_gets_more_runs_and_its_proportion(tmp_path, capsys):
     """A cell made flaky on purpose (handled every other run) is run up to
     FLAKY_RUNS times; a steady one keeps its repeat."""
-    import argparse
     import itertools
-    from sigprobe_cli import main
-    from sigprobe_cli.cells import parse_id
+
+    from sigprobe.catalog import parse_id
+    from sigprobe.commands import run as main
     flaky, steady = parse_id("linux/no-tty/coin/kill"), parse_id("linux/no-tty/rock/kill")
     coin = itertools.cycle(["handled", "deferred"])
 
@@ -217,8 +217,8 @@ def test_a_flaky_cell_gets_more_runs_and_its_proportion(tmp_path, capsys):
         return {"id": cell.id, "host": cell.host, "strategy": cell.strategy, "delivery": cell.delivery,
                 "verdict": verdict, "fired": [], "exit": {"kind": "exited", "code": 0}}
 
-    args = argparse.Namespace(out=tmp_path / "f.json", repeat=3, jobs=1, window_scale=1.0, only=None,
-                              fresh_kernels=False, quiet=False, resume=None, resume_doc={})
+    args = main.RunSettings(repeat=3, jobs=1, window_scale=1.0, only=(), fresh_kernels=False, quiet=False,
+                            out=tmp_path / "f.json", resume=None, resume_doc={})
     assert main.execute(args, [flaky, steady], "linux", {}, run_one, None) == 0
     cells = {c["id"]: c for c in json.loads(args.out.read_text())["cells"]}
     assert cells[flaky.id]["verdict"] == "flaky"

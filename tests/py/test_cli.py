@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from sigprobe_cli import results
-from sigprobe_cli.errors import BadInput
+from sigprobe.errors import BadInput
+from sigprobe.results import document as results
 from helpers import one_error_line
 
 

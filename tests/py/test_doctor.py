@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-from sigprobe_cli import doctor  # noqa: E402
+from sigprobe import doctor
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="doctor's tests read /proc (Linux)")
 
@@ -201,15 +200,16 @@ def test_another_users_process_is_stated_not_crashed_on():
     # package and the system's own interpreter (the doctor is standard library).
     import shutil
     shared = Path(__import__("tempfile").mkdtemp(prefix="sp-doctor-"))
-    shutil.copytree(ROOT / "scripts" / "sigprobe_cli", shared / "sigprobe_cli")
+    shutil.copytree(ROOT / "src" / "sigprobe", shared / "sigprobe", ignore=shutil.ignore_patterns("_native"))
     for d in [shared, *shared.rglob("*")]:
         d.chmod(0o755 if d.is_dir() else 0o644)
     python = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
     try:
         with target() as proc:
-            code = (f"import sys, json; sys.path.insert(0, {str(shared)!r}); from sigprobe_cli import doctor; "
+            code = ("import json; from sigprobe import doctor; "
                     f"print(json.dumps(doctor.report(doctor.gather({proc.pid}))))")
             r = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60, cwd="/",
+                               env={**os.environ, "PYTHONPATH": str(shared)},
                                preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
     finally:
         shutil.rmtree(shared, ignore_errors=True)
@@ -261,9 +261,18 @@ class Kernel:
 
     def execute(self, code, timeout=120):
         out = []
+        self.html = []
+
+        def hook(m):
+            # The magic prints JSON and returns its report: text/plain beside text/html.
+            if m["msg_type"] == "stream":
+                out.append(m["content"].get("text", ""))
+            elif m["msg_type"] in ("execute_result", "display_data"):
+                out.append(m["content"]["data"].get("text/plain", ""))
+                self.html.append(m["content"]["data"].get("text/html"))
+
         reply = self.kc.execute_interactive(code, timeout=timeout, store_history=False, allow_stdin=False,
-                                            output_hook=lambda m: out.append(m["content"].get("text", ""))
-                                            if m["msg_type"] == "stream" else None)
+                                            output_hook=hook)
         return reply["content"], "".join(out)
 
     def shutdown(self):
@@ -282,7 +291,6 @@ def kernel(tmp_path_factory, pyext_dir):
     k = Kernel(tmp_path_factory.mktemp("jupyter"))
     try:
         content, out = k.execute(f"import os, sys\nos.environ['SIGPROBE_PYEXT_DIR'] = {pyext_dir!r}\n"
-                                 f"sys.path.insert(0, {str(ROOT / 'scripts' / 'sigprobe_ipython')!r})\n"
                                  "%load_ext sigprobe")
         assert content["status"] == "ok", out
         yield k
@@ -356,7 +364,7 @@ def test_magic_doctor_shows_running_and_idle_measured(kernel):
 def kernel_handlers(kernel):
     content, out = kernel.execute(
         "import signal as __s, json as __j, threading as __t\n"
-        "__m = __import__('sigprobe').pyext_module()\n"
+        "__m = __import__('sigprobe.ipython.magic', fromlist=['magic']).pyext_module()\n"
         "print(__j.dumps({'py': repr(__s.getsignal(__s.SIGINT)), 'os': __m.sigint_state(),"
         " 'threads': sorted(t.name for t in __t.enumerate() if not t.name.startswith('sigprobe-idle'))}))\n"
         "del __s, __j, __m, __t")
@@ -429,13 +437,15 @@ def test_selftest_text_names_every_strategy(kernel):
     for s in VERDICTS:
         assert s in out
     assert "kernel state afterwards: unchanged" in out
+    # A notebook shows the same as a table (_repr_html_), one row per strategy and GIL mode.
+    table = next(h for h in kernel.html if h and "<table>" in h)
+    assert all(f"<td>{s}</td>" in table for s in VERDICTS) and table.count("<tr>") >= 1 + 2 * len(VERDICTS)
 
 
 def test_magic_without_the_probe_says_how_to_build(tmp_path):
-    code = (f"import sys; sys.path.insert(0, {str(ROOT / 'scripts' / 'sigprobe_ipython')!r}); import sigprobe as s; "
-            "s.REPO = s.Path('/nonexistent'); import os; os.environ.pop('SIGPROBE_PYEXT_DIR', None); "
+    code = ("import os; os.environ['SIGPROBE_PYEXT_DIR'] = '/nonexistent'; from sigprobe.ipython import magic as s; "
             "print(s.render_selftest(s.selftest()))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                        env={k: v for k, v in os.environ.items() if k != "SIGPROBE_PYEXT_DIR"})
     assert r.returncode == 0, r.stderr
-    assert "sigprobe_pyext is not built: run `scripts/sigprobe test`" in r.stdout
+    assert "sigprobe_pyext is not built for this interpreter" in r.stdout and "pip install sigprobe" in r.stdout

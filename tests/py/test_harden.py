@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from sigprobe_cli import results
-from sigprobe_cli.errors import BadInput
+from sigprobe.errors import BadInput
+from sigprobe.results import document as results
 from helpers import one_error_line
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,8 +138,7 @@ def test_sigterm_to_sigprobe_alone_ends_its_runners_partial_with_143(tmp_path, b
 
 CHAIN = r"""
 import os, signal, subprocess, sys, time
-sys.path.insert(0, sys.argv[1])
-from sigprobe_cli import native
+from sigprobe.runners import native
 runner, hostile, marker = sys.argv[2:5]
 assert native.become_subreaper()
 p = subprocess.Popen([runner, "--ready-ms", "2000", "--deadline-ms", "30000", "--host", "no-tty",
@@ -366,8 +365,7 @@ def test_results_document_that_is_a_directory_or_missing(tmp_path):
 
 WRITER = r"""
 import json, sys
-sys.path.insert(0, sys.argv[1])
-from sigprobe_cli import results
+from sigprobe.results import document as results
 from pathlib import Path
 p = Path(sys.argv[2])
 i = 0

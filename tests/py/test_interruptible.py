@@ -33,10 +33,10 @@ def test_the_header_compiles_without_warnings(cc, std, tmp_path):
 
 
 def test_the_header_compiles_with_mingw_for_windows(tmp_path):
-    from sigprobe_cli import wine, winpython
+    from sigprobe.runners import wine, winpython
     wine.ensure_tools()  # MinGW-w64 (installed by the test command)
     mingw = shutil.which("x86_64-w64-mingw32-gcc")
-    headers = winpython.ensure_headers(wine.DEFAULT_BUILD)  # CPython 3.11's, as the Windows leg uses them
+    headers = winpython.ensure_headers(wine.default_build())  # CPython 3.11's, as the Windows leg uses them
     r = subprocess.run([mingw, "-std=c99", *WARNINGS, "-isystem", str(headers), "-I", str(INCLUDE),
                         "-c", str(SPIN), "-o", str(tmp_path / "spin.obj")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DRIVER = ROOT / "scripts" / "sigprobe_cli" / "jupyter_driver.py"
+DRIVER = ROOT / "src" / "sigprobe" / "remote" / "kernel_driver.py"
 SEED = ["c-handler-import", "c-handler-per-call", "check-signals", "none"]
 
 

@@ -48,8 +48,8 @@ def pyext_dir(tmp_path_factory):
 
 PRELUDE = """
 import json, os, signal, sys, time
-sys.path.insert(0, {pyext_dir!r})
-import sigprobe_pyext as m
+from sigprobe.remote.kernel_driver import load_pyext
+m = load_pyext({pyext_dir!r})
 
 def state():
     return {{"os": m.sigint_state(),
@@ -154,7 +154,8 @@ NOGIL = pytest.mark.parametrize("nogil", [False, True], ids=["gil", "nogil"])
 # ---- the build ----
 
 def test_module_was_built_for_this_interpreter(pyext_dir):
-    code = ("import sys, sysconfig; sys.path.insert(0, sys.argv[1]); import sigprobe_pyext as m, sigprobe_pyext_import as i;"
+    code = ("import sys, sysconfig; from sigprobe.remote.kernel_driver import load_pyext; "
+            "m, i = load_pyext(sys.argv[1]), load_pyext(sys.argv[1], 'sigprobe_pyext_import'); "
             "print(m.HEADERS_VERSION, i.HEADERS_VERSION, m.__file__, sysconfig.get_config_var('EXT_SUFFIX'))")
     done = subprocess.run([sys.executable, "-c", code, pyext_dir], capture_output=True, text=True, check=True)
     headers, headers_import, path, suffix = done.stdout.split()

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from sigprobe_cli import compare, reference
+from sigprobe.export import reference
+from sigprobe.results import compare
 import helpers
 
 FIX = Path(__file__).resolve().parent / "fixtures"

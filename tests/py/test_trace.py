@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sigprobe_cli import trace
+from sigprobe import trace
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "sigprobe"

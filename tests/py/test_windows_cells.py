@@ -1,24 +1,31 @@
 """The Windows kernel cells in the catalog: real kernels only (jupyter,
 jupyter-message); under Wine they run in the Windows CPython's kernels
 (test_windows_python.py measures some), or are unsupported saying why."""
-from sigprobe_cli import pyhosts, wine
-from sigprobe_cli.cells import Cell
+from sigprobe import catalog, paths
+from sigprobe.catalog import Cell
+from sigprobe.runners import python as pyhosts, wine
+
+
+def pyext_strategies():
+    """The extension probe's STRATEGIES, as the catalog reads them."""
+    return catalog.pyext_strategies(paths.native_dir() / "pyext")
 
 
 def test_windows_kernel_cells():
     for platform in ("windows", "windows-wine"):
-        cells = pyhosts.python_cells(platform)
+        cells = pyhosts.python_cells(platform, pyext_strategies(), [])
         assert {c.host for c in cells} == {"jupyter", "jupyter-message"}
         assert {c.delivery for c in cells} == {"kernel-interrupt"}
         assert all(c.kind == "jupyter" and c.platform == platform for c in cells)
         strategies = {c.strategy for c in cells}
         assert {"event-thread", "console-ctrl", "event-thread+nogil", "check-signals", "self-pipe",
                 "signalfd-thread", "c-handler-per-call", "c-handler-import+same-cell", "none"} <= strategies
-        assert len(cells) == 2 * len(pyhosts.KERNEL_STRATEGIES)
+        assert len(cells) == 2 * len(pyhosts.kernel_strategies(pyext_strategies())) == 2 * 18
 
 
 def test_posix_catalog_unchanged():
-    cells = pyhosts.python_cells("linux")
+    native = catalog.strategies(catalog.native_cells(paths.native_dir() / paths.RUNNER))
+    cells = pyhosts.python_cells("linux", pyext_strategies(), native)
     assert {c.host for c in cells} == {"python-tty", "python-no-tty", "python-background", "jupyter",
                                        "jupyter-message", "jupyter-child"}
     assert len(cells) == 107
@@ -26,8 +33,8 @@ def test_posix_catalog_unchanged():
 
 def test_without_a_windows_python_kernel_cells_are_unsupported(monkeypatch):
     """No network for the first download: each kernel cell says why, nothing runs."""
-    from sigprobe_cli import winpython
-    from sigprobe_cli.errors import MissingDependency
+    from sigprobe.errors import MissingDependency
+    from sigprobe.runners import winpython
 
     def offline(build):
         raise MissingDependency("could not download https://example.invalid/x: offline")

@@ -1,4 +1,4 @@
-"""Windows Python itself, under Wine (scripts/sigprobe_cli/winpython.py: the
+"""Windows Python itself, under Wine (src/sigprobe/runners/winpython.py: the
 embeddable CPython 3.11.9 with the pinned Jupyter stack):
 - `sigprobe doctor` on processes set up the way a user's are
   (tests/py/win/doctor_targets.py): each fact and each conclusion;
@@ -13,7 +13,7 @@ import shutil
 import pytest
 
 from conftest import ROOT
-from sigprobe_cli import wine, winpython
+from sigprobe.runners import wine, winpython
 
 
 @pytest.fixture(scope="session")

@@ -17,9 +17,8 @@ import time
 from jupyter_client.manager import KernelManager
 
 REPO, PYEXT = sys.argv[1], sys.argv[2]
-EXT_DIR = os.path.join(REPO, "scripts", "sigprobe_ipython")
 HANDLERS = ("import signal as __s, json as __j, threading as __t\n"
-            "__m = __import__('sigprobe').pyext_module()\n"
+            "__m = __import__('sigprobe.ipython.magic', fromlist=['magic']).pyext_module()\n"
             "print(__j.dumps({'py': repr(__s.getsignal(__s.SIGINT)), 'os': __m.sigint_state(),"
             " 'threads': sorted(t.name for t in __t.enumerate() if not t.name.startswith('sigprobe-idle'))}))\n"
             "del __s, __j, __m, __t")
@@ -36,6 +35,8 @@ def execute(kc, code, timeout=240):
             continue
         if msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
             out.append(msg["content"]["text"])
+        elif msg["msg_type"] in ("execute_result", "display_data"):  # the magic's report
+            out.append(msg["content"]["data"].get("text/plain", ""))
         if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
             break
     while True:
@@ -76,7 +77,7 @@ def signal_mode(tmp, out):
     try:
         pid = km.provisioner.process.pid
         out["kernel_pid"] = pid
-        status, text, _ = execute(kc, f"import sys; sys.path.insert(0, {EXT_DIR!r})\n%load_ext sigprobe")
+        status, text, _ = execute(kc, "%load_ext sigprobe")
         assert status == "ok", text
         execute(kc, "pass")  # a cell ends: the extension measures the kernel as it goes idle
         r = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "sigprobe"), "doctor", "--pid", str(pid),

@@ -1,1 +1,0 @@
-"""The Python side of sigprobe: cell catalog, orchestration, results."""

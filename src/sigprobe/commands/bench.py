@@ -1,0 +1,175 @@
+"""`sigprobe bench`: figures, not assertions. Kill → handler latency of
+sigprobe's own `no-tty/sigaction/kill` cell side by side with a minimal C
+baseline, the native cell overhead, latency per delivery path, and the wall
+time of the native matrix at -j 1 and -j N (with a check that verdicts do
+not change when every waiting window is 10× longer)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .. import paths
+from . import options
+
+
+def add_parsers(sub) -> None:
+    b = sub.add_parser("bench", help="measure latency against a C baseline, cell overhead and matrix wall time",
+                       description="Prints figures (never asserts them): kill → handler latency of sigprobe's "
+                                   "no-tty/sigaction/kill cell beside a minimal C baseline, the native cell "
+                                   "overhead, latency per delivery path, and the native matrix's wall time at "
+                                   "-j 1 and -j N with a verdict check against 10× longer windows.")
+    b.add_argument("--samples", type=options.bounded_int(100_000), default=200, metavar="N",
+                   help="samples per latency figure (default 200)")
+    options.add_json(b, "the figures")
+    options.add_build_dir(b)
+    b.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args) -> int:
+    import tempfile
+
+    from .list import prepare
+    build_dir = prepare(args.build_dir)
+    build_args = ["--build-dir", str(build_dir)] if args.build_dir else []
+    with tempfile.TemporaryDirectory(prefix="sigprobe-bench-") as scratch:
+        figures = run_bench(build_dir / paths.RUNNER, build_dir, build_args, args.samples, Path(scratch))
+    print(json.dumps(figures, indent=2) if args.json else render(figures))
+    return 0
+
+
+def _pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+
+
+def summary(values: list[float]) -> dict:
+    import statistics
+    return {"n": len(values), "min": round(min(values), 3), "median": round(statistics.median(values), 3),
+            "p99": round(_pct(values, 0.99), 3), "max": round(max(values), 3)}
+
+
+def baseline_latency_us(build_dir: Path, samples: int, fork_only: bool = False) -> list[float]:
+    exe = build_dir / "sigprobe-baseline"
+    r = subprocess.run([str(exe), str(samples), *(["--fork-only"] if fork_only else [])], capture_output=True,
+                       text=True, check=True)
+    return [int(x) / 1000.0 for x in r.stdout.split()]
+
+
+def cell_samples(runner: Path, cell_id: str, samples: int) -> tuple[list[float], list[float], list[float]]:
+    """Latency (µs), runner-internal spawn → verdict (ms), and the whole
+    process round trip as a caller sees it (ms)."""
+    from .. import catalog as cellmod
+    from ..runners.native import run_native
+    cell = cellmod.parse_id(cell_id)
+    lat, inner, outer = [], [], []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        o = run_native(runner, cell)
+        outer.append((time.perf_counter() - t0) * 1000)
+        if o["verdict"] != "handled":
+            raise RuntimeError(f"{cell_id}: {o['verdict']} ({o.get('reason')})")
+        lat.append(o["fired"][0]["latency_us"])
+        inner.append(o["wall_us"] / 1000)
+    return lat, inner, outer
+
+
+NATIVE = ["--only", "*/tty/*", "--only", "*/no-tty/*", "--only", "*/background/*"]
+
+
+def matrix_wall(jobs: int, window_scale: float, build_args: list[str], only: list[str], repeat: int,
+                scratch: Path) -> tuple[float, dict]:
+    """The wall time of `sigprobe run` (this package, this interpreter) and its document."""
+    name = "native" if only else "default"
+    out = scratch / f"bench-{name}-r{repeat}-j{jobs}-w{window_scale:g}.json"
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "sigprobe", "run", "--quiet", "--repeat", str(repeat), "-j", str(jobs),
+                    "--window-scale", str(window_scale), *build_args, "--out", str(out), *only],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    return wall, json.loads(out.read_text())
+
+
+def run_bench(runner: Path, build_dir: Path, build_args: list[str], samples: int, scratch: Path) -> dict:
+    import statistics
+
+    # Interleaved in chunks, so that both see the same moments of a noisy machine.
+    base, warm, lat, inner, outer = [], [], [], [], []
+    chunk = 20
+    for start in range(0, samples, chunk):
+        n = min(chunk, samples - start)
+        base += baseline_latency_us(build_dir, n)
+        warm += baseline_latency_us(build_dir, n, fork_only=True)
+        l, i, o = cell_samples(runner, "linux/no-tty/sigaction/kill", n)
+        lat += l
+        inner += i
+        outer += o
+    out = {
+        "samples": samples,
+        "baseline_latency_us": summary(base),
+        "baseline_fork_only_latency_us": summary(warm),
+        "sigprobe_latency_us": summary(lat),
+        "latency_ratio_median": round(statistics.median(lat) / statistics.median(base), 3),
+        "latency_ratio_median_vs_fork_only": round(statistics.median(lat) / statistics.median(warm), 3),
+        "cell_overhead_ms": summary(inner),
+        "cell_round_trip_ms": summary(outer),
+    }
+    jobs = os.cpu_count() or 1
+    verdicts = lambda d: {c["id"]: c["verdict"] for c in d["cells"]}  # noqa: E731
+    # The native matrix, --repeat 3: serial, parallel, and with 10x windows.
+    n1, d1 = matrix_wall(1, 1.0, build_args, NATIVE, 3, scratch)
+    nN, dN = matrix_wall(jobs, 1.0, build_args, NATIVE, 3, scratch)
+    n10, d10 = matrix_wall(jobs, 10.0, build_args, NATIVE, 3, scratch)
+    v1, vN, v10 = verdicts(d1), verdicts(dN), verdicts(d10)
+    # The whole default matrix (native, Python, Jupyter), --repeat 1.
+    f1, _ = matrix_wall(1, 1.0, build_args, [], 1, scratch)
+    fN, full = matrix_wall(jobs, 1.0, build_args, [], 1, scratch)
+    per_path: dict[str, list[float]] = {}
+    for c in full["cells"]:
+        for r in c["runs"]:
+            if r.get("fired"):
+                per_path.setdefault(f"{c['host']}/{c['delivery']}", []).append(r["fired"][0]["latency_us"])
+    py_cells = [c for c in full["cells"] if c["host"].startswith(("python", "jupyter"))]
+    out.update({
+        "latency_median_us_by_path": {k: round(statistics.median(v), 3) for k, v in sorted(per_path.items())},
+        "native_matrix": {
+            "cells": len(vN), "repeat": 3, "window_ms": dN["settings"].get("window_ms"),
+            "wall_s_j1": round(n1, 3), f"wall_s_j{jobs}": round(nN, 3), f"wall_s_j{jobs}_windows_x10": round(n10, 3),
+            "verdicts_equal_j1_jN": v1 == vN, "verdicts_equal_windows_x10": vN == v10,
+            "differences": sorted(k for k in vN if vN[k] != v10.get(k) or vN[k] != v1.get(k)),
+        },
+        "default_matrix": {
+            "cells": len(full["cells"]), "repeat": 1, "wall_s_j1": round(f1, 3), f"wall_s_j{jobs}": round(fN, 3),
+            "python_and_jupyter_cells": len(py_cells),
+        },
+    })
+    return out
+
+
+def render(b: dict) -> str:
+    def row(name, s, unit):
+        return f"  {name:<28} median {s['median']:>9.3f} {unit}  min {s['min']:>9.3f}  p99 {s['p99']:>9.3f}  (n={s['n']})"
+    lines = ["kill → handler latency (one fresh process per sample):",
+             row("baseline, exec'd child", b["baseline_latency_us"], "µs"),
+             row("baseline, fork-only child", b["baseline_fork_only_latency_us"], "µs"),
+             row("sigprobe no-tty/sigaction/kill", b["sigprobe_latency_us"], "µs"),
+             f"  ratio of medians              {b['latency_ratio_median']:.2f}× (exec'd), "
+             f"{b['latency_ratio_median_vs_fork_only']:.2f}× (fork-only)",
+             "native cell overhead:",
+             row("spawn → verdict (runner)", b["cell_overhead_ms"], "ms"),
+             row("sigprobe-run round trip", b["cell_round_trip_ms"], "ms"),
+             "latency median by host/delivery (µs):"]
+    for k, v in b["latency_median_us_by_path"].items():
+        lines.append(f"  {k:<28} {v:>9.3f}")
+    for key, title in (("native_matrix", "native matrix"), ("default_matrix", "default matrix")):
+        m = b[key]
+        lines.append(f"{title} ({m['cells']} cells × {m['repeat']}):")
+        for k, v in m.items():
+            if k.startswith(("wall", "verdicts", "window")):
+                lines.append(f"  {k:<28} {v}")
+        if m.get("differences"):
+            lines.append(f"  differing cells: {', '.join(m['differences'])}")
+    return "\n".join(lines)

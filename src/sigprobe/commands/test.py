@@ -1,0 +1,45 @@
+"""`sigprobe test`: sigprobe's own suite, in a clone of the repository: CTest
+in build/ (Criterion, pytest with real kernels, fuzzing, the Wine leg, the
+installed-wheel check), then the C tests again under ASan + UBSan."""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+from .. import paths
+
+
+def add_parsers(sub) -> None:
+    t = sub.add_parser("test", help="set up everything and run the whole test suite (CTest: Criterion + pytest + "
+                                    "fuzzing + the Wine leg), then the C tests again under ASan + UBSan (build-asan/); "
+                                    "in a clone of the repository")
+    t.add_argument("--no-sanitizers", action="store_true", help="skip the second, sanitized run of the C tests")
+    t.add_argument("ctest_args", nargs=argparse.REMAINDER, help="extra arguments for ctest, e.g. -R c.cells")
+    t.set_defaults(func=cmd_test)
+
+
+def _ctest(build_dir, extra: list[str], env: dict | None = None) -> int:
+    # --no-tests=error: a selection that matches nothing fails instead of passing.
+    cmd = ["ctest", "--test-dir", str(build_dir), "--no-tests=error", "--output-on-failure",
+           "-j", str(os.cpu_count() or 2), *extra]
+    print("sigprobe: " + " ".join(cmd), file=sys.stderr, flush=True)
+    return subprocess.run(cmd, env=env).returncode
+
+
+def cmd_test(args) -> int:
+    from .. import bootstrap
+    bootstrap.checkout("`sigprobe test` (sigprobe's own suite)")
+    bootstrap.ensure_system_packages(["build", "test", "browser"])
+    bootstrap.ensure_dev_install()  # builds build/ (CTest's tree) and installs what the suite runs
+    extra = [a for a in args.ctest_args if a != "--"]
+    rc = _ctest(bootstrap.DEFAULT_BUILD, extra)
+    if args.no_sanitizers:
+        return rc
+    bootstrap.log(f"building the C side with ASan + UBSan in {paths.rel(bootstrap.ASAN_BUILD)}/")
+    bootstrap.ensure_build(bootstrap.ASAN_BUILD, sanitize=True)
+    # The C tests only: the fuzz targets already run under both sanitizers.
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1",
+               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+    return rc or _ctest(bootstrap.ASAN_BUILD, ["-R", r"^c\.", *extra], env)

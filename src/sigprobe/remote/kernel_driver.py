@@ -1,0 +1,664 @@
+"""Runs the Jupyter cells against real kernels, under the interpreter being
+measured, with that interpreter's own jupyter_client and ipykernel.
+
+Standard library plus jupyter_client only: it is run as a script by the
+chosen interpreter (the project's venv, or e.g. Debian's /usr/bin/python3).
+Input: one JSON plan on stdin (see Plan below); stdin then stays open as a
+lifeline (EOF means the parent is gone: shut everything down). Output: JSON
+lines on stdout: first {"ev":"versions",...}, then one outcome per run.
+
+Each run: a `sigprobe-run --attach` runner listens on a Unix socket (AF_UNIX
+on Windows 10 1803+ too, where interrupt_kernel() is SetEvent on the kernel's
+JPY_INTERRUPT_EVENT in signal mode and message mode is ipykernel's no-op;
+with the plan's "attach": "tcp", as under Wine, a loopback TCP port); a cell
+in the kernel calls the extension probe (or starts a native probe as a child
+process) with SIGPROBE_REPORT=<what the runner said it listens on>; when the probe reports ready,
+the runner asks for the interrupt, which this script sends the way a user's
+frontend does (KernelManager.interrupt_kernel), then tells the runner when
+and what, and finally how the cell ended (execute_reply status, ename, where
+the KeyboardInterrupt was raised). The runner derives the verdict.
+"""
+import inspect
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+WHERE_TAG = "SIGPROBE_WHERE="
+# The probe's clock: CLOCK_MONOTONIC on POSIX, QueryPerformanceCounter on
+# Windows (where time.monotonic is GetTickCount64, in milliseconds).
+now_ns = time.perf_counter_ns if os.name == "nt" else time.monotonic_ns
+CHILD_TAG = "SIGPROBE_CHILD="
+
+
+def load_pyext(directory, name="sigprobe_pyext"):
+    """The extension probe's module `name` (sigprobe_pyext, sigprobe_pyext_import)
+    built for this interpreter in directory, imported through a finder for
+    that directory on sys.meta_path, not a sys.path entry: after this,
+    `import sigprobe_pyext_import` works as a user would write it (the
+    extension's own run("c-handler-import") does just that). ImportError
+    when directory has no build for this interpreter."""
+    import importlib
+    import importlib.machinery
+    import importlib.util
+
+    class PyextFinder:
+        modules = ("sigprobe_pyext", "sigprobe_pyext_import")
+
+        def __init__(self, where):
+            self.where = where
+
+        def find_spec(self, fullname, path=None, target=None):
+            if fullname not in self.modules:
+                return None
+            for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+                candidate = os.path.join(self.where, fullname + suffix)
+                if os.path.isfile(candidate):
+                    return importlib.util.spec_from_file_location(fullname, candidate)
+            return None
+
+    if not any(getattr(f, "modules", None) == PyextFinder.modules and f.where == directory for f in sys.meta_path):
+        sys.meta_path.append(PyextFinder(directory))
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError:
+        raise ImportError(f"no {name} built for this interpreter ({sys.executable}) in {directory}") from None
+
+
+def emit(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def versions():
+    out = {"python": sys.version.split()[0], "python_executable": sys.executable}
+    for mod in ("ipykernel", "jupyter_client", "zmq", "IPython"):
+        try:
+            m = __import__(mod)
+            out["pyzmq" if mod == "zmq" else mod.lower()] = getattr(m, "__version__", "?")
+        except Exception:
+            out["pyzmq" if mod == "zmq" else mod.lower()] = None
+    return out
+
+
+class Lines:
+    """Line reader on a raw fd with a timeout (no buffering surprises). On
+    Windows select() takes sockets only, so a thread reads the pipe there."""
+
+    def __init__(self, fd):
+        self.fd, self.buf = fd, b""
+        self.eof = False
+        if os.name == "nt":
+            import queue
+            self.chunks = queue.Queue()
+            threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self):
+        while True:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except OSError:
+                chunk = b""
+            self.chunks.put(chunk)
+            if not chunk:
+                return
+
+    def _chunk(self, left):
+        """The next bytes (b"" at EOF), or None when nothing came in time."""
+        if os.name == "nt":
+            import queue
+            try:
+                return self.chunks.get(timeout=left)
+            except queue.Empty:
+                return None
+        r, _, _ = select.select([self.fd], [], [], left)
+        return os.read(self.fd, 65536) if r else None
+
+    def read(self, timeout):
+        end = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = end - time.monotonic()
+            if left <= 0 or self.eof:
+                return None if not self.buf or not self.eof else self._take_all()
+            chunk = self._chunk(left)
+            if chunk is None:
+                continue
+            if not chunk:
+                self.eof = True
+                return None if not self.buf else self._take_all()
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode(errors="replace")
+
+    def _take_all(self):
+        line, self.buf = self.buf, b""
+        return line.decode(errors="replace")
+
+
+class Kernel:
+    def __init__(self, km, kc, mode, log_path=None):
+        self.km, self.kc, self.mode, self.log_path = km, kc, mode, log_path
+        self.prepared = False
+
+    def log_tail(self, limit=2000):
+        """The end of what the kernel printed (its stdout and stderr)."""
+        return self.log_since(max(0, self.log_size() - limit))
+
+    def log_size(self):
+        try:
+            return os.path.getsize(self.log_path)
+        except (OSError, TypeError):
+            return 0
+
+    def log_since(self, offset):
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                return f.read().decode(errors="replace")
+        except (OSError, TypeError):
+            return ""
+
+    @property
+    def pid(self):
+        prov = getattr(self.km, "provisioner", None)
+        proc = getattr(prov, "process", None) if prov is not None else None
+        if proc is None:
+            proc = getattr(self.km, "kernel", None)
+        return getattr(proc, "pid", None)
+
+    def shutdown(self):
+        """Kills the kernel's process group and reaps the kernel: once this
+        returns, nothing of it can write into the run's directory."""
+        if self.kc is not None:
+            try:
+                self.kc.stop_channels()
+            except Exception:
+                pass
+        proc = self._process()
+        try:
+            self.km.shutdown_kernel(now=True)
+        except Exception:
+            pid = self.pid
+            if pid and hasattr(os, "killpg"):
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            elif pid:  # Windows: no process groups; the kernel's own process
+                try:
+                    self.km.kernel.kill()
+                except Exception:
+                    pass
+        if proc is not None:
+            try:
+                proc.wait(10)  # jupyter_client waits 5 s at most, then goes on
+            except Exception:
+                pass
+
+    def _process(self):
+        prov = getattr(self.km, "provisioner", None)
+        proc = getattr(prov, "process", None) if prov is not None else None
+        return proc if proc is not None else getattr(self.km, "kernel", None)
+
+
+class Pool:
+    """Kernels per interrupt mode: reused while a run leaves no state behind,
+    with one spare started ahead in the background so a fresh kernel is ready."""
+
+    def __init__(self, ksm, timeout_s, log_dir):
+        self.ksm, self.timeout_s, self.log_dir = ksm, timeout_s, log_dir
+        self.idle = {}
+        self.spares = {}
+        self.live = []
+        self.lock = threading.Lock()
+        self.closed = False
+        self.stats = {"started": 0, "reused": 0, "retried": 0, "lost": 0}
+
+    def count(self, what):
+        with self.lock:
+            self.stats[what] += 1
+
+    def _start(self, mode):
+        from jupyter_client import KernelManager
+        with self.lock:
+            if self.closed:
+                raise RuntimeError("sigprobe is shutting down")
+        km = KernelManager(kernel_name=f"sigprobe-{mode}", kernel_spec_manager=self.ksm)
+        # In the run's own directory (jupyter_client's default is a new file in
+        # the system's temporary directory, left there should the run be killed).
+        stamp = f"{mode}-{time.monotonic_ns()}"
+        km.connection_file = os.path.join(os.environ["JUPYTER_RUNTIME_DIR"], f"kernel-{stamp}.json")
+        path = os.path.join(self.log_dir, f"kernel-{stamp}.log")
+        log = open(path, "wb")
+        km.start_kernel(stdout=log, stderr=log)
+        log.close()
+        k = Kernel(km, None, mode, path)
+        with self.lock:
+            closed = self.closed
+            if not closed:
+                self.live.append(k)
+        if closed:  # shutdown_all() ran meanwhile and did not see this kernel
+            k.shutdown()
+            raise RuntimeError("sigprobe is shutting down")
+        kc = km.client()
+        kc.start_channels()
+        k.kc = kc
+        kc.wait_for_ready(timeout=self.timeout_s)
+        self.count("started")
+        return k
+
+    def _spare(self, mode):
+        box = {}
+
+        def target():
+            # A start that fails outright is the harness's problem, not a
+            # measurement (under a loaded Wine, CreateProcess once failed with
+            # error 1359): one more try, said on stderr.
+            for attempt in (1, 2):
+                try:
+                    box["kernel"] = self._start(mode)
+                    return
+                except Exception as e:  # reported when the spare is taken
+                    box["error"] = e
+                    if self.closed:
+                        return
+                    self.count("lost")
+                    if attempt == 1:
+                        self.count("retried")
+                        sys.stderr.write(f"sigprobe: a {mode}-mode kernel did not start ({e}); starting another\n")
+
+        t = threading.Thread(target=target, daemon=True)
+        t.start()
+        self.spares[mode] = (t, box)
+
+    def get(self, mode, fresh):
+        if not fresh and self.idle.get(mode):
+            self.count("reused")
+            return self.idle[mode].pop()
+        if mode not in self.spares:
+            self._spare(mode)
+        t, box = self.spares.pop(mode)
+        self._spare(mode)  # the next fresh kernel starts while this one works
+        t.join(self.timeout_s + 5)
+        if "kernel" not in box and "error" in box:
+            raise RuntimeError(f"the kernel did not start: {box['error']}")
+        if "kernel" not in box:
+            raise RuntimeError(f"the kernel did not start within {self.timeout_s:.0f} s")
+        return box["kernel"]
+
+    def give_back(self, k):
+        self.idle.setdefault(k.mode, []).append(k)
+
+    def discard(self, k):
+        if k is None:
+            return
+        k.shutdown()
+        with self.lock:
+            if k in self.live:
+                self.live.remove(k)
+
+    def shutdown_all(self):
+        """Every kernel shut down and reaped, those still starting included:
+        no kernel starts after this."""
+        for _ in range(2):
+            # First the kernels there are (a spare waiting for its kernel's
+            # first reply then fails at once), then, once no start is under
+            # way, any that finished starting meanwhile.
+            with self.lock:
+                self.closed = True
+                kernels = list(self.live)
+                self.live.clear()
+            for k in kernels:
+                k.shutdown()
+            for t, _ in list(self.spares.values()):
+                t.join()
+
+
+def write_kernelspecs(root, python, env):
+    for mode in ("signal", "message"):
+        d = os.path.join(root, "kernels", f"sigprobe-{mode}")
+        os.makedirs(d)
+        spec = {"argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": f"sigprobe ({mode})", "language": "python",
+                "interrupt_mode": mode, "env": env}
+        with open(os.path.join(d, "kernel.json"), "w") as f:
+            json.dump(spec, f)
+
+
+def probe_cell(run, report):
+    """The code of the cell that runs the probe, as a user would write it: one
+    top-level statement, so that an interrupt cannot land between statements."""
+    s, nogil = run["pyext_strategy"], run["nogil"]
+    call = (f"sigprobe_pyext_import.run(loop_ms={run['loop_ms']}, nogil={nogil})" if s == "c-handler-import"
+            else f"sigprobe_pyext.run({s!r}, loop_ms={run['loop_ms']}, nogil={nogil})")
+    same_cell_import = "    import sigprobe_pyext_import\n" if run.get("same_cell") else ""
+    # Where the KeyboardInterrupt of an interrupt the call did not notice is
+    # raised: POSIX, at the next bytecode; Windows, once ipykernel's poller
+    # thread has had the GIL to call interrupt_main(), so wait for it there
+    # (sleeping lets the poller run; each wake-up is a check).
+    late = ("    __sp_end = __import__('time').perf_counter() + 0.2\n"
+            "    while __import__('time').perf_counter() < __sp_end:\n        __import__('time').sleep(0.005)\n"
+            if os.name == "nt" else "    for __sp_i in range(10000):\n        pass\n")
+    return ("import os\n"
+            f"os.environ['SIGPROBE_REPORT'] = {report!r}\n"
+            "__sp_where = 'nowhere'\n"
+            "try:\n"
+            f"{same_cell_import}"
+            f"    __sp_r = {call}\n"
+            f"{late}"
+            "except KeyboardInterrupt as __sp_e:\n"
+            "    __sp_where = 'inside-call' if getattr(__sp_e, 'sigprobe_inside_call', False) else 'after-return'\n"
+            "    raise\n"
+            "finally:\n"
+            f"    print({WHERE_TAG!r} + __sp_where, flush=True)\n")
+
+
+def child_cell(run, report):
+    """A native probe started from a cell as a child process, as subprocess.run
+    or !cmd would. IPython runs a cell's top-level statements one by one, and an
+    interrupt may land between any two; so it is all one function call. The
+    child's end is read with waitid(WNOWAIT) before reaping it: a KeyboardInterrupt
+    landing just after Popen.wait()'s waitpid() loses the status (the retry then
+    gets ECHILD and subprocess reports exit code 0 — measured here)."""
+    return ("def __sp_child():\n"
+            "    import os, subprocess\n"
+            f"    env = dict(os.environ, SIGPROBE_REPORT={report!r})\n"
+            "    proc, info, ki = None, None, False\n"
+            "    while info is None:\n"
+            "        try:\n"
+            "            if proc is None:\n"
+            f"                proc = subprocess.Popen([{run['probe']!r}], env=env, stdin=subprocess.DEVNULL)\n"
+            "            info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)\n"
+            "        except KeyboardInterrupt:\n"
+            "            ki = True\n"
+            "    how = 'exited' if info.si_code == os.CLD_EXITED else 'signaled'\n"
+            "    while True:\n"
+            "        try:\n"
+            "            proc.wait()\n"
+            "            break\n"
+            "        except KeyboardInterrupt:\n"
+            "            ki = True\n"
+            f"    print({CHILD_TAG!r} + '%s %d %d' % (how, info.si_status, ki), flush=True)\n"
+            "__sp_child()\n")
+
+
+def setup_cell(pyext_dir):
+    """The kernel imports the probe as load_pyext() does here (its source goes
+    along), so the cells can `import sigprobe_pyext_import` as a user would."""
+    return (inspect.getsource(load_pyext).replace("def load_pyext(", "def __sp_load_pyext(") + "\n"
+            f"import os, sys\nsigprobe_pyext = __sp_load_pyext({pyext_dir!r})\ndel __sp_load_pyext\n")
+
+
+class Execution(threading.Thread):
+    """execute_interactive in a thread, so the runner can be served meanwhile."""
+
+    def __init__(self, kc, code, timeout_s):
+        super().__init__(daemon=True)
+        self.kc, self.code, self.timeout_s = kc, code, timeout_s
+        self.reply, self.error, self.stream = None, None, []
+        self.idle_at = None  # when the kernel said it is idle again after this cell
+
+    def hook(self, msg):
+        if msg.get("msg_type") == "stream":
+            self.stream.append(msg["content"].get("text", ""))
+        elif msg.get("msg_type") == "status" and msg["content"].get("execution_state") == "idle":
+            self.idle_at = time.monotonic()
+
+    def wait(self, timeout_s, reply_lost):
+        """Until the reply came, or the timeout, or reply_lost() says the
+        kernel went idle without one. No need to wait out the timeout for
+        what is already known."""
+        end = time.monotonic() + timeout_s
+        while self.is_alive() and time.monotonic() < end:
+            self.join(0.02)
+            if self.idle_at is not None and reply_lost():
+                return
+
+    def run(self):
+        try:
+            self.reply = self.kc.execute_interactive(self.code, timeout=self.timeout_s, output_hook=self.hook,
+                                                     store_history=False, allow_stdin=False)
+        except Exception as e:  # TimeoutError: the kernel never replied
+            self.error = e
+
+    def tagged(self, tag):
+        for line in "".join(self.stream).splitlines():
+            if line.startswith(tag):
+                return line[len(tag):].strip()
+        return None
+
+
+# What ipykernel logs when a KeyboardInterrupt escapes its message handler
+# (it landed after the cell's code, in ipykernel's own handling of the
+# message): the execute_reply is never sent, then the kernel goes idle.
+REPLY_LOST = "KeyboardInterrupt caught in kernel"
+
+
+def result_line(run, execution, kernel, log_offset=0):
+    if execution.is_alive() or execution.error is not None:
+        if execution.idle_at is not None and REPLY_LOST in kernel.log_since(log_offset):
+            why = ("the kernel went idle without replying to the cell: its log says \"KeyboardInterrupt caught "
+                   "in kernel.\" (the interrupt landed in ipykernel's own message handling, after the cell's "
+                   "code, and the execute_reply was never sent)")
+        else:
+            why = f"the kernel did not reply within {execution.timeout_s:.0f} s"
+        return {"ev": "result", "hung": True, "reason": why, "kernel_pid": kernel.pid or 0}
+    content = execution.reply["content"]
+    res = {"ev": "result", "status": content.get("status", "?"), "kernel_pid": kernel.pid or 0}
+    if content.get("ename"):
+        res["ename"] = content["ename"]
+    if run["kind"] == "child":
+        res["where"] = "nowhere"
+        child = execution.tagged(CHILD_TAG)
+        if child:
+            how, status, ki = child.split()
+            if how == "signaled":
+                res["exit_kind"], res["exit_signal"] = "signaled", signal.Signals(int(status)).name
+            else:
+                res["exit_kind"], res["exit_code"] = "exited", int(status)
+            ki = int(ki)
+            if ki:
+                res["exception"] = "KeyboardInterrupt"
+    else:
+        res["where"] = execution.tagged(WHERE_TAG) or "nowhere"
+        if res["where"] != "nowhere":
+            res["exception"] = content.get("ename") or "KeyboardInterrupt"
+    if content.get("status") == "error" and res.get("where") == "nowhere" and run["kind"] != "child":
+        res["reason"] = f"{content.get('ename')}: {content.get('evalue', '')}"[:200]
+    return res
+
+
+def send(runner, obj):
+    """Tells the runner something; a runner that already ended (it had seen
+    enough to decide) is not an error: its outcome is on its stdout."""
+    try:
+        runner.stdin.write((json.dumps(obj) + "\n").encode())
+        runner.stdin.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+
+
+def one_run(plan, pool, run, sock_dir, n):
+    fresh = plan.get("fresh_kernels") or run.get("fresh", False)
+    mode = run["mode"]
+    try:
+        kernel = pool.get(mode, fresh)
+    except Exception as e:
+        return {"ev": "error-outcome", "id": run["id"], "reason": str(e)}, None
+    try:
+        if not kernel.prepared:
+            ex = Execution(kernel.kc, setup_cell(plan["pyext_dir"]), plan["kernel_timeout_s"])
+            ex.run()
+            if ex.error or ex.reply["content"].get("status") != "ok":
+                why = ex.error or f"{ex.reply['content'].get('ename')}: {ex.reply['content'].get('evalue')}"
+                pool.discard(kernel)
+                return {"ev": "error-outcome", "id": run["id"], "reason": f"the kernel could not import the probe: {why}"}, None
+            kernel.prepared = True
+        if run.get("import_cell"):
+            ex = Execution(kernel.kc, "import sigprobe_pyext_import\n", plan["kernel_timeout_s"])
+            ex.run()
+        sock = os.path.join(sock_dir, f"r{n}.sock")
+        endpoint = "tcp:127.0.0.1:0" if plan.get("attach") == "tcp" else sock
+        runner = subprocess.Popen([plan["runner"], "--label", run["id"], "--ready-ms", str(plan["ready_ms"]),
+                                   "--window-ms", str(plan["window_ms"]), "--deadline-ms", str(plan["deadline_ms"]),
+                                   "--attach", endpoint], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        lines = Lines(runner.stdout.fileno())
+        try:
+            first = lines.read(10)
+            listening = json.loads(first) if first else {}
+            if listening.get("ev") != "listening":
+                return {"ev": "error-outcome", "id": run["id"], "reason": f"the runner did not listen: {first!r}"}, kernel
+            report = listening.get("report", "unix:" + sock)
+            code = child_cell(run, report) if run["kind"] == "child" else probe_cell(run, report)
+            ex = Execution(kernel.kc, code, plan["kernel_timeout_s"])
+            log_offset = kernel.log_size()  # what the kernel logs from here on is this run's
+            ex.start()
+            sent_result = False
+            while True:
+                line = lines.read(0.02)
+                if line is None and runner.poll() is not None:
+                    line = lines.read(2)  # its last lines may still be on their way (a reader thread on Windows)
+                    if line is None:
+                        return {"ev": "error-outcome", "id": run["id"], "reason": "the runner exited early"}, kernel
+                if line is None:
+                    if not ex.is_alive() and not sent_result:
+                        # The cell ended before the probe got going: say so.
+                        send(runner, result_line(run, ex, kernel, log_offset))
+                        sent_result = True
+                    continue
+                msg = json.loads(line)
+                if msg.get("ev") == "deliver":
+                    t = now_ns()
+                    kernel.km.interrupt_kernel()
+                    # SIGINT as Python sees it: on Windows interrupt_kernel() sets the kernel's
+                    # JPY_INTERRUPT_EVENT, which ipykernel's poller turns into interrupt_main(SIGINT).
+                    send(runner, {"ev": "delivered", "t_ns": t, "sig": "SIGINT", "sender_pid": os.getpid()})
+                    ex.wait(plan["kernel_timeout_s"], lambda: REPLY_LOST in kernel.log_since(log_offset))
+                    send(runner, result_line(run, ex, kernel, log_offset))
+                    sent_result = True
+                    continue
+                if "verdict" in msg:
+                    if msg["verdict"] in ("hung", "error"):
+                        tail = kernel.log_tail()
+                        if tail.strip():
+                            msg["kernel_log"] = tail
+                    if ex.is_alive() or ex.error is not None:
+                        pool.discard(kernel)  # hung: this kernel is not trusted again
+                        pool.count("lost")
+                        kernel = None
+                    return msg, kernel
+        finally:
+            try:
+                runner.stdin.close()
+            except OSError:
+                pass
+            try:
+                runner.wait(10)
+            except subprocess.TimeoutExpired:
+                runner.kill()
+                runner.wait()
+            if os.path.exists(os.path.join(sock_dir, f"r{n}.sock")):
+                os.unlink(os.path.join(sock_dir, f"r{n}.sock"))
+    except BaseException:
+        pool.discard(kernel)
+        raise
+
+
+FINISHED = threading.Event()
+LIFELINE_GRACE_S = 60
+
+
+def lifeline(pool, temporaries):
+    """Stdin EOF before the last run: the parent is gone or wants us to stop.
+    The main thread is told (it shuts the kernels down and removes the
+    directories once they are reaped); should it not finish in time, this
+    thread does the same and ends the process."""
+    try:
+        # os.read, not sys.stdin: a daemon thread must not hold the buffered
+        # reader's lock when the interpreter shuts down.
+        while os.read(0, 4096):
+            pass
+    except OSError:
+        pass
+    if FINISHED.is_set():
+        return
+    with pool.lock:
+        pool.closed = True  # no kernel starts from now on
+    if hasattr(signal, "pthread_kill"):
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+    else:
+        import _thread
+        _thread.interrupt_main()
+    if FINISHED.wait(LIFELINE_GRACE_S):
+        return
+    pool.shutdown_all()
+    for d in temporaries:
+        shutil.rmtree(d, ignore_errors=True)
+    os._exit(3)
+
+
+def main():
+    plan = json.loads(sys.stdin.readline())
+    # The parent names the directories (it removes them too, after this
+    # process ended); alone, this script makes its own.
+    tmp = plan.get("tmp") or tempfile.mkdtemp(prefix="sigprobe-jupyter-")
+    # Nothing goes to the user's own Jupyter or IPython directories.
+    for var, sub in (("JUPYTER_RUNTIME_DIR", "runtime"), ("JUPYTER_DATA_DIR", "data"),
+                     ("JUPYTER_CONFIG_DIR", "config"), ("IPYTHONDIR", "ipython")):
+        os.environ[var] = os.path.join(tmp, sub)
+        os.makedirs(os.environ[var])
+    os.environ["JUPYTER_PATH"] = os.path.join(tmp, "data")
+    os.environ["JUPYTER_PLATFORM_DIRS"] = "1"
+    env = {k: os.environ[k] for k in ("JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR", "JUPYTER_CONFIG_DIR", "IPYTHONDIR")}
+    write_kernelspecs(tmp, sys.executable, env)
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+    except ImportError as e:
+        emit({"ev": "versions", **versions(), "missing": str(e)})
+        shutil.rmtree(tmp, ignore_errors=True)
+        return 0
+    emit({"ev": "versions", **versions()})
+    ksm = KernelSpecManager(kernel_dirs=[os.path.join(tmp, "kernels")])
+    # Starting a kernel may take longer than answering a cell (under Wine, loaded, well over 8 s).
+    pool = Pool(ksm, plan.get("kernel_start_timeout_s", plan["kernel_timeout_s"]), tmp)
+    # Short, for Unix socket paths are limited (about 108 bytes); only this user can enter it.
+    sock_dir = plan.get("sock_dir") or tempfile.mkdtemp(prefix="spj", dir=None if os.name == "nt" else "/tmp")
+    threading.Thread(target=lifeline, args=(pool, [tmp, sock_dir]), daemon=True).start()
+
+    def stop(signo, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        for n, run in enumerate(plan["runs"]):
+            out, kernel = one_run(plan, pool, run, sock_dir, n)
+            if kernel is not None:
+                if run.get("fresh") or plan.get("fresh_kernels"):
+                    pool.discard(kernel)
+                else:
+                    pool.give_back(kernel)
+            emit(out)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        # The lifeline's stop must not cut the clean-up short.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        pool.shutdown_all()
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(sock_dir, ignore_errors=True)
+        FINISHED.set()
+        try:
+            emit({"ev": "kernels", **pool.stats})
+        except (BrokenPipeError, ValueError):
+            pass  # the parent is gone
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,334 @@
+"""The Python and Jupyter cells: the extension probe inside a plain
+interpreter (python-tty, python-no-tty, python-background: run by the C
+runner with --exec) and inside real kernels (jupyter, jupyter-message,
+jupyter-child: run by kernel_driver.py under the interpreter measured)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import bootstrap, runlog, scratch
+from ..catalog import Cell
+from ..errors import BadInput, BuildFailed
+from .native import Stopped, error_outcome, parse_outcome, run_runner, scaled_env, terminate_runners
+
+REMOTE = Path(__file__).resolve().parents[1] / "remote"  # the scripts run inside the interpreter measured
+
+# Every strategy of the extension probe (its STRATEGIES) also runs with the
+# GIL released around the loop's wait; in kernels the import-time handler is
+# also measured with import and call in one cell.
+VARIANTS = ("", "+nogil")
+SAME_CELL = "+same-cell"
+
+
+def py_strategies(base: list[str]) -> list[str]:
+    return [s + v for s in base for v in VARIANTS]
+
+
+def kernel_strategies(base: list[str]) -> list[str]:
+    return py_strategies(base) + [s + SAME_CELL + v for s in base if s == "c-handler-import" for v in VARIANTS]
+
+
+# python-* host -> (the native host the runner uses, deliveries)
+PYTHON_HOSTS = {
+    "python-tty": ("tty", ["tty-intr"]),
+    "python-no-tty": ("no-tty", ["kill", "killpg"]),
+    "python-background": ("background", ["kill"]),
+}
+JUPYTER_HOSTS = {"jupyter": "signal", "jupyter-message": "message", "jupyter-child": "signal"}
+# Windows: real kernels only. Signal mode is jupyter_client's SetEvent on the
+# inherited JPY_INTERRUPT_EVENT (interrupt_kernel() on win32); message mode is
+# ipykernel's no-op that still replies ok. jupyter-child (os.waitid) and the
+# python-* hosts (ptys, process groups) are POSIX.
+WINDOWS_JUPYTER_HOSTS = ("jupyter", "jupyter-message")
+WINDOWS_PLATFORMS = ("windows", "windows-wine")
+
+PY_LOOP_MS = 10000  # the runner's stop ends a quiet loop long before this
+# A kernel's start is not measured: it may take long on a loaded machine or
+# under Wine (3-4 s idle there, well over 10 s loaded) without being wrong.
+KERNEL_START_S = 60
+
+
+def python_cells(platform: str, pyext_strategies: list[str], native_strategies: list[str]) -> list[Cell]:
+    """The Python and Jupyter cells of platform: the extension probe's
+    strategies (pyext_strategies, its STRATEGIES) under each Python host, and
+    the native probes' (native_strategies, from the runner's --list) started
+    from a kernel cell."""
+    kernel = kernel_strategies(pyext_strategies)
+    if platform in WINDOWS_PLATFORMS:
+        return [Cell(f"{platform}/{host}/{s}/kernel-interrupt", platform, host, s, "kernel-interrupt", kind="jupyter")
+                for host in WINDOWS_JUPYTER_HOSTS for s in kernel]
+    cells = []
+    for host, (_, deliveries) in PYTHON_HOSTS.items():
+        for s in py_strategies(pyext_strategies):
+            for d in deliveries:
+                cells.append(Cell(f"{platform}/{host}/{s}/{d}", platform, host, s, d, kind="python"))
+    for host in JUPYTER_HOSTS:
+        for s in (native_strategies if host == "jupyter-child" else kernel):
+            cells.append(Cell(f"{platform}/{host}/{s}/kernel-interrupt", platform, host, s, "kernel-interrupt",
+                              kind="jupyter"))
+    return cells
+
+
+def split_strategy(s: str) -> tuple[str, bool, bool]:
+    """'c-handler-import+same-cell+nogil' -> ('c-handler-import', nogil, same_cell)."""
+    parts = s.split("+")
+    return parts[0], "nogil" in parts[1:], "same-cell" in parts[1:]
+
+
+# ---- the interpreter and its extension build --------------------------------
+
+@dataclass
+class Interpreter:
+    python: str
+    pyext_dir: Path
+    facts: dict  # versions of python, ipykernel, jupyter_client, pyzmq (None when missing)
+
+    @property
+    def has_jupyter(self) -> bool:
+        return bool(self.facts.get("ipykernel") and self.facts.get("jupyter_client"))
+
+
+FACTS = ("import json, sys\nout = {'python': sys.version.split()[0], 'python_executable': sys.executable}\n"
+         "for mod, key in (('ipykernel', 'ipykernel'), ('jupyter_client', 'jupyter_client'), ('zmq', 'pyzmq')):\n"
+         "    try:\n        out[key] = __import__(mod).__version__\n"
+         "    except Exception:\n        out[key] = None\n"
+         "print(json.dumps(out))\n")
+
+
+def interpreter(python: str | None, build_dir: Path) -> Interpreter:
+    """The interpreter the Python and Jupyter cells run under (default: this
+    one), with the extension probe built for exactly it."""
+    exe = python or sys.executable
+    if not os.path.isfile(exe) or not os.access(exe, os.X_OK):
+        raise BadInput(f"--python {exe}: not an executable file")
+    r = subprocess.run([exe, "-c", FACTS], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise BadInput(f"--python {exe}: could not run it: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
+    facts = json.loads(r.stdout)
+    return Interpreter(exe, pyext_for(exe, build_dir), facts)
+
+
+def pyext_for(python: str, build_dir: Path) -> Path:
+    """The extension probe for this very interpreter: the one beside the runner
+    (built for the interpreter sigprobe runs under), else built in its own
+    tree from the checkout."""
+    if os.path.samefile(python, sys.executable) and (build_dir / "pyext").is_dir():
+        return build_dir / "pyext"
+    root = bootstrap.checkout(f"--python {python} (building the extension probe for another interpreter)")
+    tag = hashlib.sha256(os.path.realpath(python).encode() + python.encode()).hexdigest()[:10]
+    tree = bootstrap.DEFAULT_BUILD / f"pyext-{tag}"
+    cache = tree / "CMakeCache.txt"
+    if not cache.exists():
+        r = subprocess.run(["cmake", "-S", str(root / "probes" / "pyext"), "-B", str(tree),
+                            f"-DPython3_EXECUTABLE={python}"], capture_output=True, text=True)
+        if r.returncode != 0:
+            hint = ""
+            if "Development" in r.stdout + r.stderr or "Python.h" in r.stdout + r.stderr:
+                hint = " (the interpreter's development headers are missing: on Debian, apt-get install python3-dev)"
+            raise BuildFailed(f"cannot build the extension probe for {python}{hint}:\n{(r.stdout + r.stderr)[-2000:]}")
+    r = subprocess.run(["cmake", "--build", str(tree), "-j", str(os.cpu_count() or 2)], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise BuildFailed(f"building the extension probe for {python} failed:\n{(r.stdout + r.stderr)[-2000:]}")
+    return tree / "pyext"
+
+
+def jupyter_missing_reason(interp: Interpreter) -> str:
+    if interp.python.startswith("/usr/bin/"):
+        cmd = "apt-get install -y python3-ipykernel python3-jupyter-client"
+    else:
+        cmd = f"{interp.python} -m pip install ipykernel jupyter_client"
+    return f"ipykernel/jupyter_client are not installed for {interp.python}; install them with: {cmd}"
+
+
+# ---- running ---------------------------------------------------------------
+
+def run_python_cell(runner: Path, interp: Interpreter, cell: Cell, window_scale: float) -> dict:
+    native_host, _ = PYTHON_HOSTS[cell.host]
+    strategy, nogil, _ = split_strategy(cell.strategy)
+    args = [str(runner), "--host", native_host, "--delivery", cell.delivery, "--label", cell.id,
+            "--exec", interp.python, str(REMOTE / "pydriver.py"), str(interp.pyext_dir), strategy,
+            "1" if nogil else "0", str(PY_LOOP_MS)]
+    try:
+        r = run_runner(args, scaled_env(window_scale), 60 * max(1.0, window_scale))
+    except subprocess.TimeoutExpired:
+        return error_outcome(cell, "the runner itself did not finish (harness bug)")
+    except Stopped:
+        return error_outcome(cell, "not run: sigprobe was interrupted")
+    return parse_outcome(cell, r)
+
+
+def spread_fresh(runs: list, fresh) -> list:
+    """runs with those for which fresh(cell) is true placed evenly among the
+    others (order otherwise kept)."""
+    f = [r for r in runs if fresh(r[0])]
+    rest = [r for r in runs if not fresh(r[0])]
+    if not f or not rest:
+        return list(runs)
+    out, step = [], len(rest) / len(f)
+    for i, r in enumerate(f):
+        out += rest[round(i * step):round((i + 1) * step)] + [r]
+    return out
+
+
+class JupyterSession:
+    """One kernel_driver.py process for all the kernel runs of an invocation.
+    Under Wine (wine.run_kernel_cells) the driver is the Windows Python's:
+    `launch` prefixes the command, `path` turns a path into the driver's
+    view of it, `env` is the Wine prefix's, and `attach` the runner's
+    endpoint kind ("tcp": Wine has no AF_UNIX). The driver's stderr is
+    relayed through a pipe: the Windows CPython under Wine cannot start with
+    a regular file as stderr (init_sys_streams: WinError 6), as when
+    sigprobe's own stderr goes to a log."""
+
+    def __init__(self, runner: Path, interp: Interpreter, build_dir: Path, window_scale: float,
+                 fresh_kernels: bool = False, launch: list[str] | None = None, path=str, env: dict | None = None,
+                 attach: str = "unix"):
+        self.runner, self.interp, self.build_dir = runner, interp, build_dir
+        self.window_scale, self.fresh = window_scale, fresh_kernels
+        self.launch, self.path, self.env, self.attach = launch or [interp.python], path, env, attach
+        self.proc: subprocess.Popen | None = None
+        self.temporaries: list[Path] = []
+
+    @staticmethod
+    def needs_fresh(cell: Cell) -> bool:
+        """An import-time handler leaves state behind: a fresh kernel each run."""
+        return cell.host != "jupyter-child" and split_strategy(cell.strategy)[0] == "c-handler-import"
+
+    def plan(self, runs: list[tuple[Cell, int]]) -> dict:
+        scale = self.window_scale
+        items = []
+        for cell, i in runs:
+            item = {"id": cell.id, "mode": JUPYTER_HOSTS[cell.host], "loop_ms": PY_LOOP_MS}
+            if cell.host == "jupyter-child":
+                item.update(kind="child", probe=str(self.build_dir / "probes" / f"sigprobe-probe-{cell.strategy}"))
+            else:
+                strategy, nogil, same_cell = split_strategy(cell.strategy)
+                item.update(kind="pyext", pyext_strategy=strategy, nogil=nogil, same_cell=same_cell)
+                if self.needs_fresh(cell):
+                    item["fresh"] = True
+                    item["import_cell"] = not same_cell
+            items.append(item)
+        return {"runner": self.path(self.runner), "pyext_dir": self.path(self.interp.pyext_dir), "runs": items,
+                "ready_ms": int(8000 * scale), "window_ms": int(100 * scale), "deadline_ms": int(10000 * scale),
+                "kernel_timeout_s": 8 * scale, "kernel_start_timeout_s": KERNEL_START_S * scale,
+                "fresh_kernels": self.fresh, "attach": self.attach}
+
+    def run(self, runs: list[tuple[Cell, int]], on_outcome) -> dict:
+        """Runs every (cell, repeat), the ones that need a fresh kernel spread
+        among the others so the spare kernel the driver starts in the
+        background is ready when one is taken; calls on_outcome(cell,
+        outcome). Returns the versions."""
+        runs = spread_fresh(runs, self.needs_fresh)
+        plan = self.plan(runs)
+        # The driver's directories are made here, named for this process, so
+        # that they are removed after the driver and its kernels are gone, and
+        # what a killed run left is recognised by the next (scratch.py).
+        self.temporaries = [scratch.make_dir("sigprobe-jupyter-")]
+        plan["tmp"] = self.path(self.temporaries[0])
+        if self.attach != "tcp":
+            self.temporaries.append(scratch.make_dir("spj", scratch.SOCKET_BASE))
+            plan["sock_dir"] = self.path(self.temporaries[1])
+        self.proc = subprocess.Popen([*self.launch, self.path(REMOTE / "kernel_driver.py")], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     start_new_session=True, env=self.env)
+        runlog.relay(self.proc.stderr)
+        self.proc.stdin.write(json.dumps(plan) + "\n")
+        self.proc.stdin.flush()  # stdin stays open: the driver's lifeline
+        versions: dict = {}
+        it = iter(runs)
+        try:
+            for line in self.proc.stdout:
+                msg = json.loads(line)
+                if msg.get("ev") == "versions":
+                    versions.update({k: v for k, v in msg.items() if k != "ev"})
+                    continue
+                if msg.get("ev") == "kernels":
+                    versions["kernels"] = {k: v for k, v in msg.items() if k != "ev"}
+                    continue
+                cell, _ = next(it)
+                if msg.get("ev") == "error-outcome":
+                    msg = error_outcome(cell, msg["reason"])
+                on_outcome(cell, msg)
+        finally:
+            self.close()
+        for cell, _ in it:  # the driver ended early
+            on_outcome(cell, error_outcome(cell, "the Jupyter driver ended before this run"))
+        return versions
+
+    def close(self) -> None:
+        p = self.proc
+        if p is None:
+            return
+        try:
+            p.stdin.close()  # the lifeline: the driver shuts its kernels down
+        except OSError:
+            pass
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            if hasattr(os, "killpg"):
+                os.killpg(p.pid, 9)
+            else:
+                p.kill()  # Windows: the driver's kernels die with their parent handle (JPY_PARENT_PID)
+            p.wait()
+        self.proc = None
+        for d in self.temporaries:
+            shutil.rmtree(d, ignore_errors=True)
+        self.temporaries = []
+
+
+def unsupported_outcome(cell: Cell, reason: str) -> dict:
+    o = error_outcome(cell, reason)
+    o["verdict"] = "unsupported"
+    return o
+
+
+def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple[Cell, int]], window_scale: float,
+            jobs: int, on_outcome, fresh_kernels: bool = False) -> dict:
+    """Runs the python-* runs in a thread pool and the kernel runs through the
+    driver concurrently. Returns the facts for the results' `machine`."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    py_runs = [(c, i) for c, i in runs if c.kind == "python"]
+    k_runs = [(c, i) for c, i in runs if c.kind == "jupyter"]
+    versions = dict(interp.facts)
+    lock = threading.Lock()
+
+    def report(cell, outcome):
+        with lock:
+            on_outcome(cell, outcome)
+
+    session = None
+    thread = None
+    if k_runs:
+        if not interp.has_jupyter:
+            for c, _ in k_runs:
+                report(c, unsupported_outcome(c, jupyter_missing_reason(interp)))
+        else:
+            session = JupyterSession(runner, interp, build_dir, window_scale, fresh_kernels)
+            thread = threading.Thread(target=lambda: versions.update(session.run(k_runs, report)), daemon=True)
+            thread.start()
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, jobs - (1 if thread else 0))) as pool:
+            try:
+                for (c, _), out in zip(py_runs, pool.map(lambda r: run_python_cell(runner, interp, r[0], window_scale),
+                                                         py_runs)):
+                    report(c, out)
+            except BaseException:
+                # Interrupted: end the running runners now rather than wait for their cells.
+                terminate_runners()
+                raise
+        if thread:
+            thread.join()
+    finally:
+        if session:
+            session.close()
+    return versions

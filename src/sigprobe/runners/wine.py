@@ -1,0 +1,139 @@
+"""The windows-wine platform: the Windows runner and probes cross-built with
+MinGW-w64 into build-win/ and run under Wine, with one Wine prefix per build
+tree and one persistent wineserver for the length of a run."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+
+from .. import bootstrap, paths
+from ..catalog import Cell, parse_id, pyext_strategies
+from ..errors import BuildFailed, MissingDependency
+from . import python as pyhosts
+from .native import RUNNER_SLACK_S, error_outcome, parse_outcome, scaled_env
+
+PACKAGES = ["gcc-mingw-w64-x86-64", "wine", "wine64"]
+
+
+def ensure_tools() -> None:
+    missing = [t for t in ("x86_64-w64-mingw32-gcc", "wine", "wineserver") if not shutil.which(t)]
+    if not missing:
+        return
+    bootstrap.apt_install(PACKAGES, f"the windows-wine cells need {', '.join(missing)}", "(about a minute, once)")
+
+
+def env_for(build: Path) -> dict:
+    return dict(os.environ, WINEPREFIX=str(build / "wineprefix"), WINEDEBUG="-all")
+
+
+def default_build() -> Path:
+    """The checkout's build-win/: the Windows side is built only from a clone."""
+    return bootstrap.checkout("--platform windows-wine (cross-building the Windows side)") / "build-win"
+
+
+def ensure_build(build: Path | None = None) -> Path:
+    """The Windows side cross-built with MinGW-w64 (default: default_build())."""
+    build = build or default_build()
+    root = bootstrap.checkout("--platform windows-wine (cross-building the Windows side)")
+    ensure_tools()
+    if not (build / "CMakeCache.txt").exists():
+        r = subprocess.run(["cmake", "-S", str(root), "-B", str(build),
+                            f"-DCMAKE_TOOLCHAIN_FILE={root / 'cmake' / 'toolchain-mingw64.cmake'}",
+                            "-DSIGPROBE_TESTS=OFF", "-DSIGPROBE_WIN_TESTS=ON",
+                            f"-DSIGPROBE_WERROR={'ON' if bootstrap.ci() else 'OFF'}"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise BuildFailed(f"configuring the MinGW build failed:\n{(r.stdout + r.stderr)[-3000:]}")
+    r = subprocess.run(["cmake", "--build", str(build), "-j", str(os.cpu_count() or 2)], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise BuildFailed(f"the MinGW build failed:\n{(r.stdout + r.stderr)[-3000:]}")
+    return build
+
+
+@contextmanager
+def wineserver(build: Path):
+    """One persistent wineserver for the prefix, stopped (by prefix) on every path."""
+    env = env_for(build)
+    if not (build / "wineprefix" / "system.reg").exists():
+        bootstrap.log(f"creating the Wine prefix {build / 'wineprefix'} (about 10 s, once per build tree)")
+        subprocess.run(["wineboot", "-i"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    # The server keeps the stdio it starts with; at -k it may dump leftover objects there.
+    subprocess.run(["wineserver", "-p"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    try:
+        # Wine's background services inherit the stdout of the first process of
+        # a server and keep it open: start them with stdio on /dev/null.
+        subprocess.run(["wine", str(build / "sigprobe-run.exe"), "--list"], env=env, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        yield env
+    finally:
+        subprocess.run(["wineserver", "-k"], env=env, stderr=subprocess.DEVNULL)
+        subprocess.run(["wineserver", "-w"], env=env, stderr=subprocess.DEVNULL)
+
+
+def _wine(build: Path, env: dict, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(["wine", str(build / "sigprobe-run.exe"), *args], env=env, capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=timeout)
+
+
+def cells(build: Path, env: dict) -> list[Cell]:
+    r = _wine(build, env, "--list")
+    if r.returncode != 0:
+        raise BuildFailed(f"sigprobe-run.exe --list failed under Wine: {r.stderr.strip()[-300:]}")
+    return [parse_id(line.strip()) for line in r.stdout.splitlines() if line.strip()]
+
+
+def catalog(build: Path, env: dict) -> list[Cell]:
+    """The runner's Windows cells, then the Windows kernel cells (run by
+    run_kernel_cells). The kernel cells' strategies are the extension probe's
+    STRATEGIES as the one built for this interpreter lists them: one C table
+    for both platforms (probes/pyext/strategies_{unix,win}.c), and the Windows
+    build cannot be imported here."""
+    return cells(build, env) + pyhosts.python_cells("windows-wine", pyext_strategies(paths.native_dir() / "pyext"), [])
+
+
+def version(build: Path, env: dict) -> dict:
+    r = _wine(build, env, "--version")
+    try:
+        v = json.loads(r.stdout.strip())
+    except json.JSONDecodeError:
+        v = {}
+    w = subprocess.run(["wine", "--version"], capture_output=True, text=True, env=env)
+    v["wine"] = w.stdout.strip()
+    return v
+
+
+def run_cell(build: Path, env: dict, cell: Cell, window_scale: float = 1.0) -> dict:
+    env = dict(env, **(scaled_env(window_scale) or {}))
+    try:
+        r = _wine(build, env, cell.id, timeout=RUNNER_SLACK_S * max(1.0, window_scale))
+    except subprocess.TimeoutExpired:
+        return error_outcome(cell, "sigprobe-run.exe did not finish under Wine (harness bug)")
+    return parse_outcome(cell, r, "sigprobe-run.exe under Wine")
+
+
+def run_kernel_cells(build: Path, env: dict, runs: list, window_scale: float, on_outcome) -> dict:
+    """The Windows kernel cells: real Windows Jupyter kernels under Wine, run
+    by the Windows CPython (winpython.py) with its own jupyter_client and
+    ipykernel and the extension probe cross-built for it, through the same
+    kernel_driver.py as on POSIX; the runner listens on loopback TCP (Wine 8
+    has no AF_UNIX). Without that Python (no network for its first download)
+    each cell is unsupported, saying why. Returns the interpreter's versions."""
+    from . import winpython
+    try:
+        pyext = winpython.ensure_pyext(build)
+    except (MissingDependency, BuildFailed) as e:
+        for cell, _ in runs:
+            on_outcome(cell, pyhosts.unsupported_outcome(cell, f"no Windows Python under Wine: {e}"))
+        return {}
+    exe = winpython.home(build) / "python.exe"
+    interp = pyhosts.Interpreter(str(exe), pyext, {})
+    session = pyhosts.JupyterSession(build / "sigprobe-run.exe", interp, build, window_scale,
+                                     launch=["wine", str(exe)], path=winpython.wine_path,
+                                     env={**env, "PYTHONUTF8": "1"}, attach="tcp")
+    return session.run(runs, on_outcome)
