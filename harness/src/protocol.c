@@ -1,51 +1,18 @@
 /* Encoding and decoding of report events (see protocol.h). */
 #include "sigprobe/protocol.h"
 
-#include <signal.h>
 #include <string.h>
-#ifdef _WIN32
-#ifndef WIN32_LEAN_AND_MEAN
-#define WIN32_LEAN_AND_MEAN
-#endif
-#include <windows.h>
-#endif
 
+#include "os.h"
 #include "sigprobe/json.h"
 
-static const struct {
-  int signo;
-  const char *name;
-} signals[] = {
-    {SIGINT, "SIGINT"},   {SIGTERM, "SIGTERM"}, {SIGABRT, "SIGABRT"}, {SIGSEGV, "SIGSEGV"},
-    {SIGILL, "SIGILL"},   {SIGFPE, "SIGFPE"},
-#ifndef _WIN32
-    {SIGQUIT, "SIGQUIT"}, {SIGHUP, "SIGHUP"},   {SIGKILL, "SIGKILL"}, {SIGPIPE, "SIGPIPE"},
-    {SIGBUS, "SIGBUS"},   {SIGALRM, "SIGALRM"}, {SIGUSR1, "SIGUSR1"}, {SIGUSR2, "SIGUSR2"},
-    {SIGCHLD, "SIGCHLD"}, {SIGTTIN, "SIGTTIN"}, {SIGTTOU, "SIGTTOU"}, {SIGTSTP, "SIGTSTP"},
-    {SIGCONT, "SIGCONT"}, {SIGSTOP, "SIGSTOP"}, {SIGTRAP, "SIGTRAP"}, {SIGSYS, "SIGSYS"},
-#else
-    {SIGBREAK, "SIGBREAK"},
-#endif
-};
-
+/* The signal table is the platform's (harness/src/unix/platform.c,
+ * harness/src/win/platform.c). */
 const char *sp_signal_name(int signo) {
-  for (size_t i = 0; i < SP_ARRAY_LEN(signals); i++)
-    if (signals[i].signo == signo) return signals[i].name;
+  for (size_t i = 0; i < sp__signal_count; i++)
+    if (sp__signals[i].signo == signo) return sp__signals[i].name;
   return "SIG?";
 }
-
-#ifdef _WIN32
-const char *sp_console_event_name(unsigned long type) {
-  switch (type) {
-    case CTRL_C_EVENT: return "CTRL_C_EVENT";
-    case CTRL_BREAK_EVENT: return "CTRL_BREAK_EVENT";
-    case CTRL_CLOSE_EVENT: return "CTRL_CLOSE_EVENT";
-    case CTRL_LOGOFF_EVENT: return "CTRL_LOGOFF_EVENT";
-    case CTRL_SHUTDOWN_EVENT: return "CTRL_SHUTDOWN_EVENT";
-    default: return "CTRL_UNKNOWN_EVENT";
-  }
-}
-#endif
 
 int sp_report_tcp_port(const char *where, bool allow_any) {
   static const char host[] = SP_REPORT_TCP_PREFIX "127.0.0.1:";
@@ -62,8 +29,8 @@ int sp_report_tcp_port(const char *where, bool allow_any) {
 }
 
 int sp_signal_parse(const char *name) {
-  for (size_t i = 0; i < SP_ARRAY_LEN(signals); i++)
-    if (strcmp(signals[i].name, name) == 0) return signals[i].signo;
+  for (size_t i = 0; i < sp__signal_count; i++)
+    if (strcmp(sp__signals[i].name, name) == 0) return sp__signals[i].signo;
   return SP_EINVAL;
 }
 
