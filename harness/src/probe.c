@@ -112,10 +112,6 @@ void sp_probe_report_unsupported(const char *reason) { report_reason(SP_EV_UNSUP
 
 void sp_probe_report_error(const char *reason) { report_reason(SP_EV_ERROR, reason); }
 
-static void add_name(sp_name_list *l, const char *name) {
-  if (l->n < SP_LIST_MAX) sp_strlcpy(l->names[l->n++], name, SP_NAME_MAX);
-}
-
 /* The "ready" event: the host facts and the strategies registered. */
 static void ready_event(sp_event *ev, const char *const *strategies, int n) {
   memset(ev, 0, sizeof *ev);
@@ -123,7 +119,7 @@ static void ready_event(sp_event *ev, const char *const *strategies, int n) {
   ev->foreground = -1;
   sp__ready_facts(ev);
   ev->disposition_on_entry = g_entry_disposition;
-  for (int i = 0; i < n; i++) add_name(&ev->strategies, strategies[i]);
+  for (int i = 0; i < n; i++) sp_name_list_add(&ev->strategies, strategies[i]);
   ev->t_ns = sp_clock_ns();
 }
 

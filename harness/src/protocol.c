@@ -272,3 +272,24 @@ int sp_event_encode_extra(const sp_event *ev, const char *extra_members, char *b
   buf[len++] = '\n';
   return len;
 }
+
+int sp_event_take_line(char *buf, size_t *len, size_t cap, sp_event *ev, sp_error *err) {
+  char *nl = memchr(buf, '\n', *len);
+  if (!nl) {
+    if (*len >= cap || *len >= SP_LINE_MAX) {
+      *len = 0;
+      return sp_fail(err, SP_EINVAL, "report line longer than %d bytes", SP_LINE_MAX);
+    }
+    return 0;
+  }
+  size_t n = (size_t)(nl - buf) + 1;
+  int rc = n > SP_LINE_MAX ? sp_fail(err, SP_EINVAL, "report line longer than %d bytes", SP_LINE_MAX)
+                           : sp_event_decode(buf, n, ev, err);
+  memmove(buf, buf + n, *len - n);
+  *len -= n;
+  return rc ? rc : 1;
+}
+
+void sp_name_list_add(sp_name_list *l, const char *name) {
+  if (l->n < SP_LIST_MAX) sp_strlcpy(l->names[l->n++], name, SP_NAME_MAX);
+}

@@ -158,6 +158,17 @@ int sp_event_encode(const sp_event *ev, char *buf, size_t n);
  * NULL) spliced in before the closing brace: facts only some probes have. */
 int sp_event_encode_extra(const sp_event *ev, const char *extra_members, char *buf, size_t n);
 
+/* Takes one complete line out of the receive buffer buf (*len bytes held,
+ * cap its size) and decodes it: returns 1 with *ev filled, 0 when no line is
+ * complete yet, or SP_EINVAL for a malformed line or one longer than
+ * SP_LINE_MAX (then the buffer is emptied: the rest of that line is
+ * unreadable). The line is removed either way. */
+int sp_event_take_line(char *buf, size_t *len, size_t cap, sp_event *ev, sp_error *err);
+
+/* Appends name to the list, if there is room (a full list keeps its first
+ * SP_LIST_MAX names). */
+void sp_name_list_add(sp_name_list *l, const char *name);
+
 /* Signal names ("SIGINT"); unknown numbers give "SIG?". Async-signal-safe. */
 const char *sp_signal_name(int signo);
 #ifdef _WIN32

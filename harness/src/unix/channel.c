@@ -10,25 +10,6 @@
 #include "proc.h"
 #include "sigprobe/unix_compat.h"
 
-/* Takes one complete line out of buf, if there is one: returns 1 with *ev
- * decoded, 0 when there is none yet, SP_EINVAL for a bad or endless line. */
-static int take_line(char *buf, size_t *len, size_t cap, sp_event *ev, sp_error *err) {
-  char *nl = memchr(buf, '\n', *len);
-  if (!nl) {
-    if (*len >= cap || *len >= SP_LINE_MAX) {
-      *len = 0;
-      return sp_fail(err, SP_EINVAL, "report line longer than %d bytes", SP_LINE_MAX);
-    }
-    return 0;
-  }
-  size_t n = (size_t)(nl - buf) + 1;
-  int rc = n > SP_LINE_MAX ? sp_fail(err, SP_EINVAL, "report line longer than %d bytes", SP_LINE_MAX)
-                           : sp_event_decode(buf, n, ev, err);
-  memmove(buf, buf + n, *len - n);
-  *len -= n;
-  return rc ? rc : 1;
-}
-
 static void drain_host(sp_proc *p) {
   char junk[4096];
   for (;;) {
@@ -53,10 +34,10 @@ static void fill(int fd, char *buf, size_t *len, size_t cap, bool *eof) {
 
 int sp_proc_next_event(sp_proc *p, sp_event *ev, int64_t deadline_ns, sp_error *err) {
   for (;;) {
-    int rc = take_line(p->buf, &p->buf_len, sizeof p->buf, ev, err);
+    int rc = sp_event_take_line(p->buf, &p->buf_len, sizeof p->buf, ev, err);
     if (rc) return rc < 0 ? rc : 0;
     if (p->attached) {
-      rc = take_line(p->pbuf, &p->pbuf_len, sizeof p->pbuf, ev, err);
+      rc = sp_event_take_line(p->pbuf, &p->pbuf_len, sizeof p->pbuf, ev, err);
       if (rc) return rc < 0 ? rc : 0;
     }
     if (p->chan_eof && p->buf_len) {

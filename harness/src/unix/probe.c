@@ -182,10 +182,6 @@ void sp__ready_facts(sp_event *ev) {
   }
 }
 
-static void add_name(sp_name_list *l, const char *name) {
-  if (l->n < SP_LIST_MAX) sp_strlcpy(l->names[l->n++], name, SP_NAME_MAX);
-}
-
 void sp__done_facts(sp_event *ev, bool in_process) {
   static const int watched[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP};
   sigset_t pending;
@@ -193,8 +189,8 @@ void sp__done_facts(sp_event *ev, bool in_process) {
   sigemptyset(&pending);
   sigpending(&pending);
   for (size_t i = 0; i < SP_ARRAY_LEN(watched); i++) {
-    if (disposition_of(watched[i]) == SP_DISP_IGNORED) add_name(&ev->ignored, sp_signal_name(watched[i]));
-    if (sigismember(&pending, watched[i]) == 1) add_name(&ev->pending, sp_signal_name(watched[i]));
+    if (disposition_of(watched[i]) == SP_DISP_IGNORED) sp_name_list_add(&ev->ignored, sp_signal_name(watched[i]));
+    if (sigismember(&pending, watched[i]) == 1) sp_name_list_add(&ev->pending, sp_signal_name(watched[i]));
   }
 }
 

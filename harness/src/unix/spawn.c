@@ -396,13 +396,6 @@ fail:
   return rc;
 }
 
-static int remaining_ms(int64_t deadline_ns) {
-  int64_t left = deadline_ns - sp_clock_ns();
-  if (left <= 0) return 0;
-  int64_t ms = (left + 999999) / 1000000;
-  return ms > 1000000 ? 1000000 : (int)ms;
-}
-
 /* Has the probe exited? Looks without reaping, so its process group stays
  * reserved until the group has been killed. */
 static bool exited(sp_proc *p) {
@@ -436,7 +429,7 @@ int sp_proc_wait(sp_proc *p, int64_t deadline_ns, sp_exit *ex, sp_error *err) {
     return 0;
   }
   while (!exited(p)) {
-    int ms = remaining_ms(deadline_ns);
+    int ms = sp_ms_until(deadline_ns);
     if (ms == 0) return SP_ETIMEOUT;
     if (p->pidfd >= 0) {
       struct pollfd pfd = {p->pidfd, POLLIN, 0};

@@ -317,16 +317,12 @@ void sp__ready_facts(sp_event *ev) {
   describe_console(ev->console, sizeof ev->console);
 }
 
-static void add_name(sp_name_list *l, const char *name) {
-  if (l->n < SP_LIST_MAX) sp_strlcpy(l->names[l->n++], name, SP_NAME_MAX);
-}
-
 void sp__done_facts(sp_event *ev, bool in_process) {
-  if (ctrl_c_ignored()) add_name(&ev->ignored, "CTRL_C_EVENT");
+  if (ctrl_c_ignored()) sp_name_list_add(&ev->ignored, "CTRL_C_EVENT");
   /* Set and never consumed (nobody waited on it). Looking consumes it, which
    * no longer matters at the end of a native probe. */
   if (g_jpy && WaitForSingleObject(g_jpy, 0) == WAIT_OBJECT_0) {
-    add_name(&ev->pending, "JPY_INTERRUPT_EVENT");
+    sp_name_list_add(&ev->pending, "JPY_INTERRUPT_EVENT");
     /* Signalled with nobody waiting (a waiter would have taken it at once):
      * in a kernel put it back, so looking leaves the state as it was (the
      * kernel's poller may still need it). */

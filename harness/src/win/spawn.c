@@ -38,7 +38,7 @@ int sp__win_helper_path(const sp_proc *p, const char *exe, char *buf, size_t n) 
 
 /* The current environment with SIGPROBE_REPORT, SIGPROBE_STOP and
  * JPY_INTERRUPT_EVENT replaced by ours, as a CreateProcess block. */
-static char *child_env(HANDLE chan_w, HANDLE stop, HANDLE interrupt) {
+static char *env_block(HANDLE chan_w, HANDLE stop, HANDLE interrupt) {
   static const char *const ours[] = {"SIGPROBE_REPORT=", "SIGPROBE_STOP=", "JPY_INTERRUPT_EVENT=",
                                      "IPY_INTERRUPT_EVENT=", "JPY_PARENT_PID="};
   char add[3][64];
@@ -163,7 +163,7 @@ int sp_proc_start(sp_proc **out, sp_host host, const char *path, sp_error *err) 
     rc = fail_last(err, nul == INVALID_HANDLE_VALUE ? "CreateFile(NUL)" : "CreateEvent");
     goto fail;
   }
-  if (!(env = child_env(chan_w, p->stop_event, p->interrupt_event))) {
+  if (!(env = env_block(chan_w, p->stop_event, p->interrupt_event))) {
     rc = fail_last(err, "GetEnvironmentStrings");
     goto fail;
   }
@@ -240,13 +240,6 @@ void sp__win_adopt_probe(sp_proc *p, DWORD pid) {
   p->probe_pid = pid;
 }
 
-static DWORD remaining_ms(int64_t deadline_ns) {
-  int64_t left = deadline_ns - sp_clock_ns();
-  if (left <= 0) return 0;
-  int64_t ms = (left + 999999) / 1000000;
-  return ms > 1000000 ? 1000000 : (DWORD)ms;
-}
-
 int sp_proc_wait(sp_proc *p, int64_t deadline_ns, sp_exit *ex, sp_error *err) {
   if (p->attached) {
     if (ex) *ex = (sp_exit){SP_EXIT_NONE, 0, 0, false};
@@ -255,7 +248,7 @@ int sp_proc_wait(sp_proc *p, int64_t deadline_ns, sp_exit *ex, sp_error *err) {
   /* The probe's own handle when "ready" gave it (its exit code is then
    * exact); before that the launcher's, which relays the probe's code. */
   HANDLE h = p->probe ? p->probe : p->launcher;
-  DWORD r = WaitForSingleObject(h, remaining_ms(deadline_ns));
+  DWORD r = WaitForSingleObject(h, (DWORD)sp_ms_until(deadline_ns));
   if (r == WAIT_TIMEOUT) return SP_ETIMEOUT;
   if (r != WAIT_OBJECT_0) return fail_last(err, "WaitForSingleObject");
   DWORD code = 0;
