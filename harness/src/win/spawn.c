@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sigprobe/outcome.h"
+#include "utf16.h"
 
 #include <afunix.h> /* sigprobe-run --attach: AF_UNIX through winsock (Windows 10 1803+) */
 
@@ -37,39 +38,77 @@ int sp__win_helper_path(const sp_proc *p, const char *exe, char *buf, size_t n) 
 }
 
 /* The current environment with SIGPROBE_REPORT, SIGPROBE_STOP and
- * JPY_INTERRUPT_EVENT replaced by ours, as a CreateProcess block. */
-static char *env_block(HANDLE chan_w, HANDLE stop, HANDLE interrupt) {
-  static const char *const ours[] = {"SIGPROBE_REPORT=", "SIGPROBE_STOP=", "JPY_INTERRUPT_EVENT=",
-                                     "IPY_INTERRUPT_EVENT=", "JPY_PARENT_PID="};
-  char add[3][64];
-  snprintf(add[0], sizeof add[0], "SIGPROBE_REPORT=%lu", (unsigned long)HandleToUlong(chan_w));
-  snprintf(add[1], sizeof add[1], "SIGPROBE_STOP=%lu", (unsigned long)HandleToUlong(stop));
-  snprintf(add[2], sizeof add[2], "JPY_INTERRUPT_EVENT=%lu", (unsigned long)HandleToUlong(interrupt));
-  char *env = GetEnvironmentStringsA();
+ * JPY_INTERRUPT_EVENT replaced by ours, as a CreateProcessW block (UTF-16,
+ * CREATE_UNICODE_ENVIRONMENT): the other variables pass through unchanged
+ * whatever their characters. */
+static wchar_t *env_block(HANDLE chan_w, HANDLE stop, HANDLE interrupt) {
+  static const wchar_t *const ours[] = {L"SIGPROBE_REPORT=", L"SIGPROBE_STOP=", L"JPY_INTERRUPT_EVENT=",
+                                        L"IPY_INTERRUPT_EVENT=", L"JPY_PARENT_PID="};
+  wchar_t add[3][64];
+  swprintf(add[0], SP_ARRAY_LEN(add[0]), L"SIGPROBE_REPORT=%lu", (unsigned long)HandleToUlong(chan_w));
+  swprintf(add[1], SP_ARRAY_LEN(add[1]), L"SIGPROBE_STOP=%lu", (unsigned long)HandleToUlong(stop));
+  swprintf(add[2], SP_ARRAY_LEN(add[2]), L"JPY_INTERRUPT_EVENT=%lu", (unsigned long)HandleToUlong(interrupt));
+  wchar_t *env = GetEnvironmentStringsW();
   if (!env) return NULL;
   size_t total = 0;
-  for (const char *e = env; *e; e += strlen(e) + 1) total += strlen(e) + 1;
-  size_t cap = total + sizeof add + 2;
-  char *block = malloc(cap), *out = block;
+  for (const wchar_t *e = env; *e; e += wcslen(e) + 1) total += wcslen(e) + 1;
+  wchar_t *block = malloc((total + SP_ARRAY_LEN(add) * SP_ARRAY_LEN(add[0]) + 2) * sizeof *block), *out = block;
   if (block) {
-    for (const char *e = env; *e; e += strlen(e) + 1) {
+    for (const wchar_t *e = env; *e; e += wcslen(e) + 1) {
       bool skip = false;
       for (size_t i = 0; i < SP_ARRAY_LEN(ours); i++)
-        if (_strnicmp(e, ours[i], strlen(ours[i])) == 0) skip = true;
+        if (_wcsnicmp(e, ours[i], wcslen(ours[i])) == 0) skip = true;
       if (skip) continue;
-      size_t l = strlen(e) + 1;
-      memcpy(out, e, l);
+      size_t l = wcslen(e) + 1;
+      memcpy(out, e, l * sizeof *out);
       out += l;
     }
-    for (int i = 0; i < 3; i++) {
-      size_t l = strlen(add[i]) + 1;
-      memcpy(out, add[i], l);
+    for (size_t i = 0; i < SP_ARRAY_LEN(add); i++) {
+      size_t l = wcslen(add[i]) + 1;
+      memcpy(out, add[i], l * sizeof *out);
       out += l;
     }
-    *out = '\0';
+    *out = L'\0';
   }
-  FreeEnvironmentStringsA(env);
+  FreeEnvironmentStringsW(env);
   return block;
+}
+
+int sp__win_start_in_job(HANDLE job, const char *exe, const char *const argv[], DWORD flags, HANDLE in, HANDLE out,
+                         wchar_t *env, PROCESS_INFORMATION *pi, sp_error *err) {
+  static wchar_t wexe[32768], warg[32768], cmd[32768];
+  size_t len = 0;
+  int rc = sp__utf16("the program's path", exe, wexe, SP_ARRAY_LEN(wexe), err);
+  for (int i = 0; rc == 0 && argv[i]; i++) {
+    rc = sp__utf16("an argument", argv[i], warg, SP_ARRAY_LEN(warg), err);
+    if (rc == 0 && sp__argv_quote(warg, cmd, SP_ARRAY_LEN(cmd), &len) != 0)
+      rc = sp_fail(err, SP_EFAIL, "the command line of %s is longer than 32767 characters", exe);
+  }
+  if (rc != 0) return rc;
+  STARTUPINFOW si;
+  memset(&si, 0, sizeof si);
+  si.cb = sizeof si;
+  si.dwFlags = STARTF_USESTDHANDLES;
+  si.hStdInput = in;
+  si.hStdOutput = si.hStdError = out;
+  if (!CreateProcessW(wexe, cmd, NULL, NULL, TRUE, flags | CREATE_SUSPENDED | (env ? CREATE_UNICODE_ENVIRONMENT : 0),
+                      env, NULL, &si, pi)) {
+    char why[200];
+    return sp_fail(err, SP_EFAIL, "CreateProcessW(%s): %s", exe, sp__win_strerror(GetLastError(), why, sizeof why));
+  }
+  if (job && !AssignProcessToJobObject(job, pi->hProcess)) {
+    char why[200];
+    rc = sp_fail(err, SP_EFAIL, "AssignProcessToJobObject(%s): %s", exe,
+                 sp__win_strerror(GetLastError(), why, sizeof why));
+    TerminateProcess(pi->hProcess, 1);
+    CloseHandle(pi->hThread);
+    CloseHandle(pi->hProcess);
+    return rc;
+  }
+  ResumeThread(pi->hThread);
+  CloseHandle(pi->hThread);
+  pi->hThread = NULL;
+  return 0;
 }
 
 static DWORD WINAPI chan_reader(LPVOID arg) {
@@ -120,14 +159,18 @@ static void close_handle(HANDLE *h) {
 int sp_proc_start(sp_proc **out, sp_host host, const char *path, sp_error *err) {
   SECURITY_ATTRIBUTES sa = {sizeof sa, NULL, TRUE};
   HANDLE chan_w = NULL, host_w = NULL, nul = NULL;
-  char *env = NULL, exe[MAX_PATH + 32], cmd[3 * MAX_PATH];
+  wchar_t *env = NULL;
+  static wchar_t wpath[32768];
+  char exe[SP_WIN_PATH_MAX + 32], flags[16];
   int rc;
   *out = NULL;
 
   /* A crash in a probe must end it with its NTSTATUS, never open a dialog;
    * the error mode is inherited by every process the runner starts. */
   SetErrorMode(GetErrorMode() | SEM_FAILCRITICALERRORS | SEM_NOGPFAULTERRORBOX);
-  if (GetFileAttributesA(path) == INVALID_FILE_ATTRIBUTES) return fail_last(err, path);
+  if ((rc = sp__utf16("the probe's path", path, wpath, SP_ARRAY_LEN(wpath), err)) != 0) return rc;
+  if (GetFileAttributesW(wpath) == INVALID_FILE_ATTRIBUTES) return fail_last(err, path);
+  if (strlen(path) >= sizeof ((sp_proc *)0)->helper_dir) return sp_fail(err, SP_EINVAL, "probe path too long: %s", path);
 
   sp_proc *p = calloc(1, sizeof *p);
   if (!p) return sp_fail(err, SP_EFAIL, "calloc: out of memory");
@@ -139,7 +182,7 @@ int sp_proc_start(sp_proc **out, sp_host host, const char *path, sp_error *err) 
   if (slash) *slash = '\0';
   else sp_strlcpy(p->helper_dir, ".", sizeof p->helper_dir);
 
-  p->job = CreateJobObjectA(NULL, NULL);
+  p->job = CreateJobObjectW(NULL, NULL);
   if (!p->job) {
     rc = fail_last(err, "CreateJobObject");
     goto fail;
@@ -153,12 +196,12 @@ int sp_proc_start(sp_proc **out, sp_host host, const char *path, sp_error *err) 
   }
   if ((rc = inheritable_pipe(&p->chan_r, &chan_w, err)) != 0) goto fail;
   if ((rc = inheritable_pipe(&p->host_r, &host_w, err)) != 0) goto fail;
-  nul = CreateFileA("NUL", GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, &sa, OPEN_EXISTING, 0, NULL);
-  p->stop_event = CreateEventA(&sa, TRUE, FALSE, NULL);
+  nul = CreateFileW(L"NUL", GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, &sa, OPEN_EXISTING, 0, NULL);
+  p->stop_event = CreateEventW(&sa, TRUE, FALSE, NULL);
   /* jupyter_client's create_interrupt_event(): inheritable, auto-reset,
    * initially unset, unnamed. */
-  p->interrupt_event = CreateEventA(&sa, FALSE, FALSE, NULL);
-  p->data = CreateEventA(NULL, FALSE, FALSE, NULL);
+  p->interrupt_event = CreateEventW(&sa, FALSE, FALSE, NULL);
+  p->data = CreateEventW(NULL, FALSE, FALSE, NULL);
   if (nul == INVALID_HANDLE_VALUE || !p->stop_event || !p->interrupt_event || !p->data) {
     rc = fail_last(err, nul == INVALID_HANDLE_VALUE ? "CreateFile(NUL)" : "CreateEvent");
     goto fail;
@@ -171,32 +214,13 @@ int sp_proc_start(sp_proc **out, sp_host host, const char *path, sp_error *err) 
     rc = sp_fail(err, SP_EFAIL, "probe path too long: %s", path);
     goto fail;
   }
-  snprintf(cmd, sizeof cmd, "\"%s\" %lx %d \"%s\"", exe, (unsigned long)host_flags(host),
-           host == SP_HOST_JUPYTER_LAUNCH, path);
-
-  STARTUPINFOA si;
+  snprintf(flags, sizeof flags, "%lx", (unsigned long)host_flags(host));
+  const char *const argv[] = {exe, flags, host == SP_HOST_JUPYTER_LAUNCH ? "1" : "0", path, NULL};
   PROCESS_INFORMATION pi;
-  memset(&si, 0, sizeof si);
-  si.cb = sizeof si;
-  si.dwFlags = STARTF_USESTDHANDLES;
-  si.hStdInput = nul;
-  si.hStdOutput = si.hStdError = host_w;
-  /* The launcher gets its own windowless console; it starts suspended so
-   * that it is in the job before it can start anything. */
-  if (!CreateProcessA(exe, cmd, NULL, NULL, TRUE, CREATE_NO_WINDOW | CREATE_SUSPENDED, env, NULL, &si, &pi)) {
-    rc = fail_last(err, "CreateProcess(" SP_WIN_HOST_EXE ")");
-    goto fail;
-  }
+  /* The launcher gets its own windowless console. */
+  if ((rc = sp__win_start_in_job(p->job, exe, argv, CREATE_NO_WINDOW, nul, host_w, env, &pi, err)) != 0) goto fail;
   p->launcher = pi.hProcess;
   p->launcher_pid = pi.dwProcessId;
-  if (!AssignProcessToJobObject(p->job, pi.hProcess)) {
-    rc = fail_last(err, "AssignProcessToJobObject");
-    TerminateProcess(pi.hProcess, 1);
-    CloseHandle(pi.hThread);
-    goto fail;
-  }
-  ResumeThread(pi.hThread);
-  CloseHandle(pi.hThread);
   free(env);
   env = NULL;
   /* Only the launcher and the probe hold the write ends now: the channel
@@ -445,7 +469,7 @@ int sp_proc_attach(sp_proc **out, const char *socket_path, sp_error *err) {
     free_attached(p);
     return rc;
   }
-  p->data = CreateEventA(NULL, FALSE, FALSE, NULL);
+  p->data = CreateEventW(NULL, FALSE, FALSE, NULL);
   if (!p->data) {
     rc = fail_last(err, "CreateEvent");
     free_attached(p);
@@ -483,7 +507,9 @@ static void free_attached(sp_proc *p) {
     }
     close_handle(&p->parent_thread);
   }
-  if (p->socket_path[0]) DeleteFileA(p->socket_path);
+  wchar_t wsock[SP_ARRAY_LEN(p->socket_path)];
+  if (p->socket_path[0] && sp__utf16("the socket path", p->socket_path, wsock, SP_ARRAY_LEN(wsock), NULL) == 0)
+    DeleteFileW(wsock);
   WSACleanup();
   /* A reader that did not end still points at p: leave p to the process's
    * exit rather than free it under the thread. */
