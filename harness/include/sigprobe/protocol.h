@@ -73,6 +73,14 @@
 
 #include <stdbool.h>
 
+/* The protocol's version. The rule: adding a member or an event that old
+ * readers may ignore is no new version (readers ignore what they do not
+ * know); anything an old reader would misread (a member removed, renamed or
+ * given a new meaning, a new requirement on the first line) is, and the new
+ * version is written as "proto":N in "ready" and checked by the runner.
+ * Version 1 is written as nothing: a "ready" without "proto" is version 1. */
+#define SP_PROTOCOL_VERSION 1
+
 #include "sigprobe/common.h"
 
 #define SP_LINE_MAX 4096
