@@ -111,26 +111,37 @@ int sp__win_start_in_job(HANDLE job, const char *exe, const char *const argv[], 
   return 0;
 }
 
+/* What a reader thread does with what it read: appends k bytes (k <= 0:
+ * the stream ended) to one of p's buffers under the lock, and wakes
+ * sp_proc_next_event. Returns true when the stream is over: ended, or
+ * overflowed (the rest would be unreadable). */
+static bool take_read(sp_proc *p, char *buf, size_t *len, size_t cap, bool *eof, bool *overflow, const char *data,
+                      long k) {
+  EnterCriticalSection(&p->lock);
+  if (k <= 0) {
+    *eof = true;
+  } else if (*len + (size_t)k > cap) {
+    *overflow = true;
+    *eof = true;
+  } else {
+    memcpy(buf + *len, data, (size_t)k);
+    *len += (size_t)k;
+  }
+  bool over = *eof;
+  LeaveCriticalSection(&p->lock);
+  SetEvent(p->data);
+  return over;
+}
+
 static DWORD WINAPI chan_reader(LPVOID arg) {
   sp_proc *p = arg;
   char tmp[1024];
   for (;;) {
     DWORD k = 0;
+    /* !ok is ERROR_BROKEN_PIPE: every writer closed its end. */
     BOOL ok = ReadFile(p->chan_r, tmp, sizeof tmp, &k, NULL);
-    EnterCriticalSection(&p->lock);
-    if (!ok || k == 0) {
-      p->chan_eof = true; /* ERROR_BROKEN_PIPE: every writer closed its end */
-    } else if (p->buf_len + k > sizeof p->buf) {
-      p->chan_overflow = true;
-      p->chan_eof = true;
-    } else {
-      memcpy(p->buf + p->buf_len, tmp, k);
-      p->buf_len += k;
-    }
-    bool eof = p->chan_eof;
-    LeaveCriticalSection(&p->lock);
-    SetEvent(p->data);
-    if (eof) return 0;
+    if (take_read(p, p->buf, &p->buf_len, sizeof p->buf, &p->chan_eof, &p->chan_overflow, tmp, ok ? (long)k : 0))
+      return 0;
   }
 }
 
@@ -364,20 +375,7 @@ static DWORD WINAPI sock_reader(LPVOID arg) {
   if (c == INVALID_SOCKET) return 0;
   for (;;) {
     int k = recv(c, tmp, (int)sizeof tmp, 0);
-    EnterCriticalSection(&p->lock);
-    if (k <= 0) {
-      p->chan_eof = true;
-    } else if (p->buf_len + (size_t)k > sizeof p->buf) {
-      p->chan_overflow = true;
-      p->chan_eof = true;
-    } else {
-      memcpy(p->buf + p->buf_len, tmp, (size_t)k);
-      p->buf_len += (size_t)k;
-    }
-    bool eof = p->chan_eof;
-    LeaveCriticalSection(&p->lock);
-    SetEvent(p->data);
-    if (eof) return 0;
+    if (take_read(p, p->buf, &p->buf_len, sizeof p->buf, &p->chan_eof, &p->chan_overflow, tmp, k)) return 0;
   }
 }
 
@@ -388,20 +386,9 @@ static DWORD WINAPI parent_reader(LPVOID arg) {
   for (;;) {
     DWORD k = 0;
     BOOL ok = in && in != INVALID_HANDLE_VALUE && ReadFile(in, tmp, sizeof tmp, &k, NULL);
-    EnterCriticalSection(&p->lock);
-    if (!ok || k == 0) {
-      p->parent_eof = true;
-    } else if (p->pbuf_len + k > sizeof p->pbuf) {
-      p->parent_overflow = true;
-      p->parent_eof = true;
-    } else {
-      memcpy(p->pbuf + p->pbuf_len, tmp, k);
-      p->pbuf_len += k;
-    }
-    bool eof = p->parent_eof;
-    LeaveCriticalSection(&p->lock);
-    SetEvent(p->data);
-    if (eof) return 0;
+    if (take_read(p, p->pbuf, &p->pbuf_len, sizeof p->pbuf, &p->parent_eof, &p->parent_overflow, tmp,
+                  ok ? (long)k : 0))
+      return 0;
   }
 }
 
