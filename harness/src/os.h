@@ -135,4 +135,13 @@ void sp__exit_code_json(sp_jw *w, const sp_exit *ex);
  * behaviour (Wine), the note for the outcome; NULL otherwise. */
 const char *sp__outcome_note(const sp_outcome *o);
 
+/* ---- The run's token (harness/src/token.c over harness/src/{unix,win}/self.c) ---- */
+
+/* n bytes from the OS's CSPRNG (getrandom, BCryptGenRandom). Returns 0 or
+ * SP_EFAIL naming the call; never a weaker source. */
+int sp__random_bytes(void *buf, size_t n, sp_error *err);
+
+/* A new token: SP_TOKEN_HEX lowercase hexadecimal digits of 32 random bytes. */
+int sp__token_new(char out[SP_TOKEN_HEX + 1], sp_error *err);
+
 #endif

@@ -58,11 +58,21 @@ static void warm_up(void) {
   (void)sp__thread_id();
 }
 
-/* Opens SIGPROBE_REPORT's channel and remembers where it came from. */
+/* Opens SIGPROBE_REPORT's channel and remembers where it came from. A
+ * runner's socket address carries the run's token: the first line proves
+ * this is the probe the runner waits for (protocol.h). */
 static int open_channel(const char *where, sp_error *err) {
-  int rc = sp__chan_open(where, &g_chan_inherited, err);
-  if (rc == 0) sp_strlcpy(g_chan_where, where, sizeof g_chan_where);
-  return rc;
+  char addr[sizeof g_chan_where], token[SP_TOKEN_HEX + 1], hello[128];
+  int has_token = sp_report_split(where, addr, sizeof addr, token);
+  if (has_token < 0) return sp_fail(err, SP_EINVAL, "SIGPROBE_REPORT is longer than %u bytes", (unsigned)sizeof addr - 1);
+  int rc = sp__chan_open(addr, &g_chan_inherited, err);
+  if (rc != 0) return rc;
+  if (has_token) {
+    int n = sp_hello_encode(token, hello, sizeof hello);
+    if (n > 0) sp__chan_write(hello, (size_t)n);
+  }
+  sp_strlcpy(g_chan_where, where, sizeof g_chan_where);
+  return 0;
 }
 
 void sp_probe_init(void) {

@@ -1,6 +1,7 @@
 /* Encoding and decoding of report events (see protocol.h). */
 #include "sigprobe/protocol.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "os.h"
@@ -292,4 +293,40 @@ int sp_event_take_line(char *buf, size_t *len, size_t cap, sp_event *ev, sp_erro
 
 void sp_name_list_add(sp_name_list *l, const char *name) {
   if (l->n < SP_LIST_MAX) sp_strlcpy(l->names[l->n++], name, SP_NAME_MAX);
+}
+
+static bool is_token(const char *s) {
+  size_t n = 0;
+  for (; s[n]; n++)
+    if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f'))) return false;
+  return n == SP_TOKEN_HEX;
+}
+
+int sp_report_split(const char *where, char *addr, size_t addr_n, char token[SP_TOKEN_HEX + 1]) {
+  const char *hash = strrchr(where, '#');
+  bool has = hash && is_token(hash + 1);
+  size_t len = has ? (size_t)(hash - where) : strlen(where);
+  if (len >= addr_n) return SP_EINVAL;
+  memcpy(addr, where, len);
+  addr[len] = '\0';
+  if (!has) {
+    token[0] = '\0';
+    return 0;
+  }
+  memcpy(token, hash + 1, SP_TOKEN_HEX + 1);
+  return 1;
+}
+
+int sp_hello_encode(const char *token, char *buf, size_t n) {
+  int k = snprintf(buf, n, "{\"ev\":\"hello\",\"proto\":%d,\"token\":\"%s\"}\n", SP_PROTOCOL_VERSION, token);
+  return k > 0 && (size_t)k < n ? k : SP_EINVAL;
+}
+
+bool sp_hello_check(const char *line, size_t len, const char *token) {
+  char want[128];
+  int n = sp_hello_encode(token, want, sizeof want);
+  if (n < 0 || !is_token(token) || len != (size_t)n) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < len; i++) diff |= (unsigned char)(line[i] ^ want[i]);
+  return diff == 0;
 }

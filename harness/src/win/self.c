@@ -2,10 +2,12 @@
  * console handler the runner's helpers share (see platform.h, proc.h). */
 #include "proc.h"
 
+#include <bcrypt.h>
 #include <shellapi.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../os.h"
 #include "utf16.h"
 
 BOOL WINAPI sp__win_swallow(DWORD type) {
@@ -49,4 +51,10 @@ bool sp_is_dir(const char *path) {
   if (sp__utf16("the folder", path, wpath, SP_ARRAY_LEN(wpath), NULL) != 0) return false;
   DWORD a = GetFileAttributesW(wpath);
   return a != INVALID_FILE_ATTRIBUTES && (a & FILE_ATTRIBUTE_DIRECTORY);
+}
+
+int sp__random_bytes(void *buf, size_t n, sp_error *err) {
+  NTSTATUS st = BCryptGenRandom(NULL, buf, (ULONG)n, BCRYPT_USE_SYSTEM_PREFERRED_RNG);
+  if (st != 0) return sp_fail(err, SP_EFAIL, "BCryptGenRandom: NTSTATUS 0x%08lX", (unsigned long)st);
+  return 0;
 }
