@@ -330,3 +330,10 @@ bool sp_hello_check(const char *line, size_t len, const char *token) {
   for (size_t i = 0; i < len; i++) diff |= (unsigned char)(line[i] ^ want[i]);
   return diff == 0;
 }
+
+int sp_hello_scan(const char *buf, size_t len, size_t cap, const char *token, size_t *line_len) {
+  const char *nl = memchr(buf, '\n', len);
+  if (!nl) return len >= cap ? SP_EINVAL : 0;
+  *line_len = (size_t)(nl - buf) + 1;
+  return sp_hello_check(buf, *line_len, token) ? 1 : SP_EINVAL;
+}

@@ -203,6 +203,13 @@ int sp_hello_encode(const char *token, char *buf, size_t n);
  * guess first differs. */
 bool sp_hello_check(const char *line, size_t len, const char *token);
 
+/* Looks at what a connection to the runner's socket has sent so far (len
+ * bytes in buf, of at most cap): returns 1 when its first line is the hello
+ * for token (*line_len is that line's length: what follows is the probe's),
+ * 0 when the line is not complete yet, SP_EINVAL when the connection is not
+ * the probe's (another line, or more than a hello without a newline). */
+int sp_hello_scan(const char *buf, size_t len, size_t cap, const char *token, size_t *line_len);
+
 /* Appends name to the list, if there is room (a full list keeps its first
  * SP_LIST_MAX names). */
 void sp_name_list_add(sp_name_list *l, const char *name);

@@ -77,14 +77,10 @@ static bool read_pending(sp_proc *p, size_t i) {
     return false;
   }
   *len += (size_t)k;
-  char *nl = memchr(buf, '\n', *len);
-  if (!nl) {
-    if (*len == sizeof p->pending[i].buf) drop_pending(p, i); /* longer than any hello */
-    return false;
-  }
-  size_t line = (size_t)(nl - buf) + 1;
-  if (!sp_hello_check(buf, line, p->token)) {
-    drop_pending(p, i);
+  size_t line = 0;
+  int said = sp_hello_scan(buf, *len, sizeof p->pending[i].buf, p->token, &line);
+  if (said <= 0) {
+    if (said < 0) drop_pending(p, i);
     return false;
   }
   p->chan_fd = p->pending[i].fd;

@@ -53,7 +53,8 @@ struct sp_proc {
   bool attached;
   SOCKET listen_sock, chan_sock;
   char socket_path[MAX_PATH];    /* AF_UNIX: the path to delete at the end */
-  char report_address[MAX_PATH]; /* SIGPROBE_REPORT for the probe */
+  char token[SP_TOKEN_HEX + 1];  /* what the probe's hello must carry (protocol.h) */
+  char report_address[MAX_PATH + SP_TOKEN_HEX + 2]; /* SIGPROBE_REPORT for the probe, token included */
   HANDLE sock_thread, parent_thread;
   char pbuf[SP_LINE_MAX];
   size_t pbuf_len;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sigprobe/outcome.h"
+#include "../os.h"
 #include "utf16.h"
 
 #include <afunix.h> /* sigprobe-run --attach: AF_UNIX through winsock (Windows 10 1803+) */
@@ -363,10 +364,87 @@ int sp_proc_spawn(sp_proc **out, sp_host host, char *const argv[], sp_error *err
  * Wine 8 has none: there the runner listens on a loopback TCP port instead
  * (--attach tcp:127.0.0.1:0), the same stream to the probe. */
 
+/* Only the probe gets in (protocol.h): every connection waits here until its
+ * first line is the run's hello; the first that says it becomes the report
+ * channel and every other is closed. One that says anything else, ends, or
+ * says nothing for SP_HELLO_MS is closed, so a rogue client can neither feed
+ * events nor hold the place. Returns the probe's socket, with what it sent
+ * behind its hello appended to p->buf, or INVALID_SOCKET when the listening
+ * socket was closed (the run is over). */
+static SOCKET accept_probe(sp_proc *p) {
+  struct {
+    SOCKET s;
+    int64_t deadline_ns;
+    char buf[128];
+    size_t len;
+  } pend[SP_HELLO_PENDING_MAX];
+  SOCKET probe = INVALID_SOCKET;
+  for (size_t i = 0; i < SP_HELLO_PENDING_MAX; i++) pend[i].s = INVALID_SOCKET;
+  while (probe == INVALID_SOCKET) {
+    fd_set r;
+    FD_ZERO(&r);
+    FD_SET(p->listen_sock, &r);
+    int64_t now = sp_clock_ns(), wake = now + 1000000000LL;
+    for (size_t i = 0; i < SP_HELLO_PENDING_MAX; i++) {
+      if (pend[i].s == INVALID_SOCKET) continue;
+      if (pend[i].deadline_ns <= now) {
+        closesocket(pend[i].s); /* said nothing in time */
+        pend[i].s = INVALID_SOCKET;
+        continue;
+      }
+      if (pend[i].deadline_ns < wake) wake = pend[i].deadline_ns;
+      FD_SET(pend[i].s, &r);
+    }
+    int ms = sp_ms_until(wake);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (select(0, &r, NULL, NULL, &tv) == SOCKET_ERROR) break; /* the listening socket was closed */
+    for (size_t i = 0; i < SP_HELLO_PENDING_MAX && probe == INVALID_SOCKET; i++) {
+      if (pend[i].s == INVALID_SOCKET || !FD_ISSET(pend[i].s, &r)) continue;
+      int k = recv(pend[i].s, pend[i].buf + pend[i].len, (int)(sizeof pend[i].buf - pend[i].len), 0);
+      size_t line = 0;
+      int said = SP_EINVAL; /* the connection ended or failed before its hello */
+      if (k > 0) {
+        pend[i].len += (size_t)k;
+        said = sp_hello_scan(pend[i].buf, pend[i].len, sizeof pend[i].buf, p->token, &line);
+      }
+      if (said < 0) {
+        closesocket(pend[i].s);
+        pend[i].s = INVALID_SOCKET;
+      } else if (said > 0) {
+        probe = pend[i].s;
+        pend[i].s = INVALID_SOCKET;
+        if (pend[i].len > line) /* events sent right behind the hello */
+          take_read(p, p->buf, &p->buf_len, sizeof p->buf, &p->chan_eof, &p->chan_overflow, pend[i].buf + line,
+                    (long)(pend[i].len - line));
+      }
+    }
+    if (probe == INVALID_SOCKET && FD_ISSET(p->listen_sock, &r)) {
+      SOCKET c = accept(p->listen_sock, NULL, NULL);
+      if (c == INVALID_SOCKET) continue;
+      SetHandleInformation((HANDLE)c, HANDLE_FLAG_INHERIT, 0);
+      size_t slot = 0;
+      for (size_t i = 0; i < SP_HELLO_PENDING_MAX; i++) {
+        if (pend[i].s == INVALID_SOCKET) {
+          slot = i;
+          break;
+        }
+        if (pend[i].deadline_ns < pend[slot].deadline_ns) slot = i; /* full: push out the oldest */
+      }
+      if (pend[slot].s != INVALID_SOCKET) closesocket(pend[slot].s);
+      pend[slot].s = c;
+      pend[slot].len = 0;
+      pend[slot].deadline_ns = sp_clock_ns() + (int64_t)SP_HELLO_MS * 1000000;
+    }
+  }
+  for (size_t i = 0; i < SP_HELLO_PENDING_MAX; i++)
+    if (pend[i].s != INVALID_SOCKET) closesocket(pend[i].s);
+  return probe;
+}
+
 static DWORD WINAPI sock_reader(LPVOID arg) {
   sp_proc *p = arg;
   char tmp[1024];
-  SOCKET c = accept(p->listen_sock, NULL, NULL); /* the probe connects once */
+  SOCKET c = accept_probe(p);
   EnterCriticalSection(&p->lock);
   p->chan_sock = c;
   if (c == INVALID_SOCKET) p->chan_eof = true;
@@ -408,11 +486,11 @@ static int bind_listener(sp_proc *p, const char *where, sp_error *err) {
     if (p->listen_sock == INVALID_SOCKET)
       return sp_fail(err, SP_EFAIL, "socket(AF_INET): error %d", WSAGetLastError());
     SetHandleInformation((HANDLE)p->listen_sock, HANDLE_FLAG_INHERIT, 0);
-    if (bind(p->listen_sock, (struct sockaddr *)&in, len) != 0 || listen(p->listen_sock, 4) != 0 ||
+    if (bind(p->listen_sock, (struct sockaddr *)&in, len) != 0 || listen(p->listen_sock, 8) != 0 ||
         getsockname(p->listen_sock, (struct sockaddr *)&in, &len) != 0)
       return sp_fail(err, SP_EFAIL, "bind/listen %s: error %d", where, WSAGetLastError());
-    snprintf(p->report_address, sizeof p->report_address, "%s127.0.0.1:%u", SP_REPORT_TCP_PREFIX,
-             (unsigned)ntohs(in.sin_port));
+    snprintf(p->report_address, sizeof p->report_address, "%s127.0.0.1:%u#%s", SP_REPORT_TCP_PREFIX,
+             (unsigned)ntohs(in.sin_port), p->token);
     return 0;
   }
   struct sockaddr_un addr;
@@ -429,10 +507,10 @@ static int bind_listener(sp_proc *p, const char *where, sp_error *err) {
                    "--attach tcp:127.0.0.1:0)",
                    WSAGetLastError());
   SetHandleInformation((HANDLE)p->listen_sock, HANDLE_FLAG_INHERIT, 0);
-  if (bind(p->listen_sock, (struct sockaddr *)&addr, (int)sizeof addr) != 0 || listen(p->listen_sock, 4) != 0)
+  if (bind(p->listen_sock, (struct sockaddr *)&addr, (int)sizeof addr) != 0 || listen(p->listen_sock, 8) != 0)
     return sp_fail(err, SP_EFAIL, "bind/listen %s: error %d", where, WSAGetLastError());
   sp_strlcpy(p->socket_path, where, sizeof p->socket_path); /* bound: ours to delete */
-  snprintf(p->report_address, sizeof p->report_address, "%s%s", SP_REPORT_UNIX_PREFIX, where);
+  snprintf(p->report_address, sizeof p->report_address, "%s%s#%s", SP_REPORT_UNIX_PREFIX, where, p->token);
   return 0;
 }
 
@@ -451,7 +529,8 @@ int sp_proc_attach(sp_proc **out, const char *socket_path, sp_error *err) {
   p->attached = true;
   p->listen_sock = p->chan_sock = INVALID_SOCKET;
   InitializeCriticalSection(&p->lock);
-  rc = bind_listener(p, socket_path, err);
+  rc = sp__token_new(p->token, err);
+  if (rc == 0) rc = bind_listener(p, socket_path, err);
   if (rc != 0) {
     free_attached(p);
     return rc;
