@@ -6,10 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#ifndef _WIN32
-#include <unistd.h>
-#endif
 
 #include "sigprobe/cell.h"
 #include "sigprobe/json.h"
@@ -41,8 +37,13 @@ static const char usage[] =
     "                    running the extension probe), run under --host with\n"
     "                    --delivery; the rest of the arguments belong to it\n"
     "  --attach SOCKET   the probe is someone else's (in a Jupyter kernel): listen\n"
-    "                    on SOCKET; the parent delivers and reports through\n"
-    "                    stdin/stdout (see harness/include/sigprobe/run.h)\n"
+    "                    on SOCKET (a Unix socket is made inside a new 0700\n"
+    "                    folder beside it; tcp:127.0.0.1:0 on Windows); the\n"
+    "                    first line printed says the SIGPROBE_REPORT to give the\n"
+    "                    probe, with the run's token: only the connection that\n"
+    "                    proves it holds the token is read; the parent delivers\n"
+    "                    and reports through stdin/stdout (see\n"
+    "                    harness/include/sigprobe/run.h)\n"
     "  --label ID        the cell id (platform/host/strategy/delivery) to report\n"
     "                    with --exec or --attach\n"
     "  -h, --help        show this help\n"
@@ -65,25 +66,18 @@ static int parse_ms(const char *flag, const char *value, int *out) {
   return 0;
 }
 
-static int is_dir(const char *path) {
-  struct stat st;
-  return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
+/* The probes/ folder beside this executable (or beside argv[0] when the
+ * platform cannot say where the executable is). */
 static void default_probe_dir(const char *argv0, char *dir, size_t n) {
-  char self[PATH_MAX] = "";
-#ifdef __linux__
-  ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (k > 0) self[k] = '\0';
-#endif
-  if (!self[0]) sp_strlcpy(self, argv0, sizeof self);
-  char *slash = strrchr(self, '/');
-#ifdef _WIN32
-  char *bslash = strrchr(self, '\\');
-  if (bslash > slash) slash = bslash;
-#endif
-  if (slash) *slash = '\0';
-  else sp_strlcpy(self, ".", sizeof self);
+  char self[4096];
+  sp_error err;
+  if (sp_self_dir(self, sizeof self, &err) != 0) {
+    sp_strlcpy(self, argv0, sizeof self);
+    char *slash = strrchr(self, '/'), *bslash = strrchr(self, '\\');
+    if (bslash > slash) slash = bslash;
+    if (slash) *slash = '\0';
+    else sp_strlcpy(self, ".", sizeof self);
+  }
   snprintf(dir, n, "%s/probes", self);
 }
 
@@ -132,7 +126,7 @@ static void print_version(void) {
 }
 
 int main(int argc, char **argv) {
-  char probe_dir[PATH_MAX];
+  char probe_dir[4096 + 16];
   sp_run_options opt;
   const char *cell_id = NULL, *host = NULL, *delivery = NULL, *label = NULL, *attach = NULL;
   char **exec_argv = NULL;
@@ -140,6 +134,7 @@ int main(int argc, char **argv) {
 
   double multiplier;
   sp_error env_err;
+  if (sp_main_args(&argc, &argv, &env_err) != 0) return bad_input(env_err.msg, NULL);
   if (sp_timeout_multiplier(&multiplier, &env_err) != 0) return bad_input(env_err.msg, NULL);
   default_probe_dir(argv[0], probe_dir, sizeof probe_dir);
   sp_run_options_default(&opt, probe_dir);
@@ -191,7 +186,7 @@ int main(int argc, char **argv) {
   sp_error err;
   sp_labels labels;
   sp_outcome o;
-  if (!exec_argv && !attach && !is_dir(opt.probe_dir)) return bad_input("--probe-dir is not a directory: ", opt.probe_dir);
+  if (!exec_argv && !attach && !sp_is_dir(opt.probe_dir)) return bad_input("--probe-dir is not a directory: ", opt.probe_dir);
   /* From here on this process owns its probe's whole tree (platform.h). */
   if (sp_own_probe_trees(&err) != 0) {
     fprintf(stderr, "sigprobe-run: %s\n", err.msg);

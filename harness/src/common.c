@@ -23,3 +23,10 @@ char *sp_strlcpy(char *dst, const char *src, size_t n) {
   dst[k] = '\0';
   return dst;
 }
+
+int sp_ms_until(int64_t deadline_ns) {
+  int64_t left = deadline_ns - sp_clock_ns();
+  if (left <= 0) return 0;
+  int64_t ms = (left + 999999) / 1000000;
+  return ms > 1000000 ? 1000000 : (int)ms;
+}

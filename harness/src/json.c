@@ -31,27 +31,23 @@ static void comma(sp_jw *w) {
 
 void sp_jw_raw(sp_jw *w, const char *s) { put(w, s, strlen(s)); }
 
-void sp_jw_begin_obj(sp_jw *w) {
+/* An object or array opens after a comma when it is a value in a list, and
+ * its first member needs none; once closed, it is a value like any other. */
+static void open_with(sp_jw *w, const char *bracket) {
   comma(w);
-  put(w, "{", 1);
+  put(w, bracket, 1);
   w->need_comma = 0;
 }
 
-void sp_jw_end_obj(sp_jw *w) {
-  put(w, "}", 1);
+static void close_with(sp_jw *w, const char *bracket) {
+  put(w, bracket, 1);
   w->need_comma = 1;
 }
 
-void sp_jw_begin_arr(sp_jw *w) {
-  comma(w);
-  put(w, "[", 1);
-  w->need_comma = 0;
-}
-
-void sp_jw_end_arr(sp_jw *w) {
-  put(w, "]", 1);
-  w->need_comma = 1;
-}
+void sp_jw_begin_obj(sp_jw *w) { open_with(w, "{"); }
+void sp_jw_end_obj(sp_jw *w) { close_with(w, "}"); }
+void sp_jw_begin_arr(sp_jw *w) { open_with(w, "["); }
+void sp_jw_end_arr(sp_jw *w) { close_with(w, "]"); }
 
 static void put_string(sp_jw *w, const char *s) {
   put(w, "\"", 1);

@@ -4,10 +4,8 @@
 
 #include <stdio.h>
 #include <string.h>
-#ifndef _WIN32
-#include <sys/wait.h>
-#endif
 
+#include "os.h"
 #include "sigprobe/json.h"
 
 static const char *const verdict_names[SP_VERDICT_COUNT] = {
@@ -68,23 +66,6 @@ sp_exit sp_exit_from_win_code(uint32_t code) {
   sp_exit ex = {SP_EXIT_EXITED, (int)code, 0, false};
   return ex;
 }
-
-#ifndef _WIN32
-sp_exit sp_exit_from_wait_status(int status) {
-  sp_exit ex = {SP_EXIT_NONE, 0, 0, false};
-  if (WIFEXITED(status)) {
-    ex.kind = SP_EXIT_EXITED;
-    ex.code = WEXITSTATUS(status);
-  } else if (WIFSIGNALED(status)) {
-    ex.kind = SP_EXIT_SIGNALED;
-    ex.signal = WTERMSIG(status);
-#ifdef WCOREDUMP
-    ex.core = WCOREDUMP(status) != 0;
-#endif
-  }
-  return ex;
-}
-#endif
 
 void sp_labels_from_cell(sp_labels *l, const sp_cell *cell) {
   sp_cell_format(cell, l->id, sizeof l->id);
@@ -154,17 +135,7 @@ static sp_verdict conclude(sp_outcome *o, sp_verdict v, const char *reason) {
 
 static void describe_exit(const sp_exit *ex, char *buf, size_t n) {
   switch (ex->kind) {
-    case SP_EXIT_EXITED:
-#ifdef _WIN32
-      if (sp_ntstatus_name(sp_exit_win_code(ex)))
-        snprintf(buf, n, "exited with code 0x%08lX (%s)", (unsigned long)sp_exit_win_code(ex),
-                 sp_ntstatus_name(sp_exit_win_code(ex)));
-      else
-        snprintf(buf, n, "exited with code %lu", (unsigned long)sp_exit_win_code(ex));
-#else
-      snprintf(buf, n, "exited with code %d", ex->code);
-#endif
-      break;
+    case SP_EXIT_EXITED: sp__exit_code_text(ex, buf, n); break;
     case SP_EXIT_SIGNALED:
       snprintf(buf, n, "killed by %s%s", sp_signal_name(ex->signal), ex->core ? " (core dumped)" : "");
       break;
@@ -201,12 +172,11 @@ sp_verdict sp_outcome_derive_verdict(sp_outcome *o) {
     snprintf(why, sizeof why, "a handler ran but the probe %s%s", how, o->done_seen ? "" : " without reporting done");
     return conclude(o, SP_VERDICT_ERROR, why);
   }
-#ifdef _WIN32
+  /* Windows: the default action of a console event ends the process with a code, not a signal. */
   uint32_t default_exit;
   if (o->exit.kind == SP_EXIT_EXITED && !o->done_seen && sp_delivery_default_exit(o->cell.delivery, &default_exit) &&
       sp_exit_win_code(&o->exit) == default_exit)
     return conclude(o, SP_VERDICT_KILLED, NULL);
-#endif
   if (o->exit.kind == SP_EXIT_SIGNALED) {
     if (o->exit.signal == o->delivered_signal) return conclude(o, SP_VERDICT_KILLED, NULL);
     snprintf(why, sizeof why, "the probe crashed: %s", how);
@@ -231,34 +201,11 @@ sp_verdict sp_outcome_derive_verdict(sp_outcome *o) {
   return conclude(o, SP_VERDICT_NOT_DELIVERED, why);
 }
 
-#ifdef _WIN32
-static bool is_console_event(sp_delivery d) {
-  return d == SP_DELIVERY_CTRL_C || d == SP_DELIVERY_CTRL_BREAK || d == SP_DELIVERY_CLOSE;
-}
-#endif
-
-/* The deviations come from docs/reference wine-notes.md; each is keyed on
- * the facts that show it, never on what Windows would have done. */
+/* Where the platform as run here differs from the reference (Wine), the
+ * platform's exit.c says so; the verdict stays what was measured. */
 void sp_outcome_annotate(sp_outcome *o) {
-#ifdef _WIN32
-  const char *note = NULL;
-  if (!sp_platform_is_wine()) return;
-  if (o->cell.delivery == SP_DELIVERY_CTRL_BREAK && o->verdict == SP_VERDICT_ERROR && strstr(o->reason, "error 6"))
-    note = "Wine: GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT) is not implemented (error 6); real Windows delivers it";
-  else if (o->cell.delivery == SP_DELIVERY_CTRL_C && o->cell.host == SP_HOST_NEW_GROUP &&
-           o->verdict == SP_VERDICT_NOT_DELIVERED)
-    note = "Wine: process group 0 means only the sender's own group, so a CREATE_NEW_PROCESS_GROUP probe is not sent "
-           "Ctrl+C at all; on Windows every process on the console is, and a new group has Ctrl+C disabled";
-  else if (is_console_event(o->cell.delivery) && o->verdict == SP_VERDICT_ERROR && o->exit.kind == SP_EXIT_EXITED &&
-           o->exit.code == 0 && !o->done_seen && o->n_fired == 0)
-    note = "Wine: a process ended by the default Ctrl+C action exits with 0, not STATUS_CONTROL_C_EXIT (0xC000013A), "
-           "so the harness cannot tell it from an exit; on Windows this is decoded as killed";
-  else if (o->cell.delivery == SP_DELIVERY_CLOSE && o->verdict == SP_VERDICT_UNSUPPORTED && strstr(o->reason, "window"))
-    note = "Wine: GetConsoleWindow() is NULL headless, so no console here has a window to close";
+  const char *note = sp__outcome_note(o);
   if (note) sp_strlcpy(o->note, note, sizeof o->note);
-#else
-  (void)o;
-#endif
 }
 
 /* ---- JSON ---- */
@@ -305,14 +252,7 @@ int sp_outcome_to_json(const sp_outcome *o, char *buf, size_t n) {
   sp_jw_begin_obj(&w);
   put_str_field(&w, "kind", sp_exit_kind_name(o->exit.kind));
   if (o->exit.kind == SP_EXIT_EXITED) {
-    sp_jw_key(&w, "code");
-#ifdef _WIN32
-    sp_jw_int(&w, (int64_t)sp_exit_win_code(&o->exit));
-    if (sp_ntstatus_name(sp_exit_win_code(&o->exit)))
-      put_str_field(&w, "ntstatus", sp_ntstatus_name(sp_exit_win_code(&o->exit)));
-#else
-    sp_jw_int(&w, o->exit.code);
-#endif
+    sp__exit_code_json(&w, &o->exit);
   } else if (o->exit.kind == SP_EXIT_SIGNALED) {
     put_str_field(&w, "signal", sp_signal_name(o->exit.signal));
     sp_jw_key(&w, "core");

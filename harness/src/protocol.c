@@ -1,51 +1,19 @@
 /* Encoding and decoding of report events (see protocol.h). */
 #include "sigprobe/protocol.h"
 
-#include <signal.h>
+#include <stdio.h>
 #include <string.h>
-#ifdef _WIN32
-#ifndef WIN32_LEAN_AND_MEAN
-#define WIN32_LEAN_AND_MEAN
-#endif
-#include <windows.h>
-#endif
 
+#include "os.h"
 #include "sigprobe/json.h"
 
-static const struct {
-  int signo;
-  const char *name;
-} signals[] = {
-    {SIGINT, "SIGINT"},   {SIGTERM, "SIGTERM"}, {SIGABRT, "SIGABRT"}, {SIGSEGV, "SIGSEGV"},
-    {SIGILL, "SIGILL"},   {SIGFPE, "SIGFPE"},
-#ifndef _WIN32
-    {SIGQUIT, "SIGQUIT"}, {SIGHUP, "SIGHUP"},   {SIGKILL, "SIGKILL"}, {SIGPIPE, "SIGPIPE"},
-    {SIGBUS, "SIGBUS"},   {SIGALRM, "SIGALRM"}, {SIGUSR1, "SIGUSR1"}, {SIGUSR2, "SIGUSR2"},
-    {SIGCHLD, "SIGCHLD"}, {SIGTTIN, "SIGTTIN"}, {SIGTTOU, "SIGTTOU"}, {SIGTSTP, "SIGTSTP"},
-    {SIGCONT, "SIGCONT"}, {SIGSTOP, "SIGSTOP"}, {SIGTRAP, "SIGTRAP"}, {SIGSYS, "SIGSYS"},
-#else
-    {SIGBREAK, "SIGBREAK"},
-#endif
-};
-
+/* The signal table is the platform's (harness/src/unix/platform.c,
+ * harness/src/win/platform.c). */
 const char *sp_signal_name(int signo) {
-  for (size_t i = 0; i < SP_ARRAY_LEN(signals); i++)
-    if (signals[i].signo == signo) return signals[i].name;
+  for (size_t i = 0; i < sp__signal_count; i++)
+    if (sp__signals[i].signo == signo) return sp__signals[i].name;
   return "SIG?";
 }
-
-#ifdef _WIN32
-const char *sp_console_event_name(unsigned long type) {
-  switch (type) {
-    case CTRL_C_EVENT: return "CTRL_C_EVENT";
-    case CTRL_BREAK_EVENT: return "CTRL_BREAK_EVENT";
-    case CTRL_CLOSE_EVENT: return "CTRL_CLOSE_EVENT";
-    case CTRL_LOGOFF_EVENT: return "CTRL_LOGOFF_EVENT";
-    case CTRL_SHUTDOWN_EVENT: return "CTRL_SHUTDOWN_EVENT";
-    default: return "CTRL_UNKNOWN_EVENT";
-  }
-}
-#endif
 
 int sp_report_tcp_port(const char *where, bool allow_any) {
   static const char host[] = SP_REPORT_TCP_PREFIX "127.0.0.1:";
@@ -62,8 +30,8 @@ int sp_report_tcp_port(const char *where, bool allow_any) {
 }
 
 int sp_signal_parse(const char *name) {
-  for (size_t i = 0; i < SP_ARRAY_LEN(signals); i++)
-    if (strcmp(signals[i].name, name) == 0) return signals[i].signo;
+  for (size_t i = 0; i < sp__signal_count; i++)
+    if (strcmp(sp__signals[i].name, name) == 0) return sp__signals[i].signo;
   return SP_EINVAL;
 }
 
@@ -304,4 +272,68 @@ int sp_event_encode_extra(const sp_event *ev, const char *extra_members, char *b
   buf[len++] = '}';
   buf[len++] = '\n';
   return len;
+}
+
+int sp_event_take_line(char *buf, size_t *len, size_t cap, sp_event *ev, sp_error *err) {
+  char *nl = memchr(buf, '\n', *len);
+  if (!nl) {
+    if (*len >= cap || *len >= SP_LINE_MAX) {
+      *len = 0;
+      return sp_fail(err, SP_EINVAL, "report line longer than %d bytes", SP_LINE_MAX);
+    }
+    return 0;
+  }
+  size_t n = (size_t)(nl - buf) + 1;
+  int rc = n > SP_LINE_MAX ? sp_fail(err, SP_EINVAL, "report line longer than %d bytes", SP_LINE_MAX)
+                           : sp_event_decode(buf, n, ev, err);
+  memmove(buf, buf + n, *len - n);
+  *len -= n;
+  return rc ? rc : 1;
+}
+
+void sp_name_list_add(sp_name_list *l, const char *name) {
+  if (l->n < SP_LIST_MAX) sp_strlcpy(l->names[l->n++], name, SP_NAME_MAX);
+}
+
+static bool is_token(const char *s) {
+  size_t n = 0;
+  for (; s[n]; n++)
+    if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f'))) return false;
+  return n == SP_TOKEN_HEX;
+}
+
+int sp_report_split(const char *where, char *addr, size_t addr_n, char token[SP_TOKEN_HEX + 1]) {
+  const char *hash = strrchr(where, '#');
+  bool has = hash && is_token(hash + 1);
+  size_t len = has ? (size_t)(hash - where) : strlen(where);
+  if (len >= addr_n) return SP_EINVAL;
+  memcpy(addr, where, len);
+  addr[len] = '\0';
+  if (!has) {
+    token[0] = '\0';
+    return 0;
+  }
+  memcpy(token, hash + 1, SP_TOKEN_HEX + 1);
+  return 1;
+}
+
+int sp_hello_encode(const char *token, char *buf, size_t n) {
+  int k = snprintf(buf, n, "{\"ev\":\"hello\",\"proto\":%d,\"token\":\"%s\"}\n", SP_PROTOCOL_VERSION, token);
+  return k > 0 && (size_t)k < n ? k : SP_EINVAL;
+}
+
+bool sp_hello_check(const char *line, size_t len, const char *token) {
+  char want[128];
+  int n = sp_hello_encode(token, want, sizeof want);
+  if (n < 0 || !is_token(token) || len != (size_t)n) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < len; i++) diff |= (unsigned char)(line[i] ^ want[i]);
+  return diff == 0;
+}
+
+int sp_hello_scan(const char *buf, size_t len, size_t cap, const char *token, size_t *line_len) {
+  const char *nl = memchr(buf, '\n', len);
+  if (!nl) return len >= cap ? SP_EINVAL : 0;
+  *line_len = (size_t)(nl - buf) + 1;
+  return sp_hello_check(buf, *line_len, token) ? 1 : SP_EINVAL;
 }

@@ -1,6 +1,8 @@
 /* Running one cell: the portable state machine on top of platform.h. */
 #include "sigprobe/run.h"
 
+#include "os.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,11 +155,7 @@ static void collect(sp_proc *p, const sp_run_options *opt, sp_outcome *o) {
 }
 
 static void probe_path(const sp_cell *cell, const sp_run_options *opt, char *path, size_t n) {
-#ifdef _WIN32
-  snprintf(path, n, "%s/sigprobe-probe-%s.exe", opt->probe_dir, sp_strategy_name(cell->strategy));
-#else
-  snprintf(path, n, "%s/sigprobe-probe-%s", opt->probe_dir, sp_strategy_name(cell->strategy));
-#endif
+  snprintf(path, n, "%s/sigprobe-probe-%s%s", opt->probe_dir, sp_strategy_name(cell->strategy), sp__exe_suffix);
 }
 
 /* The run of a spawned probe: ready, delivery, collection, exit. */

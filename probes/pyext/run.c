@@ -4,15 +4,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#ifndef _WIN32
-#include <unistd.h>
-#endif
-#ifdef __linux__
-#include <sys/syscall.h>
-#endif
-#ifdef __APPLE__
-#include <pthread.h>
-#endif
 
 /* Runs share the probe runtime's process-wide state, so they must not
  * overlap; with the GIL released another thread could try. */
@@ -46,13 +37,10 @@ static const char *python_handler_name(void) {
 /* "main" on the process's initial thread (the only one where CPython runs
  * Python signal handlers), "other" elsewhere, NULL where we cannot tell. */
 static const char *run_thread(void) {
-#if defined(__linux__)
-  return (pid_t)syscall(SYS_gettid) == getpid() ? "main" : "other";
-#elif defined(__APPLE__)
-  return pthread_main_np() ? "main" : "other";
-#elif defined(_WIN32)
-  /* No API names a process's initial thread on Windows; CPython's main
-   * thread (threading.main_thread()) is the one that runs signal handlers. */
+  int initial = sp_py_on_initial_thread();
+  if (initial >= 0) return initial ? "main" : "other";
+  /* The platform names no initial thread (Windows): CPython's main thread
+   * (threading.main_thread()) is the one that runs signal handlers. */
   const char *answer = NULL;
   PyObject *mod = PyImport_ImportModule("threading");
   PyObject *main_thread = mod ? PyObject_CallMethod(mod, "main_thread", NULL) : NULL;
@@ -64,9 +52,6 @@ static const char *run_thread(void) {
   Py_XDECREF(main_thread);
   Py_XDECREF(mod);
   return answer;
-#else
-  return NULL;
-#endif
 }
 
 static const char *const g_disp_names[] = {"unknown", "default", "ignored", "caught"};

@@ -7,24 +7,6 @@
 #include <errno.h>
 #include <signal.h>
 
-#ifdef _WIN32
-/* Windows: the CRT's signal(SIGINT), which the CRT calls on the thread the
- * console injects for CTRL_C_EVENT, after resetting the action to SIG_DFL
- * (one shot): the handler re-installs itself, as Windows code that wants a
- * lasting handler does, so it stays until something replaces it. */
-static void on_sigint(int sig) {
-  signal(SIGINT, on_sigint);
-  sp_probe_record("c-handler-import", sig, SP_NO_SI_CODE, -1, -1);
-}
-#else
-/* Async-signal-safe: sp_probe_record only stores into preallocated slots
- * with atomics and writes one byte to a pipe. */
-static void on_sigint(int sig, siginfo_t *si, void *uc) {
-  (void)uc;
-  sp_probe_record("c-handler-import", sig, si->si_code, (int64_t)si->si_pid, (int64_t)si->si_uid);
-}
-#endif
-
 static const sp_py_strategy g_import = {"c-handler-import", false, NULL, NULL};
 
 PyDoc_STRVAR(run_doc,
@@ -69,23 +51,13 @@ PyMODINIT_FUNC PyInit_sigprobe_pyext_import(void) {
     Py_DECREF(m);
     return NULL;
   }
-#ifdef _WIN32
-  if (signal(SIGINT, on_sigint) == SIG_ERR) {
-    PyErr_SetFromErrnoWithFilename(PyExc_OSError, "signal(SIGINT)");
+  /* The handler lives in the strategy layer (strategies_unix.c,
+   * strategies_win.c) with the others. */
+  const char *call = "";
+  if (sp_py_import_handler_install(&call) != 0) {
+    PyErr_SetFromErrnoWithFilename(PyExc_OSError, call);
     Py_DECREF(m);
     return NULL;
   }
-#else
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_sigaction = on_sigint;
-  sa.sa_flags = SA_SIGINFO;
-  sigemptyset(&sa.sa_mask);
-  if (sigaction(SIGINT, &sa, NULL) != 0) {
-    PyErr_SetFromErrnoWithFilename(PyExc_OSError, "sigaction(SIGINT)");
-    Py_DECREF(m);
-    return NULL;
-  }
-#endif
   return m;
 }

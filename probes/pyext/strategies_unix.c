@@ -18,6 +18,9 @@
 #include <string.h>
 #include <unistd.h>
 #ifdef __linux__
+#include <sys/syscall.h>
+#endif
+#ifdef __linux__
 #include <sys/signalfd.h>
 #endif
 
@@ -259,4 +262,32 @@ void sp_py_sigint_state_now(sp_py_sigint_state *st, const void *own_object, cons
   } else {
     sp_strlcpy(st->owner, base_name(fn_info.dli_fname), sizeof st->owner);
   }
+}
+
+int sp_py_on_initial_thread(void) {
+#if defined(__linux__)
+  return (pid_t)syscall(SYS_gettid) == getpid();
+#elif defined(__APPLE__)
+  return pthread_main_np() != 0;
+#else
+  return -1;
+#endif
+}
+
+/* ---- c-handler-import (installed by the sigprobe_pyext_import module) ----
+ * Async-signal-safe: sp_probe_record only stores into preallocated slots
+ * with atomics and writes one byte to a pipe. */
+static void on_import_sigint(int sig, siginfo_t *si, void *uc) {
+  (void)uc;
+  sp_probe_record("c-handler-import", sig, si->si_code, (int64_t)si->si_pid, (int64_t)si->si_uid);
+}
+
+int sp_py_import_handler_install(const char **call) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_import_sigint;
+  sa.sa_flags = SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);
+  *call = "sigaction(SIGINT)";
+  return sigaction(SIGINT, &sa, NULL) == 0 ? 0 : -1;
 }

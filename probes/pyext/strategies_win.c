@@ -24,6 +24,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wchar.h>
+
+#include "../../harness/src/win/utf16.h"
 
 const char *const sp_py_strategy_names[] = {"c-handler-import", "c-handler-per-call", "check-signals",
                                             "self-pipe",        "signalfd-thread",    "event-thread",
@@ -88,7 +91,7 @@ static void self_pipe_signalled(int fd) {
 }
 
 static int self_pipe_install(sp_watch *w, int *n, sp_error *err) {
-  g_sp_event = CreateEventA(NULL, FALSE, FALSE, NULL);
+  g_sp_event = CreateEventW(NULL, FALSE, FALSE, NULL);
   if (!g_sp_event) return fail_last(err, "CreateEvent");
   InterlockedExchange(&g_sp_pending, 0);
   int rc = install_crt(on_self_pipe, &g_sp_prev, err);
@@ -153,7 +156,7 @@ static int event_thread_install(sp_watch *w, int *n, sp_error *err) {
     return sp_fail(err, SP_EUNSUPPORTED, "JPY_INTERRUPT_EVENT=%s %s", v, why);
   }
   g_ev_jpy = h;
-  g_ev_quit = CreateEventA(NULL, TRUE, FALSE, NULL);
+  g_ev_quit = CreateEventW(NULL, TRUE, FALSE, NULL);
   if (!g_ev_quit) return fail_last(err, "CreateEvent");
   g_ev_thread = CreateThread(NULL, 0, event_main, NULL, 0, NULL);
   if (!g_ev_thread) {
@@ -212,22 +215,23 @@ const sp_py_strategy *sp_py_strategy_find(const char *name) {
  * instructions a Ctrl+C would get the default action. (SIG_GET is in the
  * headers but not a documented query on every CRT; Wine's msvcrt stores it.) */
 
+/* The module's file name (UTF-8), without its folder. */
 static void base_name_of(HMODULE m, char *out, size_t n) {
-  char path[MAX_PATH];
-  DWORD k = GetModuleFileNameA(m, path, (DWORD)sizeof path);
-  if (k == 0 || k >= sizeof path) {
+  static wchar_t path[32768];
+  DWORD k = GetModuleFileNameW(m, path, (DWORD)SP_ARRAY_LEN(path));
+  if (k == 0 || k >= SP_ARRAY_LEN(path)) {
     sp_strlcpy(out, "unknown", n);
     return;
   }
-  const char *slash = strrchr(path, '\\'), *fslash = strrchr(path, '/');
+  const wchar_t *slash = wcsrchr(path, L'\\'), *fslash = wcsrchr(path, L'/');
   if (fslash > slash) slash = fslash;
-  sp_strlcpy(out, slash ? slash + 1 : path, n);
+  if (sp__utf8("the module's name", slash ? slash + 1 : path, out, n, NULL) != 0) sp_strlcpy(out, "unknown", n);
 }
 
 static HMODULE module_of(const void *addr) {
   HMODULE m = NULL;
-  if (!GetModuleHandleExA(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT,
-                          (LPCSTR)addr, &m))
+  if (!GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT,
+                          (LPCWSTR)addr, &m))
     return NULL;
   return m;
 }
@@ -265,4 +269,22 @@ void sp_py_sigint_state_now(sp_py_sigint_state *st, const void *own_object, cons
     sp_strlcpy(st->owner, "python", sizeof st->owner);
   else
     sp_strlcpy(st->owner, name, sizeof st->owner);
+}
+
+/* Windows names no initial thread. */
+int sp_py_on_initial_thread(void) { return -1; }
+
+/* ---- c-handler-import (installed by the sigprobe_pyext_import module) ----
+ * The CRT's signal(SIGINT), which the CRT calls on the thread the console
+ * injects for CTRL_C_EVENT, after resetting the action to SIG_DFL (one
+ * shot): the handler re-installs itself, as Windows code that wants a
+ * lasting handler does, so it stays until something replaces it. */
+static void on_import_sigint(int sig) {
+  signal(SIGINT, on_import_sigint);
+  sp_probe_record("c-handler-import", sig, SP_NO_SI_CODE, -1, -1);
+}
+
+int sp_py_import_handler_install(const char **call) {
+  *call = "signal(SIGINT)";
+  return signal(SIGINT, on_import_sigint) == SIG_ERR ? -1 : 0;
 }

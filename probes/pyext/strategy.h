@@ -46,4 +46,14 @@ typedef struct sp_py_sigint_state {
 } sp_py_sigint_state;
 void sp_py_sigint_state_now(sp_py_sigint_state *st, const void *own_object, const void *python_symbol);
 
+/* 1 when called on the process's initial thread, 0 on another, -1 when the
+ * platform cannot tell (Windows names no initial thread: the caller asks
+ * Python which thread is its main one). */
+int sp_py_on_initial_thread(void);
+
+/* Installs c-handler-import's SIGINT handler, which records
+ * "c-handler-import" and stays until something replaces it. Returns 0, or -1
+ * with errno set and *call naming the failing call. */
+int sp_py_import_handler_install(const char **call);
+
 #endif

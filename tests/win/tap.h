@@ -15,6 +15,7 @@
 #include <windows.h>
 
 #include "sigprobe/cell.h"
+#include "sigprobe/platform.h"
 #include "sigprobe/run.h"
 
 static int tap_n, tap_failed;
@@ -42,11 +43,8 @@ static inline int tap_done(void) {
 
 /* The probes are in probes\ beside the test executables (and sigprobe-run). */
 static inline const char *tap_probe_dir(void) {
-  static char dir[MAX_PATH];
-  DWORD k = GetModuleFileNameA(NULL, dir, sizeof dir);
-  char *slash = k ? strrchr(dir, '\\') : NULL;
-  if (slash) *slash = '\0';
-  else sp_strlcpy(dir, ".", sizeof dir);
+  static char dir[4096 + 16];
+  if (sp_self_dir(dir, sizeof dir - 16, NULL) != 0) sp_strlcpy(dir, ".", sizeof dir);
   strncat(dir, "\\probes", sizeof dir - strlen(dir) - 1);
   return dir;
 }

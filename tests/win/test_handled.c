@@ -1,6 +1,6 @@
 /* Cells whose interrupt a handler sees: the verdict, which handler fired,
  * what it saw and on which kind of thread. These hold on Windows and are
- * what Wine reproduces faithfully (wine-notes.md). */
+ * what Wine reproduces faithfully (the notes in harness/src/win/exit.c). */
 #include "tap.h"
 
 typedef struct expect {

@@ -319,7 +319,7 @@ int main(void) {
   char num[32];
   SECURITY_ATTRIBUTES sa = {sizeof sa, NULL, TRUE};
   run_result r;
-  /* wine-notes.md, "the console trap": without a terminal, Wine gives no
+  /* The console trap: without a terminal, Wine gives no
    * real console; a new windowless one makes GenerateConsoleCtrlEvent work.
    * On Windows this also keeps the Ctrl+C away from whatever started us. */
   FreeConsole();

@@ -1,4 +1,4 @@
-/* Where Wine differs from Windows (wine-notes.md), the outcome keeps the
+/* Where Wine differs from Windows (the notes in harness/src/win/exit.c), the outcome keeps the
  * verdict the facts give and flags it with a note. These checks run only
  * under Wine; on Windows the same cells measure the real behaviour. */
 #include "tap.h"

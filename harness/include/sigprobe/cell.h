@@ -117,13 +117,12 @@ const char *sp_delivery_what(sp_delivery d);
 /* True when the process runs under Wine (always false off Windows). */
 int sp_platform_is_wine(void);
 
-#ifdef _WIN32
-/* The exit code by which the delivery's default action ends a process that
- * has no handler for it: STATUS_CONTROL_C_EXIT for console events,
- * SP_WIN_TERMINATE_CODE for terminate. Returns 0 when the delivery has no
- * default action that ends the process (set-event). */
+/* Windows: the exit code by which the delivery's default action ends a
+ * process that has no handler for it: STATUS_CONTROL_C_EXIT for console
+ * events, SP_WIN_TERMINATE_CODE for terminate. Returns 0 when the delivery has
+ * no default action that ends the process with a code (set-event; on POSIX
+ * every delivery, since a signal's default action is decoded as a signal). */
 int sp_delivery_default_exit(sp_delivery d, uint32_t *code);
-#endif
 
 /* Returns NULL when the host can carry the delivery, else the reason it
  * cannot (e.g. a terminal character needs a terminal). */

@@ -36,6 +36,10 @@ int sp_fail(sp_error *err, int code, const char *fmt, ...)
  * in different processes can be subtracted. Async-signal-safe. */
 int64_t sp_clock_ns(void);
 
+/* Whole milliseconds from now until deadline_ns (sp_clock_ns time), rounded
+ * up: 0 once it has passed, at most 1000000 (a wait's unit, not a limit). */
+int sp_ms_until(int64_t deadline_ns);
+
 /* Copies src into dst (size n), always NUL-terminating. Returns dst. */
 char *sp_strlcpy(char *dst, const char *src, size_t n);
 

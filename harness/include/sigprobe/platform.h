@@ -94,4 +94,15 @@ int sp_own_probe_trees(sp_error *err);
 /* The signal that interrupted this process since sp_own_probe_trees(), or 0. */
 int sp_interrupted(void);
 
+/* Replaces main()'s arguments by UTF-8 ones: on Windows main() gets them in
+ * the ANSI code page, which cannot hold every path, so they are taken from
+ * the UTF-16 command line; on POSIX they are left as they are. */
+int sp_main_args(int *argc, char ***argv, sp_error *err);
+
+/* The folder of the running executable, as UTF-8 (for what ships beside it). */
+int sp_self_dir(char *buf, size_t n, sp_error *err);
+
+/* True when path (UTF-8) names a folder. */
+bool sp_is_dir(const char *path);
+
 #endif

@@ -39,13 +39,11 @@ void sp_probe_record(const char *handler, int signo, int si_code, int64_t sender
 void sp_probe_record_at(const char *handler, int signo, int si_code, int64_t sender_pid, int64_t sender_uid,
                         int64_t t_ns, bool main_thread);
 
-#ifdef _WIN32
-/* Windows: records that `handler` saw `what` (both string literals), e.g. a
- * console control type ("CTRL_C_EVENT") or "JPY_INTERRUPT_EVENT", which no
- * signal number names. Safe on any thread, including one the system injects
- * for a console control handler. */
+/* Records that `handler` saw `what` (both string literals), which no signal
+ * number names: on Windows a console control type ("CTRL_C_EVENT") or
+ * "JPY_INTERRUPT_EVENT". Safe on any thread, including one the system injects
+ * for a console control handler, and async-signal-safe. */
 void sp_probe_record_named(const char *handler, const char *what);
-#endif
 
 /* True when called on the thread that called sp_probe_init(). Async-signal-safe. */
 bool sp_probe_on_main_thread(void);
@@ -121,13 +119,14 @@ void sp_probe_end(const char *stopped_by);
 /* Ends a run that reported "unsupported" or "error" instead of "done". */
 void sp_probe_abort(void);
 
-#ifdef _WIN32
-/* Windows: NAME's value from the process's environment block, into buf
- * (true), or false when unset or longer than size. Not getenv(): that reads
- * one C runtime's copy, which misses what another runtime's putenv set (an
- * extension built against msvcrt inside a ucrt Python). */
+/* NAME's value from the process's environment, as UTF-8, into buf (true), or
+ * false when unset, not convertible or longer than size. On Windows not
+ * getenv(): that reads one C runtime's copy, which misses what another
+ * runtime's putenv set (an extension built against msvcrt inside a ucrt
+ * Python). */
 bool sp_probe_env(const char *name, char *buf, size_t size);
 
+#ifdef _WIN32
 /* The handle an environment variable names by number, as Jupyter passes
  * JPY_INTERRUPT_EVENT, if this process holds it. Returns NULL and sets *why
  * ("is not set" / "does not name a handle this process holds") otherwise. */

@@ -12,6 +12,14 @@
  *                       ready ... done sequence) and the runner may write
  *                       "stop\n" exactly as with a descriptor;
  *   anything else       a file path the probe appends to (no "stop").
+ * A socket address the runner listens on (unix:, and tcp: on Windows) ends
+ * with "#" and the run's token, 64 hexadecimal digits from the OS's CSPRNG:
+ * "unix:/tmp/sigprobe-Ab12Cd/r1.sock#3f9a...". The first line the probe
+ * sends on such a connection is {"ev":"hello","proto":2,"token":"3f9a..."};
+ * the runner takes the first connection whose first line is exactly that as
+ * the probe's and drops every other (one that sends nothing is dropped after
+ * SP_HELLO_MS), so a rogue client of the socket changes no verdict. The token
+ * travels only in the environment, never on a command line.
  * Readers ignore members they do not know. The Python extension probe adds to
  * "ready": "python_handler" (what signal.getsignal(SIGINT) returned:
  * "default_int_handler", "SIG_IGN", "SIG_DFL" or "other") and, when the SIGINT
@@ -73,12 +81,28 @@
 
 #include <stdbool.h>
 
+/* The protocol's version. The rule: adding a member or an event that old
+ * readers may ignore is no new version (readers ignore what they do not
+ * know); anything an old reader would misread (a member removed, renamed or
+ * given a new meaning, a new requirement on the first line) is, and the new
+ * version is written as "proto":N in "ready" and checked by the runner.
+ * Version 1 is written as nothing: a "ready" without "proto" is version 1. */
+#define SP_PROTOCOL_VERSION 2 /* 2: the "hello" line with the token on a listened-on socket */
+
 #include "sigprobe/common.h"
 
 #define SP_LINE_MAX 4096
 #define SP_REPORT_UNIX_PREFIX "unix:"
 /* Windows only: a loopback TCP socket, where there are no AF_UNIX sockets (Wine 8). */
 #define SP_REPORT_TCP_PREFIX "tcp:"
+
+/* The run's token: SP_TOKEN_HEX lowercase hexadecimal digits. */
+#define SP_TOKEN_HEX 64
+/* How long a connection to the runner's socket may take to send its hello. */
+#define SP_HELLO_MS 1000
+/* At most this many connections are waiting to say hello at once; another
+ * one pushes out the oldest. */
+#define SP_HELLO_PENDING_MAX 8
 #define SP_NAME_MAX 32
 #define SP_REASON_MAX 256
 #define SP_LIST_MAX 8
@@ -157,6 +181,38 @@ int sp_event_encode(const sp_event *ev, char *buf, size_t n);
 /* Same, with extra_members (raw JSON members, e.g. "\"nogil\":true", or
  * NULL) spliced in before the closing brace: facts only some probes have. */
 int sp_event_encode_extra(const sp_event *ev, const char *extra_members, char *buf, size_t n);
+
+/* Takes one complete line out of the receive buffer buf (*len bytes held,
+ * cap its size) and decodes it: returns 1 with *ev filled, 0 when no line is
+ * complete yet, or SP_EINVAL for a malformed line or one longer than
+ * SP_LINE_MAX (then the buffer is emptied: the rest of that line is
+ * unreadable). The line is removed either way. */
+int sp_event_take_line(char *buf, size_t *len, size_t cap, sp_event *ev, sp_error *err);
+
+/* Splits a SIGPROBE_REPORT value into the address and the token after its
+ * last "#" (see above): returns 1 with both filled, 0 when it carries no
+ * token (addr is the whole value), or SP_EINVAL when it does not fit. */
+int sp_report_split(const char *where, char *addr, size_t addr_n, char token[SP_TOKEN_HEX + 1]);
+
+/* The hello line for token, newline included, into buf. Returns its length
+ * or SP_EINVAL when it does not fit. */
+int sp_hello_encode(const char *token, char *buf, size_t n);
+
+/* True when line (len bytes, its newline included) is exactly the hello for
+ * token. Compares in time that depends only on the lengths, not on where a
+ * guess first differs. */
+bool sp_hello_check(const char *line, size_t len, const char *token);
+
+/* Looks at what a connection to the runner's socket has sent so far (len
+ * bytes in buf, of at most cap): returns 1 when its first line is the hello
+ * for token (*line_len is that line's length: what follows is the probe's),
+ * 0 when the line is not complete yet, SP_EINVAL when the connection is not
+ * the probe's (another line, or more than a hello without a newline). */
+int sp_hello_scan(const char *buf, size_t len, size_t cap, const char *token, size_t *line_len);
+
+/* Appends name to the list, if there is room (a full list keeps its first
+ * SP_LIST_MAX names). */
+void sp_name_list_add(sp_name_list *l, const char *name);
 
 /* Signal names ("SIGINT"); unknown numbers give "SIG?". Async-signal-safe. */
 const char *sp_signal_name(int signo);

@@ -47,8 +47,9 @@ int sp_run_exec(const sp_cell *cell, const sp_labels *label, char *const argv[],
 
 /* Runs a cell whose probe someone else started (inside a Jupyter kernel):
  * listens on socket_path and talks with the parent on stdin/stdout.
- * Protocol, one JSON line each: the runner prints {"ev":"listening"}; the
- * probe connects and reports ready; the runner prints {"ev":"deliver"}; the
+ * Protocol, one JSON line each: the runner prints {"ev":"listening",
+ * "report":"<SIGPROBE_REPORT for the probe, the run's token included>"}; the
+ * probe connects, says hello with the token (protocol.h) and reports ready; the runner prints {"ev":"deliver"}; the
  * parent delivers, then writes {"ev":"delivered","t_ns":..,"sig":..,
  * "sender_pid":..} and, when the call has ended, {"ev":"result",...} to the
  * runner's stdin; the runner prints the outcome. A "result" before ready

@@ -11,10 +11,7 @@
  *
  * Exit status: the probe's exit code, relayed exactly; 3 when the probe could
  * not be started (an "error" event on the report channel says why). */
-#ifndef WIN32_LEAN_AND_MEAN
-#define WIN32_LEAN_AND_MEAN
-#endif
-#include <windows.h>
+#include "../../src/win/proc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,21 +19,13 @@
 
 #include "sigprobe/protocol.h"
 
-/* Console events sent to the probe's console reach this process too when
- * they share it; it must survive them, and only a handler does that without
- * setting the inherited ignore flag (which would change the probe's host). */
-static BOOL WINAPI swallow(DWORD type) {
-  (void)type;
-  return TRUE;
-}
-
-static void report_error(const char *call, const char *what) {
+static void report_error(const char *why) {
   char reason[SP_REASON_MAX], line[SP_LINE_MAX];
   sp_event ev;
   const char *chan = getenv("SIGPROBE_REPORT");
   memset(&ev, 0, sizeof ev);
   ev.kind = SP_EV_ERROR;
-  snprintf(reason, sizeof reason, "sigprobe-host: %s(%s): error %lu", call, what, (unsigned long)GetLastError());
+  snprintf(reason, sizeof reason, "sigprobe-host: %s", why);
   sp_strlcpy(ev.reason, reason, sizeof ev.reason);
   int n = sp_event_encode(&ev, line, sizeof line);
   DWORD k;
@@ -44,7 +33,15 @@ static void report_error(const char *call, const char *what) {
   fprintf(stderr, "%s\n", reason);
 }
 
-int main(int argc, char **argv) {
+int main(void) {
+  /* The arguments as UTF-8: the probe's path may hold any character. */
+  int argc = 0;
+  char **argv = NULL;
+  sp_error err;
+  if (sp_main_args(&argc, &argv, &err) != 0) {
+    fprintf(stderr, "sigprobe-host: %s\n", err.msg);
+    return 2;
+  }
   if (argc != 4) {
     fprintf(stderr, "usage: sigprobe-host.exe FLAGS JUPYTER PROBE\n");
     return 2;
@@ -57,42 +54,40 @@ int main(int argc, char **argv) {
    * enabled, whatever the runner inherited (CI agents often run in a new
    * process group, which disables it all the way down). */
   SetConsoleCtrlHandler(NULL, FALSE);
-  SetConsoleCtrlHandler(swallow, TRUE);
+  /* Console events sent to the probe's console reach this process too when
+   * they share it; it must survive them, and only a handler does that
+   * without setting the inherited ignore flag (which would change the
+   * probe's host). */
+  SetConsoleCtrlHandler(sp__win_swallow, TRUE);
 
   if (jupyter) {
     /* jupyter_client launcher.py on win32: JPY_PARENT_PID is an inheritable
      * handle to the parent process, not a pid. */
     HANDLE self;
-    char num[32];
+    wchar_t num[32], ev[32];
     if (!DuplicateHandle(GetCurrentProcess(), GetCurrentProcess(), GetCurrentProcess(), &self, 0, TRUE,
                          DUPLICATE_SAME_ACCESS)) {
-      report_error("DuplicateHandle", "JPY_PARENT_PID");
+      char code[160], why[200];
+      snprintf(why, sizeof why, "DuplicateHandle(JPY_PARENT_PID): %s", sp__win_strerror(GetLastError(), code, sizeof code));
+      report_error(why);
       return 3;
     }
-    snprintf(num, sizeof num, "%lu", (unsigned long)HandleToUlong(self));
-    SetEnvironmentVariableA("JPY_PARENT_PID", num);
-    const char *ev = getenv("JPY_INTERRUPT_EVENT");
-    if (ev) SetEnvironmentVariableA("IPY_INTERRUPT_EVENT", ev);
+    swprintf(num, SP_ARRAY_LEN(num), L"%lu", (unsigned long)HandleToUlong(self));
+    SetEnvironmentVariableW(L"JPY_PARENT_PID", num);
+    DWORD k = GetEnvironmentVariableW(L"JPY_INTERRUPT_EVENT", ev, (DWORD)SP_ARRAY_LEN(ev));
+    if (k > 0 && k < SP_ARRAY_LEN(ev)) SetEnvironmentVariableW(L"IPY_INTERRUPT_EVENT", ev);
   }
 
-  char cmd[MAX_PATH + 8];
-  snprintf(cmd, sizeof cmd, "\"%s\"", probe);
-  STARTUPINFOA si;
-  PROCESS_INFORMATION pi;
-  memset(&si, 0, sizeof si);
-  si.cb = sizeof si;
-  si.dwFlags = STARTF_USESTDHANDLES;
-  si.hStdInput = GetStdHandle(STD_INPUT_HANDLE);
-  si.hStdOutput = GetStdHandle(STD_OUTPUT_HANDLE);
-  si.hStdError = GetStdHandle(STD_ERROR_HANDLE);
   /* bInheritHandles TRUE for every host: the report channel, the stop event
    * and JPY_INTERRUPT_EVENT travel by inheritance (jupyter_client's
-   * close_fds=False). */
-  if (!CreateProcessA(probe, cmd, NULL, NULL, TRUE, flags, NULL, NULL, &si, &pi)) {
-    report_error("CreateProcess", probe);
+   * close_fds=False). The probe is in the run's job already: ours. */
+  const char *const probe_argv[] = {probe, NULL};
+  PROCESS_INFORMATION pi;
+  if (sp__win_start_in_job(NULL, probe, probe_argv, flags, GetStdHandle(STD_INPUT_HANDLE),
+                           GetStdHandle(STD_OUTPUT_HANDLE), NULL, &pi, &err) != 0) {
+    report_error(err.msg);
     return 3;
   }
-  CloseHandle(pi.hThread);
   /* From now on the report channel's end is the probe's alone. */
   const char *chan = getenv("SIGPROBE_REPORT");
   if (chan) CloseHandle(ULongToHandle(strtoul(chan, NULL, 10)));

@@ -9,32 +9,15 @@
  *   "ok <t_ns>"  sent; t_ns is sp_clock_ns() just before sending
  *   "unsupported <reason>"   exit 2: this console cannot carry the event
  *   "error <reason>"         exit 1: a call failed */
-#ifndef WIN32_LEAN_AND_MEAN
-#define WIN32_LEAN_AND_MEAN
-#endif
-#include <windows.h>
+#include "../../src/win/proc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "sigprobe/common.h"
-
-/* The sender is on the target console while it sends: it must not be
- * interrupted by its own event (Ctrl+Break is not covered by the ignore
- * flag, so a handler too). */
-static BOOL WINAPI swallow(DWORD type) {
-  (void)type;
-  return TRUE;
-}
-
 static int fail(const char *call, DWORD code) {
-  char text[160] = "";
-  DWORD k = FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL, code, 0, text,
-                           (DWORD)sizeof text, NULL);
-  while (k > 0 && (text[k - 1] == '\n' || text[k - 1] == '\r' || text[k - 1] == ' ' || text[k - 1] == '.'))
-    text[--k] = '\0';
-  printf("error %s: error %lu%s%s%s\n", call, (unsigned long)code, k ? " (" : "", text, k ? ")" : "");
+  char why[200];
+  printf("error %s: %s\n", call, sp__win_strerror(code, why, sizeof why));
   return 1;
 }
 
@@ -53,9 +36,11 @@ int main(int argc, char **argv) {
     snprintf(call, sizeof call, "AttachConsole(%lu)", (unsigned long)pid);
     return fail(call, GetLastError());
   }
-  /* After AttachConsole, which resets the handler table. */
+  /* After AttachConsole, which resets the handler table. The sender is on
+   * the target console while it sends: it must not be interrupted by its own
+   * event (Ctrl+Break is not covered by the ignore flag, so a handler too). */
   SetConsoleCtrlHandler(NULL, TRUE);
-  SetConsoleCtrlHandler(swallow, TRUE);
+  SetConsoleCtrlHandler(sp__win_swallow, TRUE);
 
   int64_t t = 0;
   if (strcmp(what, "close") == 0) {
@@ -66,7 +51,7 @@ int main(int argc, char **argv) {
       return 2;
     }
     t = sp_clock_ns();
-    if (!PostMessageA(win, WM_CLOSE, 0, 0)) return fail("PostMessage(WM_CLOSE)", GetLastError());
+    if (!PostMessageW(win, WM_CLOSE, 0, 0)) return fail("PostMessage(WM_CLOSE)", GetLastError());
   } else {
     DWORD ev = strcmp(what, "ctrl-break") == 0 ? CTRL_BREAK_EVENT : CTRL_C_EVENT;
     snprintf(call, sizeof call, "GenerateConsoleCtrlEvent(%s, %lu)",

@@ -22,8 +22,17 @@ struct sp_proc {
    * listen_fd, and the parent's events arrive on parent_fd (stdin). */
   bool attached;
   int listen_fd;
+  char private_dir[108];    /* mkdtemp, 0700: only this user can reach the socket */
   char socket_path[108];
-  char report_address[128]; /* attached: SIGPROBE_REPORT for the probe */
+  char token[SP_TOKEN_HEX + 1];
+  char report_address[256]; /* attached: SIGPROBE_REPORT for the probe, token included */
+  /* Connections that have not yet said hello (protocol.h): -1 when free. */
+  struct {
+    int fd;
+    int64_t deadline_ns;
+    char buf[128];
+    size_t len;
+  } pending[SP_HELLO_PENDING_MAX];
   int parent_fd;
   char pbuf[SP_LINE_MAX];
   size_t pbuf_len;

@@ -22,6 +22,7 @@
 #endif
 
 #include "proc.h"
+#include "../os.h"
 #include "sigprobe/unix_compat.h"
 
 extern char **environ;
@@ -168,33 +169,64 @@ static void reap_escapees(void) {
 static void reap_escapees(void) {}
 #endif
 
+/* Makes the private folder the socket lives in, beside where the caller asked
+ * for it: mkdtemp gives it mode 0700, so no other user can connect. */
+static int make_private_dir(sp_proc *p, const char *socket_path, char *path, size_t n, sp_error *err) {
+  const char *slash = strrchr(socket_path, '/');
+  const char *name = slash ? slash + 1 : socket_path;
+  int dir_len = slash ? (int)(slash - socket_path) : 1;
+  const char *dir = slash ? socket_path : ".";
+  if (!*name) return sp_fail(err, SP_EINVAL, "--attach %s: the socket needs a file name", socket_path);
+  int k = snprintf(p->private_dir, sizeof p->private_dir, "%.*s/sigprobe-XXXXXX", dir_len, dir);
+  if (k < 0 || (size_t)k >= sizeof p->private_dir)
+    return sp_fail(err, SP_EINVAL, "socket path too long (at most %zu bytes with the private folder): %s",
+                   sizeof p->private_dir - 17, socket_path);
+  if (!mkdtemp(p->private_dir)) {
+    int e = errno;
+    p->private_dir[0] = '\0';
+    return sp_fail(err, SP_EFAIL, "mkdtemp(%.*s/sigprobe-XXXXXX): %s", dir_len, dir, strerror(e));
+  }
+  k = snprintf(path, n, "%s/%s", p->private_dir, name);
+  if (k < 0 || (size_t)k >= n)
+    return sp_fail(err, SP_EINVAL, "socket path too long (at most %zu bytes with the private folder): %s", n - 17,
+                   socket_path);
+  return 0;
+}
+
+static void close_attached(sp_proc *p) {
+  if (p->listen_fd >= 0) close(p->listen_fd);
+  for (size_t i = 0; i < SP_HELLO_PENDING_MAX; i++)
+    if (p->pending[i].fd >= 0) close(p->pending[i].fd);
+  if (p->socket_path[0]) unlink(p->socket_path);
+  if (p->private_dir[0]) rmdir(p->private_dir);
+}
+
 int sp_proc_attach(sp_proc **out, const char *socket_path, sp_error *err) {
   struct sockaddr_un addr;
   *out = NULL;
-  if (strlen(socket_path) >= sizeof addr.sun_path)
-    return sp_fail(err, SP_EINVAL, "socket path too long (at most %zu bytes): %s", sizeof addr.sun_path - 1, socket_path);
   sp_proc *p = calloc(1, sizeof *p);
   if (!p) return sp_fail(err, SP_EFAIL, "calloc: out of memory");
   p->attached = true;
   p->pidfd = p->chan_fd = p->host_fd = p->listen_fd = -1;
+  for (size_t i = 0; i < SP_HELLO_PENDING_MAX; i++) p->pending[i].fd = -1;
   p->parent_fd = 0;
   memset(&addr, 0, sizeof addr);
   addr.sun_family = AF_UNIX;
-  sp_strlcpy(addr.sun_path, socket_path, sizeof addr.sun_path);
-  p->listen_fd = sp_unix_socket();
-  if (p->listen_fd < 0) {
-    int e = errno;
-    free(p);
-    return sp_fail(err, SP_EFAIL, "socket: %s", strerror(e));
+  int rc = sp__token_new(p->token, err);
+  if (rc == 0) rc = make_private_dir(p, socket_path, addr.sun_path, sizeof addr.sun_path, err);
+  if (rc == 0 && (p->listen_fd = sp_unix_socket()) < 0) rc = sp_fail(err, SP_EFAIL, "socket: %s", strerror(errno));
+  if (rc == 0 && (bind(p->listen_fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(p->listen_fd, 8) != 0))
+    rc = sp_fail(err, SP_EFAIL, "bind/listen %s: %s", addr.sun_path, strerror(errno));
+  if (rc == 0) {
+    sp_strlcpy(p->socket_path, addr.sun_path, sizeof p->socket_path);
+    fcntl(p->listen_fd, F_SETFL, O_NONBLOCK);
+    snprintf(p->report_address, sizeof p->report_address, "%s%s#%s", SP_REPORT_UNIX_PREFIX, p->socket_path, p->token);
   }
-  if (bind(p->listen_fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(p->listen_fd, 4) != 0) {
-    int e = errno;
-    close(p->listen_fd);
+  if (rc != 0) {
+    close_attached(p);
     free(p);
-    return sp_fail(err, SP_EFAIL, "bind/listen %s: %s", socket_path, strerror(e));
+    return rc;
   }
-  sp_strlcpy(p->socket_path, socket_path, sizeof p->socket_path);
-  snprintf(p->report_address, sizeof p->report_address, "%s%s", SP_REPORT_UNIX_PREFIX, socket_path);
   *out = p;
   return 0;
 }
@@ -396,13 +428,6 @@ fail:
   return rc;
 }
 
-static int remaining_ms(int64_t deadline_ns) {
-  int64_t left = deadline_ns - sp_clock_ns();
-  if (left <= 0) return 0;
-  int64_t ms = (left + 999999) / 1000000;
-  return ms > 1000000 ? 1000000 : (int)ms;
-}
-
 /* Has the probe exited? Looks without reaping, so its process group stays
  * reserved until the group has been killed. */
 static bool exited(sp_proc *p) {
@@ -436,7 +461,7 @@ int sp_proc_wait(sp_proc *p, int64_t deadline_ns, sp_exit *ex, sp_error *err) {
     return 0;
   }
   while (!exited(p)) {
-    int ms = remaining_ms(deadline_ns);
+    int ms = sp_ms_until(deadline_ns);
     if (ms == 0) return SP_ETIMEOUT;
     if (p->pidfd >= 0) {
       struct pollfd pfd = {p->pidfd, POLLIN, 0};
@@ -458,8 +483,7 @@ void sp_proc_kill_tree(sp_proc *p) {
 void sp_proc_free(sp_proc *p) {
   if (!p) return;
   if (p->attached) {
-    if (p->listen_fd >= 0) close(p->listen_fd);
-    if (p->socket_path[0]) unlink(p->socket_path);
+    close_attached(p);
   } else if (!p->reaped) {
     sp_proc_kill_tree(p);
     reap(p, NULL);

@@ -5,32 +5,17 @@
 
 #include <string.h>
 
-/* Takes one complete line out of buf, if there is one (lock held). */
-static int take_line(char *buf, size_t *buf_len, sp_event *ev, sp_error *err, int *got) {
-  char *nl = memchr(buf, '\n', *buf_len);
-  *got = 0;
-  if (!nl) {
-    if (*buf_len >= SP_LINE_MAX) return sp_fail(err, SP_EINVAL, "report line longer than %d bytes", SP_LINE_MAX);
-    return 0;
-  }
-  size_t len = (size_t)(nl - buf) + 1;
-  if (len > SP_LINE_MAX) return sp_fail(err, SP_EINVAL, "report line longer than %d bytes", SP_LINE_MAX);
-  int rc = sp_event_decode(buf, len, ev, err);
-  memmove(buf, buf + len, *buf_len - len);
-  *buf_len -= len;
-  *got = 1;
-  return rc;
-}
-
 int sp_proc_next_event(sp_proc *p, sp_event *ev, int64_t deadline_ns, sp_error *err) {
   for (;;) {
     int got, rc;
     bool eof, overflow;
     size_t left_over;
     EnterCriticalSection(&p->lock);
-    rc = take_line(p->buf, &p->buf_len, ev, err, &got);
+    rc = sp_event_take_line(p->buf, &p->buf_len, sizeof p->buf, ev, err);
     /* Attached: the parent's events (stdin) come out like the probe's. */
-    if (!rc && !got && p->attached) rc = take_line(p->pbuf, &p->pbuf_len, ev, err, &got);
+    if (rc == 0 && p->attached) rc = sp_event_take_line(p->pbuf, &p->pbuf_len, sizeof p->pbuf, ev, err);
+    got = rc == 1;
+    if (got) rc = 0;
     eof = p->chan_eof;
     overflow = p->chan_overflow;
     left_over = p->buf_len;

@@ -28,40 +28,26 @@ static DWORD console_owner(const sp_proc *p) {
 }
 
 static int run_sender(sp_proc *p, const char *what, DWORD group, int64_t *t_ns, sp_error *err) {
-  char exe[MAX_PATH + 32], cmd[2 * MAX_PATH], line[SP_ERROR_MAX + 32];
+  char exe[SP_WIN_PATH_MAX + 32], owner[16], grp[16], line[SP_ERROR_MAX + 32];
   HANDLE r = NULL, w = NULL;
   SECURITY_ATTRIBUTES sa = {sizeof sa, NULL, TRUE};
   int rc;
   if (!p->probe_pid) return sp_fail(err, SP_EFAIL, "the probe's pid is unknown (no ready, or not in the job)");
   if (sp__win_helper_path(p, SP_WIN_SEND_EXE, exe, sizeof exe) != 0) return sp_fail(err, SP_EFAIL, "path too long");
-  snprintf(cmd, sizeof cmd, "\"%s\" %s %lu %lu", exe, what, (unsigned long)console_owner(p), (unsigned long)group);
+  snprintf(owner, sizeof owner, "%lu", (unsigned long)console_owner(p));
+  snprintf(grp, sizeof grp, "%lu", (unsigned long)group);
+  const char *const argv[] = {exe, what, owner, grp, NULL};
   if (!CreatePipe(&r, &w, &sa, 0)) return fail_last(err, "CreatePipe");
   SetHandleInformation(r, HANDLE_FLAG_INHERIT, 0);
 
-  STARTUPINFOA si;
   PROCESS_INFORMATION pi;
-  memset(&si, 0, sizeof si);
-  si.cb = sizeof si;
-  si.dwFlags = STARTF_USESTDHANDLES;
-  si.hStdInput = NULL;
-  si.hStdOutput = si.hStdError = w;
-  if (!CreateProcessA(exe, cmd, NULL, NULL, TRUE, DETACHED_PROCESS | CREATE_SUSPENDED, NULL, NULL, &si, &pi)) {
-    rc = fail_last(err, "CreateProcess(" SP_WIN_SEND_EXE ")");
+  rc = sp__win_start_in_job(p->job, exe, argv, DETACHED_PROCESS, NULL, w, NULL, &pi, err);
+  CloseHandle(w);
+  if (rc != 0) {
     CloseHandle(r);
-    CloseHandle(w);
     return rc;
   }
-  CloseHandle(w);
-  if (!AssignProcessToJobObject(p->job, pi.hProcess)) {
-    rc = fail_last(err, "AssignProcessToJobObject(" SP_WIN_SEND_EXE ")");
-    TerminateProcess(pi.hProcess, 1);
-  } else {
-    ResumeThread(pi.hThread);
-    rc = 0;
-  }
-  CloseHandle(pi.hThread);
-  DWORD wr = rc == 0 ? WaitForSingleObject(pi.hProcess, SP_SEND_TIMEOUT_MS) : WAIT_FAILED;
-  if (rc == 0 && wr != WAIT_OBJECT_0) {
+  if (WaitForSingleObject(pi.hProcess, SP_SEND_TIMEOUT_MS) != WAIT_OBJECT_0) {
     TerminateProcess(pi.hProcess, 1);
     rc = sp_fail(err, SP_EFAIL, SP_WIN_SEND_EXE " did not finish within %d ms", SP_SEND_TIMEOUT_MS);
   }

@@ -12,6 +12,10 @@
 
 #include "sigprobe/platform.h"
 
+/* The longest path (UTF-8 bytes) the runner handles: Windows' own limit is
+ * 32767 UTF-16 units, MAX_PATH (260) only that of the ANSI functions. */
+#define SP_WIN_PATH_MAX 4096
+
 /* The helpers beside the probes (see harness/runner/win/). */
 #define SP_WIN_HOST_EXE "sigprobe-host.exe"
 #define SP_WIN_SEND_EXE "sigprobe-send.exe"
@@ -30,7 +34,7 @@ struct sp_proc {
   DWORD probe_pid;
   HANDLE stop_event;      /* SIGPROBE_STOP: manual reset, set by sp_proc_request_stop */
   HANDLE interrupt_event; /* JPY_INTERRUPT_EVENT: auto reset, set by the set-event delivery */
-  char helper_dir[MAX_PATH];
+  char helper_dir[SP_WIN_PATH_MAX]; /* UTF-8 */
   bool ended;             /* the probe's end was observed and the job killed */
 
   /* The report channel: a reader thread appends to buf and sets data. */
@@ -49,7 +53,8 @@ struct sp_proc {
   bool attached;
   SOCKET listen_sock, chan_sock;
   char socket_path[MAX_PATH];    /* AF_UNIX: the path to delete at the end */
-  char report_address[MAX_PATH]; /* SIGPROBE_REPORT for the probe */
+  char token[SP_TOKEN_HEX + 1];  /* what the probe's hello must carry (protocol.h) */
+  char report_address[MAX_PATH + SP_TOKEN_HEX + 2]; /* SIGPROBE_REPORT for the probe, token included */
   HANDLE sock_thread, parent_thread;
   char pbuf[SP_LINE_MAX];
   size_t pbuf_len;
@@ -65,5 +70,21 @@ void sp__win_adopt_probe(sp_proc *p, DWORD pid);
 
 /* Where the runner's helper executables are (the probe's folder). */
 int sp__win_helper_path(const sp_proc *p, const char *exe, char *buf, size_t n);
+
+/* Starts exe (UTF-8) with the arguments argv (UTF-8, NULL-terminated;
+ * argv[0] is the program's name), quoted as CommandLineToArgvW reads them,
+ * suspended, puts it in the job (job NULL: the caller's job holds it
+ * already) and only then lets it run, so that it is in the job before it
+ * can start anything. stdin is in (NULL for none), stdout
+ * and stderr are out; env is a UTF-16 environment block or NULL for ours.
+ * Fills *pi (the thread handle is already closed). Returns 0, or SP_EFAIL
+ * (SP_EINVAL when a string is not UTF-8) with err naming the failing call. */
+int sp__win_start_in_job(HANDLE job, const char *exe, const char *const argv[], DWORD flags, HANDLE in, HANDLE out,
+                         wchar_t *env, PROCESS_INFORMATION *pi, sp_error *err);
+
+/* A console control handler that returns TRUE: a helper on a console that
+ * receives an event it sends or relays survives it, without setting the
+ * inherited ignore flag. */
+BOOL WINAPI sp__win_swallow(DWORD type);
 
 #endif

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "sigprobe/outcome.h"
+#include "../os.h"
+#include "utf16.h"
 
 #include <afunix.h> /* sigprobe-run --attach: AF_UNIX through winsock (Windows 10 1803+) */
 
@@ -37,39 +39,99 @@ int sp__win_helper_path(const sp_proc *p, const char *exe, char *buf, size_t n) 
 }
 
 /* The current environment with SIGPROBE_REPORT, SIGPROBE_STOP and
- * JPY_INTERRUPT_EVENT replaced by ours, as a CreateProcess block. */
-static char *child_env(HANDLE chan_w, HANDLE stop, HANDLE interrupt) {
-  static const char *const ours[] = {"SIGPROBE_REPORT=", "SIGPROBE_STOP=", "JPY_INTERRUPT_EVENT=",
-                                     "IPY_INTERRUPT_EVENT=", "JPY_PARENT_PID="};
-  char add[3][64];
-  snprintf(add[0], sizeof add[0], "SIGPROBE_REPORT=%lu", (unsigned long)HandleToUlong(chan_w));
-  snprintf(add[1], sizeof add[1], "SIGPROBE_STOP=%lu", (unsigned long)HandleToUlong(stop));
-  snprintf(add[2], sizeof add[2], "JPY_INTERRUPT_EVENT=%lu", (unsigned long)HandleToUlong(interrupt));
-  char *env = GetEnvironmentStringsA();
+ * JPY_INTERRUPT_EVENT replaced by ours, as a CreateProcessW block (UTF-16,
+ * CREATE_UNICODE_ENVIRONMENT): the other variables pass through unchanged
+ * whatever their characters. */
+static wchar_t *env_block(HANDLE chan_w, HANDLE stop, HANDLE interrupt) {
+  static const wchar_t *const ours[] = {L"SIGPROBE_REPORT=", L"SIGPROBE_STOP=", L"JPY_INTERRUPT_EVENT=",
+                                        L"IPY_INTERRUPT_EVENT=", L"JPY_PARENT_PID="};
+  wchar_t add[3][64];
+  swprintf(add[0], SP_ARRAY_LEN(add[0]), L"SIGPROBE_REPORT=%lu", (unsigned long)HandleToUlong(chan_w));
+  swprintf(add[1], SP_ARRAY_LEN(add[1]), L"SIGPROBE_STOP=%lu", (unsigned long)HandleToUlong(stop));
+  swprintf(add[2], SP_ARRAY_LEN(add[2]), L"JPY_INTERRUPT_EVENT=%lu", (unsigned long)HandleToUlong(interrupt));
+  wchar_t *env = GetEnvironmentStringsW();
   if (!env) return NULL;
   size_t total = 0;
-  for (const char *e = env; *e; e += strlen(e) + 1) total += strlen(e) + 1;
-  size_t cap = total + sizeof add + 2;
-  char *block = malloc(cap), *out = block;
+  for (const wchar_t *e = env; *e; e += wcslen(e) + 1) total += wcslen(e) + 1;
+  wchar_t *block = malloc((total + SP_ARRAY_LEN(add) * SP_ARRAY_LEN(add[0]) + 2) * sizeof *block), *out = block;
   if (block) {
-    for (const char *e = env; *e; e += strlen(e) + 1) {
+    for (const wchar_t *e = env; *e; e += wcslen(e) + 1) {
       bool skip = false;
       for (size_t i = 0; i < SP_ARRAY_LEN(ours); i++)
-        if (_strnicmp(e, ours[i], strlen(ours[i])) == 0) skip = true;
+        if (_wcsnicmp(e, ours[i], wcslen(ours[i])) == 0) skip = true;
       if (skip) continue;
-      size_t l = strlen(e) + 1;
-      memcpy(out, e, l);
+      size_t l = wcslen(e) + 1;
+      memcpy(out, e, l * sizeof *out);
       out += l;
     }
-    for (int i = 0; i < 3; i++) {
-      size_t l = strlen(add[i]) + 1;
-      memcpy(out, add[i], l);
+    for (size_t i = 0; i < SP_ARRAY_LEN(add); i++) {
+      size_t l = wcslen(add[i]) + 1;
+      memcpy(out, add[i], l * sizeof *out);
       out += l;
     }
-    *out = '\0';
+    *out = L'\0';
   }
-  FreeEnvironmentStringsA(env);
+  FreeEnvironmentStringsW(env);
   return block;
+}
+
+int sp__win_start_in_job(HANDLE job, const char *exe, const char *const argv[], DWORD flags, HANDLE in, HANDLE out,
+                         wchar_t *env, PROCESS_INFORMATION *pi, sp_error *err) {
+  static wchar_t wexe[32768], warg[32768], cmd[32768];
+  size_t len = 0;
+  int rc = sp__utf16("the program's path", exe, wexe, SP_ARRAY_LEN(wexe), err);
+  for (int i = 0; rc == 0 && argv[i]; i++) {
+    rc = sp__utf16("an argument", argv[i], warg, SP_ARRAY_LEN(warg), err);
+    if (rc == 0 && sp__argv_quote(warg, cmd, SP_ARRAY_LEN(cmd), &len) != 0)
+      rc = sp_fail(err, SP_EFAIL, "the command line of %s is longer than 32767 characters", exe);
+  }
+  if (rc != 0) return rc;
+  STARTUPINFOW si;
+  memset(&si, 0, sizeof si);
+  si.cb = sizeof si;
+  si.dwFlags = STARTF_USESTDHANDLES;
+  si.hStdInput = in;
+  si.hStdOutput = si.hStdError = out;
+  if (!CreateProcessW(wexe, cmd, NULL, NULL, TRUE, flags | CREATE_SUSPENDED | (env ? CREATE_UNICODE_ENVIRONMENT : 0),
+                      env, NULL, &si, pi)) {
+    char why[200];
+    return sp_fail(err, SP_EFAIL, "CreateProcessW(%s): %s", exe, sp__win_strerror(GetLastError(), why, sizeof why));
+  }
+  if (job && !AssignProcessToJobObject(job, pi->hProcess)) {
+    char why[200];
+    rc = sp_fail(err, SP_EFAIL, "AssignProcessToJobObject(%s): %s", exe,
+                 sp__win_strerror(GetLastError(), why, sizeof why));
+    TerminateProcess(pi->hProcess, 1);
+    CloseHandle(pi->hThread);
+    CloseHandle(pi->hProcess);
+    return rc;
+  }
+  ResumeThread(pi->hThread);
+  CloseHandle(pi->hThread);
+  pi->hThread = NULL;
+  return 0;
+}
+
+/* What a reader thread does with what it read: appends k bytes (k <= 0:
+ * the stream ended) to one of p's buffers under the lock, and wakes
+ * sp_proc_next_event. Returns true when the stream is over: ended, or
+ * overflowed (the rest would be unreadable). */
+static bool take_read(sp_proc *p, char *buf, size_t *len, size_t cap, bool *eof, bool *overflow, const char *data,
+                      long k) {
+  EnterCriticalSection(&p->lock);
+  if (k <= 0) {
+    *eof = true;
+  } else if (*len + (size_t)k > cap) {
+    *overflow = true;
+    *eof = true;
+  } else {
+    memcpy(buf + *len, data, (size_t)k);
+    *len += (size_t)k;
+  }
+  bool over = *eof;
+  LeaveCriticalSection(&p->lock);
+  SetEvent(p->data);
+  return over;
 }
 
 static DWORD WINAPI chan_reader(LPVOID arg) {
@@ -77,21 +139,10 @@ static DWORD WINAPI chan_reader(LPVOID arg) {
   char tmp[1024];
   for (;;) {
     DWORD k = 0;
+    /* !ok is ERROR_BROKEN_PIPE: every writer closed its end. */
     BOOL ok = ReadFile(p->chan_r, tmp, sizeof tmp, &k, NULL);
-    EnterCriticalSection(&p->lock);
-    if (!ok || k == 0) {
-      p->chan_eof = true; /* ERROR_BROKEN_PIPE: every writer closed its end */
-    } else if (p->buf_len + k > sizeof p->buf) {
-      p->chan_overflow = true;
-      p->chan_eof = true;
-    } else {
-      memcpy(p->buf + p->buf_len, tmp, k);
-      p->buf_len += k;
-    }
-    bool eof = p->chan_eof;
-    LeaveCriticalSection(&p->lock);
-    SetEvent(p->data);
-    if (eof) return 0;
+    if (take_read(p, p->buf, &p->buf_len, sizeof p->buf, &p->chan_eof, &p->chan_overflow, tmp, ok ? (long)k : 0))
+      return 0;
   }
 }
 
@@ -120,14 +171,18 @@ static void close_handle(HANDLE *h) {
 int sp_proc_start(sp_proc **out, sp_host host, const char *path, sp_error *err) {
   SECURITY_ATTRIBUTES sa = {sizeof sa, NULL, TRUE};
   HANDLE chan_w = NULL, host_w = NULL, nul = NULL;
-  char *env = NULL, exe[MAX_PATH + 32], cmd[3 * MAX_PATH];
+  wchar_t *env = NULL;
+  static wchar_t wpath[32768];
+  char exe[SP_WIN_PATH_MAX + 32], flags[16];
   int rc;
   *out = NULL;
 
   /* A crash in a probe must end it with its NTSTATUS, never open a dialog;
    * the error mode is inherited by every process the runner starts. */
   SetErrorMode(GetErrorMode() | SEM_FAILCRITICALERRORS | SEM_NOGPFAULTERRORBOX);
-  if (GetFileAttributesA(path) == INVALID_FILE_ATTRIBUTES) return fail_last(err, path);
+  if ((rc = sp__utf16("the probe's path", path, wpath, SP_ARRAY_LEN(wpath), err)) != 0) return rc;
+  if (GetFileAttributesW(wpath) == INVALID_FILE_ATTRIBUTES) return fail_last(err, path);
+  if (strlen(path) >= sizeof ((sp_proc *)0)->helper_dir) return sp_fail(err, SP_EINVAL, "probe path too long: %s", path);
 
   sp_proc *p = calloc(1, sizeof *p);
   if (!p) return sp_fail(err, SP_EFAIL, "calloc: out of memory");
@@ -139,7 +194,7 @@ int sp_proc_start(sp_proc **out, sp_host host, const char *path, sp_error *err) 
   if (slash) *slash = '\0';
   else sp_strlcpy(p->helper_dir, ".", sizeof p->helper_dir);
 
-  p->job = CreateJobObjectA(NULL, NULL);
+  p->job = CreateJobObjectW(NULL, NULL);
   if (!p->job) {
     rc = fail_last(err, "CreateJobObject");
     goto fail;
@@ -153,17 +208,17 @@ int sp_proc_start(sp_proc **out, sp_host host, const char *path, sp_error *err) 
   }
   if ((rc = inheritable_pipe(&p->chan_r, &chan_w, err)) != 0) goto fail;
   if ((rc = inheritable_pipe(&p->host_r, &host_w, err)) != 0) goto fail;
-  nul = CreateFileA("NUL", GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, &sa, OPEN_EXISTING, 0, NULL);
-  p->stop_event = CreateEventA(&sa, TRUE, FALSE, NULL);
+  nul = CreateFileW(L"NUL", GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, &sa, OPEN_EXISTING, 0, NULL);
+  p->stop_event = CreateEventW(&sa, TRUE, FALSE, NULL);
   /* jupyter_client's create_interrupt_event(): inheritable, auto-reset,
    * initially unset, unnamed. */
-  p->interrupt_event = CreateEventA(&sa, FALSE, FALSE, NULL);
-  p->data = CreateEventA(NULL, FALSE, FALSE, NULL);
+  p->interrupt_event = CreateEventW(&sa, FALSE, FALSE, NULL);
+  p->data = CreateEventW(NULL, FALSE, FALSE, NULL);
   if (nul == INVALID_HANDLE_VALUE || !p->stop_event || !p->interrupt_event || !p->data) {
     rc = fail_last(err, nul == INVALID_HANDLE_VALUE ? "CreateFile(NUL)" : "CreateEvent");
     goto fail;
   }
-  if (!(env = child_env(chan_w, p->stop_event, p->interrupt_event))) {
+  if (!(env = env_block(chan_w, p->stop_event, p->interrupt_event))) {
     rc = fail_last(err, "GetEnvironmentStrings");
     goto fail;
   }
@@ -171,32 +226,13 @@ int sp_proc_start(sp_proc **out, sp_host host, const char *path, sp_error *err) 
     rc = sp_fail(err, SP_EFAIL, "probe path too long: %s", path);
     goto fail;
   }
-  snprintf(cmd, sizeof cmd, "\"%s\" %lx %d \"%s\"", exe, (unsigned long)host_flags(host),
-           host == SP_HOST_JUPYTER_LAUNCH, path);
-
-  STARTUPINFOA si;
+  snprintf(flags, sizeof flags, "%lx", (unsigned long)host_flags(host));
+  const char *const argv[] = {exe, flags, host == SP_HOST_JUPYTER_LAUNCH ? "1" : "0", path, NULL};
   PROCESS_INFORMATION pi;
-  memset(&si, 0, sizeof si);
-  si.cb = sizeof si;
-  si.dwFlags = STARTF_USESTDHANDLES;
-  si.hStdInput = nul;
-  si.hStdOutput = si.hStdError = host_w;
-  /* The launcher gets its own windowless console; it starts suspended so
-   * that it is in the job before it can start anything. */
-  if (!CreateProcessA(exe, cmd, NULL, NULL, TRUE, CREATE_NO_WINDOW | CREATE_SUSPENDED, env, NULL, &si, &pi)) {
-    rc = fail_last(err, "CreateProcess(" SP_WIN_HOST_EXE ")");
-    goto fail;
-  }
+  /* The launcher gets its own windowless console. */
+  if ((rc = sp__win_start_in_job(p->job, exe, argv, CREATE_NO_WINDOW, nul, host_w, env, &pi, err)) != 0) goto fail;
   p->launcher = pi.hProcess;
   p->launcher_pid = pi.dwProcessId;
-  if (!AssignProcessToJobObject(p->job, pi.hProcess)) {
-    rc = fail_last(err, "AssignProcessToJobObject");
-    TerminateProcess(pi.hProcess, 1);
-    CloseHandle(pi.hThread);
-    goto fail;
-  }
-  ResumeThread(pi.hThread);
-  CloseHandle(pi.hThread);
   free(env);
   env = NULL;
   /* Only the launcher and the probe hold the write ends now: the channel
@@ -240,13 +276,6 @@ void sp__win_adopt_probe(sp_proc *p, DWORD pid) {
   p->probe_pid = pid;
 }
 
-static DWORD remaining_ms(int64_t deadline_ns) {
-  int64_t left = deadline_ns - sp_clock_ns();
-  if (left <= 0) return 0;
-  int64_t ms = (left + 999999) / 1000000;
-  return ms > 1000000 ? 1000000 : (DWORD)ms;
-}
-
 int sp_proc_wait(sp_proc *p, int64_t deadline_ns, sp_exit *ex, sp_error *err) {
   if (p->attached) {
     if (ex) *ex = (sp_exit){SP_EXIT_NONE, 0, 0, false};
@@ -255,7 +284,7 @@ int sp_proc_wait(sp_proc *p, int64_t deadline_ns, sp_exit *ex, sp_error *err) {
   /* The probe's own handle when "ready" gave it (its exit code is then
    * exact); before that the launcher's, which relays the probe's code. */
   HANDLE h = p->probe ? p->probe : p->launcher;
-  DWORD r = WaitForSingleObject(h, remaining_ms(deadline_ns));
+  DWORD r = WaitForSingleObject(h, (DWORD)sp_ms_until(deadline_ns));
   if (r == WAIT_TIMEOUT) return SP_ETIMEOUT;
   if (r != WAIT_OBJECT_0) return fail_last(err, "WaitForSingleObject");
   DWORD code = 0;
@@ -335,10 +364,87 @@ int sp_proc_spawn(sp_proc **out, sp_host host, char *const argv[], sp_error *err
  * Wine 8 has none: there the runner listens on a loopback TCP port instead
  * (--attach tcp:127.0.0.1:0), the same stream to the probe. */
 
+/* Only the probe gets in (protocol.h): every connection waits here until its
+ * first line is the run's hello; the first that says it becomes the report
+ * channel and every other is closed. One that says anything else, ends, or
+ * says nothing for SP_HELLO_MS is closed, so a rogue client can neither feed
+ * events nor hold the place. Returns the probe's socket, with what it sent
+ * behind its hello appended to p->buf, or INVALID_SOCKET when the listening
+ * socket was closed (the run is over). */
+static SOCKET accept_probe(sp_proc *p) {
+  struct {
+    SOCKET s;
+    int64_t deadline_ns;
+    char buf[128];
+    size_t len;
+  } pend[SP_HELLO_PENDING_MAX];
+  SOCKET probe = INVALID_SOCKET;
+  for (size_t i = 0; i < SP_HELLO_PENDING_MAX; i++) pend[i].s = INVALID_SOCKET;
+  while (probe == INVALID_SOCKET) {
+    fd_set r;
+    FD_ZERO(&r);
+    FD_SET(p->listen_sock, &r);
+    int64_t now = sp_clock_ns(), wake = now + 1000000000LL;
+    for (size_t i = 0; i < SP_HELLO_PENDING_MAX; i++) {
+      if (pend[i].s == INVALID_SOCKET) continue;
+      if (pend[i].deadline_ns <= now) {
+        closesocket(pend[i].s); /* said nothing in time */
+        pend[i].s = INVALID_SOCKET;
+        continue;
+      }
+      if (pend[i].deadline_ns < wake) wake = pend[i].deadline_ns;
+      FD_SET(pend[i].s, &r);
+    }
+    int ms = sp_ms_until(wake);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (select(0, &r, NULL, NULL, &tv) == SOCKET_ERROR) break; /* the listening socket was closed */
+    for (size_t i = 0; i < SP_HELLO_PENDING_MAX && probe == INVALID_SOCKET; i++) {
+      if (pend[i].s == INVALID_SOCKET || !FD_ISSET(pend[i].s, &r)) continue;
+      int k = recv(pend[i].s, pend[i].buf + pend[i].len, (int)(sizeof pend[i].buf - pend[i].len), 0);
+      size_t line = 0;
+      int said = SP_EINVAL; /* the connection ended or failed before its hello */
+      if (k > 0) {
+        pend[i].len += (size_t)k;
+        said = sp_hello_scan(pend[i].buf, pend[i].len, sizeof pend[i].buf, p->token, &line);
+      }
+      if (said < 0) {
+        closesocket(pend[i].s);
+        pend[i].s = INVALID_SOCKET;
+      } else if (said > 0) {
+        probe = pend[i].s;
+        pend[i].s = INVALID_SOCKET;
+        if (pend[i].len > line) /* events sent right behind the hello */
+          take_read(p, p->buf, &p->buf_len, sizeof p->buf, &p->chan_eof, &p->chan_overflow, pend[i].buf + line,
+                    (long)(pend[i].len - line));
+      }
+    }
+    if (probe == INVALID_SOCKET && FD_ISSET(p->listen_sock, &r)) {
+      SOCKET c = accept(p->listen_sock, NULL, NULL);
+      if (c == INVALID_SOCKET) continue;
+      SetHandleInformation((HANDLE)c, HANDLE_FLAG_INHERIT, 0);
+      size_t slot = 0;
+      for (size_t i = 0; i < SP_HELLO_PENDING_MAX; i++) {
+        if (pend[i].s == INVALID_SOCKET) {
+          slot = i;
+          break;
+        }
+        if (pend[i].deadline_ns < pend[slot].deadline_ns) slot = i; /* full: push out the oldest */
+      }
+      if (pend[slot].s != INVALID_SOCKET) closesocket(pend[slot].s);
+      pend[slot].s = c;
+      pend[slot].len = 0;
+      pend[slot].deadline_ns = sp_clock_ns() + (int64_t)SP_HELLO_MS * 1000000;
+    }
+  }
+  for (size_t i = 0; i < SP_HELLO_PENDING_MAX; i++)
+    if (pend[i].s != INVALID_SOCKET) closesocket(pend[i].s);
+  return probe;
+}
+
 static DWORD WINAPI sock_reader(LPVOID arg) {
   sp_proc *p = arg;
   char tmp[1024];
-  SOCKET c = accept(p->listen_sock, NULL, NULL); /* the probe connects once */
+  SOCKET c = accept_probe(p);
   EnterCriticalSection(&p->lock);
   p->chan_sock = c;
   if (c == INVALID_SOCKET) p->chan_eof = true;
@@ -347,20 +453,7 @@ static DWORD WINAPI sock_reader(LPVOID arg) {
   if (c == INVALID_SOCKET) return 0;
   for (;;) {
     int k = recv(c, tmp, (int)sizeof tmp, 0);
-    EnterCriticalSection(&p->lock);
-    if (k <= 0) {
-      p->chan_eof = true;
-    } else if (p->buf_len + (size_t)k > sizeof p->buf) {
-      p->chan_overflow = true;
-      p->chan_eof = true;
-    } else {
-      memcpy(p->buf + p->buf_len, tmp, (size_t)k);
-      p->buf_len += (size_t)k;
-    }
-    bool eof = p->chan_eof;
-    LeaveCriticalSection(&p->lock);
-    SetEvent(p->data);
-    if (eof) return 0;
+    if (take_read(p, p->buf, &p->buf_len, sizeof p->buf, &p->chan_eof, &p->chan_overflow, tmp, k)) return 0;
   }
 }
 
@@ -371,20 +464,9 @@ static DWORD WINAPI parent_reader(LPVOID arg) {
   for (;;) {
     DWORD k = 0;
     BOOL ok = in && in != INVALID_HANDLE_VALUE && ReadFile(in, tmp, sizeof tmp, &k, NULL);
-    EnterCriticalSection(&p->lock);
-    if (!ok || k == 0) {
-      p->parent_eof = true;
-    } else if (p->pbuf_len + k > sizeof p->pbuf) {
-      p->parent_overflow = true;
-      p->parent_eof = true;
-    } else {
-      memcpy(p->pbuf + p->pbuf_len, tmp, k);
-      p->pbuf_len += k;
-    }
-    bool eof = p->parent_eof;
-    LeaveCriticalSection(&p->lock);
-    SetEvent(p->data);
-    if (eof) return 0;
+    if (take_read(p, p->pbuf, &p->pbuf_len, sizeof p->pbuf, &p->parent_eof, &p->parent_overflow, tmp,
+                  ok ? (long)k : 0))
+      return 0;
   }
 }
 
@@ -404,11 +486,11 @@ static int bind_listener(sp_proc *p, const char *where, sp_error *err) {
     if (p->listen_sock == INVALID_SOCKET)
       return sp_fail(err, SP_EFAIL, "socket(AF_INET): error %d", WSAGetLastError());
     SetHandleInformation((HANDLE)p->listen_sock, HANDLE_FLAG_INHERIT, 0);
-    if (bind(p->listen_sock, (struct sockaddr *)&in, len) != 0 || listen(p->listen_sock, 4) != 0 ||
+    if (bind(p->listen_sock, (struct sockaddr *)&in, len) != 0 || listen(p->listen_sock, 8) != 0 ||
         getsockname(p->listen_sock, (struct sockaddr *)&in, &len) != 0)
       return sp_fail(err, SP_EFAIL, "bind/listen %s: error %d", where, WSAGetLastError());
-    snprintf(p->report_address, sizeof p->report_address, "%s127.0.0.1:%u", SP_REPORT_TCP_PREFIX,
-             (unsigned)ntohs(in.sin_port));
+    snprintf(p->report_address, sizeof p->report_address, "%s127.0.0.1:%u#%s", SP_REPORT_TCP_PREFIX,
+             (unsigned)ntohs(in.sin_port), p->token);
     return 0;
   }
   struct sockaddr_un addr;
@@ -425,10 +507,10 @@ static int bind_listener(sp_proc *p, const char *where, sp_error *err) {
                    "--attach tcp:127.0.0.1:0)",
                    WSAGetLastError());
   SetHandleInformation((HANDLE)p->listen_sock, HANDLE_FLAG_INHERIT, 0);
-  if (bind(p->listen_sock, (struct sockaddr *)&addr, (int)sizeof addr) != 0 || listen(p->listen_sock, 4) != 0)
+  if (bind(p->listen_sock, (struct sockaddr *)&addr, (int)sizeof addr) != 0 || listen(p->listen_sock, 8) != 0)
     return sp_fail(err, SP_EFAIL, "bind/listen %s: error %d", where, WSAGetLastError());
   sp_strlcpy(p->socket_path, where, sizeof p->socket_path); /* bound: ours to delete */
-  snprintf(p->report_address, sizeof p->report_address, "%s%s", SP_REPORT_UNIX_PREFIX, where);
+  snprintf(p->report_address, sizeof p->report_address, "%s%s#%s", SP_REPORT_UNIX_PREFIX, where, p->token);
   return 0;
 }
 
@@ -447,12 +529,13 @@ int sp_proc_attach(sp_proc **out, const char *socket_path, sp_error *err) {
   p->attached = true;
   p->listen_sock = p->chan_sock = INVALID_SOCKET;
   InitializeCriticalSection(&p->lock);
-  rc = bind_listener(p, socket_path, err);
+  rc = sp__token_new(p->token, err);
+  if (rc == 0) rc = bind_listener(p, socket_path, err);
   if (rc != 0) {
     free_attached(p);
     return rc;
   }
-  p->data = CreateEventA(NULL, FALSE, FALSE, NULL);
+  p->data = CreateEventW(NULL, FALSE, FALSE, NULL);
   if (!p->data) {
     rc = fail_last(err, "CreateEvent");
     free_attached(p);
@@ -490,7 +573,9 @@ static void free_attached(sp_proc *p) {
     }
     close_handle(&p->parent_thread);
   }
-  if (p->socket_path[0]) DeleteFileA(p->socket_path);
+  wchar_t wsock[SP_ARRAY_LEN(p->socket_path)];
+  if (p->socket_path[0] && sp__utf16("the socket path", p->socket_path, wsock, SP_ARRAY_LEN(wsock), NULL) == 0)
+    DeleteFileW(wsock);
   WSACleanup();
   /* A reader that did not end still points at p: leave p to the process's
    * exit rather than free it under the thread. */

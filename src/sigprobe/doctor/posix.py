@@ -1,8 +1,8 @@
 """`sigprobe doctor`: what an interrupt would do to a live process, and why.
 
 Standard library only: it runs under any Python (the CLI, a Jupyter kernel).
-Two steps, kept apart so other commands can reuse them (e.g. a future
-`--watch` that adds traced sends to the same facts):
+Two steps, kept apart so other commands can reuse them (`--watch` adds
+traced sends to the same facts):
 
     facts = gather(pid)            # a JSON-ready dict of what was measured
     text = render(facts)           # the report: facts, then conclusions
