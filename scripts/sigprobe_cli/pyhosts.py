@@ -20,7 +20,7 @@ from .native import Stopped, error_outcome, parse_outcome, run_runner, scaled_en
 
 HERE = Path(__file__).resolve().parent
 
-PY_BASE_STRATEGIES = ["c-handler-import", "c-handler-per-call", "check-signals", "self-pipe",
+PY_BASE_STRATEGIES = ["c-handler-import", "c-handler-per-call", "check-signals", "recommended", "self-pipe",
                       "signalfd-thread", "event-thread", "console-ctrl", "none"]
 # Every strategy also with the GIL released around the loop's wait.
 PY_STRATEGIES = [s + v for s in PY_BASE_STRATEGIES for v in ("", "+nogil")]

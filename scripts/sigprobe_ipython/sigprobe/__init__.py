@@ -158,8 +158,9 @@ def doctor_facts() -> dict:
 
 # ---- selftest -----------------------------------------------------------------
 
-STRATEGIES = ["c-handler-per-call", "check-signals", "self-pipe", "signalfd-thread", "none"]
-WINDOWS_STRATEGIES = ["c-handler-per-call", "check-signals", "self-pipe", "event-thread", "console-ctrl", "none"]
+STRATEGIES = ["c-handler-per-call", "check-signals", "recommended", "self-pipe", "signalfd-thread", "none"]
+WINDOWS_STRATEGIES = ["c-handler-per-call", "check-signals", "recommended", "self-pipe", "event-thread", "console-ctrl",
+                      "none"]
 # The probe's clock: CLOCK_MONOTONIC on POSIX, QueryPerformanceCounter on
 # Windows (time.monotonic is GetTickCount64 there, milliseconds).
 now_ns = time.perf_counter_ns if sys.platform == "win32" else time.monotonic_ns
@@ -484,7 +485,7 @@ def render_selftest(r: dict) -> str:
             how += "; " + "; ".join(line["reasons"])
         lines.append(f"  {line['strategy']:<56} {'nogil' if line['nogil'] else 'gil':<6} "
                      f"{line['noticed']:<8} {line['verdict']:<9} {how}")
-    lines.append("  (KeyboardInterrupts raised inside the call, by check-signals, are counted as handled and caught)")
+    lines.append("  (KeyboardInterrupts raised inside the call, by check-signals and recommended, are counted as handled and caught)")
     answer = []
     for label, pick in (("in every run", lambda c: set(c) == {"handled"}),
                         ("in some runs only", lambda c: "handled" in c and len(c) > 1),
