@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "sigprobe/interruptible.h"
+
 /* Runs share the probe runtime's process-wide state, so they must not
  * overlap; with the GIL released another thread could try. */
 static int g_running;
@@ -60,38 +62,48 @@ static void state_now(sp_py_sigint_state *st) {
   sp_py_sigint_state_now(st, (const void *)&sp_py_run, (const void *)&PyErr_CheckSignals);
 }
 
+/* Records the exception a check raised (the GIL held) as handler's firing,
+ * stamped with t, the moment the check returned. */
+static const char *raised_by(const char *handler, int64_t t, bool *raised) {
+  int sig = PyErr_ExceptionMatches(PyExc_KeyboardInterrupt) ? SIGINT : 0;
+  sp_probe_record_at(handler, sig, SP_NO_SI_CODE, -1, -1, t, sp_probe_on_main_thread());
+  *raised = true;
+  return handler;
+}
+
 /* The loop: bounded in time, one short wait per iteration (sp_probe_wait,
  * woken at once by a record, the runner's "stop" or EINTR), the strategy's
- * flag checked in every iteration. */
+ * own check in every iteration: PyErr_CheckSignals() (check-signals), or the
+ * header's check (recommended), which with the GIL held lets go of it now and
+ * then, and without it takes it only to check. */
 static const char *loop(const sp_py_strategy *s, const sp_watch *w, int n, int loop_ms, int nogil,
                         long long *iterations, bool *raised) {
   const int64_t end = sp_clock_ns() + (int64_t)loop_ms * 1000000;
+  sp_interruptible it;
+  sp_interruptible_init(&it, SP_INTERRUPTIBLE_DEFAULT_US);
   for (;;) {
     if (sp_probe_fired_count() > 0) {
       const char *first = sp_probe_fired_handler(0);
       if (first) return first;
       /* else: a handler on another thread is still filling its slot */
     }
-    if (s->check_signals) {
-      int rc = PyErr_CheckSignals();
-      int64_t t = sp_clock_ns(); /* the moment it returned */
-      if (rc < 0) {
-        int sig = PyErr_ExceptionMatches(PyExc_KeyboardInterrupt) ? SIGINT : 0;
-        sp_probe_record_at("check-signals", sig, SP_NO_SI_CODE, -1, -1, t, sp_probe_on_main_thread());
-        *raised = true;
-        return "check-signals";
-      }
-    }
+    if (s->check == SP_PY_CHECK_EVERY_ITERATION && PyErr_CheckSignals() < 0)
+      return raised_by(s->name, sp_clock_ns(), raised);
+    if (s->check == SP_PY_CHECK_INTERRUPTIBLE && !nogil && sp_interruptible_check(&it))
+      return raised_by(s->name, sp_clock_ns(), raised);
     if (sp_clock_ns() >= end) return "loop-end";
     const char *stop;
+    int stop_check = 0;
     if (nogil) {
       Py_BEGIN_ALLOW_THREADS
       stop = sp_probe_wait(w, n, 1);
+      if (!stop && s->check == SP_PY_CHECK_INTERRUPTIBLE) stop_check = sp_interruptible_check_nogil(&it);
       Py_END_ALLOW_THREADS
     } else {
       stop = sp_probe_wait(w, n, 1);
     }
     ++*iterations;
+    if (stop_check) return raised_by(s->name, sp_clock_ns(), raised);
     if (stop) return stop;
   }
 }

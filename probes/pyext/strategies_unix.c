@@ -25,8 +25,9 @@
 #endif
 
 const char *const sp_py_strategy_names[] = {"c-handler-import", "c-handler-per-call", "check-signals",
-                                            "self-pipe",        "signalfd-thread",    "event-thread",
-                                            "console-ctrl",     "none",               NULL};
+                                            "recommended",      "self-pipe",          "signalfd-thread",
+                                            "event-thread",     "console-ctrl",       "none",
+                                            NULL};
 
 static int fail_errno(sp_error *err, const char *call, int code) {
   return sp_fail(err, SP_EFAIL, "%s: %s", call, strerror(code));
@@ -210,13 +211,14 @@ static int console_ctrl_install(sp_watch *w, int *n, sp_error *err) {
 static void nothing_to_remove(void) {}
 
 static const sp_py_strategy g_strategies[] = {
-    {"c-handler-per-call", false, per_call_install, per_call_remove},
-    {"check-signals", true, NULL, NULL},
-    {"self-pipe", false, self_pipe_install, self_pipe_remove},
-    {"signalfd-thread", false, signalfd_install, signalfd_remove},
-    {"event-thread", false, event_thread_install, nothing_to_remove},
-    {"console-ctrl", false, console_ctrl_install, nothing_to_remove},
-    {"none", false, NULL, NULL},
+    {"c-handler-per-call", SP_PY_CHECK_NONE, per_call_install, per_call_remove},
+    {"check-signals", SP_PY_CHECK_EVERY_ITERATION, NULL, NULL},
+    {"recommended", SP_PY_CHECK_INTERRUPTIBLE, NULL, NULL},
+    {"self-pipe", SP_PY_CHECK_NONE, self_pipe_install, self_pipe_remove},
+    {"signalfd-thread", SP_PY_CHECK_NONE, signalfd_install, signalfd_remove},
+    {"event-thread", SP_PY_CHECK_NONE, event_thread_install, nothing_to_remove},
+    {"console-ctrl", SP_PY_CHECK_NONE, console_ctrl_install, nothing_to_remove},
+    {"none", SP_PY_CHECK_NONE, NULL, NULL},
 };
 
 const sp_py_strategy *sp_py_strategy_find(const char *name) {

@@ -11,10 +11,14 @@
 
 #define SP_PY_MAX_WATCHES 2
 
+typedef enum sp_py_check { SP_PY_CHECK_NONE, SP_PY_CHECK_EVERY_ITERATION, SP_PY_CHECK_INTERRUPTIBLE } sp_py_check;
+
 typedef struct sp_py_strategy {
   const char *name;
-  /* The loop calls PyErr_CheckSignals() in every iteration. */
-  bool check_signals;
+  /* How the loop itself checks for an interrupt: not at all (a handler
+   * does), PyErr_CheckSignals() in every iteration, or through
+   * sigprobe/interruptible.h, the recommended pattern. */
+  sp_py_check check;
   /* Installs the strategy for one run and names the descriptors the loop must
    * poll. Returns 0; SP_EUNSUPPORTED with the reason in err; or SP_EFAIL with
    * err naming the failing call, having undone whatever it changed. NULL

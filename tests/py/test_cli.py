@@ -17,9 +17,9 @@ def test_list_prints_every_cell_once(sigprobe):
     native = [i for i in ids if i.split("/")[1] in ("tty", "no-tty", "background")]
     assert len(native) == 3 * 7 * 4
     assert "linux/no-tty/sigaction/kill" in ids
-    # 16 extension strategies (8, each also +nogil) in 4 python host/delivery pairs and 2 kernel
+    # 18 extension strategies (9, each also +nogil) in 4 python host/delivery pairs and 2 kernel
     # hosts (plus 2 same-cell variants there), and the 7 native probes as kernel children.
-    assert len(ids) - len(native) == 16 * 4 + 18 * 2 + 7
+    assert len(ids) - len(native) == 18 * 4 + 20 * 2 + 7
     assert "linux/jupyter/c-handler-import+same-cell/kernel-interrupt" in ids
     assert "linux/python-no-tty/check-signals+nogil/killpg" in ids
     assert "linux/jupyter-child/sigaction/kernel-interrupt" in ids

@@ -186,20 +186,25 @@ def test_handler_stops_the_loop_without_keyboard_interrupt(case, strategy, nogil
     assert c.done[0]["t_ns"] - c.ready["t_ns"] < LOOP_MS * 1_000_000
 
 
-# ---- check-signals ----
+# ---- check-signals, and recommended (sigprobe/interruptible.h) ----
 
+CHECKING = pytest.mark.parametrize("strategy", ["check-signals", "recommended"])
+
+
+@CHECKING
 @NOGIL
-def test_check_signals_reports_fired_then_done(case, nogil):
-    c = case("check-signals", nogil)
-    assert [e["handler"] for e in c.fired] == ["check-signals"]
+def test_check_signals_reports_fired_then_done(case, strategy, nogil):
+    c = case(strategy, nogil)
+    assert [e["handler"] for e in c.fired] == [strategy]
     assert c.fired[0]["thread"] == "main" and "si_code" not in c.fired[0]
-    assert [d["stopped_by"] for d in c.done] == ["check-signals"]
+    assert [d["stopped_by"] for d in c.done] == [strategy]
     assert c.fired[0]["t_ns"] <= c.done[0]["t_ns"]
 
 
+@CHECKING
 @NOGIL
-def test_check_signals_propagates_keyboard_interrupt_out_of_run(case, nogil):
-    c = case("check-signals", nogil)
+def test_check_signals_propagates_keyboard_interrupt_out_of_run(case, strategy, nogil):
+    c = case(strategy, nogil)
     assert c.out.get("exception") == "KeyboardInterrupt"
     assert c.out["result_assigned"] is False
     assert c.out["t_exception_ns"] < c.ready["t_ns"] + LOOP_MS * 1_000_000

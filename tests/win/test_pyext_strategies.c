@@ -370,7 +370,7 @@ int main(void) {
              find_ev(r.evs, r.n, SP_EV_DONE),
          "none: ready, nothing fired, done at loop-end");
   const sp_py_strategy *cs = sp_py_strategy_find("check-signals");
-  tap_ok(cs && cs->check_signals && !cs->install,
+  tap_ok(cs && cs->check == SP_PY_CHECK_EVERY_ITERATION && !cs->install,
          "check-signals: nothing installed; the loop calls PyErr_CheckSignals (Python: real Windows only)");
 
   /* Unsupported, with the reason on the channel. */

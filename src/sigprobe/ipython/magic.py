@@ -506,7 +506,7 @@ def render_selftest(r: dict) -> str:
             how += "; " + "; ".join(line["reasons"])
         lines.append(f"  {line['strategy']:<56} {'nogil' if line['nogil'] else 'gil':<6} "
                      f"{line['noticed']:<8} {line['verdict']:<9} {how}")
-    lines.append("  (KeyboardInterrupts raised inside the call, by check-signals, are counted as handled and caught)")
+    lines.append("  (KeyboardInterrupts raised inside the call, by check-signals and recommended, are counted as handled and caught)")
     answer = []
     for label, pick in (("in every run", lambda c: set(c) == {"handled"}),
                         ("in some runs only", lambda c: "handled" in c and len(c) > 1),
