@@ -69,4 +69,8 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "sigprobe_interruptib
                                     NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit_sigprobe_interruptible_bench(void);
-PyMODINIT_FUNC PyInit_sigprobe_interruptible_bench(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit_sigprobe_interruptible_bench(void) {
+  PyObject *m = PyModule_Create(&module);
+  if (m && PyModule_AddIntConstant(m, "DEFAULT_US", SP_INTERRUPTIBLE_DEFAULT_US) != 0) Py_CLEAR(m);
+  return m;
+}

@@ -132,3 +132,14 @@ def test_the_gil_variant_without_the_gil_fails_its_precondition(spin_dir, tmp_pa
                        text=True, cwd=tmp_path, timeout=60)
     assert r.returncode == -6, (r.returncode, r.stderr)  # SIGABRT from assert()
     assert "PyGILState_Check" in r.stderr
+
+
+def test_bench_measures_what_the_header_costs(build_dir):
+    """`sigprobe bench`'s figures for the header come out (their values are
+    figures, not asserted: a bench, not a timed test)."""
+    from sigprobe.commands import bench
+    cost = bench.interruptible_cost(build_dir / "pyext")
+    assert "error" not in cost, cost
+    assert set(cost) == {"default_interval_us", "fast_path_ns", "release_ns", "release_with_a_thread_waiting_ns",
+                         "loop_ns_per_iteration", "loop_slowdown_pct"}
+    assert cost["default_interval_us"] == 1000 and cost["fast_path_ns"] > 0

@@ -93,6 +93,46 @@ def matrix_wall(jobs: int, window_scale: float, build_args: list[str], only: lis
     return wall, json.loads(out.read_text())
 
 
+# Runs in a fresh interpreter (the one the module was built for) with the bench
+# module on PYTHONPATH; prints the figures as JSON.
+INTERRUPTIBLE = r"""
+import json, statistics, threading
+import sigprobe_interruptible_bench as b
+rounds = 7
+med = lambda xs: round(statistics.median(xs), 3)
+out = {"default_interval_us": b.DEFAULT_US,
+       "fast_path_ns": med([b.fast_path(5_000_000) for _ in range(rounds)]),
+       "release_ns": med([b.release(100_000) for _ in range(rounds)])}
+stop = []
+def spin():  # another thread that wants the GIL, as a kernel's poller or control thread does
+    while not stop:
+        pass
+t = threading.Thread(target=spin)
+t.start()
+out["release_with_a_thread_waiting_ns"] = med([b.release(2_000) for _ in range(rounds)])
+stop.append(1)
+t.join()
+n, ratios, plain = 20_000_000, [], []
+for _ in range(rounds):  # interleaved, so that both see the same moments of a noisy machine
+    p = b.loop(n, b.DEFAULT_US, False)
+    c = b.loop(n, b.DEFAULT_US, True)
+    plain.append(p / n)
+    ratios.append(c / p)
+out["loop_ns_per_iteration"] = med(plain)
+out["loop_slowdown_pct"] = round((statistics.median(ratios) - 1) * 100, 2)
+print(json.dumps(out))
+"""
+
+
+def interruptible_cost(pyext_dir: Path) -> dict:
+    """What sigprobe/interruptible.h costs (bench/interruptible_bench.c)."""
+    env = dict(os.environ, PYTHONPATH=str(pyext_dir))
+    r = subprocess.run([sys.executable, "-c", INTERRUPTIBLE], capture_output=True, text=True, env=env, timeout=600)
+    if r.returncode != 0:
+        return {"error": (r.stderr.strip().splitlines() or ["?"])[-1]}
+    return json.loads(r.stdout)
+
+
 def run_bench(runner: Path, build_dir: Path, build_args: list[str], samples: int, scratch: Path) -> dict:
     import statistics
 
@@ -116,6 +156,7 @@ def run_bench(runner: Path, build_dir: Path, build_args: list[str], samples: int
         "latency_ratio_median_vs_fork_only": round(statistics.median(lat) / statistics.median(warm), 3),
         "cell_overhead_ms": summary(inner),
         "cell_round_trip_ms": summary(outer),
+        "interruptible_h": interruptible_cost(build_dir / "pyext"),
     }
     jobs = os.cpu_count() or 1
     verdicts = lambda d: {c["id"]: c["verdict"] for c in d["cells"]}  # noqa: E731
@@ -161,7 +202,18 @@ def render(b: dict) -> str:
              "native cell overhead:",
              row("spawn → verdict (runner)", b["cell_overhead_ms"], "ms"),
              row("sigprobe-run round trip", b["cell_round_trip_ms"], "ms"),
-             "latency median by host/delivery (µs):"]
+             "sigprobe/interruptible.h (the recommended pattern):"]
+    ih = b["interruptible_h"]
+    if "error" in ih:
+        lines.append(f"  not measured: {ih['error']}")
+    else:
+        lines += [f"  default interval             {ih['default_interval_us']} µs",
+                  f"  a check, none due            {ih['fast_path_ns']:.2f} ns",
+                  f"  a GIL release + re-take      {ih['release_ns']:.0f} ns, "
+                  f"{ih['release_with_a_thread_waiting_ns']:.0f} ns with a thread waiting",
+                  f"  tight loop checked each time {ih['loop_slowdown_pct']:+.2f} % "
+                  f"(vs unchecked, {ih['loop_ns_per_iteration']:.2f} ns an iteration)"]
+    lines.append("latency median by host/delivery (µs):")
     for k, v in b["latency_median_us_by_path"].items():
         lines.append(f"  {k:<28} {v:>9.3f}")
     for key, title in (("native_matrix", "native matrix"), ("default_matrix", "default matrix")):
