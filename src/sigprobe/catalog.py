@@ -23,6 +23,14 @@ FLAKY = "flaky"
 WITH_REASONS = ("unsupported", "error", "hung", FLAKY)
 # The strategies that take a signal without its delivery: they dequeue it.
 DEQUEUERS = frozenset({"sigwait-thread", "signalfd", "signalfd-thread"})
+# The strategies worth considering when choosing one (the columns of the
+# reference's At a glance, in order), and the order in which it names what to
+# use in a situation: the first of PREFERENCE that works in every measured cell.
+CHOICES = ("recommended", "recommended+nogil", "check-signals", "check-signals+nogil", "c-handler-per-call",
+           "c-handler-import", "sigaction", "self-pipe", "sigwait-thread", "signalfd", "console-ctrl", "event",
+           "event-thread")
+PREFERENCE = ("recommended", "recommended+nogil", "sigaction", "self-pipe", "signalfd", "sigwait-thread", "event",
+              "console-ctrl", "check-signals+nogil", "check-signals", "event-thread", "c-handler-per-call")
 
 
 @dataclass(frozen=True)
