@@ -21,6 +21,14 @@ VERDICTS = ("handled", "deferred", "killed", "ignored", "not-delivered", "lost",
 FLAKY = "flaky"
 # The verdicts whose cells carry reasons (why they could not run, hung, or disagree).
 WITH_REASONS = ("unsupported", "error", "hung", FLAKY)
+# The reference's At a glance (export/reference.py): the strategies worth
+# considering, as its columns; the first of PREFERENCE that works in every
+# measured cell of a situation is the one named for it.
+GLANCE_STRATEGIES = ("recommended", "recommended+nogil", "check-signals", "check-signals+nogil",
+                     "c-handler-per-call", "c-handler-import", "sigaction", "self-pipe", "sigwait-thread",
+                     "signalfd", "console-ctrl", "event", "event-thread")
+PREFERENCE = ("recommended", "recommended+nogil", "sigaction", "self-pipe", "signalfd", "sigwait-thread",
+              "event", "console-ctrl", "check-signals+nogil", "check-signals", "event-thread", "c-handler-per-call")
 # The strategies that take a signal without its delivery: they dequeue it.
 DEQUEUERS = frozenset({"sigwait-thread", "signalfd", "signalfd-thread"})
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
+from ..catalog import GLANCE_STRATEGIES, PREFERENCE
+
 POSIX = ("linux", "macos")
 WINDOWS = ("windows", "windows-wine")
 
@@ -221,12 +223,8 @@ def unjudged_groups(f: Finding) -> list[tuple[str, str, str, list]]:
 # the strategies worth considering (those measured somewhere), each entry the
 # claim's kind and median latency; then what to use, by PREFERENCE.
 
-GLANCE_STRATEGIES = ("recommended", "recommended+nogil", "check-signals", "check-signals+nogil",
-                     "c-handler-per-call", "c-handler-import", "sigaction", "self-pipe", "sigwait-thread",
-                     "signalfd", "console-ctrl", "event", "event-thread")
-# The first of these that works in every measured cell of a situation is named for it.
-PREFERENCE = ("recommended", "recommended+nogil", "sigaction", "self-pipe", "signalfd", "sigwait-thread",
-              "event", "console-ctrl", "check-signals+nogil", "check-signals", "event-thread", "c-handler-per-call")
+# The columns (GLANCE_STRATEGIES) and the order of PREFERENCE are catalog.py's,
+# where the strategies' names are written once.
 GLANCE_SYMBOL = {"works": "✓", "depends": "◐", "fails": "✗", "unjudged": "–"}
 
 
