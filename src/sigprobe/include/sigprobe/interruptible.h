@@ -42,9 +42,9 @@
  * strategies in every Python and Jupyter cell; its bench reports the cost per
  * call and per release.
  *
- * Preconditions, checked by assert() in debug builds (NDEBUG unset):
- * sp_interruptible_check() with the GIL held, sp_interruptible_check_nogil()
- * without it. */
+ * Preconditions, checked by assert() in debug builds (NDEBUG unset) whenever
+ * a check is due: sp_interruptible_check() with the GIL held,
+ * sp_interruptible_check_nogil() without it. */
 #ifndef SIGPROBE_INTERRUPTIBLE_H
 #define SIGPROBE_INTERRUPTIBLE_H
 
@@ -130,8 +130,8 @@ static inline int sp_interruptible__due(sp_interruptible *it) {
 /* With the GIL held: 0 to go on; nonzero when PyErr_CheckSignals() raised
  * (KeyboardInterrupt is set: return NULL). */
 static inline int sp_interruptible_check(sp_interruptible *it) {
-  assert(PyGILState_Check());
   if (!sp_interruptible__due(it)) return 0;
+  assert(PyGILState_Check()); /* checked when a check is due: the fast path stays a decrement */
   /* A thread waiting for the GIL (ipykernel's poller on Windows, its control
    * thread in message mode) gets it here: that is how its interrupt reaches
    * this thread. */
@@ -145,8 +145,8 @@ static inline int sp_interruptible_check(sp_interruptible *it) {
  * only for the check and let go again; the exception stays set for when the
  * caller takes it back and returns NULL. */
 static inline int sp_interruptible_check_nogil(sp_interruptible *it) {
-  assert(!PyGILState_Check());
   if (!sp_interruptible__due(it)) return 0;
+  assert(!PyGILState_Check());
   PyGILState_STATE g = PyGILState_Ensure();
   int raised = PyErr_CheckSignals() != 0;
   PyGILState_Release(g);
