@@ -21,16 +21,16 @@ VERDICTS = ("handled", "deferred", "killed", "ignored", "not-delivered", "lost",
 FLAKY = "flaky"
 # The verdicts whose cells carry reasons (why they could not run, hung, or disagree).
 WITH_REASONS = ("unsupported", "error", "hung", FLAKY)
+# The reference's At a glance (export/reference.py): the strategies worth
+# considering, as its columns; the first of PREFERENCE that works in every
+# measured cell of a situation is the one named for it.
+GLANCE_STRATEGIES = ("recommended", "recommended+nogil", "check-signals", "check-signals+nogil",
+                     "c-handler-per-call", "c-handler-import", "sigaction", "self-pipe", "sigwait-thread",
+                     "signalfd", "console-ctrl", "event", "event-thread")
+PREFERENCE = ("recommended", "recommended+nogil", "sigaction", "self-pipe", "signalfd", "sigwait-thread",
+              "event", "console-ctrl", "check-signals+nogil", "check-signals", "event-thread", "c-handler-per-call")
 # The strategies that take a signal without its delivery: they dequeue it.
 DEQUEUERS = frozenset({"sigwait-thread", "signalfd", "signalfd-thread"})
-# The strategies worth considering when choosing one (the columns of the
-# reference's At a glance, in order), and the order in which it names what to
-# use in a situation: the first of PREFERENCE that works in every measured cell.
-CHOICES = ("recommended", "recommended+nogil", "check-signals", "check-signals+nogil", "c-handler-per-call",
-           "c-handler-import", "sigaction", "self-pipe", "sigwait-thread", "signalfd", "console-ctrl", "event",
-           "event-thread")
-PREFERENCE = ("recommended", "recommended+nogil", "sigaction", "self-pipe", "signalfd", "sigwait-thread", "event",
-              "console-ctrl", "check-signals+nogil", "check-signals", "event-thread", "c-handler-per-call")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from .. import catalog
+from ..catalog import GLANCE_STRATEGIES, PREFERENCE
 
 POSIX = ("linux", "macos")
 WINDOWS = ("windows", "windows-wine")
@@ -223,6 +223,8 @@ def unjudged_groups(f: Finding) -> list[tuple[str, str, str, list]]:
 # the strategies worth considering (those measured somewhere), each entry the
 # claim's kind and median latency; then what to use, by PREFERENCE.
 
+# The columns (GLANCE_STRATEGIES) and the order of PREFERENCE are catalog.py's,
+# where the strategies' names are written once.
 GLANCE_SYMBOL = {"works": "✓", "depends": "◐", "fails": "✗", "unjudged": "–"}
 
 
@@ -243,11 +245,11 @@ class GlanceRow:
 def _entries(f: Finding) -> dict:
     out = {}
     for cl in f.claims:
-        if cl.strategy in catalog.CHOICES:
+        if cl.strategy in GLANCE_STRATEGIES:
             cells = [sc for v in sorted(cl.by_verdict) for sc in cl.by_verdict[v]]
             out[cl.strategy] = GlanceEntry(cl.kind, statistics.median(cl.latency_us) if cl.latency_us else None, cells)
     for s, c in f.unjudged:
-        if c["strategy"] in catalog.CHOICES and c["strategy"] not in out:
+        if c["strategy"] in GLANCE_STRATEGIES and c["strategy"] not in out:
             out[c["strategy"]] = GlanceEntry("unjudged", None, [(s, c)])
     return out
 
@@ -255,11 +257,11 @@ def _entries(f: Finding) -> dict:
 def _advice(f: Finding, entries: dict) -> str:
     if not f.measured:
         return "not measured here"
-    for strategy in catalog.PREFERENCE:
+    for strategy in PREFERENCE:
         e = entries.get(strategy)
         if e and e.kind == "works":
             return f"use `{strategy}`" + (f" ({fmt_us(e.latency_us)})" if e.latency_us is not None else "")
-    some = [st for st in catalog.PREFERENCE if entries.get(st) and entries[st].kind == "depends"]
+    some = [st for st in PREFERENCE if entries.get(st) and entries[st].kind == "depends"]
     if some:
         return f"nothing works in every cell; `{some[0]}` in some"
     return "nothing measured here works"
@@ -268,5 +270,5 @@ def _advice(f: Finding, entries: dict) -> str:
 def glance(findings: list[Finding]) -> tuple[list[str], list[GlanceRow]]:
     """The columns (strategies measured somewhere) and one row per situation."""
     rows = [GlanceRow(f, e, _advice(f, e)) for f in findings for e in (_entries(f),)]
-    columns = [st for st in catalog.CHOICES if any(st in r.entries for r in rows)]
+    columns = [st for st in GLANCE_STRATEGIES if any(st in r.entries for r in rows)]
     return columns, rows
