@@ -84,9 +84,12 @@
 /* The protocol's version. The rule: adding a member or an event that old
  * readers may ignore is no new version (readers ignore what they do not
  * know); anything an old reader would misread (a member removed, renamed or
- * given a new meaning, a new requirement on the first line) is, and the new
- * version is written as "proto":N in "ready" and checked by the runner.
- * Version 1 is written as nothing: a "ready" without "proto" is version 1. */
+ * given a new meaning, a new requirement on the first line) is, and the
+ * version is written as "proto":N in the first line the probe sends, which
+ * the runner checks. Version 2 added the hello on a listened-on socket and
+ * is written there ({"ev":"hello","proto":2,...}, checked exactly); channels
+ * that carry no hello (an inherited descriptor or handle, a file) carry the
+ * events of version 1, which version 2 left unchanged. */
 #define SP_PROTOCOL_VERSION 2 /* 2: the "hello" line with the token on a listened-on socket */
 
 #include "sigprobe/common.h"
