@@ -30,7 +30,7 @@ k32.DuplicateHandle.argtypes = [wintypes.HANDLE, wintypes.HANDLE, wintypes.HANDL
 CREATE_NEW_PROCESS_GROUP = 0x200
 DETACHED_PROCESS = 0x8
 # Targets live until killed below: a fixed lifetime ran out on a loaded machine before the last doctor read them.
-SLEEPER = [sys.executable, "-c", "import time\nwhile True: time.sleep(3600)"]
+SLEEPER = [sys.executable, "-c", "import time; [time.sleep(3600) for _ in iter(int, 1)]"]
 
 
 class SecurityAttributes(ctypes.Structure):
