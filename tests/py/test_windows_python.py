@@ -8,6 +8,7 @@ embeddable CPython 3.11.9 with the pinned Jupyter stack):
   cross-built with MinGW for that interpreter), and what an interrupt does in
   message mode."""
 import json
+import re
 import shutil
 
 import pytest
@@ -224,8 +225,13 @@ def test_selftest_text_in_a_windows_kernel(kernel_run):
     t = kernel_run["selftest_text"]
     assert t["status"] == "ok"
     assert "SetEvent on JPY_INTERRUPT_EVENT=" in t["text"] and "(auto-reset), as jupyter_client does" in t["text"]
-    assert ("Noticed the interrupt inside the native call in every run: check-signals +nogil, recommended, "
-            "recommended +nogil;") in t["text"]
+    every = re.search(r"Noticed the interrupt inside the native call in every run: ([^;.]+)", t["text"])
+    assert every, t["text"]
+    noticed = set(every.group(1).split(", "))
+    # Those the measurements say always notice, and at most those that may (event-thread races the poller).
+    assert {"check-signals +nogil", "recommended", "recommended +nogil"} <= noticed, noticed
+    assert noticed <= {"check-signals +nogil", "recommended", "recommended +nogil", "event-thread",
+                       "event-thread +nogil"}, noticed
     assert "kernel state afterwards: unchanged" in t["text"]
 
 
