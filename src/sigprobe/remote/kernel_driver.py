@@ -166,11 +166,7 @@ class Kernel:
 
     @property
     def pid(self):
-        prov = getattr(self.km, "provisioner", None)
-        proc = getattr(prov, "process", None) if prov is not None else None
-        if proc is None:
-            proc = getattr(self.km, "kernel", None)
-        return getattr(proc, "pid", None)
+        return getattr(self._process(), "pid", None)
 
     def shutdown(self):
         """Kills the kernel's process group and reaps the kernel: once this
@@ -202,6 +198,7 @@ class Kernel:
                 pass
 
     def _process(self):
+        """The kernel's process object (jupyter_client 7 and 8 keep it in different places)."""
         prov = getattr(self.km, "provisioner", None)
         proc = getattr(prov, "process", None) if prov is not None else None
         return proc if proc is not None else getattr(self.km, "kernel", None)
