@@ -230,9 +230,11 @@ def ensure_dev_install() -> Path:
     if stamp_file.exists() and stamp_file.read_text().strip() == want:
         return py
     log("installing sigprobe into .venv (editable; the C side builds in build/)")
+    env = {**os.environ, "CMAKE_GENERATOR": _same_generator(DEFAULT_BUILD)}
     cmd = [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-build-isolation",
            "--no-deps", "-e", str(ROOT), *[f"--config-settings={k}={v}" for k, v in settings.items()]]
-    r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       env=env)
     if r.returncode != 0:
         raise BuildFailed(f"pip install -e {ROOT} failed:\n{r.stdout[-4000:]}")
     stamp_file.write_text(want + "\n")
@@ -279,7 +281,7 @@ def ensure_build(build_dir: Path = DEFAULT_BUILD, quiet: bool = True, sanitize: 
     configured = cache.exists() and all(_line(cache.read_text(), k) == v for k, v in args.items())
     out = subprocess.DEVNULL if quiet else None
     if not configured:
-        cmd = ["cmake", "-S", str(ROOT), "-B", str(build_dir), *[f"-D{k}={v}" for k, v in args.items()]]
+        cmd = ["cmake", "-S", str(ROOT), "-B", str(build_dir), "-G", _same_generator(build_dir), *[f"-D{k}={v}" for k, v in args.items()]]
         r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if r.returncode != 0:
             raise BuildFailed(f"cmake configure failed:\n{r.stdout[-3000:]}")
@@ -291,6 +293,20 @@ def ensure_build(build_dir: Path = DEFAULT_BUILD, quiet: bool = True, sanitize: 
     if out is None and r.stdout.strip():
         print(r.stdout, end="")
     return build_dir
+
+
+def _same_generator(build_dir: Path) -> str:
+    """The one CMake generator for every tree: Ninja when there is one (as
+    scikit-build-core picks), else Makefiles. A tree configured with another
+    (an older checkout's build/) has its cache removed first: CMake cannot
+    switch a tree's generator, and the editable install and the suite's
+    builds share build/."""
+    want = "Ninja" if shutil.which("ninja") else "Unix Makefiles"
+    cache = build_dir / "CMakeCache.txt"
+    if cache.exists() and _line(cache.read_text(), "CMAKE_GENERATOR") not in (None, want):
+        cache.unlink()
+        shutil.rmtree(build_dir / "CMakeFiles", ignore_errors=True)
+    return want
 
 
 def _line(cache_text: str, key: str) -> str | None:
