@@ -1,4 +1,4 @@
-"""The `sigprobe` command: list, run, bench, test, report, compare, doctor,
+"""The `sigprobe` command: list, run, check, bench, test, report, compare, doctor,
 trace (one module each in commands/). Fatal errors become exit codes here and
 only here: 2 bad input or a missing dependency, 3 a failed build, 130/143
 interrupted by SIGINT/SIGTERM."""
@@ -10,10 +10,10 @@ import sys
 from . import __version__
 # doctor first: it reads the dispositions this process inherited at import,
 # before main() installs sigprobe's own handlers.
-from .commands import bench, doctor, list as list_cmd, options, report, run, test, trace
+from .commands import bench, check, doctor, list as list_cmd, options, report, run, test, trace
 from .errors import SigprobeError
 
-COMMANDS = (list_cmd, run, bench, trace, test, report, doctor)
+COMMANDS = (list_cmd, run, check, bench, trace, test, report, doctor)
 
 
 def build_parser() -> options.ArgumentParser:

@@ -274,14 +274,23 @@ class Pool:
         t.start()
         self.spares[mode] = (t, box)
 
-    def get(self, mode, fresh):
+    def prestart(self, mode):
+        """A kernel of this mode starts now, in the background, for the next get()."""
+        if mode not in self.spares:
+            self._spare(mode)
+
+    def get(self, mode, fresh, spare=True):
+        """A kernel of this interrupt mode: an idle one unless fresh, else the
+        spare. spare: whether a later run will want a fresh kernel of this
+        mode (its start then overlaps this run); a spare nobody takes costs a
+        whole kernel start (3-4 s under Wine)."""
         if not fresh and self.idle.get(mode):
             self.count("reused")
             return self.idle[mode].pop()
-        if mode not in self.spares:
-            self._spare(mode)
+        self.prestart(mode)
         t, box = self.spares.pop(mode)
-        self._spare(mode)  # the next fresh kernel starts while this one works
+        if spare:
+            self._spare(mode)  # the next fresh kernel starts while this one works
         t.join(self.timeout_s + 5)
         if "kernel" not in box and "error" in box:
             raise RuntimeError(f"the kernel did not start: {box['error']}")
@@ -326,6 +335,20 @@ def write_kernelspecs(root, python, env):
                 "interrupt_mode": mode, "env": env}
         with open(os.path.join(d, "kernel.json"), "w") as f:
             json.dump(spec, f)
+
+
+def isolate(tmp):
+    """Kernels whose Jupyter and IPython directories are all inside tmp
+    (nothing goes to the user's own), with the sigprobe-signal and
+    sigprobe-message kernelspecs for this interpreter."""
+    for var, sub in (("JUPYTER_RUNTIME_DIR", "runtime"), ("JUPYTER_DATA_DIR", "data"),
+                     ("JUPYTER_CONFIG_DIR", "config"), ("IPYTHONDIR", "ipython")):
+        os.environ[var] = os.path.join(tmp, sub)
+        os.makedirs(os.environ[var])
+    os.environ["JUPYTER_PATH"] = os.path.join(tmp, "data")
+    os.environ["JUPYTER_PLATFORM_DIRS"] = "1"
+    env = {k: os.environ[k] for k in ("JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR", "JUPYTER_CONFIG_DIR", "IPYTHONDIR")}
+    write_kernelspecs(tmp, sys.executable, env)
 
 
 def probe_cell(run, report):
@@ -481,11 +504,16 @@ def send(runner, obj):
         pass
 
 
+def needs_fresh(plan, run):
+    return bool(plan.get("fresh_kernels") or run.get("fresh", False))
+
+
 def one_run(plan, pool, run, sock_dir, n):
-    fresh = plan.get("fresh_kernels") or run.get("fresh", False)
+    fresh = needs_fresh(plan, run)
     mode = run["mode"]
+    later = plan["runs"][n + 1:]
     try:
-        kernel = pool.get(mode, fresh)
+        kernel = pool.get(mode, fresh, spare=any(r["mode"] == mode and needs_fresh(plan, r) for r in later))
     except Exception as e:
         return {"ev": "error-outcome", "id": run["id"], "reason": str(e)}, None
     try:
@@ -605,15 +633,7 @@ def main():
     # The parent names the directories (it removes them too, after this
     # process ended); alone, this script makes its own.
     tmp = plan.get("tmp") or tempfile.mkdtemp(prefix="sigprobe-jupyter-")
-    # Nothing goes to the user's own Jupyter or IPython directories.
-    for var, sub in (("JUPYTER_RUNTIME_DIR", "runtime"), ("JUPYTER_DATA_DIR", "data"),
-                     ("JUPYTER_CONFIG_DIR", "config"), ("IPYTHONDIR", "ipython")):
-        os.environ[var] = os.path.join(tmp, sub)
-        os.makedirs(os.environ[var])
-    os.environ["JUPYTER_PATH"] = os.path.join(tmp, "data")
-    os.environ["JUPYTER_PLATFORM_DIRS"] = "1"
-    env = {k: os.environ[k] for k in ("JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR", "JUPYTER_CONFIG_DIR", "IPYTHONDIR")}
-    write_kernelspecs(tmp, sys.executable, env)
+    isolate(tmp)
     try:
         from jupyter_client.kernelspec import KernelSpecManager
     except ImportError as e:

@@ -1,0 +1,59 @@
+"""`sigprobe check` in real kernels (jupyter: signal mode, jupyter-message:
+message mode) of the interpreter checked, through remote/check_driver.py
+run by that interpreter with its own jupyter_client and ipykernel."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from .. import runlog, scratch
+
+REMOTE = Path(__file__).resolve().parents[1] / "remote"
+MODES = {"jupyter": "signal", "jupyter-message": "message"}
+KERNEL_START_S = 60  # a kernel's start is not measured (slow on a loaded machine)
+
+
+def run_kernels(python: str, subject: dict, hosts: list[str], after_ms: int, timeout_s: float,
+                on_run) -> dict:
+    """Runs each host of `hosts` (repeats included, in order) in a fresh
+    kernel; calls on_run(host, seen) for each. Returns the versions the
+    driver reported ({"missing": ...} when jupyter_client is not there)."""
+    tmp = scratch.make_dir("sigprobe-jupyter-")
+    plan = {"subject": subject, "runs": [{"mode": MODES[h]} for h in hosts], "after_ms": after_ms,
+            "timeout_s": timeout_s, "start_timeout_s": KERNEL_START_S, "tmp": str(tmp)}
+    proc = subprocess.Popen([python, str(REMOTE / "check_driver.py")], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    runlog.relay(proc.stderr)
+    versions: dict = {}
+    it = iter(hosts)
+    try:
+        proc.stdin.write(json.dumps(plan) + "\n")
+        proc.stdin.flush()  # stdin stays open: the driver's lifeline
+        for line in proc.stdout:
+            msg = json.loads(line)
+            if msg["ev"] == "versions":
+                versions = {k: v for k, v in msg.items() if k != "ev"}
+                if versions.get("missing"):
+                    break
+            elif msg["ev"] == "kernels":
+                versions["kernels"] = {k: v for k, v in msg.items() if k != "ev"}
+            elif msg["ev"] == "run":
+                on_run(next(it), msg)
+    finally:
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+    for host in it:  # the driver ended early
+        on_run(host, {"error": versions.get("missing") and f"no Jupyter in {python}: {versions['missing']}"
+                      or "the Jupyter driver ended before this run"})
+    return versions

@@ -1,0 +1,113 @@
+"""`sigprobe check`: is this code interruptible, under which host, and why not."""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+from .. import paths
+from ..errors import BadInput
+from . import options
+
+NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+def add_parsers(sub) -> None:
+    from ..check import HOSTS
+    c = sub.add_parser(
+        "check", help="run YOUR code under each host, interrupt it, and say whether, where and why not",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Runs your code (-c, --script or --call) in a plain interpreter with a terminal (^C), without "
+                    "one (kill), and in real Jupyter kernels in signal and message mode, interrupts it --after ms "
+                    "into the code, and reports per host: the verdict (handled = KeyboardInterrupt inside the call, "
+                    "deferred = only when the call returned on its own, lost, hung, killed), where it landed, how "
+                    "long the GIL was held around the interrupt, who owned SIGINT, and the fix.",
+        epilog="examples:\n"
+               "  sigprobe check -c 'import time; time.sleep(5)'\n"
+               "  sigprobe check --call mylib.solver:fit --python .venv/bin/python\n"
+               "  sigprobe check --script bench.py --size 1000 --out fit.json\n"
+               "exit status: 0 every host handled it, 1 some did not, 2 bad input")
+    what = c.add_mutually_exclusive_group(required=True)
+    what.add_argument("-c", dest="code", metavar="CODE", help="the code to run (as python -c)")
+    what.add_argument("--script", nargs=argparse.REMAINDER, metavar="FILE [ARGS]",
+                      help="a script and its arguments (the rest of the line)")
+    what.add_argument("--call", metavar="MODULE:FUNCTION", help="import MODULE (in its own cell), then call FUNCTION()")
+    c.add_argument("--setup", metavar="CODE", default="",
+                   help="run first and not timed: imports, data (in a kernel, its own cell before the code's)")
+    c.add_argument("--name", help="the subject's name in cell ids (default: the function, the script's stem or 'code')")
+    c.add_argument("--python", metavar="PATH", help="the interpreter (or a venv's bin/python) to check with "
+                                                    "(default: this one); the kernels are its ipykernel's")
+    c.add_argument("--host", action="append", choices=list(HOSTS), dest="hosts",
+                   help="only this host (repeatable; default: all four)")
+    c.add_argument("--after", type=options.bounded_int(600_000, low=1), default=1000, metavar="MS",
+                   help="interrupt this many ms after the code starts (default 1000)")
+    c.add_argument("--timeout", type=options.positive_float, default=10.0, metavar="S",
+                   help="the longest the code may run, interrupted or not (default 10 s); still running then: hung")
+    c.add_argument("--repeat", type=options.bounded_int(100), default=1, metavar="N",
+                   help="runs per host (default 1); runs that disagree make the host flaky")
+    c.add_argument("-j", "--jobs", type=options.bounded_int(64), default=2, metavar="N",
+                   help="runs at once (default 2)")
+    c.add_argument("--out", type=Path, metavar="FILE", help="also write the results document here")
+    options.add_json(c, "the results document")
+    c.set_defaults(func=cmd_check)
+
+
+def subject_from(args):
+    from ..check import Subject
+    if args.code is not None:
+        if not args.code.strip():
+            raise BadInput("-c: the code is empty")
+        s = Subject("code", "code", code=args.code)
+    elif args.script is not None:
+        if not args.script:
+            raise BadInput("--script needs a file")
+        path = Path(args.script[0])
+        if not path.is_file():
+            raise BadInput(f"--script {path}: no such file")
+        s = Subject(re.sub(r"[^A-Za-z0-9_.\-]", "_", path.stem)[:64] or "script", "script",
+                    path=str(path.resolve()), args=args.script[1:])
+    else:
+        mod, sep, fn = args.call.partition(":")
+        ident = r"[A-Za-z_][A-Za-z0-9_]*"
+        if not sep or not re.fullmatch(rf"{ident}(\.{ident})*", mod) or not re.fullmatch(rf"{ident}(\.{ident})*", fn):
+            raise BadInput(f"--call {args.call}: expected MODULE:FUNCTION, e.g. mylib.solver:fit")
+        s = Subject(fn.rsplit(".", 1)[-1], "call", target=args.call)
+    if args.name:
+        if not NAME.match(args.name):
+            raise BadInput(f"--name {args.name!r}: letters, digits, '_', '.', '-' only (it goes into cell ids)")
+        s.name = args.name
+    s.setup = args.setup
+    return s
+
+
+def cmd_check(args) -> int:
+    from .. import check
+    from ..results import document
+    if not sys.platform.startswith("linux"):
+        raise BadInput(f"sigprobe check runs on Linux for now (this is {sys.platform})")
+    if args.after >= args.timeout * 1000:
+        raise BadInput(f"--after {args.after} ms is not shorter than --timeout {args.timeout:g} s")
+    python = args.python or sys.executable
+    if not os.path.isfile(python) or not os.access(python, os.X_OK):
+        raise BadInput(f"--python {python}: not an executable file")
+    subject = subject_from(args)
+    if args.out is not None and not args.out.parent.is_dir():
+        raise BadInput(f"--out {args.out}: the directory {args.out.parent} does not exist")
+    hosts = list(dict.fromkeys(args.hosts or check.HOSTS))
+    settings = check.Settings(python, hosts, args.after, args.timeout, args.repeat, args.jobs)
+    total = len(hosts) * args.repeat
+    done = []
+
+    def progress(host, run):
+        done.append(host)
+        if not args.json:
+            print(f"sigprobe: {len(done)}/{total} runs ({host})", file=sys.stderr, flush=True)
+
+    doc = check.run_check(subject, settings, progress)
+    if args.out is not None:
+        document.write_atomically(args.out, document.dumps(doc))
+        print(f"sigprobe: wrote {paths.rel(args.out)}", file=sys.stderr)
+    sys.stdout.write(document.dumps(doc) if args.json else check.text(doc))
+    return 0 if all(c["verdict"] == "handled" for c in doc["cells"]) else 1

@@ -1,0 +1,209 @@
+"""`sigprobe check` in real kernels: runs the user's code in a fresh kernel of
+the interpreter being checked, interrupts it the way a frontend does
+(KernelManager.interrupt_kernel: SIGINT to the kernel's process group in
+signal mode, an interrupt_request on the control channel in message mode)
+and reports the facts subject.py gathered in the kernel.
+
+Standard library plus jupyter_client, run as a script by the interpreter
+checked (it imports kernel_driver and reads subject.py, both beside it).
+subject.py reports on a Unix socket in the run's directory (see Channel).
+Input: one JSON plan on stdin: {"subject": {...}, "runs": [{"mode":
+"signal"|"message"}, ...], "after_ms", "timeout_s", "start_timeout_s",
+"tmp"}; stdin then stays open as a lifeline. Output: JSON lines on stdout:
+{"ev":"versions",...}, then one {"ev":"run",...} per run, then
+{"ev":"kernels",...}.
+"""
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+
+import kernel_driver as kd  # beside this script, which runs by its path
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class Channel:
+    """The Unix socket subject.py reports on from inside the kernel: one
+    connection, JSON lines (only this user can enter the directory)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path)
+        self.listener.listen(1)
+        self.conn, self.buf, self.events, self.eof = None, b"", [], False
+
+    def pump(self, timeout):
+        """Reads what is there (waiting at most timeout s); returns the events so far."""
+        if self.eof:
+            time.sleep(max(0.0, timeout))
+            return self.events
+        r, _, _ = select.select([self.conn or self.listener], [], [], max(0.0, timeout))
+        if r and self.conn is None:
+            self.conn, _ = self.listener.accept()
+        elif r:
+            chunk = self.conn.recv(65536)
+            self.buf += chunk
+            while b"\n" in self.buf:
+                line, self.buf = self.buf.split(b"\n", 1)
+                try:
+                    self.events.append(json.loads(line))
+                except ValueError:
+                    pass
+            self.eof = not chunk  # the kernel is gone or closed it
+        return self.events
+
+    def find(self, ev):
+        return next((e for e in self.events if e.get("ev") == ev), None)
+
+    def close(self):
+        for sock in (self.conn, self.listener):
+            if sock is not None:
+                sock.close()
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
+def harness_cell(subject, channel_path):
+    """Defines subject.py's functions in the kernel (in one dict, out of the
+    user's way), connects to the driver, and runs the subject's setup in the
+    user's namespace."""
+    with open(os.path.join(HERE, "subject.py"), encoding="utf-8") as f:
+        source = f.read()
+    return ("__sp_check = {'__name__': 'sigprobe_check', '__file__': '<sigprobe-check>'}\n"
+            f"exec(compile({source!r}, '<sigprobe-check>', 'exec'), __sp_check)\n"
+            f"__sp_check['emit'] = __sp_check['socket_emitter']({channel_path!r})\n"
+            f"__sp_check['setup'](__import__('json').loads({json.dumps(subject)!r}), globals(), "
+            "__sp_check['emit'])\n")
+
+
+def measure_cell(subject):
+    """One top-level statement: an interrupt cannot land between two."""
+    return (f"__sp_check['measure'](__import__('json').loads({json.dumps(subject)!r}), "
+            "__sp_check['emit'], globals(), __sp_check['KERNEL_LATE_NS'])\n")
+
+
+def one_run(plan, pool, n, tmp):
+    run = plan["runs"][n]
+    mode = run["mode"]
+    res = {"ev": "run", "mode": mode}
+    try:
+        # Always fresh: the subject's setup may leave state behind.
+        kernel = pool.get(mode, True, spare=any(r["mode"] == mode for r in plan["runs"][n + 1:]))
+    except Exception as e:
+        res["error"] = f"the kernel did not start: {e}"
+        return res
+    channel = Channel(os.path.join(tmp, f"c{n}.sock"))
+    try:
+        res["kernel_pid"] = kernel.pid or 0
+        setup = kd.Execution(kernel.kc, harness_cell(plan["subject"], channel.path), plan["timeout_s"])
+        setup.start()
+        while setup.is_alive():
+            channel.pump(0.01)
+        channel.pump(0.05)
+        if setup.error is not None or setup.reply["content"].get("status") != "ok":
+            failed = channel.find("end")
+            if failed:  # the subject's setup raised: a fact about the subject
+                res["facts"] = failed
+            else:
+                why = setup.error or f"{setup.reply['content'].get('ename')}: {setup.reply['content'].get('evalue')}"
+                res["error"] = f"the kernel could not run sigprobe's harness: {why}"
+            return res
+        res["setup"] = channel.find("setup")
+        ex = kd.Execution(kernel.kc, measure_cell(plan["subject"]), plan["timeout_s"] + 5)
+        log_offset = kernel.log_size()
+        ex.start()
+        start = None
+        limit = time.monotonic() + plan["start_timeout_s"]
+        while start is None and channel.find("end") is None and time.monotonic() < limit:
+            alive = ex.is_alive()
+            channel.pump(0.005)
+            start = channel.find("start")
+            if not alive:
+                break  # the cell ended without starting the code
+        if start is None and channel.find("end") is None and ex.is_alive():
+            res["hung"] = True
+            res["reason"] = f"the kernel did not start the code within {plan['start_timeout_s']:.0f} s"
+        elif start is None and channel.find("end") is None:
+            res["error"] = f"the cell ended without running the code: {ex.error or ex.reply['content'].get('evalue')}"
+            return res
+        if start is not None:
+            due = start["t_ns"] + plan["after_ms"] * 1_000_000
+            while channel.find("end") is None and kd.now_ns() < due:
+                channel.pump(min(0.005, max(0.0, (due - kd.now_ns()) / 1e9)))
+            if channel.find("end") is None:
+                res["t_deliv"] = kd.now_ns()
+                kernel.km.interrupt_kernel()
+            end = start["t_ns"] / 1e9 + plan["timeout_s"]
+            while channel.find("end") is None and kd.now_ns() / 1e9 < end:
+                channel.pump(0.01)
+            ex.wait(max(0.5, end - kd.now_ns() / 1e9) if channel.find("end") is None else 5,
+                    lambda: kd.REPLY_LOST in kernel.log_since(log_offset))
+        res["facts"] = channel.find("end")
+        if res["facts"] is None or ex.is_alive() or ex.error is not None:
+            if res["facts"] is None:
+                res["hung"] = True
+            if ex.idle_at is not None and kd.REPLY_LOST in kernel.log_since(log_offset):
+                res["reason"] = ("the kernel went idle without replying: its log says \"KeyboardInterrupt caught in "
+                                 "kernel\" (the interrupt landed in ipykernel's own code, after the cell's)")
+            elif "reason" not in res:
+                res["reason"] = (f"still running {plan['timeout_s'] - plan['after_ms'] / 1000:.1f} s after the "
+                                 "interrupt" if res["facts"] is None else "the kernel did not reply to the cell")
+            res["kernel_log"] = kernel.log_tail()
+        else:
+            content = ex.reply["content"]
+            res["status"] = content.get("status")
+            if content.get("ename"):
+                res["ename"] = content["ename"]
+        return res
+    finally:
+        pool.discard(kernel)
+        channel.close()
+
+
+def main():
+    plan = json.loads(sys.stdin.readline())
+    tmp = plan.get("tmp") or tempfile.mkdtemp(prefix="sigprobe-check-")
+    kd.isolate(tmp)
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+    except ImportError as e:
+        kd.emit({"ev": "versions", **kd.versions(), "missing": str(e)})
+        return 0
+    kd.emit({"ev": "versions", **kd.versions()})
+    ksm = KernelSpecManager(kernel_dirs=[os.path.join(tmp, "kernels")])
+    pool = kd.Pool(ksm, plan["start_timeout_s"], tmp)
+    threading.Thread(target=kd.lifeline, args=(pool, [tmp]), daemon=True).start()
+
+    def stop(signo, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        for mode in dict.fromkeys(r["mode"] for r in plan["runs"]):
+            pool.prestart(mode)  # the first kernel of each mode starts now, beside the others
+        for n in range(len(plan["runs"])):
+            kd.emit(one_run(plan, pool, n, tmp))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        pool.shutdown_all()
+        kd.FINISHED.set()
+        try:
+            kd.emit({"ev": "kernels", **pool.stats})
+        except (BrokenPipeError, ValueError):
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
