@@ -91,6 +91,14 @@ def measure_cell(subject):
             "__sp_check['emit'], globals(), __sp_check['KERNEL_LATE_NS'])\n")
 
 
+def exit_status(kernel):
+    proc = kernel._process()
+    rc = getattr(proc, "returncode", None) if proc is not None else None
+    if rc is None:
+        return ""
+    return f" (killed by {signal.Signals(-rc).name})" if rc < 0 else f" (exit status {rc})"
+
+
 def one_run(plan, pool, n, tmp):
     run = plan["runs"][n]
     mode = run["mode"]
@@ -145,6 +153,12 @@ def one_run(plan, pool, n, tmp):
             end = start["t_ns"] / 1e9 + plan["timeout_s"]
             while channel.find("end") is None and kd.now_ns() / 1e9 < end:
                 channel.pump(0.01)
+                if not kernel.km.is_alive():
+                    channel.pump(0.05)
+                    if channel.find("end") is None:
+                        res["error"] = f"the kernel died while running the code{exit_status(kernel)}"
+                        res["kernel_log"] = kernel.log_tail()
+                        return res
             ex.wait(max(0.5, end - kd.now_ns() / 1e9) if channel.find("end") is None else 5,
                     lambda: kd.REPLY_LOST in kernel.log_since(log_offset))
         res["facts"] = channel.find("end")

@@ -1,0 +1,160 @@
+"""`sigprobe check` on code whose answer is known by construction
+(tests/py/fixtures/check/check_fixture.c, built here for this interpreter):
+a loop that polls PyErr_CheckSignals() is handled everywhere its SIGINT gets
+to Python; one that spins holding the GIL is deferred; one that relies on the
+C handler its import installed is handled in a plain interpreter and deferred
+in a kernel, with the owner of SIGINT shown changing to Python's; code that
+swallows KeyboardInterrupt is hung, ended within its deadline, with nothing
+left running. And bad input: one line, exit 2."""
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from sigprobe.results import document
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "check" / "check_fixture.c"
+ALL_HOSTS = ["python-tty", "python-no-tty", "jupyter", "jupyter-message"]
+
+
+@pytest.fixture(scope="module")
+def ext_dir(tmp_path_factory):
+    """check_fixture and check_fixture_handler, built for this interpreter."""
+    d = tmp_path_factory.mktemp("check-ext")
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    for name, extra in (("check_fixture", []), ("check_fixture_handler", ["-DHANDLER_AT_IMPORT"])):
+        r = subprocess.run(["gcc", "-std=c99", "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wextra", "-Werror", "-O2",
+                            *extra, "-isystem", sysconfig.get_paths()["include"], "-fPIC", "-shared", str(FIXTURE),
+                            "-o", str(d / f"{name}{suffix}")], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    return d
+
+
+def check(cwd, *args, timeout=180):
+    """`sigprobe check ... --json` run from cwd (where the fixture modules are)."""
+    r = subprocess.run([sys.executable, "-m", "sigprobe", "check", *args], capture_output=True, text=True,
+                       cwd=cwd, stdin=subprocess.DEVNULL, timeout=timeout)
+    return r
+
+
+def doc_of(r) -> dict:
+    assert r.stdout.startswith("{"), (r.returncode, r.stderr[-2000:])
+    return json.loads(r.stdout)
+
+
+def by_host(doc) -> dict:
+    return {c["host"]: c for c in doc["cells"]}
+
+
+def test_a_loop_that_checks_for_signals_is_interruptible(ext_dir, tmp_path):
+    out = tmp_path / "poll.json"
+    r = check(ext_dir, "--setup", "import check_fixture as f", "-c", "f.poll(2000)", "--name", "poll",
+              "--after", "300", "--json", "--out", str(out))
+    doc = doc_of(r)
+    cells = by_host(doc)
+    assert list(cells) == ALL_HOSTS
+    assert [c["id"] for c in doc["cells"]][0] == "linux/python-tty/code:poll/tty-intr"
+    for host in ("python-tty", "python-no-tty", "jupyter"):
+        assert cells[host]["verdict"] == "handled", (host, cells[host])
+        run = cells[host]["runs"][0]
+        assert run["fired"][0]["handler"] == "KeyboardInterrupt"
+        assert 0 < run["check"]["ki_latency_ms"] < 500, run["check"]  # the loop checks every millisecond
+        assert run["check"]["raised_at"]["file"] == "<sigprobe check -c>"
+    # Message mode: the control thread needs the GIL the loop never lets go of.
+    msg = cells["jupyter-message"]
+    assert msg["verdict"] == "deferred", msg
+    assert msg["runs"][0]["check"]["gil_held_ms"] > 1500
+    assert "control thread" in msg["conclusion"] and "GIL" in msg["conclusion"]
+    assert r.returncode == 1  # not every host handled it
+    # The document is a results document: report and compare read it unchanged.
+    assert document.load(out)["subject"]["name"] == "poll"
+    rep = subprocess.run([sys.executable, "-m", "sigprobe", "report", str(out), "--md", "-"], capture_output=True,
+                         text=True)
+    assert rep.returncode == 0, rep.stderr
+    assert "code:poll" in rep.stdout
+    cmp = subprocess.run([sys.executable, "-m", "sigprobe", "compare", str(out), str(out)], capture_output=True,
+                         text=True)
+    assert cmp.returncode == 0, cmp.stdout + cmp.stderr
+
+
+def test_a_native_spin_holding_the_gil_is_deferred_and_the_hold_measured(ext_dir):
+    r = check(ext_dir, "--setup", "import check_fixture as f", "-c", "f.spin(1500)", "--after", "300",
+              "--host", "python-no-tty", "--host", "jupyter", "--json")
+    cells = by_host(doc_of(r))
+    for host in ("python-no-tty", "jupyter"):
+        c = cells[host]
+        assert c["verdict"] == "deferred", (host, c)
+        facts = c["runs"][0]["check"]
+        # The watchdog saw no Python thread run for about the whole spin.
+        assert 1300 <= facts["gil_held_ms"] <= 2500, facts
+        assert facts["ki_latency_ms"] >= 900, facts  # it came when the spin ended, ~1200 ms after the interrupt
+        assert "held the GIL" in c["conclusion"]
+    assert r.returncode == 1
+
+
+def test_an_import_time_c_handler_works_in_a_plain_interpreter_not_in_a_kernel(ext_dir):
+    r = check(ext_dir, "--setup", "import check_fixture_handler as f", "-c", "f.handler_loop(2000)",
+              "--after", "300", "--host", "python-no-tty", "--host", "python-tty", "--host", "jupyter", "--json")
+    cells = by_host(doc_of(r))
+    so = "check_fixture_handler" + sysconfig.get_config_var("EXT_SUFFIX")
+    for host in ("python-no-tty", "python-tty"):
+        assert cells[host]["verdict"] == "handled", (host, cells[host])
+        owner = cells[host]["runs"][0]["check"]["sigint_owner"]
+        assert owner["during"][0] == so, owner  # the extension's handler owned SIGINT while the code ran
+    k = cells["jupyter"]
+    assert k["verdict"] == "deferred", k
+    owner = k["runs"][0]["check"]["sigint_owner"]
+    # The import (its own cell) installed it; ipykernel put Python's back before the code's cell.
+    assert owner["after_setup"][0] == so and owner["before"][0] == "python" and owner["during"][0] == "python"
+    assert "replaced by Python's" in k["conclusion"]
+
+
+def test_code_that_swallows_keyboardinterrupt_is_hung_and_ended(tmp_path):
+    marker = f"sigprobe-check-hung-{os.getpid()}"
+    code = (f"import time\nMARK = {marker!r}\nwhile True:\n    try:\n        time.sleep(0.01)\n"
+            "    except KeyboardInterrupt:\n        pass\n")
+    r = check(tmp_path, "-c", code, "--after", "200", "--timeout", "2", "--host", "python-no-tty",
+              "--host", "jupyter", "--json", timeout=120)
+    cells = by_host(doc_of(r))
+    for host in ("python-no-tty", "jupyter"):
+        assert cells[host]["verdict"] == "hung", (host, cells[host])
+        assert "sigprobe ended it" in cells[host]["runs"][0]["reason"]
+    assert r.returncode == 1
+    # Nothing left running: no interpreter or kernel still has the code.
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert marker not in ps
+
+
+@pytest.mark.parametrize("args,message", [
+    (["-c", "x = ("], "the code cannot run: SyntaxError"),
+    (["--script", "/nonexistent/script.py"], "--script /nonexistent/script.py: no such file"),
+    (["--call", "no_such_module_here:fit"], "the setup failed: ModuleNotFoundError"),
+    (["--call", "fit"], "expected MODULE:FUNCTION"),
+    (["-c", "pass", "--after", "0"], "--after"),
+    (["-c", "pass", "--after", "5000", "--timeout", "2"], "is not shorter than --timeout"),
+    (["-c", "pass", "--host", "nowhere"], "invalid choice"),
+    (["-c", "pass", "--python", "/nonexistent/python"], "not an executable file"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
+    r = check(tmp_path, *args, timeout=60)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert lines and message in lines[-1] and lines[-1].startswith("sigprobe: "), r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("code,why", [
+    ("import sys; sys.exit(3)", "before the interrupt"),
+    ("import os; os.abort()", "killed by SIGABRT"),
+])
+def test_code_that_ends_before_the_interrupt_is_an_error_verdict(tmp_path, code, why):
+    r = check(tmp_path, "-c", code, "--host", "python-no-tty", "--host", "jupyter", "--json", timeout=120)
+    cells = by_host(doc_of(r))
+    for host, c in cells.items():
+        assert c["verdict"] == "error", (host, c)
+        assert r.returncode == 1
+    assert why in cells["python-no-tty"]["runs"][0]["reason"], cells["python-no-tty"]
