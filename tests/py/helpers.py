@@ -1,4 +1,13 @@
-"""Checks several test files share."""
+"""Checks several test files share, and a real Jupyter kernel to run cells in."""
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+DEADLINE_S = 30 * float(os.environ.get("SIGPROBE_TIMEOUT_MULTIPLIER", "1"))
 
 
 def one_error_line(r) -> str:
@@ -8,3 +17,67 @@ def one_error_line(r) -> str:
     assert len(lines) == 1, r.stderr
     assert "Traceback" not in r.stderr
     return lines[0]
+
+
+class Kernel:
+    """A real ipykernel started by jupyter_client in temporary Jupyter dirs."""
+
+    def __init__(self, tmp, interrupt_mode=None):
+        from jupyter_client import KernelManager
+        from jupyter_client.kernelspec import KernelSpecManager
+        self.tmp = tmp
+        env = {var: str(tmp / sub) for var, sub in (("JUPYTER_RUNTIME_DIR", "runtime"), ("JUPYTER_DATA_DIR", "data"),
+                                                    ("JUPYTER_CONFIG_DIR", "config"), ("IPYTHONDIR", "ipython"))}
+        env["JUPYTER_PATH"] = str(tmp / "data")
+        for d in env.values():
+            os.makedirs(d, exist_ok=True)
+        spec_dir = tmp / "data" / "kernels" / "sp-doctor"
+        spec_dir.mkdir(parents=True)
+        spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "sigprobe doctor", "language": "python", "env": env}
+        if interrupt_mode:
+            spec["interrupt_mode"] = interrupt_mode
+        (spec_dir / "kernel.json").write_text(json.dumps(spec))
+        self.spec_file = spec_dir / "kernel.json"
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)  # the connection file goes to the temporary runtime dir
+        try:
+            self.km = KernelManager(kernel_name="sp-doctor",
+                                    kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec_dir.parent)]))
+            self.km.start_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        self.pid = self.km.provisioner.process.pid
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=DEADLINE_S)
+
+    def execute(self, code, timeout=120):
+        out = []
+        self.html = []
+
+        def hook(m):
+            # The magic prints JSON and returns its report: text/plain beside text/html.
+            if m["msg_type"] == "stream":
+                out.append(m["content"].get("text", ""))
+            elif m["msg_type"] in ("execute_result", "display_data"):
+                out.append(m["content"]["data"].get("text/plain", ""))
+                self.html.append(m["content"]["data"].get("text/html"))
+
+        reply = self.kc.execute_interactive(code, timeout=timeout, store_history=False, allow_stdin=False,
+                                            output_hook=hook)
+        return reply["content"], "".join(out)
+
+    def shutdown(self):
+        try:
+            self.kc.stop_channels()
+            self.km.shutdown_kernel(now=True)
+        except Exception:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)  # its own group (start_new_session): only what it started
+            raise
+        assert not Path(f"/proc/{self.pid}").exists() or "Z" in Path(f"/proc/{self.pid}/stat").read_text().split()[2]

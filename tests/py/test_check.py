@@ -158,3 +158,55 @@ def test_code_that_ends_before_the_interrupt_is_an_error_verdict(tmp_path, code,
         assert c["verdict"] == "error", (host, c)
         assert r.returncode == 1
     assert why in cells["python-no-tty"]["runs"][0]["reason"], cells["python-no-tty"]
+
+
+# ---- %%sigprobe check, in a real kernel -------------------------------------------
+
+@pytest.fixture(scope="module", params=["signal", "message"])
+def magic_kernel(request, tmp_path_factory, ext_dir):
+    """A kernel of that interrupt mode, with the fixture modules importable and sigprobe's magic loaded."""
+    from helpers import Kernel
+    k = Kernel(tmp_path_factory.mktemp("check-magic"), interrupt_mode=request.param)
+    try:
+        content, out = k.execute(f"import sys; sys.path.insert(0, {str(ext_dir)!r})\n"
+                                 "import check_fixture as f\n%load_ext sigprobe")
+        assert content["status"] == "ok", (content, out)
+        k.mode = request.param
+        yield k
+    finally:
+        k.shutdown()
+
+
+def magic_check(kernel, body, flags=""):
+    content, out = kernel.execute(f"%%sigprobe check --json --mode {kernel.mode} --after 300 {flags}\n{body}",
+                                  timeout=120)
+    assert content["status"] == "ok", (content, out)
+    return json.loads(out)
+
+
+def test_the_magic_measures_the_cell_in_its_own_kernel(magic_kernel):
+    poll = magic_check(magic_kernel, "f.poll(1500)")
+    spin = magic_check(magic_kernel, "f.spin(1500)")
+    (pc,), (sc,) = poll["cells"], spin["cells"]
+    assert pc["host"] == ("jupyter" if magic_kernel.mode == "signal" else "jupyter-message")
+    # Signal mode: SIGINT reaches the polling loop; message mode needs the GIL the loop holds.
+    assert pc["verdict"] == ("handled" if magic_kernel.mode == "signal" else "deferred"), pc
+    assert sc["verdict"] == "deferred", sc
+    assert sc["runs"][0]["check"]["gil_held_ms"] > 1000
+    for doc in (poll, spin):
+        assert doc["kernel_state"] == {"unchanged": True}
+    # Nothing leaked: the next cell runs to its end, its SIGINT handling as before.
+    content, out = magic_kernel.execute("import time, signal\ntime.sleep(0.5)\n"
+                                        "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)")
+    assert content["status"] == "ok" and out.strip() == "True", (content, out)
+
+
+def test_the_magic_line_form_and_its_errors(magic_kernel):
+    content, out = magic_kernel.execute(f"%sigprobe check --json --mode {magic_kernel.mode} --after 200 f.poll(800)",
+                                        timeout=120)
+    assert content["status"] == "ok", (content, out)
+    assert json.loads(out)["subject"]["code"] == "f.poll(800)"
+    content, out = magic_kernel.execute("%sigprobe check --after 200 x = (")
+    assert content["status"] == "error" and "the code cannot run: SyntaxError" in content["evalue"], content
+    content, out = magic_kernel.execute("%sigprobe check --bogus 1 f.poll(10)")
+    assert content["status"] == "error" and "--bogus" in content["evalue"], content

@@ -143,21 +143,25 @@ def run_check(subject: Subject, s: Settings, progress=None) -> dict:
     base = None  # the uninterrupted run, when it ended within the timeout
     if cf.get("t_end") is not None and cf.get("t_start") is not None and not calib.get("hung"):
         base = {"wall_ns": cf["t_end"] - cf["t_start"], "cpu_ns": cf.get("cpu_ns")}
+    machine = {"python": cf.get("python") or versions.get("python"), "python_executable": s.python,
+               "ipykernel": versions.get("ipykernel"), "jupyter_client": versions.get("jupyter_client")}
+    settings = {"after_ms": s.after_ms, "timeout_s": s.timeout_s, "repeat": s.repeat, "jobs": s.jobs}
+    return build_document(subject, seen, base, settings, machine)
+
+
+def build_document(subject: Subject, seen: dict, base: dict | None, settings: dict, machine: dict) -> dict:
+    """The results document of a check: seen is host -> what each run saw,
+    base the uninterrupted run ({"wall_ns", "cpu_ns"}, None: it did not end)."""
     platform = platform_name()
     cells = []
-    for host in s.hosts:
-        runs = [judge(host, r, base, s.after_ms) for r in seen[host]]
+    for host, host_runs in seen.items():
+        runs = [judge(host, r, base, settings["after_ms"]) for r in host_runs]
         for r in runs:
             r["strategy"], r["delivery"] = f"code:{subject.name}", HOSTS[host]
         cell = document.aggregate(cell_id(platform, host, subject), runs)
         cell["conclusion"] = conclusion(host, cell)
         cells.append(cell)
-    machine = document.machine_info({}, {"python": cf.get("python") or versions.get("python"),
-                                         "python_executable": s.python,
-                                         "ipykernel": versions.get("ipykernel"),
-                                         "jupyter_client": versions.get("jupyter_client")})
-    settings = {"after_ms": s.after_ms, "timeout_s": s.timeout_s, "repeat": s.repeat, "jobs": s.jobs}
-    doc = document.document(platform, machine, settings, cells)
+    doc = document.document(platform, document.machine_info({}, machine), settings, cells)
     doc["subject"] = {"name": subject.name, "kind": subject.kind, "code": subject.shown(),
                       **({"setup": subject.setup} if subject.setup else {}),
                       "uninterrupted_ms": None if base is None else round(base["wall_ns"] / 1e6, 1),

@@ -2,6 +2,11 @@
 
     %sigprobe doctor [--json]       the doctor report for this kernel, with SIGINT
                                     while a cell runs and between cells
+    %%sigprobe check [--after MS] [--mode signal|message] [--repeat N] [--json]
+                                    runs the cell's code in this kernel, interrupts
+                                    it the way its manager would, and says whether,
+                                    where and why not (sigprobe check's report);
+                                    %sigprobe check EXPR for one expression
     %sigprobe selftest [--json] [--repeat N] [--loop-ms N] [--delay-ms N] [--import]
                                     runs the extension probe's strategies in this
                                     kernel, interrupted the way its manager does
@@ -31,7 +36,7 @@ from pathlib import Path
 
 from IPython.core import magic_arguments
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 from .. import doctor, paths
 from ..catalog import VERDICTS
@@ -329,13 +334,17 @@ def run_all(out, runs):
             out["stray_keyboard_interrupts"] = out.get("stray_keyboard_interrupts", 0) + 1
 
 
-def _posix_sender(delay_ms):
+def _posix_sender(delay_ms, connection_file=None):
     """SIGINT to this kernel's process group (to its pid when the group holds
-    other processes) from a helper in its own session."""
+    other processes) from a helper in its own session; with connection_file,
+    an interrupt_request on this kernel's control channel instead (message
+    mode)."""
     pid, pgid = os.getpid(), os.getpgid(0)
     others = [mm for mm in doctor.posix.group_members(pgid) if mm["pid"] != pid]
     out = {"pid": pid, "pgid": pgid, "delivery": "killpg" if not others else "kill"}
-    if others:
+    if connection_file:
+        out = {"pid": pid, "pgid": pgid, "delivery": "message"}
+    elif others:
         out["delivery_note"] = (f"the process group {pgid} holds other processes ({_fmt_members(others)}): "
                                 f"killpg would interrupt them too, so SIGINT went to this kernel's pid only")
     # Short (Unix socket paths are limited), only this user can enter it, and
@@ -344,7 +353,8 @@ def _posix_sender(delay_ms):
     sock = os.path.join(tmp, "r.sock")
     try:
         helper = Helper([sys.executable, str(REMOTE / "sender.py"), sock, str(pid), str(pgid),
-                         out["delivery"], str(delay_ms)], start_new_session=True)
+                         out["delivery"], str(delay_ms), *([connection_file] if connection_file else [])],
+                        start_new_session=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -580,8 +590,11 @@ DEFAULTS = {"repeat": 3, "loop_ms": 1000, "delay_ms": 100, "with_import": False}
 class SigprobeMagics(Magics):
     @magic_arguments.magic_arguments()
     @magic_arguments.argument("-h", "--help", action="store_true", help="show this help")
-    @magic_arguments.argument("command", nargs="?", choices=("doctor", "selftest"),
-                              help="doctor: this kernel's interrupt handling, with the facts behind it; "
+    @magic_arguments.argument("command", nargs="?", choices=("doctor", "selftest", "check"),
+                              help="check: `%%%%sigprobe check [--after MS] [--mode signal|message] [--repeat N]` "
+                                   "runs the cell's code here, interrupts it, and says whether, where and why not "
+                                   "(`%%sigprobe check EXPR` for one line; `%%sigprobe check --help`); "
+                                   "doctor: this kernel's interrupt handling, with the facts behind it; "
                                    "selftest: interrupt this kernel the way its manager does while each of the "
                                    "extension probe's strategies runs, and say which noticed")
     @magic_arguments.argument("--json", action="store_true", help="print the result as JSON")
@@ -596,9 +609,19 @@ class SigprobeMagics(Magics):
     @magic_arguments.argument("--import", dest="with_import", action="store_true",
                               help="selftest: also c-handler-import (installs a C SIGINT handler for the life of "
                                    "the process)")
-    @line_magic
-    def sigprobe(self, line: str):
-        """Which interrupt handler fires in this kernel, and how fast."""
+    @line_cell_magic
+    def sigprobe(self, line: str, cell: str | None = None):
+        """Which interrupt handler fires in this kernel, and how fast; and
+        `%%sigprobe check`: is this cell's code interruptible here."""
+        words = line.split(None, 1)
+        if words[:1] == ["check"]:
+            from . import check_magic
+            try:
+                return check_magic.magic(self.shell, words[1] if len(words) > 1 else "", cell)
+            except check_magic.UsageProblem as e:
+                raise UsageError(str(e)) from None
+        if cell is not None:
+            raise UsageError("%%sigprobe: only `%%sigprobe check` takes a cell (see %sigprobe --help)")
         parser = self.sigprobe.parser
         try:
             args = parser.parse_argstring(line)
