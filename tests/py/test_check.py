@@ -168,7 +168,8 @@ def magic_kernel(request, tmp_path_factory, ext_dir):
     from helpers import Kernel
     k = Kernel(tmp_path_factory.mktemp("check-magic"), interrupt_mode=request.param)
     try:
-        content, out = k.execute(f"import sys; sys.path.insert(0, {str(ext_dir)!r})\n"
+        # As a user's notebook next to their module: the kernel imports from its working directory.
+        content, out = k.execute(f"import os; os.chdir({str(ext_dir)!r})\n"
                                  "import check_fixture as f\n%load_ext sigprobe")
         assert content["status"] == "ok", (content, out)
         k.mode = request.param

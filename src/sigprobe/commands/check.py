@@ -34,6 +34,9 @@ def add_parsers(sub) -> None:
     what.add_argument("--script", nargs=argparse.REMAINDER, metavar="FILE [ARGS]",
                       help="a script and its arguments (the rest of the line)")
     what.add_argument("--call", metavar="MODULE:FUNCTION", help="import MODULE (in its own cell), then call FUNCTION()")
+    from ..check.subjects import BUILTINS
+    what.add_argument("--subject", choices=list(BUILTINS), metavar="NAME",
+                      help="one of the calls everyone uses, built in: " + ", ".join(BUILTINS))
     c.add_argument("--setup", metavar="CODE", default="",
                    help="run first and not timed: imports, data (in a kernel, its own cell before the code's)")
     c.add_argument("--name", help="the subject's name in cell ids (default: the function, the script's stem or 'code')")
@@ -56,6 +59,14 @@ def add_parsers(sub) -> None:
 
 def subject_from(args):
     from ..check import Subject
+    if args.subject is not None:
+        from ..check import subjects
+        if args.setup:
+            raise BadInput("--setup: a built-in --subject has its own")
+        s = subjects.subject(args.subject)
+        if args.name:
+            raise BadInput("--name: a built-in --subject is named by itself")
+        return s
     if args.code is not None:
         if not args.code.strip():
             raise BadInput("-c: the code is empty")

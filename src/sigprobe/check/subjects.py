@@ -1,0 +1,55 @@
+"""The calls everyone uses, as `sigprobe check` subjects (`--subject NAME`,
+and the `subjects` section of the matrix): each waits or works for
+SUBJECT_MS unless interrupted. Code and setup are plain Python for the
+interpreter checked; `needs` names a module it must have (else the subject
+is `unsupported` there, with the reason)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SUBJECT_MS = 2000
+AFTER_MS = 300
+
+
+@dataclass(frozen=True)
+class Builtin:
+    name: str
+    what: str  # the row's label in the reference
+    code: str
+    setup: str = ""
+    needs: str = ""  # a module the interpreter must have
+    posix_only: bool = False
+
+
+_S = SUBJECT_MS / 1000
+BUILTINS = {b.name: b for b in (
+    Builtin("time.sleep", "time.sleep()", f"time.sleep({_S})", "import time"),
+    Builtin("lock.acquire", "threading.Lock.acquire(timeout=…) on a held lock", f"lock.acquire(timeout={_S})",
+            "import threading\nlock = threading.Lock()\nlock.acquire()"),
+    Builtin("event.wait", "threading.Event.wait(timeout)", f"event.wait({_S})",
+            "import threading\nevent = threading.Event()"),
+    Builtin("queue.get", "queue.Queue.get(timeout=…)", f"q.get(timeout={_S})", "import queue\nq = queue.Queue()"),
+    Builtin("subprocess.run", "subprocess.run() of a sleeping child",
+            f"subprocess.run(['sleep', '{_S:g}'])", "import subprocess", posix_only=True),
+    Builtin("select.select", "select.select() on a pipe", f"select.select([r], [], [], {_S})",
+            "import os, select\nr, w = os.pipe()"),
+    Builtin("busy-loop", "a pure-Python busy loop",
+            f"end = time.perf_counter() + {_S}\nwhile time.perf_counter() < end:\n    pass", "import time"),
+    Builtin("ctypes.CDLL", "a native call through ctypes.CDLL (GIL released): libc sleep()",
+            f"libc.sleep({int(_S)})", "import ctypes\nlibc = ctypes.CDLL(None)", posix_only=True),
+    Builtin("ctypes.PyDLL", "a native call through ctypes.PyDLL (GIL held): libc sleep()",
+            f"libc.sleep({int(_S)})", "import ctypes\nlibc = ctypes.PyDLL(None)", posix_only=True),
+    # One matmul sized to take about SUBJECT_MS here (timed on a small one first: n^3 work).
+    Builtin("numpy.matmul", "a large numpy matmul (OpenBLAS threads)", "a @ a",
+            "import numpy, time\nrng = numpy.random.default_rng(1)\nb = rng.random((800, 800))\n"
+            "t = time.perf_counter(); b @ b; one = time.perf_counter() - t\n"
+            f"n = min(6000, int(800 * ({_S} / max(one, 1e-4)) ** (1 / 3)))\na = rng.random((n, n))",
+            needs="numpy"),
+)}
+
+
+def subject(name: str):
+    """The check Subject of a built-in."""
+    from . import Subject
+    b = BUILTINS[name]
+    return Subject(name, "code", code=b.code, setup=b.setup)
