@@ -7,6 +7,7 @@ import argparse
 import os
 import subprocess
 import sys
+import threading
 
 from .. import paths
 
@@ -34,11 +35,26 @@ def cmd_test(args) -> int:
     bootstrap.ensure_system_packages(["build", "test", "browser"])
     bootstrap.ensure_dev_install()  # builds build/ (CTest's tree) and installs what the suite runs
     extra = [a for a in args.ctest_args if a != "--"]
+    # The sanitized build goes on beside the suite (which mostly waits on
+    # kernels and Wine), its C tests run once both are done.
+    asan: dict = {}
+    builder = None
+    if not args.no_sanitizers:
+        bootstrap.log(f"building the C side with ASan + UBSan in {paths.rel(bootstrap.ASAN_BUILD)}/ (beside the suite)")
+
+        def build():
+            try:
+                bootstrap.ensure_build(bootstrap.ASAN_BUILD, sanitize=True)
+            except BaseException as e:  # reported once the suite is done
+                asan["error"] = e
+        builder = threading.Thread(target=build, name="asan-build", daemon=True)
+        builder.start()
     rc = _ctest(bootstrap.DEFAULT_BUILD, extra)
-    if args.no_sanitizers:
+    if builder is None:
         return rc
-    bootstrap.log(f"building the C side with ASan + UBSan in {paths.rel(bootstrap.ASAN_BUILD)}/")
-    bootstrap.ensure_build(bootstrap.ASAN_BUILD, sanitize=True)
+    builder.join()
+    if "error" in asan:
+        raise asan["error"]
     # The C tests only: the fuzz targets already run under both sanitizers.
     env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1",
                UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
