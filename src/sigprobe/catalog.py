@@ -33,6 +33,13 @@ PREFERENCE = ("recommended", "recommended+nogil", "sigaction", "self-pipe", "sig
 DEQUEUERS = frozenset({"sigwait-thread", "signalfd", "signalfd-thread"})
 
 
+# The strategy part of a `sigprobe check` subject's cells: code:NAME.
+SUBJECT_PREFIX = "code:"
+# The named selection (`--only subjects`) of the built-in subjects' cells,
+# which the default selection leaves out (they answer another question).
+SUBJECTS = "subjects"
+
+
 @dataclass(frozen=True)
 class Cell:
     id: str
@@ -40,7 +47,7 @@ class Cell:
     host: str
     strategy: str
     delivery: str
-    kind: str = "native"  # which runner runs it: native (sigprobe-run), python, jupyter
+    kind: str = "native"  # which runner runs it: native (sigprobe-run), python, jupyter, subject
 
 
 def parse_id(cell_id: str, kind: str = "native") -> Cell:
@@ -93,13 +100,17 @@ def _explain_unknown(pattern: str, cells: list[Cell]) -> str:
 
 
 def select(cells: list[Cell], patterns: list[str] | None) -> list[Cell]:
-    """Cells matching any of the globs (all cells when there are none).
+    """Cells matching any of the globs (all cells but the subjects' when
+    there are none; `subjects` names those).
     Each glob must match something, so a typo never selects silently less."""
     if not patterns:
-        return list(cells)
+        return [c for c in cells if c.kind != "subject"]
     chosen: set[str] = set()
     for pat in patterns:
-        hits = {c.id for c in cells if fnmatch.fnmatchcase(c.id, pat)}
+        if pat == SUBJECTS:
+            hits = {c.id for c in cells if c.kind == "subject"}
+        else:
+            hits = {c.id for c in cells if fnmatch.fnmatchcase(c.id, pat)}
         if not hits:
             if any(ch in pat for ch in "*?["):
                 raise BadInput(f"--only '{pat}' matches no cell (see `sigprobe list`)")

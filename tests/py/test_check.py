@@ -211,3 +211,28 @@ def test_the_magic_line_form_and_its_errors(magic_kernel):
     assert content["status"] == "error" and "the code cannot run: SyntaxError" in content["evalue"], content
     content, out = magic_kernel.execute("%sigprobe check --bogus 1 f.poll(10)")
     assert content["status"] == "error" and "--bogus" in content["evalue"], content
+
+
+# ---- the calls everyone uses, in the matrix ----------------------------------------
+
+def test_subjects_are_a_named_selection_of_the_matrix_not_the_default(sigprobe):
+    everything = sigprobe("list").stdout.split()
+    subjects = sigprobe("list", "--only", "subjects").stdout.split()
+    assert not [c for c in everything if "/code:" in c]
+    assert len(subjects) == 40 and all("/code:" in c for c in subjects)
+    assert "linux/jupyter-message/code:numpy.matmul/kernel-interrupt" in subjects
+
+
+def test_subject_cells_run_and_make_the_references_section(sigprobe, tmp_path):
+    out = tmp_path / "subjects.json"
+    r = sigprobe("run", "--repeat", "1", "--quiet", "--out", str(out),
+                 "--only", "linux/python-no-tty/code:time.sleep/kill",
+                 "--only", "linux/jupyter-message/code:ctypes.PyDLL/kernel-interrupt", timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    cells = {c["id"]: c for c in json.loads(out.read_text())["cells"]}
+    assert cells["linux/python-no-tty/code:time.sleep/kill"]["verdict"] == "handled"
+    # libc sleep() through PyDLL holds the GIL: message mode's control thread cannot pass the interrupt on.
+    assert cells["linux/jupyter-message/code:ctypes.PyDLL/kernel-interrupt"]["verdict"] == "deferred"
+    md = sigprobe("report", str(out), "--md", "-").stdout
+    section = md.split("## Is this call interruptible?")[1].split("\n## ")[0]
+    assert "| time.sleep() | " in section and "[handled" in section and "[deferred](#c-" in section

@@ -123,8 +123,9 @@ def run_check(subject: Subject, s: Settings, progress=None) -> dict:
     kernel_runs = [h for h in s.hosts if h not in LOCAL_HOSTS for _ in range(s.repeat)]
     kthread = None
     if kernel_runs:
-        kthread = threading.Thread(target=lambda: versions.update(
-            kernels.run_kernels(s.python, spec, kernel_runs, s.after_ms, s.timeout_s, note)), daemon=True)
+        kthread = threading.Thread(target=lambda: versions.update(kernels.run_kernels(
+            s.python, [(h, spec) for h in kernel_runs], s.after_ms, s.timeout_s,
+            lambda i, seen: note(kernel_runs[i], seen))), daemon=True)
         kthread.start()
     try:
         with ThreadPoolExecutor(max_workers=max(1, s.jobs - 1 - (1 if kthread else 0))) as pool:

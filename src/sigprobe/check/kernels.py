@@ -16,19 +16,19 @@ MODES = {"jupyter": "signal", "jupyter-message": "message"}
 KERNEL_START_S = 60  # a kernel's start is not measured (slow on a loaded machine)
 
 
-def run_kernels(python: str, subject: dict, hosts: list[str], after_ms: int, timeout_s: float,
-                on_run) -> dict:
-    """Runs each host of `hosts` (repeats included, in order) in a fresh
-    kernel; calls on_run(host, seen) for each. Returns the versions the
-    driver reported ({"missing": ...} when jupyter_client is not there)."""
+def run_kernels(python: str, runs: list[tuple[str, dict]], after_ms: int, timeout_s: float, on_run) -> dict:
+    """Runs each (host, subject spec) of `runs`, in order, each in a fresh
+    kernel (the next one starts while a run goes on); calls on_run(index,
+    seen) for each. Returns the versions the driver reported ({"missing":
+    ...} when jupyter_client is not there)."""
     tmp = scratch.make_dir("sigprobe-jupyter-")
-    plan = {"subject": subject, "runs": [{"mode": MODES[h]} for h in hosts], "after_ms": after_ms,
+    indexes = iter(range(len(runs)))
+    plan = {"runs": [{"mode": MODES[h], "subject": spec} for h, spec in runs], "after_ms": after_ms,
             "timeout_s": timeout_s, "start_timeout_s": KERNEL_START_S, "tmp": str(tmp)}
     proc = subprocess.Popen([python, str(REMOTE / "check_driver.py")], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     runlog.relay(proc.stderr)
     versions: dict = {}
-    it = iter(hosts)
     try:
         proc.stdin.write(json.dumps(plan) + "\n")
         proc.stdin.flush()  # stdin stays open: the driver's lifeline
@@ -41,7 +41,7 @@ def run_kernels(python: str, subject: dict, hosts: list[str], after_ms: int, tim
             elif msg["ev"] == "kernels":
                 versions["kernels"] = {k: v for k, v in msg.items() if k != "ev"}
             elif msg["ev"] == "run":
-                on_run(next(it), msg)
+                on_run(next(indexes), msg)
     finally:
         try:
             proc.stdin.close()
@@ -53,7 +53,7 @@ def run_kernels(python: str, subject: dict, hosts: list[str], after_ms: int, tim
             os.killpg(proc.pid, 9)
             proc.wait()
         shutil.rmtree(tmp, ignore_errors=True)
-    for host in it:  # the driver ended early
-        on_run(host, {"error": versions.get("missing") and f"no Jupyter in {python}: {versions['missing']}"
+    for i in indexes:  # the driver ended early
+        on_run(i, {"error": versions.get("missing") and f"no Jupyter in {python}: {versions['missing']}"
                       or "the Jupyter driver ended before this run"})
     return versions

@@ -52,8 +52,10 @@ def catalog(build_dir: Path) -> list:
     platform = native_cells[0].platform if native_cells else "unknown"
     if platform not in ("linux", "macos", "windows"):
         return native_cells
-    return native_cells + pyhosts.python_cells(platform, cellmod.pyext_strategies(build_dir / "pyext"),
-                                               cellmod.strategies(native_cells))
+    from ..check import matrix as subjects
+    return (native_cells + pyhosts.python_cells(platform, cellmod.pyext_strategies(build_dir / "pyext"),
+                                                cellmod.strategies(native_cells))
+            + (subjects.subject_cells(platform) if platform != "windows" else []))
 
 
 def cmd_list(args) -> int:

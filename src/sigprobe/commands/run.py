@@ -174,9 +174,15 @@ def cmd_run(args) -> int:
             run_one = tracer.wrap_run_one(run_one)
 
         def run_python(runs, sink):
+            from ..check import matrix as subjects
             add = tracer.wrap_add(sink.add) if tracer else sink.add
-            return pyhosts.run_all(runner, interp, build_dir, runs, settings.window_scale, settings.jobs, add,
-                                   fresh_kernels=settings.fresh_kernels)
+            versions = pyhosts.run_all(runner, interp, build_dir, [r for r in runs if r[0].kind != "subject"],
+                                       settings.window_scale, settings.jobs, add, fresh_kernels=settings.fresh_kernels)
+            subject_runs = [r for r in runs if r[0].kind == "subject"]
+            if subject_runs:  # the interpreter's versions are those above (interp.facts)
+                no_jupyter = None if interp.has_jupyter else pyhosts.jupyter_missing_reason(interp)
+                subjects.run_subjects(interp.python, no_jupyter, subject_runs, settings.jobs, add)
+            return versions
 
         # Whatever escapes a runner that died outright is re-parented here and
         # ended once the runs are over (see native.reap_orphans).

@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from ..catalog import GLANCE_STRATEGIES, PREFERENCE
+from ..catalog import GLANCE_STRATEGIES, PREFERENCE, SUBJECT_PREFIX
 
 POSIX = ("linux", "macos")
 WINDOWS = ("windows", "windows-wine")
@@ -61,7 +61,8 @@ class Selector:
 
     def matches(self, platform: str, cell: dict) -> bool:
         return (platform in self.platforms and cell["host"] in self.hosts
-                and cell["delivery"] in self.deliveries and cell["strategy"] not in NOT_A_CHOICE)
+                and cell["delivery"] in self.deliveries and cell["strategy"] not in NOT_A_CHOICE
+                and not cell["strategy"].startswith(SUBJECT_PREFIX))
 
     def describe(self) -> str:
         return (f"hosts {', '.join(f'`{h}`' for h in self.hosts)} × deliveries "

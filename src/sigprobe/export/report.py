@@ -16,7 +16,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..catalog import FLAKY, VERDICTS, WITH_REASONS
+from ..catalog import FLAKY, SUBJECT_PREFIX, VERDICTS, WITH_REASONS
 from ..errors import BadInput
 from ..results import document as results
 from . import matrix as render, reference
@@ -140,13 +140,96 @@ def machine_rows(sources: list[Source]) -> list[tuple[str, list[str]]]:
     return rows
 
 
+SUBJECTS_TITLE = "the calls everyone uses (sigprobe check)"
+
+
 def groups(source: Source) -> list[tuple[str, list[dict]]]:
-    """A source's matrices: native hosts, then Python and Jupyter hosts."""
+    """A source's matrices: native hosts, then Python and Jupyter hosts, then
+    the built-in subjects."""
     out: dict[str, list[dict]] = {}
     for c in source.cells:
-        kind = "Python and Jupyter hosts" if c["host"] in render.PYTHON_HOSTS else "native hosts"
+        kind = (SUBJECTS_TITLE if c["strategy"].startswith(SUBJECT_PREFIX)
+                else "Python and Jupyter hosts" if c["host"] in render.PYTHON_HOSTS else "native hosts")
         out.setdefault(kind, []).append(c)
     return list(out.items())
+
+
+# The situations of "Is this call interruptible?", in the words a user has for them.
+SUBJECT_HOSTS = {"python-tty": "terminal, ^C", "python-no-tty": "no terminal, kill",
+                 "jupyter": "Jupyter, signal mode", "jupyter-message": "Jupyter, message mode"}
+
+
+def subject_table(sources: list[Source]):
+    """(columns, rows): columns are (source, host) for every source with
+    subject cells; rows (name, label, {column index: cell}) one per subject."""
+    from ..check.subjects import BUILTINS
+    columns, by = [], {}
+    for s in sources:
+        cells = [c for c in s.cells if c["strategy"].startswith(SUBJECT_PREFIX)]
+        for host in SUBJECT_HOSTS:
+            mine = {c["strategy"][len(SUBJECT_PREFIX):]: c for c in cells if c["host"] == host}
+            if mine:
+                by[len(columns)] = mine
+                columns.append((s, host))
+    names = [n for n in BUILTINS if any(n in m for m in by.values())]
+    rows = [(n, BUILTINS[n].what, {i: by[i][n] for i in by if n in by[i]}) for n in names]
+    return columns, rows
+
+
+def subject_entry(c: dict) -> str:
+    lat = c.get("latency_us", {}).get("median")
+    return c["verdict"] + (f" {fmt_us(lat)}" if lat is not None and c["verdict"] == "handled" else "")
+
+
+SUBJECTS_INTRO = ("Each call waits or works for 2 s and is interrupted 300 ms into it (`sigprobe check --subject "
+                  "NAME` measures one, `sigprobe run --only subjects` all). `handled`: KeyboardInterrupt inside the "
+                  "call, with the median latency from the interrupt; `deferred`: only when the call returned on its "
+                  "own; `unsupported`: the call does not exist for that interpreter. To ask the same of your own code: "
+                  "`sigprobe check --call mymodule:function`, or `%%sigprobe check` in a notebook.")
+
+
+def _md_subjects(sources: list[Source], cited: dict) -> list[str]:
+    columns, rows = subject_table(sources)
+    if not rows:
+        return []
+    out = ["## Is this call interruptible?", "", SUBJECTS_INTRO, "",
+           "| call | " + " | ".join(f"{SUBJECT_HOSTS[h]}<br>{s.label}" for s, h in columns) + " |",
+           "|---|" + "---|" * len(columns)]
+    for name, label, entries in rows:
+        row = []
+        for i, (s, _) in enumerate(columns):
+            c = entries.get(i)
+            if c is None:
+                row.append("")
+                continue
+            cited.setdefault(s.anchor(c), (s, c))
+            row.append(f"[{subject_entry(c)}](#{s.anchor(c)})")
+        out.append(f"| {_md_escape(label)} | " + " | ".join(row) + " |")
+    out.append("")
+    return out
+
+
+def _html_subjects(sources: list[Source]) -> str:
+    columns, rows = subject_table(sources)
+    if not rows:
+        return ""
+    out = ["<h2 id=\"subjects\">Is this call interruptible?</h2>",
+           f"<p class=\"muted\">{_md_code_to_html(SUBJECTS_INTRO)}</p>",
+           "<div class=\"scroll\"><table class=\"glance\"><thead><tr><th>call</th>"
+           + "".join(f"<th>{_e(SUBJECT_HOSTS[h])}<br><span class=\"muted\">{_e(s.label)}</span></th>"
+                     for s, h in columns) + "</tr></thead><tbody>"]
+    for name, label, entries in rows:
+        out.append(f"<tr><th>{_e(label)}</th>")
+        for i, (s, _) in enumerate(columns):
+            c = entries.get(i)
+            if c is None:
+                out.append("<td class=\"v-none\"></td>")
+                continue
+            out.append(f"<td class=\"v-{_e(c['verdict'])}\" title=\"{_e(c.get('conclusion') or c['id'])}\">"
+                       f"<a href=\"#{_e(s.anchor(c))}\">{_e(subject_entry(c))}</a></td>")
+        out.append("</tr>")
+    out.append("</tbody></table></div>")
+    return "".join(out)
 
 
 def latency_paths(source: Source) -> list[dict]:
@@ -154,6 +237,8 @@ def latency_paths(source: Source) -> list[dict]:
     the spread of the cells' medians, and the extremes of their runs."""
     paths: dict[str, list[dict]] = {}
     for c in source.cells:
+        if c["strategy"].startswith(SUBJECT_PREFIX):
+            continue  # the time to a KeyboardInterrupt, not to a handler
         if c["verdict"] in ("handled", "flaky") and c.get("latency_us", {}).get("median") is not None:
             paths.setdefault(f"{c['host']}/{c['delivery']}", []).append(c["latency_us"])
     out = []
@@ -295,6 +380,7 @@ def markdown(sources: list[Source], md_dir: Path) -> str:
              "`error` cells could not run here (with the reason); `flaky` cells disagree between runs. Each claim "
              "below links to the cells that back it (listed at the end).", ""]
     lines += _md_glance(findings, cited)
+    lines += _md_subjects(sources, cited)
     lines += ["## Choosing an interrupt strategy", ""]
     for f in findings:
         lines += _md_situation(f, cited)
@@ -595,6 +681,7 @@ def html_page(sources: list[Source]) -> str:
              "reasons and Wine notes.</p>",
            f"<p class=\"legend\">{legend} <span class=\"muted\">W = Wine deviation (listed below)</span></p>",
            _html_glance(findings),
+           _html_subjects(sources),
            "<h2 id=\"choosing\">Choosing an interrupt strategy</h2>"]
     out += [_html_situation(f) for f in findings]
 

@@ -7,8 +7,8 @@ and reports the facts subject.py gathered in the kernel.
 Standard library plus jupyter_client, run as a script by the interpreter
 checked (it imports kernel_driver and reads subject.py, both beside it).
 subject.py reports on a Unix socket in the run's directory (see Channel).
-Input: one JSON plan on stdin: {"subject": {...}, "runs": [{"mode":
-"signal"|"message"}, ...], "after_ms", "timeout_s", "start_timeout_s",
+Input: one JSON plan on stdin: {"runs": [{"mode": "signal"|"message",
+"subject": {...}}, ...], "after_ms", "timeout_s", "start_timeout_s",
 "tmp"}; stdin then stays open as a lifeline. Output: JSON lines on stdout:
 {"ev":"versions",...}, then one {"ev":"run",...} per run, then
 {"ev":"kernels",...}.
@@ -112,7 +112,7 @@ def one_run(plan, pool, n, tmp):
     channel = Channel(os.path.join(tmp, f"c{n}.sock"))
     try:
         res["kernel_pid"] = kernel.pid or 0
-        setup = kd.Execution(kernel.kc, harness_cell(plan["subject"], channel.path), plan["timeout_s"])
+        setup = kd.Execution(kernel.kc, harness_cell(run["subject"], channel.path), plan["timeout_s"])
         setup.start()
         while setup.is_alive():
             channel.pump(0.01)
@@ -126,7 +126,7 @@ def one_run(plan, pool, n, tmp):
                 res["error"] = f"the kernel could not run sigprobe's harness: {why}"
             return res
         res["setup"] = channel.find("setup")
-        ex = kd.Execution(kernel.kc, measure_cell(plan["subject"]), plan["timeout_s"] + 5)
+        ex = kd.Execution(kernel.kc, measure_cell(run["subject"]), plan["timeout_s"] + 5)
         log_offset = kernel.log_size()
         ex.start()
         start = None

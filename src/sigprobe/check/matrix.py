@@ -1,0 +1,92 @@
+"""The built-in subjects as cells of `sigprobe run` (`--only subjects`):
+platform/host/code:NAME/delivery, run by sigprobe check's machinery one
+subject at a time (its uninterrupted run once, then its interrupted runs),
+each run handed to the run's checkpoint like any other cell's."""
+from __future__ import annotations
+
+import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from ..catalog import SUBJECT_PREFIX, Cell
+from . import HOSTS, LOCAL_HOSTS, kernels, local
+from .subjects import AFTER_MS, BUILTINS, subject
+from .verdict import judge
+
+TIMEOUT_S = 10.0
+
+
+def subject_cells(platform: str) -> list[Cell]:
+    return [Cell(f"{platform}/{host}/{SUBJECT_PREFIX}{name}/{delivery}", platform, host, SUBJECT_PREFIX + name,
+                 delivery, kind="subject")
+            for name in BUILTINS for host, delivery in HOSTS.items()]
+
+
+def _outcome(cell: Cell, rec: dict) -> dict:
+    return {"id": cell.id, **rec, "host": cell.host, "strategy": cell.strategy, "delivery": cell.delivery}
+
+
+def _unsupported(cell: Cell, reason: str) -> dict:
+    return {"id": cell.id, "host": cell.host, "strategy": cell.strategy, "delivery": cell.delivery,
+            "verdict": "unsupported", "reason": reason}
+
+
+def _has(python: str, module: str) -> bool:
+    return subprocess.run([python, "-c", f"import {module}"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0
+
+
+def run_subjects(python: str, no_jupyter: str | None, runs: list, jobs: int, on_outcome) -> None:
+    """Runs every (cell, repeat) of subject cells with the interpreter
+    `python`; no_jupyter: None when it can run kernels, else why not. Each
+    subject's uninterrupted run first (all side by side), then the kernel runs
+    of every subject through one driver (its next kernel starts while a run
+    goes on) beside the plain-interpreter runs."""
+    stop = threading.Event()
+    names = list(dict.fromkeys(c.strategy[len(SUBJECT_PREFIX):] for c, _ in runs))
+    specs = {name: subject(name).spec() for name in names}
+    missing = {name: BUILTINS[name].needs for name in names if BUILTINS[name].needs
+               and not _has(python, BUILTINS[name].needs)}
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        calibrated = dict(zip(names, pool.map(
+            lambda n: None if n in missing else local.run_local(python, specs[n], None, AFTER_MS, TIMEOUT_S, stop),
+            names)))
+    base, todo = {}, []
+    for cell, _ in runs:
+        name = cell.strategy[len(SUBJECT_PREFIX):]
+        calib = calibrated[name]
+        f = (calib or {}).get("facts") or {}
+        if name in missing:
+            on_outcome(cell, _unsupported(cell, f"{missing[name]} is not installed for {python} "
+                                                f"(pip install {missing[name]})"))
+        elif f.get("outcome") in ("bad-code", "setup-failed") or f.get("t_end") is None or calib.get("hung"):
+            why = f.get("error") or "its uninterrupted run did not end within the timeout"
+            on_outcome(cell, {**_unsupported(cell, f"the subject cannot run here: {why}"), "verdict": "error"})
+        elif cell.host not in LOCAL_HOSTS and no_jupyter is not None:
+            on_outcome(cell, _unsupported(cell, no_jupyter))
+        else:
+            base[name] = {"wall_ns": f["t_end"] - f["t_start"], "cpu_ns": f.get("cpu_ns")}
+            todo.append((cell, name))
+    local_runs = [(c, n) for c, n in todo if c.host in LOCAL_HOSTS]
+    kernel_runs = [(c, n) for c, n in todo if c.host not in LOCAL_HOSTS]
+
+    def judged(cell, name, seen):
+        on_outcome(cell, _outcome(cell, judge(cell.host, seen, base[name], AFTER_MS)))
+
+    kthread = None
+    if kernel_runs:
+        kthread = threading.Thread(target=lambda: kernels.run_kernels(
+            python, [(c.host, specs[n]) for c, n in kernel_runs], AFTER_MS, TIMEOUT_S,
+            lambda i, seen: judged(*kernel_runs[i], seen)), daemon=True)
+        kthread.start()
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, jobs - (1 if kthread else 0))) as pool:
+            for (c, n), seen in zip(local_runs, pool.map(
+                    lambda r: local.run_local(python, specs[r[1]], r[0].host, AFTER_MS, TIMEOUT_S, stop),
+                    local_runs)):
+                judged(c, n, seen)
+        if kthread:
+            kthread.join()
+    except BaseException:
+        stop.set()
+        raise
