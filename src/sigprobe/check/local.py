@@ -108,7 +108,12 @@ def run_local(python: str, subject: dict, host: str | None, after_ms: int, timeo
             buf += chunk
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
-                ev = json.loads(line)
+                try:
+                    ev = json.loads(line)
+                    ev["ev"]
+                except (ValueError, TypeError, KeyError):
+                    seen["error"] = f"a malformed report from the interpreter: {line[:120]!r}"
+                    break
                 events[ev["ev"]] = ev
                 if on_event is not None:
                     on_event(ev)
@@ -116,7 +121,7 @@ def run_local(python: str, subject: dict, host: str | None, after_ms: int, timeo
                     deadline = time.monotonic() + timeout_s
                     if host is not None:
                         due = ev["t_ns"] + after_ms * 1_000_000
-            if "end" in events:
+            if "end" in events or "error" in seen:
                 break
         seen["facts"] = events.get("end")
         seen["setup"] = events.get("setup")

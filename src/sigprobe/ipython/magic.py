@@ -43,21 +43,12 @@ from ..catalog import VERDICTS
 from ..commands.options import bounded_int
 from ..doctor.common import _fmt_members
 from ..remote.kernel_driver import load_pyext
+from ..remote.subject import handler_name
 
 REMOTE = Path(__file__).resolve().parents[1] / "remote"
 
 
 # ---- SIGINT as this kernel has it now --------------------------------------
-
-def _python_handler_name(h) -> str:
-    if h is signal.default_int_handler:
-        return "default_int_handler"
-    if h == signal.SIG_IGN:
-        return "SIG_IGN"
-    if h == signal.SIG_DFL:
-        return "SIG_DFL"
-    return "other: " + getattr(h, "__qualname__", repr(h))
-
 
 def pyext_dir() -> Path:
     """$SIGPROBE_PYEXT_DIR, else the package's own extension probe."""
@@ -81,7 +72,7 @@ def how_to_build() -> str:
 def sigint_now() -> dict:
     """SIGINT now, at both levels: the OS disposition (from /proc, which sees a C
     handler) and Python's record (signal.getsignal, which does not)."""
-    out = {"python_handler": _python_handler_name(signal.getsignal(signal.SIGINT))}
+    out = {"python_handler": handler_name(signal.getsignal(signal.SIGINT))}
     status = Path(f"/proc/{os.getpid()}/status")
     if status.exists():
         fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)

@@ -105,7 +105,11 @@ class _OsOwner:
 
 def python_handler():
     """What Python's signal module says SIGINT's Python-level handler is."""
-    h = signal.getsignal(signal.SIGINT)
+    return handler_name(signal.getsignal(signal.SIGINT))
+
+
+def handler_name(h):
+    """A Python-level signal handler, named."""
     if h is signal.default_int_handler:
         return "default_int_handler"
     if h == signal.SIG_IGN:
@@ -114,7 +118,7 @@ def python_handler():
         return "SIG_DFL"
     if h is None:
         return "not-python"
-    return getattr(h, "__qualname__", None) or repr(h)
+    return "other: " + (getattr(h, "__qualname__", None) or repr(h))
 
 
 # ---- the watchdog -----------------------------------------------------------
