@@ -21,7 +21,7 @@ import time
 from .. import check
 from ..commands import options
 from ..remote import subject as harness
-from . import magic as ipmagic
+from . import kernel as ipkernel
 
 
 class UsageProblem(Exception):
@@ -92,7 +92,7 @@ def run(shell, code: str, after_ms: int, mode: str, repeat: int, name: str) -> d
     spec = subject.spec()
     ns = shell.user_ns
     host = "jupyter" if mode == "signal" else "jupyter-message"
-    before = ipmagic.kernel_state()
+    before = ipkernel.kernel_state()
 
     # 1. uninterrupted
     got: list = []
@@ -107,7 +107,7 @@ def run(shell, code: str, after_ms: int, mode: str, repeat: int, name: str) -> d
     # 2. interrupted, by a helper outside this process
     runs = []
     for _ in range(repeat):
-        out, helper, report, cleanup = ipmagic._posix_sender(
+        out, helper, report, cleanup = ipkernel._posix_sender(
             after_ms, _connection_file() if mode == "message" else None)
         try:
             sock = report[len("unix:"):]
@@ -136,13 +136,13 @@ def run(shell, code: str, after_ms: int, mode: str, repeat: int, name: str) -> d
             _settle()
             helper.stop()
             cleanup()
-    after = ipmagic.kernel_state()
+    after = ipkernel.kernel_state()
     state = {"unchanged": before == after}
     if before != after:
         state["diff"] = {k: [repr(before[k]), repr(after[k])] for k in before if before[k] != after[k]}
         import signal
         signal.signal(signal.SIGINT, before["python_handler"])
-        state["restored"] = ipmagic.kernel_state() == before
+        state["restored"] = ipkernel.kernel_state() == before
     import platform as _platform
     machine = {"python": _platform.python_version(), "python_executable": sys.executable,
                "ipykernel": _version("ipykernel"), "jupyter_client": _version("jupyter_client")}
@@ -192,7 +192,7 @@ def magic(shell, line: str, cell: str | None):
 
 
 def magic_report(doc):
-    from .magic import Report
+    from .kernel import Report
     rows = [{"host": c["host"], "verdict": c["verdict"], "conclusion": c["conclusion"]} for c in doc["cells"]]
     text = check.text(doc)
     if not doc["kernel_state"]["unchanged"]:
