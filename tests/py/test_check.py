@@ -236,3 +236,17 @@ def test_subject_cells_run_and_make_the_references_section(sigprobe, tmp_path):
     md = sigprobe("report", str(out), "--md", "-").stdout
     section = md.split("## Is this call interruptible?")[1].split("\n## ")[0]
     assert "| time.sleep() | " in section and "[handled" in section and "[deferred](#c-" in section
+
+
+def test_an_interpreter_without_jupyter_makes_the_kernel_hosts_unsupported(tmp_path):
+    """--python names the user's interpreter; one without ipykernel still gets
+    its plain-interpreter answers, and the kernel hosts say what to install."""
+    import venv
+    venv.EnvBuilder(with_pip=False).create(tmp_path / "bare")
+    bare = tmp_path / "bare" / "bin" / "python"
+    r = check(tmp_path, "-c", "import time; time.sleep(1)", "--after", "200", "--python", str(bare),
+              "--host", "python-no-tty", "--host", "jupyter", "--json", timeout=120)
+    cells = by_host(doc_of(r))
+    assert cells["python-no-tty"]["verdict"] == "handled", cells["python-no-tty"]
+    k = cells["jupyter"]
+    assert k["verdict"] == "unsupported" and "-m pip install ipykernel jupyter_client" in k["runs"][0]["reason"], k

@@ -54,6 +54,9 @@ def run_kernels(python: str, runs: list[tuple[str, dict]], after_ms: int, timeou
             proc.wait()
         shutil.rmtree(tmp, ignore_errors=True)
     for i in indexes:  # the driver ended early
-        on_run(i, {"error": versions.get("missing") and f"no Jupyter in {python}: {versions['missing']}"
-                      or "the Jupyter driver ended before this run"})
+        if versions.get("missing"):
+            on_run(i, {"unsupported": f"{python} has no Jupyter ({versions['missing']}): "
+                                      f"{python} -m pip install ipykernel jupyter_client"})
+        else:
+            on_run(i, {"error": "the Jupyter driver ended before this run"})
     return versions

@@ -141,6 +141,8 @@ def judge(host: str, run: dict, calib: dict | None, after_ms: int) -> dict:
     if run.get("kernel_log"):
         rec["kernel_log"] = run["kernel_log"]
 
+    if run.get("unsupported"):
+        return verdict("unsupported", run["unsupported"])
     if run.get("error"):
         return verdict("error", run["error"])
     outcome = facts.get("outcome")
@@ -228,4 +230,6 @@ def conclusion(host: str, cell: dict) -> str:
         return f"the code did not stop after the interrupt ({first.get('reason', '')}). Fix: {FIX_SWALLOW}."
     if v == "killed":
         return f"the interrupt killed the process (SIGINT's default action): nothing handled it. Fix: {FIX_DFL}."
+    if v == "unsupported":
+        return f"not measured here: {first.get('reason')}"
     return f"could not be measured: {first.get('reason') or (cell.get('reasons') or ['?'])[0]}"

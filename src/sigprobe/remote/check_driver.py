@@ -188,6 +188,7 @@ def main():
     tmp = plan.get("tmp") or tempfile.mkdtemp(prefix="sigprobe-check-")
     kd.isolate(tmp)
     try:
+        import ipykernel  # noqa: F401  (the kernels are this interpreter's)
         from jupyter_client.kernelspec import KernelSpecManager
     except ImportError as e:
         kd.emit({"ev": "versions", **kd.versions(), "missing": str(e)})
