@@ -653,6 +653,8 @@ def main():
 
     signal.signal(signal.SIGTERM, stop)
     try:
+        for mode in dict.fromkeys(r["mode"] for r in plan["runs"]):
+            pool.prestart(mode)  # the first kernel of each mode starts now, beside the others
         for n, run in enumerate(plan["runs"]):
             out, kernel = one_run(plan, pool, run, sock_dir, n)
             if kernel is not None:
