@@ -17,7 +17,7 @@ from helpers import one_error_line
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "sigprobe"
-# 8 native cells, about 20 ms a run: --repeat 50 runs for several seconds.
+# 8 native cells, about 20 ms a run: --repeat 20 runs for a few seconds.
 LONG = ["--only", "linux/no-tty/sigaction/*", "--only", "linux/no-tty/self-pipe/*"]
 ONE = ["--only", "linux/no-tty/sigaction/kill"]
 
@@ -69,10 +69,13 @@ def check_valid_partial(out: Path, repeat: int) -> dict:
     return doc
 
 
+REPEAT = 20  # runs per cell: a few seconds of runs, interrupted after the first checkpoint
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL], ids=lambda s: s.name)
 def test_an_interrupted_run_leaves_the_runs_made_so_far(sig, build_dir, tmp_path, sigprobe):
     out = tmp_path / "doc.json"
-    p = start(build_dir, out, *LONG, "--repeat", "50", "-j", "2")
+    p = start(build_dir, out, *LONG, "--repeat", str(REPEAT), "-j", "2")
     try:
         wait_for_checkpoint(out, p)
         p.send_signal(sig)
@@ -82,7 +85,7 @@ def test_an_interrupted_run_leaves_the_runs_made_so_far(sig, build_dir, tmp_path
             os.killpg(p.pid, signal.SIGKILL)
             p.wait()
     assert p.returncode == (-sig if sig == signal.SIGKILL else 128 + sig), err
-    doc = check_valid_partial(out, 50)
+    doc = check_valid_partial(out, REPEAT)
     # After SIGKILL the runners end by their parent-death signal, cleaning up as they go.
     end = time.monotonic() + 20
     while session_left(p.pid) and time.monotonic() < end:
@@ -93,7 +96,7 @@ def test_an_interrupted_run_leaves_the_runs_made_so_far(sig, build_dir, tmp_path
 
     r = sigprobe("report", str(out), "--md", "-")
     assert r.returncode == 0, r.stderr
-    assert "incomplete:" in r.stdout and "of 50 runs" in r.stdout
+    assert "incomplete:" in r.stdout and f"of {REPEAT} runs" in r.stdout
 
     if sig == signal.SIGKILL:  # finished by --resume, into the same form as an uninterrupted run
         before = {c["id"]: c["runs"] for c in doc["cells"]}
@@ -103,7 +106,7 @@ def test_an_interrupted_run_leaves_the_runs_made_so_far(sig, build_dir, tmp_path
         assert "partial" not in done
         assert len(done["cells"]) == 8
         for c in done["cells"]:
-            assert len(c["runs"]) == 50 and "runs_done" not in c, c["id"]
+            assert len(c["runs"]) == REPEAT and "runs_done" not in c, c["id"]
             assert c["runs"][:len(before.get(c["id"], []))] == before.get(c["id"], []), "earlier runs are kept"
         assert set(done["settings"]) >= {"repeat", "jobs", "window_scale", "only", "fresh_kernels", "wall_s"}
         assert done["settings"]["only"] == LONG[1::2]

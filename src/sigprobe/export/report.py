@@ -681,7 +681,7 @@ def html_page(sources: list[Source]) -> str:
              "reasons and Wine notes.</p>",
            f"<p class=\"legend\">{legend} <span class=\"muted\">W = Wine deviation (listed below)</span></p>",
            _html_glance(findings),
-           _html_subjects(sources),
+           *([_html_subjects(sources)] if subject_table(sources)[1] else []),
            "<h2 id=\"choosing\">Choosing an interrupt strategy</h2>"]
     out += [_html_situation(f) for f in findings]
 
