@@ -14,6 +14,10 @@ from .subjects import AFTER_MS, BUILTINS, subject
 from .verdict import judge
 
 TIMEOUT_S = 10.0
+# A run is hung when still going this many times its uninterrupted run's
+# length after its start (at least TIMEOUT_S): busy subjects stretch when
+# runs share the cores, and that is no hang.
+STRETCH = 5
 
 
 def subject_cells(platform: str) -> list[Cell]:
@@ -67,6 +71,7 @@ def run_subjects(python: str, no_jupyter: str | None, runs: list, jobs: int, on_
         else:
             base[name] = {"wall_ns": f["t_end"] - f["t_start"], "cpu_ns": f.get("cpu_ns")}
             todo.append((cell, name))
+    timeout = {n: max(TIMEOUT_S, STRETCH * b["wall_ns"] / 1e9) for n, b in base.items()}
     local_runs = [(c, n) for c, n in todo if c.host in LOCAL_HOSTS]
     kernel_runs = [(c, n) for c, n in todo if c.host not in LOCAL_HOSTS]
 
@@ -76,13 +81,13 @@ def run_subjects(python: str, no_jupyter: str | None, runs: list, jobs: int, on_
     kthread = None
     if kernel_runs:
         kthread = threading.Thread(target=lambda: kernels.run_kernels(
-            python, [(c.host, specs[n]) for c, n in kernel_runs], AFTER_MS, TIMEOUT_S,
+            python, [(c.host, specs[n]) for c, n in kernel_runs], AFTER_MS, max(timeout.values()),
             lambda i, seen: judged(*kernel_runs[i], seen)), daemon=True)
         kthread.start()
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs - (1 if kthread else 0))) as pool:
             for (c, n), seen in zip(local_runs, pool.map(
-                    lambda r: local.run_local(python, specs[r[1]], r[0].host, AFTER_MS, TIMEOUT_S, stop),
+                    lambda r: local.run_local(python, specs[r[1]], r[0].host, AFTER_MS, timeout[r[1]], stop),
                     local_runs)):
                 judged(c, n, seen)
         if kthread:

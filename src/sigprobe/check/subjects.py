@@ -39,12 +39,10 @@ BUILTINS = {b.name: b for b in (
             f"libc.sleep({int(_S)})", "import ctypes\nlibc = ctypes.CDLL(None)", posix_only=True),
     Builtin("ctypes.PyDLL", "a native call through ctypes.PyDLL (GIL held): libc sleep()",
             f"libc.sleep({int(_S)})", "import ctypes\nlibc = ctypes.PyDLL(None)", posix_only=True),
-    # One matmul sized to take about SUBJECT_MS here (timed on a small one first: n^3 work).
+    # One matmul of a fixed size (the same work in every run, so that its uninterrupted run says when it
+    # ends): about 0.8 s on 2 idle cores here, several seconds when runs share the cores.
     Builtin("numpy.matmul", "a large numpy matmul (OpenBLAS threads)", "a @ a",
-            "import numpy, time\nrng = numpy.random.default_rng(1)\nb = rng.random((800, 800))\n"
-            "t = time.perf_counter(); b @ b; one = time.perf_counter() - t\n"
-            f"n = min(6000, int(800 * ({_S} / max(one, 1e-4)) ** (1 / 3)))\na = rng.random((n, n))",
-            needs="numpy"),
+            "import numpy\na = numpy.random.default_rng(1).random((1800, 1800))", needs="numpy"),
 )}
 
 
