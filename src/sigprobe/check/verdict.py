@@ -6,10 +6,10 @@ deferred, lost, hung, killed, error.
 handled and deferred differ in whether the interrupt cut the code short:
 a KeyboardInterrupt that comes only when the code would have ended anyway
 came when the call returned on its own. "Would have ended" is measured two
-ways, and either suffices: the wall time from the code's start, and the main
-thread's CPU time (for busy code: a loaded machine or a kernel's other
-threads stretch the wall time, not the work done), each at least
-DEFERRED_SHARE of the uninterrupted run's."""
+ways, and either suffices: the wall time from the code's start, and the
+process's CPU time, all its threads (for busy code: when runs share the
+cores the wall time stretches, not the work done — a BLAS call's worker
+threads included), each at least DEFERRED_SHARE of the uninterrupted run's."""
 from __future__ import annotations
 
 import os

@@ -244,18 +244,18 @@ def measure(subject, emit, ns=None, late_ns=0):
         try:
             watchdog.start()
             emit({"ev": "start", "t_ns": now_ns(), "pid": os.getpid()})
-            t_start, cpu_start = now_ns(), time.thread_time_ns()  # after the emit (a kernel's flush waits)
+            t_start, cpu_start = now_ns(), time.process_time_ns()  # after the emit (a kernel's flush waits)
             exec(code, run_ns)
-            cpu_end, t_end = time.thread_time_ns(), now_ns()
+            cpu_end, t_end = time.process_time_ns(), now_ns()
         except KeyboardInterrupt as e:
-            cpu_end = cpu_ki = time.thread_time_ns()
+            cpu_end = cpu_ki = time.process_time_ns()
             t_ki = t_end = now_ns()
             outcome, where = "keyboard-interrupt", _where(e.__traceback__)
         except SystemExit as e:
-            cpu_end, t_end = time.thread_time_ns(), now_ns()
+            cpu_end, t_end = time.process_time_ns(), now_ns()
             outcome, exit_code = "exit", e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         except BaseException as e:  # the code's own failure is a fact, not sigprobe's
-            cpu_end, t_end = time.thread_time_ns(), now_ns()
+            cpu_end, t_end = time.process_time_ns(), now_ns()
             outcome, where = "exception", _where(e.__traceback__)
             error = f"{type(e).__name__}: {e}"[:300]
         # After the code: an interrupt Python has noted but not yet raised is
