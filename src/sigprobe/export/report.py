@@ -181,7 +181,7 @@ def subject_entry(c: dict) -> str:
     return c["verdict"] + (f" {fmt_us(lat)}" if lat is not None and c["verdict"] == "handled" else "")
 
 
-SUBJECTS_INTRO = ("Each call waits or works for 2 s and is interrupted 300 ms into it (`sigprobe check --subject "
+SUBJECTS_INTRO = ("Each call waits or works for about 2 s (the matmul about 1 s) and is interrupted 300 ms into it (`sigprobe check --subject "
                   "NAME` measures one, `sigprobe run --only subjects` all). `handled`: KeyboardInterrupt inside the "
                   "call, with the median latency from the interrupt; `deferred`: only when the call returned on its "
                   "own; `unsupported`: the call does not exist for that interpreter. To ask the same of your own code: "
