@@ -10,6 +10,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from ..catalog import SUBJECT_PREFIX
 from ..errors import BadInput
 from ..results import document
 from . import kernels, local
@@ -55,7 +56,7 @@ def platform_name() -> str:
 
 
 def cell_id(platform: str, host: str, subject: Subject) -> str:
-    return f"{platform}/{host}/code:{subject.name}/{HOSTS[host]}"
+    return f"{platform}/{host}/{SUBJECT_PREFIX}{subject.name}/{HOSTS[host]}"
 
 
 @dataclass
@@ -158,7 +159,7 @@ def build_document(subject: Subject, seen: dict, base: dict | None, settings: di
     for host, host_runs in seen.items():
         runs = [judge(host, r, base, settings["after_ms"]) for r in host_runs]
         for r in runs:
-            r["strategy"], r["delivery"] = f"code:{subject.name}", HOSTS[host]
+            r["strategy"], r["delivery"] = SUBJECT_PREFIX + subject.name, HOSTS[host]
         cell = document.aggregate(cell_id(platform, host, subject), runs)
         cell["conclusion"] = conclusion(host, cell)
         cells.append(cell)
