@@ -118,6 +118,7 @@ def run(shell, code: str, after_ms: int, mode: str, repeat: int, name: str) -> d
                 local.append(obj)
                 emit_sock(obj)
             harness.measure(spec, emit, ns, harness.KERNEL_LATE_NS)
+            emit_sock.close()  # the helper says "closed" once it has everything
             events = []
             try:
                 events = helper.until_closed(max(5.0, after_ms / 1000 + 5))

@@ -333,6 +333,7 @@ def socket_emitter(path):
 
     def emit(obj):
         sock.sendall((json.dumps(obj) + "\n").encode())
+    emit.close = sock.close  # the reader sees the end of the run
     return emit
 
 
