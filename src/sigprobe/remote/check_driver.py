@@ -198,27 +198,8 @@ def main():
     pool = kd.Pool(ksm, plan["start_timeout_s"], tmp)
     threading.Thread(target=kd.lifeline, args=(pool, [tmp]), daemon=True).start()
 
-    def stop(signo, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        for mode in dict.fromkeys(r["mode"] for r in plan["runs"]):
-            pool.prestart(mode)  # the first kernel of each mode starts now, beside the others
-        for n in range(len(plan["runs"])):
-            kd.emit(one_run(plan, pool, n, tmp))
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        pool.shutdown_all()
-        kd.FINISHED.set()
-        try:
-            kd.emit({"ev": "kernels", **pool.stats})
-        except (BrokenPipeError, ValueError):
-            pass
-    return 0
-
+    # The parent removes tmp (it made it); the driver's own clean-up leaves it be.
+    return kd.serve(plan, pool, lambda n: one_run(plan, pool, n, tmp), [])
 
 if __name__ == "__main__":
     sys.exit(main())

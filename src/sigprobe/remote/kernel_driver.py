@@ -648,6 +648,24 @@ def main():
     sock_dir = plan.get("sock_dir") or tempfile.mkdtemp(prefix="spj", dir=None if os.name == "nt" else "/tmp")
     threading.Thread(target=lifeline, args=(pool, [tmp, sock_dir]), daemon=True).start()
 
+    def each(n):
+        run = plan["runs"][n]
+        out, kernel = one_run(plan, pool, run, sock_dir, n)
+        if kernel is not None:
+            if run.get("fresh") or plan.get("fresh_kernels"):
+                pool.discard(kernel)
+            else:
+                pool.give_back(kernel)
+        return out
+
+    return serve(plan, pool, each, [tmp, sock_dir])
+
+
+def serve(plan, pool, each, temporaries):
+    """The driver's loop, shared with check_driver.py: the first kernel of
+    every mode starts at once; each(n) runs plan["runs"][n] and returns its
+    line; SIGTERM (the lifeline) or the end shuts every kernel down and
+    reaps it before the directories go, then the kernels' counts."""
     def stop(signo, frame):
         raise KeyboardInterrupt
 
@@ -655,22 +673,16 @@ def main():
     try:
         for mode in dict.fromkeys(r["mode"] for r in plan["runs"]):
             pool.prestart(mode)  # the first kernel of each mode starts now, beside the others
-        for n, run in enumerate(plan["runs"]):
-            out, kernel = one_run(plan, pool, run, sock_dir, n)
-            if kernel is not None:
-                if run.get("fresh") or plan.get("fresh_kernels"):
-                    pool.discard(kernel)
-                else:
-                    pool.give_back(kernel)
-            emit(out)
+        for n in range(len(plan["runs"])):
+            emit(each(n))
     except KeyboardInterrupt:
         pass
     finally:
         # The lifeline's stop must not cut the clean-up short.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         pool.shutdown_all()
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(sock_dir, ignore_errors=True)
+        for d in temporaries:
+            shutil.rmtree(d, ignore_errors=True)
         FINISHED.set()
         try:
             emit({"ev": "kernels", **pool.stats})
