@@ -24,11 +24,6 @@
 #include <sys/signalfd.h>
 #endif
 
-const char *const sp_py_strategy_names[] = {"c-handler-import", "c-handler-per-call", "check-signals",
-                                            "recommended",      "self-pipe",          "signalfd-thread",
-                                            "event-thread",     "console-ctrl",       "none",
-                                            NULL};
-
 static int fail_errno(sp_error *err, const char *call, int code) {
   return sp_fail(err, SP_EFAIL, "%s: %s", call, strerror(code));
 }
@@ -53,13 +48,13 @@ static void on_per_call(int sig, siginfo_t *si, void *uc) {
   sp_probe_record("c-handler-per-call", sig, si->si_code, (int64_t)si->si_pid, (int64_t)si->si_uid);
 }
 
-static int per_call_install(sp_watch *w, int *n, sp_error *err) {
+int sp_py_per_call_install(sp_watch *w, int *n, sp_error *err) {
   (void)w;
   *n = 0;
   return install_sigint(on_per_call, &g_per_call_prev, err);
 }
 
-static void per_call_remove(void) { sigaction(SIGINT, &g_per_call_prev, NULL); }
+void sp_py_per_call_remove(void) { sigaction(SIGINT, &g_per_call_prev, NULL); }
 
 /* ---- self-pipe: the handler writes what it saw to a pipe the loop polls ---- */
 
@@ -96,7 +91,7 @@ static void close_pair(int p[2]) {
     }
 }
 
-static int self_pipe_install(sp_watch *w, int *n, sp_error *err) {
+int sp_py_self_pipe_install(sp_watch *w, int *n, sp_error *err) {
   if (sp_pipe(g_pipe, 1) != 0) return fail_errno(err, "pipe2", errno);
   int rc = install_sigint(on_self_pipe, &g_pipe_prev, err);
   if (rc != 0) {
@@ -108,7 +103,7 @@ static int self_pipe_install(sp_watch *w, int *n, sp_error *err) {
   return 0;
 }
 
-static void self_pipe_remove(void) {
+void sp_py_self_pipe_remove(void) {
   sigaction(SIGINT, &g_pipe_prev, NULL);
   close_pair(g_pipe);
 }
@@ -135,7 +130,7 @@ static void *signalfd_main(void *arg) {
   }
 }
 
-static int signalfd_install(sp_watch *w, int *n, sp_error *err) {
+int sp_py_signalfd_install(sp_watch *w, int *n, sp_error *err) {
   (void)w;
   *n = 0;
   sigset_t set, all, mine;
@@ -173,7 +168,7 @@ undo_mask:
   return rc;
 }
 
-static void signalfd_remove(void) {
+void sp_py_signalfd_remove(void) {
   if (write(g_sfd_quit[1], "q", 1) < 0) {
   }
   pthread_join(g_sfd_thread, NULL);
@@ -185,47 +180,32 @@ static void signalfd_remove(void) {
   pthread_sigmask(SIG_SETMASK, &g_sfd_prev_mask, NULL);
 }
 #else
-static int signalfd_install(sp_watch *w, int *n, sp_error *err) {
+int sp_py_signalfd_install(sp_watch *w, int *n, sp_error *err) {
   (void)w;
   *n = 0;
   return sp_fail(err, SP_EUNSUPPORTED, "signalfd is Linux-only");
 }
-static void signalfd_remove(void) {}
+void sp_py_signalfd_remove(void) {}
 #endif
 
 /* ---- Windows-only strategies ---- */
 
-static int event_thread_install(sp_watch *w, int *n, sp_error *err) {
+int sp_py_event_thread_install(sp_watch *w, int *n, sp_error *err) {
   (void)w;
   *n = 0;
   return sp_fail(err, SP_EUNSUPPORTED,
                  "event-thread waits on the JPY_INTERRUPT_EVENT handle, which jupyter_client creates only on Windows");
 }
 
-static int console_ctrl_install(sp_watch *w, int *n, sp_error *err) {
+int sp_py_console_ctrl_install(sp_watch *w, int *n, sp_error *err) {
   (void)w;
   *n = 0;
   return sp_fail(err, SP_EUNSUPPORTED, "SetConsoleCtrlHandler exists only on Windows");
 }
 
-static void nothing_to_remove(void) {}
+void sp_py_event_thread_remove(void) {}
+void sp_py_console_ctrl_remove(void) {}
 
-static const sp_py_strategy g_strategies[] = {
-    {"c-handler-per-call", SP_PY_CHECK_NONE, per_call_install, per_call_remove},
-    {"check-signals", SP_PY_CHECK_EVERY_ITERATION, NULL, NULL},
-    {"recommended", SP_PY_CHECK_INTERRUPTIBLE, NULL, NULL},
-    {"self-pipe", SP_PY_CHECK_NONE, self_pipe_install, self_pipe_remove},
-    {"signalfd-thread", SP_PY_CHECK_NONE, signalfd_install, signalfd_remove},
-    {"event-thread", SP_PY_CHECK_NONE, event_thread_install, nothing_to_remove},
-    {"console-ctrl", SP_PY_CHECK_NONE, console_ctrl_install, nothing_to_remove},
-    {"none", SP_PY_CHECK_NONE, NULL, NULL},
-};
-
-const sp_py_strategy *sp_py_strategy_find(const char *name) {
-  for (size_t i = 0; i < SP_ARRAY_LEN(g_strategies); i++)
-    if (strcmp(g_strategies[i].name, name) == 0) return &g_strategies[i];
-  return NULL;
-}
 
 /* ---- the SIGINT state, for "ready" and for the tests ---- */
 

@@ -28,11 +28,6 @@
 
 #include "../../harness/src/win/utf16.h"
 
-const char *const sp_py_strategy_names[] = {"c-handler-import", "c-handler-per-call", "check-signals",
-                                            "recommended",      "self-pipe",          "signalfd-thread",
-                                            "event-thread",     "console-ctrl",       "none",
-                                            NULL};
-
 typedef void (*crt_handler)(int);
 
 static int fail_last(sp_error *err, const char *call) {
@@ -54,13 +49,13 @@ static void on_per_call(int sig) {
   sp_probe_record("c-handler-per-call", sig, SP_NO_SI_CODE, -1, -1);
 }
 
-static int per_call_install(sp_watch *w, int *n, sp_error *err) {
+int sp_py_per_call_install(sp_watch *w, int *n, sp_error *err) {
   (void)w;
   *n = 0;
   return install_crt(on_per_call, &g_per_call_prev, err);
 }
 
-static void per_call_remove(void) { signal(SIGINT, g_per_call_prev); }
+void sp_py_per_call_remove(void) { signal(SIGINT, g_per_call_prev); }
 
 /* ---- self-pipe, the Windows way: a CRT handler sets an event the loop waits on ----
  * There are no pipes to poll next to a wait on Windows; the equivalent of
@@ -91,7 +86,7 @@ static void self_pipe_signalled(int fd) {
     sp_probe_record_at("self-pipe", g_sp_sig, SP_NO_SI_CODE, -1, -1, g_sp_t_ns, g_sp_main);
 }
 
-static int self_pipe_install(sp_watch *w, int *n, sp_error *err) {
+int sp_py_self_pipe_install(sp_watch *w, int *n, sp_error *err) {
   g_sp_event = CreateEventW(NULL, FALSE, FALSE, NULL);
   if (!g_sp_event) return fail_last(err, "CreateEvent");
   InterlockedExchange(&g_sp_pending, 0);
@@ -108,7 +103,7 @@ static int self_pipe_install(sp_watch *w, int *n, sp_error *err) {
   return 0;
 }
 
-static void self_pipe_remove(void) {
+void sp_py_self_pipe_remove(void) {
   signal(SIGINT, g_sp_prev);
   CloseHandle(g_sp_event);
   g_sp_event = NULL;
@@ -116,13 +111,13 @@ static void self_pipe_remove(void) {
 
 /* ---- signalfd-thread: Linux only ---- */
 
-static int signalfd_install(sp_watch *w, int *n, sp_error *err) {
+int sp_py_signalfd_install(sp_watch *w, int *n, sp_error *err) {
   (void)w;
   *n = 0;
   return sp_fail(err, SP_EUNSUPPORTED, "signalfd is Linux-only");
 }
 
-static void nothing_to_remove(void) {}
+void sp_py_signalfd_remove(void) {}
 
 /* ---- event-thread: a thread waits on the JPY_INTERRUPT_EVENT handle ----
  * The event is auto-reset (jupyter_client <= 8.9.1) and ipykernel's
@@ -144,7 +139,7 @@ static DWORD WINAPI event_main(LPVOID arg) {
   }
 }
 
-static int event_thread_install(sp_watch *w, int *n, sp_error *err) {
+int sp_py_event_thread_install(sp_watch *w, int *n, sp_error *err) {
   (void)w;
   *n = 0;
   const char *why;
@@ -169,7 +164,7 @@ static int event_thread_install(sp_watch *w, int *n, sp_error *err) {
   return 0;
 }
 
-static void event_thread_remove(void) {
+void sp_py_event_thread_remove(void) {
   SetEvent(g_ev_quit);
   WaitForSingleObject(g_ev_thread, INFINITE);
   CloseHandle(g_ev_thread);
@@ -185,31 +180,15 @@ static BOOL WINAPI on_console_ctrl(DWORD type) {
   return TRUE; /* handled: the CRT's (and CPython's) handler does not run */
 }
 
-static int console_ctrl_install(sp_watch *w, int *n, sp_error *err) {
+int sp_py_console_ctrl_install(sp_watch *w, int *n, sp_error *err) {
   (void)w;
   *n = 0;
   if (!SetConsoleCtrlHandler(on_console_ctrl, TRUE)) return fail_last(err, "SetConsoleCtrlHandler");
   return 0;
 }
 
-static void console_ctrl_remove(void) { SetConsoleCtrlHandler(on_console_ctrl, FALSE); }
+void sp_py_console_ctrl_remove(void) { SetConsoleCtrlHandler(on_console_ctrl, FALSE); }
 
-static const sp_py_strategy g_strategies[] = {
-    {"c-handler-per-call", SP_PY_CHECK_NONE, per_call_install, per_call_remove},
-    {"check-signals", SP_PY_CHECK_EVERY_ITERATION, NULL, NULL},
-    {"recommended", SP_PY_CHECK_INTERRUPTIBLE, NULL, NULL},
-    {"self-pipe", SP_PY_CHECK_NONE, self_pipe_install, self_pipe_remove},
-    {"signalfd-thread", SP_PY_CHECK_NONE, signalfd_install, nothing_to_remove},
-    {"event-thread", SP_PY_CHECK_NONE, event_thread_install, event_thread_remove},
-    {"console-ctrl", SP_PY_CHECK_NONE, console_ctrl_install, console_ctrl_remove},
-    {"none", SP_PY_CHECK_NONE, NULL, NULL},
-};
-
-const sp_py_strategy *sp_py_strategy_find(const char *name) {
-  for (size_t i = 0; i < SP_ARRAY_LEN(g_strategies); i++)
-    if (strcmp(g_strategies[i].name, name) == 0) return &g_strategies[i];
-  return NULL;
-}
 
 /* ---- the SIGINT state, for "ready" and for the tests ----
  * The CRT has no call that reads an action without setting one, so this

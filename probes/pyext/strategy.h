@@ -35,6 +35,20 @@ const sp_py_strategy *sp_py_strategy_find(const char *name);
 /* Every strategy name, NULL-terminated, c-handler-import included. */
 extern const char *const sp_py_strategy_names[];
 
+/* What each platform's file (strategies_unix.c, strategies_win.c) provides
+ * for the one table in strategies.c: a strategy that does not exist there
+ * installs SP_EUNSUPPORTED with the reason. */
+int sp_py_per_call_install(sp_watch *w, int *n, sp_error *err);
+void sp_py_per_call_remove(void);
+int sp_py_self_pipe_install(sp_watch *w, int *n, sp_error *err);
+void sp_py_self_pipe_remove(void);
+int sp_py_signalfd_install(sp_watch *w, int *n, sp_error *err);
+void sp_py_signalfd_remove(void);
+int sp_py_event_thread_install(sp_watch *w, int *n, sp_error *err);
+void sp_py_event_thread_remove(void);
+int sp_py_console_ctrl_install(sp_watch *w, int *n, sp_error *err);
+void sp_py_console_ctrl_remove(void);
+
 /* Describes the OS-level SIGINT action now: *disposition, and for a function
  * whose it is ("sigprobe" when it lives in own_object, "python" when it lives
  * in the same object as python_symbol, else the object's file name, or
