@@ -4,13 +4,18 @@ two results documents, and the cells only one of them has. For CI gating
 windows-wine) with --ignore-platform, which matches cells by
 host/strategy/delivery.
 
-Two cells differ when their verdicts differ, or when both are flaky between
-different sets of verdicts. How often a flaky cell gave each verdict is shown
-but does not count: the split changes from run to run."""
+Two cells differ when their verdicts differ. Two flaky cells differ only when
+the share of runs giving some verdict differs beyond chance (Fisher's exact
+test, two-sided, p < SIGNIFICANCE): a flaky cell's split changes from run to
+run, and an outcome seen once in 20 runs and not in the next 20 is not a
+change. A cell that disagrees gets up to 20 runs (checkpoint.FLAKY_RUNS), so
+a real change in proportion shows."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+from math import comb
 
 from ..errors import BadInput
 from . import document as results
@@ -31,10 +36,29 @@ def _index(path: Path, doc: dict, ignore_platform: bool) -> dict[str, dict]:
     return out
 
 
+SIGNIFICANCE = 0.01
+
+
+def fisher_exact(k1: int, n1: int, k2: int, n2: int) -> float:
+    """Two-sided p-value of Fisher's exact test for k1 of n1 against k2 of n2:
+    the probability, with the margins fixed, of a table no likelier than this one."""
+    k, n = k1 + k2, n1 + n2
+    if n1 == 0 or n2 == 0:
+        return 1.0
+    def p(x):
+        return comb(n1, x) * comb(n2, k - x) / comb(n, k)
+    seen = p(k1)
+    return min(1.0, sum(q for x in range(max(0, k - n2), min(k, n1) + 1) if (q := p(x)) <= seen * (1 + 1e-9)))
+
+
 def differs(a: dict, b: dict) -> bool:
     if a["verdict"] != b["verdict"]:
         return True
-    return a["verdict"] == "flaky" and set(a.get("counts", {})) != set(b.get("counts", {}))
+    if a["verdict"] != "flaky":
+        return False
+    ca, cb = a.get("counts", {}), b.get("counts", {})
+    na, nb = sum(ca.values()), sum(cb.values())
+    return any(fisher_exact(ca.get(v, 0), na, cb.get(v, 0), nb) < SIGNIFICANCE for v in set(ca) | set(cb))
 
 
 def _summary(c: dict) -> dict:
