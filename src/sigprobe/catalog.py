@@ -67,7 +67,7 @@ def native_cells(runner: Path) -> list[Cell]:
 
 def pyext_strategies(pyext_dir: Path) -> list[str]:
     """The extension probe's strategies, as its STRATEGIES lists them (the C table is the source)."""
-    from .remote.kernel_driver import load_pyext
+    from .remote.pyext_loader import load_pyext
     try:
         return list(load_pyext(str(pyext_dir)).STRATEGIES)
     except ImportError as e:

@@ -48,7 +48,7 @@ def pyext_dir(tmp_path_factory):
 
 PRELUDE = """
 import json, os, signal, sys, time
-from sigprobe.remote.kernel_driver import load_pyext
+from sigprobe.remote.pyext_loader import load_pyext
 m = load_pyext({pyext_dir!r})
 
 def state():
@@ -154,7 +154,7 @@ NOGIL = pytest.mark.parametrize("nogil", [False, True], ids=["gil", "nogil"])
 # ---- the build ----
 
 def test_module_was_built_for_this_interpreter(pyext_dir):
-    code = ("import sys, sysconfig; from sigprobe.remote.kernel_driver import load_pyext; "
+    code = ("import sys, sysconfig; from sigprobe.remote.pyext_loader import load_pyext; "
             "m, i = load_pyext(sys.argv[1]), load_pyext(sys.argv[1], 'sigprobe_pyext_import'); "
             "print(m.HEADERS_VERSION, i.HEADERS_VERSION, m.__file__, sysconfig.get_config_var('EXT_SUFFIX'))")
     done = subprocess.run([sys.executable, "-c", code, pyext_dir], capture_output=True, text=True, check=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .. import doctor, paths
 from ..doctor.common import _fmt_members
-from ..remote.kernel_driver import load_pyext
+from ..remote.pyext_loader import load_pyext
 
 REMOTE = Path(__file__).resolve().parents[1] / "remote"
 

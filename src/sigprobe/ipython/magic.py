@@ -35,7 +35,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from .. import doctor
 from ..catalog import VERDICTS
 from ..commands.options import bounded_int
-from ..remote.kernel_driver import load_pyext
+from ..remote.pyext_loader import load_pyext
 from ..remote.subject import handler_name
 from .kernel import Report, _posix_sender, _windows_sender, how_to_build, kernel_state, pyext_dir, pyext_module
 

@@ -18,7 +18,6 @@ frontend does (KernelManager.interrupt_kernel), then tells the runner when
 and what, and finally how the cell ended (execute_reply status, ename, where
 the KeyboardInterrupt was raised). The runner derives the verdict.
 """
-import inspect
 import json
 import os
 import select
@@ -36,39 +35,11 @@ WHERE_TAG = "SIGPROBE_WHERE="
 now_ns = time.perf_counter_ns if os.name == "nt" else time.monotonic_ns
 CHILD_TAG = "SIGPROBE_CHILD="
 
-
-def load_pyext(directory, name="sigprobe_pyext"):
-    """The extension probe's module `name` (sigprobe_pyext, sigprobe_pyext_import)
-    built for this interpreter in directory, imported through a finder for
-    that directory on sys.meta_path, not a sys.path entry: after this,
-    `import sigprobe_pyext_import` works as a user would write it (the
-    extension's own run("c-handler-import") does just that). ImportError
-    when directory has no build for this interpreter."""
-    import importlib
-    import importlib.machinery
-    import importlib.util
-
-    class PyextFinder:
-        modules = ("sigprobe_pyext", "sigprobe_pyext_import")
-
-        def __init__(self, where):
-            self.where = where
-
-        def find_spec(self, fullname, path=None, target=None):
-            if fullname not in self.modules:
-                return None
-            for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-                candidate = os.path.join(self.where, fullname + suffix)
-                if os.path.isfile(candidate):
-                    return importlib.util.spec_from_file_location(fullname, candidate)
-            return None
-
-    if not any(getattr(f, "modules", None) == PyextFinder.modules and f.where == directory for f in sys.meta_path):
-        sys.meta_path.append(PyextFinder(directory))
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError:
-        raise ImportError(f"no {name} built for this interpreter ({sys.executable}) in {directory}") from None
+if __package__:  # imported from the package (the magics, catalog)
+    from . import pyext_loader
+else:  # run by its path under the interpreter measured; pyext_loader.py is beside it
+    import pyext_loader
+load_pyext = pyext_loader.load_pyext
 
 
 def emit(obj):
@@ -411,7 +382,10 @@ def child_cell(run, report):
 def setup_cell(pyext_dir):
     """The kernel imports the probe as load_pyext() does here (its source goes
     along), so the cells can `import sigprobe_pyext_import` as a user would."""
-    return (inspect.getsource(load_pyext).replace("def load_pyext(", "def __sp_load_pyext(") + "\n"
+    with open(pyext_loader.__file__, encoding="utf-8") as f:
+        source = f.read()
+    source = source[source.index("def load_pyext("):]
+    return (source.replace("def load_pyext(", "def __sp_load_pyext(") + "\n"
             f"import os, sys\nsigprobe_pyext = __sp_load_pyext({pyext_dir!r})\ndel __sp_load_pyext\n")
 
 
