@@ -104,13 +104,14 @@ def test_nothing_stops_a_loop_that_nothing_interrupts(spin_dir):
 
 
 def test_an_interval_of_0_checks_every_call(spin_dir):
-    """A SIGINT already pending when the loop starts stops it at its first
-    check with interval 0, and only once the interval is up otherwise."""
+    """A SIGINT already pending when the loop starts stops the no-GIL variant
+    (which takes the GIL only when a check is due) at its first call with
+    interval 0, and only once the interval is up otherwise."""
     out = run_python(spin_dir, """
         import spin
         for interval in (0, 20000):
             try:
-                spin.spin(10**15, interval, False, True)
+                spin.spin(10**15, interval, True, True)
             except KeyboardInterrupt:
                 print(spin.calls())
     """)
@@ -119,19 +120,45 @@ def test_an_interval_of_0_checks_every_call(spin_dir):
     assert later > 0
 
 
-def test_the_gil_variant_without_the_gil_fails_its_precondition(spin_dir, tmp_path):
-    """The precondition is an assert in debug builds: the no-GIL variant called
-    with the GIL held aborts rather than deadlocking or corrupting state."""
+@pytest.mark.parametrize("variant,swap,nogil,interval_us", [
+    ("the no-GIL variant with the GIL held", ("sp_interruptible_check(&it)", "sp_interruptible_check_nogil(&it)"),
+     False, 0),
+    ("the GIL variant without the GIL", ("sp_interruptible_check_nogil(&it)", "sp_interruptible_check(&it)"),
+     True, 0),
+    # with an interval, checked where the clock is read, not on the fast path
+    ("the GIL variant without the GIL", ("sp_interruptible_check_nogil(&it)", "sp_interruptible_check(&it)"),
+     True, 1000)], ids=["nogil-variant-with-gil", "gil-variant-without-gil", "gil-variant-without-gil-interval"])
+def test_a_variant_called_in_the_wrong_gil_state_fails_its_precondition(tmp_path, variant, swap, nogil, interval_us):
+    """The precondition is an assert in debug builds: either variant called in
+    the other's GIL state aborts rather than deadlocking or corrupting state."""
     bad = tmp_path / "bad.c"
-    bad.write_text(SPIN.read_text().replace("sp_interruptible_check(&it)", "sp_interruptible_check_nogil(&it)"))
+    text = SPIN.read_text()
+    assert swap[0] in text, variant
+    bad.write_text(text.replace(swap[0], swap[1]))
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
     r = subprocess.run(["gcc", "-std=c99", "-UNDEBUG", "-isystem", python_include(), "-I", str(INCLUDE), "-fPIC",
                         "-shared", str(bad), "-o", str(tmp_path / f"spin{suffix}")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    r = subprocess.run([sys.executable, "-c", "import spin; spin.spin(10, 0, False)"], capture_output=True,
-                       text=True, cwd=tmp_path, timeout=60)
-    assert r.returncode == -6, (r.returncode, r.stderr)  # SIGABRT from assert()
+    r = subprocess.run([sys.executable, "-c", f"import spin; spin.spin(10**12, {interval_us}, {nogil})"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert r.returncode == -6, (variant, r.returncode, r.stderr)  # SIGABRT from assert()
     assert "PyGILState_Check" in r.stderr
+
+
+def test_a_caught_signal_is_seen_without_waiting_for_the_gil_hand_over(spin_dir):
+    """With a pending signal, the GIL variant stops at the first clock read,
+    long before its first GIL hand-over is due (an hour away here)."""
+    out = run_python(spin_dir, """
+        import spin
+        try:
+            spin.spin(10**15, 3600 * 10**6, False, True)
+            print("completed")
+        except KeyboardInterrupt:
+            print("interrupted", spin.calls())
+    """)
+    verdict, calls = out.split()
+    assert verdict == "interrupted"
+    assert int(calls) < 10**6
 
 
 def test_bench_measures_what_the_header_costs(build_dir):

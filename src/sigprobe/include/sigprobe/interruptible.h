@@ -2,7 +2,7 @@
  * stop promptly on Ctrl+C and on Jupyter's "interrupt kernel", everywhere.
  *
  * Copy this one file into your extension, or take it from the installed
- * package (sigprobe.include_dir()). C99, nothing beyond Python.h and the C
+ * package (sigprobe.get_include()). C99, nothing beyond Python.h and the C
  * library; POSIX, MinGW and MSVC.
  *
  * Why (measured by sigprobe, see its reference): a C-level SIGINT handler is
@@ -29,16 +29,19 @@
  *     Py_END_ALLOW_THREADS
  *     if (stop) return NULL;
  *
- * What it guarantees: at most every interval, on the thread that calls it, it
- * (GIL variant) releases and re-takes the GIL, so a thread waiting for it
- * (ipykernel's poller or control thread) can run, then calls
- * PyErr_CheckSignals(); it returns nonzero when that raised (the exception is
- * set; unwind and return NULL). Python runs signal handlers only on the main
- * thread: elsewhere the check never stops the loop, as for any Python code.
- * Between checks a call costs a decrement and a branch: the clock is read only
- * every `stride` calls, a stride that adapts so that the clock is read about
- * SP_INTERRUPTIBLE_READS times per interval. An interval of 0 checks on every
- * call. sigprobe measures it as the `recommended` and `recommended+nogil`
+ * What it guarantees, on the thread that calls it: the GIL variant calls
+ * PyErr_CheckSignals() whenever it reads the clock (about
+ * SP_INTERRUPTIBLE_READS times per interval: a signal that Python's handler
+ * has caught is seen within about interval/READS), and at most every interval
+ * releases and re-takes the GIL first, so a thread waiting for it
+ * (ipykernel's poller or control thread) can run. The no-GIL variant takes the
+ * GIL once per interval to call PyErr_CheckSignals(). Both return nonzero when
+ * that raised (the exception is set; unwind and return NULL). Python runs
+ * signal handlers only on the main thread: elsewhere the check never stops the
+ * loop, as for any Python code. Between clock reads a call costs a decrement
+ * and a branch: the clock is read only every `stride` calls, a stride that
+ * adapts so that it is read about SP_INTERRUPTIBLE_READS times per interval.
+ * An interval of 0 checks, and releases, on every call. sigprobe measures it as the `recommended` and `recommended+nogil`
  * strategies in every Python and Jupyter cell; its bench reports the cost per
  * call and per release.
  *
@@ -108,9 +111,14 @@ static inline void sp_interruptible_init(sp_interruptible *it, long interval_us)
   it->countdown = 1;
 }
 
-/* Whether a check is due now; adapts the stride. The GIL does not matter. */
-static inline int sp_interruptible__due(sp_interruptible *it) {
-  if (it->interval_ns == 0) return 1;
+/* What this call has to do: 0 nothing, SP_INTERRUPTIBLE__READ the clock was
+ * read (a cheap look for a signal is in order), SP_INTERRUPTIBLE__DUE a
+ * check with its GIL hand-over is due. Adapts the stride. The GIL does not
+ * matter. */
+#define SP_INTERRUPTIBLE__READ 1
+#define SP_INTERRUPTIBLE__DUE 2
+static inline int sp_interruptible__tick(sp_interruptible *it) {
+  if (it->interval_ns == 0) return SP_INTERRUPTIBLE__DUE;
   if (--it->countdown != 0) return 0;
   int64_t now = sp_interruptible_now_ns();
   int64_t since = now - it->read_ns;
@@ -122,21 +130,26 @@ static inline int sp_interruptible__due(sp_interruptible *it) {
   else if (since > it->interval_ns / SP_INTERRUPTIBLE_READS && it->stride > 1)
     it->stride /= 2;
   it->countdown = it->stride;
-  if (now < it->due_ns) return 0;
+  if (now < it->due_ns) return SP_INTERRUPTIBLE__READ;
   it->due_ns = now + it->interval_ns;
-  return 1;
+  return SP_INTERRUPTIBLE__DUE;
 }
 
 /* With the GIL held: 0 to go on; nonzero when PyErr_CheckSignals() raised
  * (KeyboardInterrupt is set: return NULL). */
 static inline int sp_interruptible_check(sp_interruptible *it) {
-  if (!sp_interruptible__due(it)) return 0;
-  assert(PyGILState_Check()); /* checked when a check is due: the fast path stays a decrement */
-  /* A thread waiting for the GIL (ipykernel's poller on Windows, its control
-   * thread in message mode) gets it here: that is how its interrupt reaches
-   * this thread. */
-  Py_BEGIN_ALLOW_THREADS
-  Py_END_ALLOW_THREADS
+  int tick = sp_interruptible__tick(it);
+  if (tick == 0) return 0;
+  assert(PyGILState_Check()); /* checked when the clock is read: the fast path stays a decrement */
+  if (tick == SP_INTERRUPTIBLE__DUE) {
+    /* A thread waiting for the GIL (ipykernel's poller on Windows, its
+     * control thread in message mode) gets it here: that is how its
+     * interrupt reaches this thread. */
+    Py_BEGIN_ALLOW_THREADS
+    Py_END_ALLOW_THREADS
+  }
+  /* With nothing pending this is an atomic load: a signal already caught
+   * by Python's handler needs no GIL hand-over to be seen. */
   return PyErr_CheckSignals() != 0;
 }
 
@@ -145,7 +158,7 @@ static inline int sp_interruptible_check(sp_interruptible *it) {
  * only for the check and let go again; the exception stays set for when the
  * caller takes it back and returns NULL. */
 static inline int sp_interruptible_check_nogil(sp_interruptible *it) {
-  if (!sp_interruptible__due(it)) return 0;
+  if (sp_interruptible__tick(it) != SP_INTERRUPTIBLE__DUE) return 0;
   assert(!PyGILState_Check());
   PyGILState_STATE g = PyGILState_Ensure();
   int raised = PyErr_CheckSignals() != 0;
