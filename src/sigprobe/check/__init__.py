@@ -124,7 +124,7 @@ def run_check(subject: Subject, s: Settings, progress=None) -> dict:
     kernel_runs = [h for h in s.hosts if h not in LOCAL_HOSTS for _ in range(s.repeat)]
     kthread = None
     if kernel_runs:
-        kthread = threading.Thread(target=lambda: versions.update(kernels.run_kernels(
+        kthread = threading.Thread(target=lambda: versions.update(kernels.run_by_mode(
             s.python, [(h, spec) for h in kernel_runs], s.after_ms, s.timeout_s,
             lambda i, seen: note(kernel_runs[i], seen))), daemon=True)
         kthread.start()

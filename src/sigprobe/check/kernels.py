@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 from .. import runlog, scratch
@@ -59,4 +60,40 @@ def run_kernels(python: str, runs: list[tuple[str, dict]], after_ms: int, timeou
                                       f"{python} -m pip install ipykernel jupyter_client"})
         else:
             on_run(i, {"error": "the Jupyter driver ended before this run"})
+    return versions
+
+
+def run_by_mode(python: str, runs: list[tuple[str, dict]], after_ms: int, timeout_s: float, on_run) -> dict:
+    """run_kernels for each interrupt mode at once, one driver per mode: a
+    run of one mode never waits for a run of the other (every run needs a
+    fresh kernel, and each driver starts its next one while a run goes on).
+    on_run gets indexes into `runs`; the versions are the drivers', with
+    their kernels' counts added up."""
+    by_host: dict[str, list[int]] = {}
+    for i, (host, _) in enumerate(runs):
+        by_host.setdefault(host, []).append(i)
+    found: list[dict] = []
+    lock = threading.Lock()
+
+    def one(indexes):
+        def report(j, seen):
+            with lock:
+                on_run(indexes[j], seen)
+        v = run_kernels(python, [runs[i] for i in indexes], after_ms, timeout_s, report)
+        with lock:
+            found.append(v)
+
+    threads = [threading.Thread(target=one, args=(ix,), daemon=True) for ix in by_host.values()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    versions: dict = {}
+    for v in found:
+        counts = v.pop("kernels", None)
+        versions.update(v)
+        if counts:
+            total = versions.setdefault("kernels", {})
+            for key, n in counts.items():
+                total[key] = total.get(key, 0) + n
     return versions

@@ -44,8 +44,8 @@ def run_subjects(python: str, no_jupyter: str | None, runs: list, jobs: int, on_
     """Runs every (cell, repeat) of subject cells with the interpreter
     `python`; no_jupyter: None when it can run kernels, else why not. Each
     subject's uninterrupted run first (all side by side), then the kernel runs
-    of every subject through one driver (its next kernel starts while a run
-    goes on) beside the plain-interpreter runs."""
+    of every subject through one driver per interrupt mode (its next kernel
+    starts while a run goes on) beside the plain-interpreter runs."""
     stop = threading.Event()
     names = list(dict.fromkeys(c.strategy[len(SUBJECT_PREFIX):] for c, _ in runs))
     specs = {name: subject(name).spec() for name in names}
@@ -80,7 +80,7 @@ def run_subjects(python: str, no_jupyter: str | None, runs: list, jobs: int, on_
 
     kthread = None
     if kernel_runs:
-        kthread = threading.Thread(target=lambda: kernels.run_kernels(
+        kthread = threading.Thread(target=lambda: kernels.run_by_mode(
             python, [(c.host, specs[n]) for c, n in kernel_runs], AFTER_MS, max(timeout.values()),
             lambda i, seen: judged(*kernel_runs[i], seen)), daemon=True)
         kthread.start()
