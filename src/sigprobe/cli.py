@@ -4,27 +4,69 @@ only here: 2 bad input or a missing dependency, 3 a failed build, 130/143
 interrupted by SIGINT/SIGTERM."""
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
 
 from . import __version__
-# doctor first: it reads the dispositions this process inherited at import,
-# before main() installs sigprobe's own handlers.
-from .commands import bench, check, doctor, list as list_cmd, options, report, run, test, trace
+from .commands import options
 from .errors import SigprobeError
 
-COMMANDS = (list_cmd, run, check, bench, trace, test, report, doctor)
+# Every subcommand, in --help's order: the module of commands/ that defines it, and its one-line help.
+# Written here, not in the modules, so that --help imports none of them and a command only its own
+# (cold `sigprobe doctor` is the notebook user's first command).
+COMMANDS = {
+    "list": ("list", "print every cell id for this platform, one a line"),
+    "run": ("run", "run cells, print the matrix, write the results document"),
+    "check": ("check", "run YOUR code under each host, interrupt it, and say whether, where and why not"),
+    "bench": ("bench", "measure latency against a C baseline, cell overhead and matrix wall time"),
+    "trace": ("trace", "watch the signals sent to one process and what the kernel did with them"),
+    "test": ("test", "set up everything and run the whole test suite (CTest: Criterion + pytest + fuzzing + the "
+                     "Wine leg), then the C tests again under ASan + UBSan (build-asan/); in a clone of the "
+                     "repository"),
+    "report": ("report", "merge results documents into the reference (Markdown and HTML)"),
+    "compare": ("report", "the cells whose verdict differs between two results documents"),
+    "doctor": ("doctor", "what an interrupt would do to a live process, and why"),
+}
 
 
-def build_parser() -> options.ArgumentParser:
+class _Subcommands:
+    """What a module's add_parsers(sub) is given: its parsers get their
+    one-line help from COMMANDS."""
+
+    def __init__(self, sub):
+        self.sub = sub
+
+    def add_parser(self, name, **kw):
+        return self.sub.add_parser(name, help=COMMANDS[name][1], **kw)
+
+
+def build_parser(argv: list[str] | None = None) -> options.ArgumentParser:
+    """The parser for argv: the chosen subcommand's module imported and its
+    options declared; every other subcommand only named, with its help. (The
+    top-level options take no value, so the first word not starting with '-'
+    is the subcommand.) Without argv: every subcommand's module."""
     p = options.ArgumentParser(prog="sigprobe", description=(
         "Which interrupt handler fires, under which host, and how fast: runs probe cells "
         "(platform/host/strategy/delivery) and writes a results document."))
     p.add_argument("--version", action="version", version=f"sigprobe {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=options.ArgumentParser)
     sub.required = True
-    for command in COMMANDS:
-        command.add_parsers(sub)
+    if argv is None:
+        wanted = {module for module, _ in COMMANDS.values()}
+    else:
+        chosen = next((w for w in argv if not w.startswith("-")), None)
+        wanted = {COMMANDS[chosen][0]} if chosen in COMMANDS else set()
+    added = set()
+    for name, (module, help) in COMMANDS.items():
+        if module in wanted:
+            if module not in added:
+                # doctor reads the dispositions this process inherited when imported: here, before
+                # main() installs sigprobe's own handlers.
+                importlib.import_module(f"{__package__}.commands.{module}").add_parsers(_Subcommands(sub))
+                added.add(module)
+        else:
+            sub.add_parser(name, help=help)
     return p
 
 
@@ -35,7 +77,7 @@ def _raise_interrupted(signo, frame):
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv).parse_args(argv)
         for signo in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
             if signo is not None:
                 signal.signal(signo, _raise_interrupted)

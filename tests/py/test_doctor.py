@@ -13,12 +13,13 @@ import signal
 import subprocess
 import sys
 import termios
+import time
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-from helpers import Kernel
+from helpers import DEADLINE_S, Kernel
 from sigprobe import doctor
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="doctor's tests read /proc (Linux)")
@@ -377,6 +378,48 @@ def test_selftest_text_names_every_strategy(kernel):
     # A notebook shows the same as a table (_repr_html_), one row per strategy and GIL mode.
     table = next(h for h in kernel.html if h and "<table>" in h)
     assert all(f"<td>{s}</td>" in table for s in VERDICTS) and table.count("<tr>") >= 1 + 2 * len(VERDICTS)
+
+
+def children(pid):
+    """The live processes whose parent is pid (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.append(int(stat.parent.name))
+    return out
+
+
+def test_selftest_stops_at_the_users_interrupt_and_the_next_cell_runs_clean(tmp_path, pyext_dir):
+    k = Kernel(tmp_path)
+    try:
+        content, out = k.execute(f"import os\nos.environ['SIGPROBE_PYEXT_DIR'] = {pyext_dir!r}\n%load_ext sigprobe")
+        assert content["status"] == "ok", out
+        # Its own interrupts come 5 s into each run, so the user's (1 s into the first) comes first;
+        # uninterrupted, the selftest would take minutes.
+        msg_id = k.kc.execute("%sigprobe selftest --delay-ms 5000 --loop-ms 8000", store_history=False)
+        deadline = time.monotonic() + DEADLINE_S
+        while not children(k.pid):  # the selftest's helper process: it has started
+            assert time.monotonic() < deadline, "the selftest's helper process never appeared"
+            time.sleep(0.05)
+        time.sleep(1)  # inside the first run's native call
+        interrupted = time.monotonic()
+        k.km.interrupt_kernel()
+        while True:
+            reply = k.kc.get_shell_msg(timeout=15 * DEADLINE_S / 30)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        took = time.monotonic() - interrupted
+        assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt", \
+            reply["content"]
+        assert took < 12 * DEADLINE_S / 30, took  # the rest of the run under way (4 s), not the whole selftest
+        assert children(k.pid) == []  # the helper process is gone
+        # A late interrupt of the selftest's own would stop this cell's sleep.
+        content, out = k.execute("import time\ntime.sleep(1)\nprint(6 * 7)")
+        assert content["status"] == "ok" and out.strip() == "42", (content, out)
+    finally:
+        k.shutdown()
 
 
 def test_magic_without_the_probe_says_how_to_build(tmp_path):

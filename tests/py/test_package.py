@@ -179,3 +179,35 @@ def test_magic_help_names_both_subcommands_and_the_cli_option_names():
     assert r.returncode == 0 and "Traceback" not in r.stderr
     for word in ("doctor", "selftest", "--json", "--repeat", "--loop-ms", "--delay-ms", "--import"):
         assert word in r.stdout
+
+
+# ---- the command's cold start: a subcommand imports its own module only ---------
+
+def test_a_command_imports_its_own_module_only():
+    code = ("import sys\nfrom sigprobe import cli\ncli.main(['doctor', '--json'])\n"
+            "print(sorted(m for m in sys.modules if m.startswith('sigprobe.commands.')), file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip() == "['sigprobe.commands.doctor', 'sigprobe.commands.options']"
+
+
+def test_help_lists_every_subcommand_with_its_one_line_help():
+    from sigprobe import cli
+    r = subprocess.run([sys.executable, "-m", "sigprobe", "--help"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    flat = "".join(r.stdout.split())  # argparse wraps the lines
+    for name, (_, help) in cli.COMMANDS.items():
+        assert f"{name}{''.join(help.split())}" in flat, name
+
+
+@pytest.mark.parametrize("name", ["list", "run", "check", "bench", "trace", "test", "report", "compare", "doctor"])
+def test_every_subcommand_is_defined_by_the_module_named_for_it(name, capsys):
+    from sigprobe import cli
+    assert set(cli.COMMANDS) == {"list", "run", "check", "bench", "trace", "test", "report", "compare", "doctor"}
+    with pytest.raises(SystemExit) as e:
+        cli.build_parser([name]).parse_args([name, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    # Its own options, not a stand-in's bare usage (4 lines: usage, options:, -h).
+    assert out.startswith(f"usage: sigprobe {name} ") and len(out.splitlines()) > 5, out
+    cli.build_parser()  # all of them at once: no name defined twice

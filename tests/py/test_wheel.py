@@ -1,9 +1,11 @@
 """sigprobe as users get it: the wheel, built from this checkout, installed
 into a brand-new virtual environment with no compiler and no cmake on PATH,
 used from a directory outside the repository, then uninstalled."""
+import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -123,9 +125,37 @@ def test_doctor_json(env):
     assert d["signals"]["SIGINT"]["disposition"] in ("default", "ignored") and d["conclusions"]
 
 
-def test_run_writes_to_the_working_directory_with_the_repositorys_verdicts(env, build_dir, tmp_path):
+@contextlib.contextmanager
+def read_only(directory: Path):
+    """A command prefix under which directory cannot be written: as root
+    (whom file modes do not stop) a read-only bind mount in a mount namespace
+    of the command's own; otherwise the modes, put back afterwards. The
+    prefix first checks that writing there fails."""
+    # Absolute paths: the command's PATH holds only the venv's bin/.
+    sh, touch, mount, unshare = (shutil.which(c) for c in ("sh", "touch", "mount", "unshare"))
+    d = shlex.quote(str(directory))
+    check = f'! {touch} {d}/.sigprobe-w 2>/dev/null || exit 99; exec "$@"'
+    if os.geteuid() == 0:
+        yield [unshare, "--mount", "--propagation", "private", sh, "-c",
+               f"{mount} --bind {d} {d} && {mount} -o remount,bind,ro {d} {d} && {check}", "sh"]
+        return
+    modes = {p: p.stat().st_mode for p in [directory, *directory.rglob("*")]}
+    for p, mode in modes.items():
+        p.chmod(mode & ~0o222)
+    try:
+        yield [sh, "-c", check, "sh"]
+    finally:
+        for p, mode in modes.items():
+            p.chmod(mode)
+
+
+def test_run_writes_to_the_working_directory_with_the_repositorys_verdicts_the_package_read_only(env, build_dir,
+                                                                                                   tmp_path):
+    python, e, cwd = env
     only = ["--only", "linux/no-tty/*", "--repeat", "1", "--quiet"]
-    r = sigprobe(env, "run", *only)
+    (package,) = python.parent.parent.glob("lib/python*/site-packages/sigprobe")
+    with read_only(package) as prefix:
+        r = run([*prefix, str(python.parent / "sigprobe"), "run", *only], env=e, cwd=cwd)
     assert r.returncode == 0, r.stderr
     installed = env[2] / "sigprobe-results" / "linux.json"
     assert "wrote sigprobe-results/linux.json" in r.stderr and installed.with_suffix(".md").is_file()

@@ -17,7 +17,7 @@ from . import options
 
 
 def add_parsers(sub) -> None:
-    b = sub.add_parser("bench", help="measure latency against a C baseline, cell overhead and matrix wall time",
+    b = sub.add_parser("bench",
                        description="Prints figures (never asserts them): kill → handler latency of sigprobe's "
                                    "no-tty/sigaction/kill cell beside a minimal C baseline, the native cell "
                                    "overhead, latency per delivery path, and the native matrix's wall time at "

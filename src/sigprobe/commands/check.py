@@ -17,7 +17,7 @@ NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 def add_parsers(sub) -> None:
     from ..check import HOSTS
     c = sub.add_parser(
-        "check", help="run YOUR code under each host, interrupt it, and say whether, where and why not",
+        "check",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Runs your code (-c, --script or --call) in a plain interpreter with a terminal (^C), without "
                     "one (kill), and in real Jupyter kernels in signal and message mode, interrupts it --after ms "

@@ -17,7 +17,7 @@ DOCTOR_INHERITED = doctor_mod.snapshot_inherited()
 
 
 def add_parsers(sub) -> None:
-    d = sub.add_parser("doctor", help="what an interrupt would do to a live process, and why",
+    d = sub.add_parser("doctor",
                        description="Reports per signal (INT, TERM, HUP, QUIT) whether it is default, ignored or "
                                    "caught, blocked or pending (per thread where threads differ); the process "
                                    "group, session, controlling terminal and foreground group; whether it is a "

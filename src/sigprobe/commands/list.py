@@ -12,7 +12,7 @@ from . import options
 
 
 def add_parsers(sub) -> None:
-    ls = sub.add_parser("list", help="print every cell id for this platform, one a line")
+    ls = sub.add_parser("list")
     options.add_only(ls)
     options.add_platform(ls, "this machine's cells")
     options.add_build_dir(ls)

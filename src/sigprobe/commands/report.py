@@ -10,7 +10,7 @@ from ..errors import BadInput
 
 
 def add_parsers(sub) -> None:
-    r = sub.add_parser("report", help="merge results documents into the reference (Markdown and HTML)",
+    r = sub.add_parser("report",
                        description="Merges results documents from several platforms into one reference: "
                                    "\"Choosing an interrupt strategy\", the machines, the matrices, latency per "
                                    "delivery path and every Wine deviation, as Markdown and as one self-contained "
@@ -22,7 +22,7 @@ def add_parsers(sub) -> None:
     r.add_argument("--html", type=Path, metavar="FILE", help="write the HTML page here ('-': stdout)")
     r.set_defaults(func=cmd_report)
 
-    c = sub.add_parser("compare", help="the cells whose verdict differs between two results documents",
+    c = sub.add_parser("compare",
                        description="Lists the cells whose verdict differs (a flaky cell differs when it "
                                    "alternates between other verdicts) and those present in only one document. "
                                    "Exit 0: none differ; 1: some differ; 2: bad input.")

@@ -21,7 +21,7 @@ FLAKY_RUNS = 20
 
 
 def add_parsers(sub) -> None:
-    run = sub.add_parser("run", help="run cells, print the matrix, write the results document",
+    run = sub.add_parser("run",
                          description="Runs the selected cells N times each, prints the matrix and writes "
                                      "<results>/<platform>.json and .md (or --out): results/ in a clone of the "
                                      "repository, ./sigprobe-results/ where sigprobe is installed.")

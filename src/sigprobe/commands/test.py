@@ -13,9 +13,7 @@ from .. import paths
 
 
 def add_parsers(sub) -> None:
-    t = sub.add_parser("test", help="set up everything and run the whole test suite (CTest: Criterion + pytest + "
-                                    "fuzzing + the Wine leg), then the C tests again under ASan + UBSan (build-asan/); "
-                                    "in a clone of the repository")
+    t = sub.add_parser("test")
     t.add_argument("--no-sanitizers", action="store_true", help="skip the second, sanitized run of the C tests")
     t.add_argument("ctest_args", nargs=argparse.REMAINDER, help="extra arguments for ctest, e.g. -R c.cells")
     t.set_defaults(func=cmd_test)

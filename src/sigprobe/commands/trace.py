@@ -5,7 +5,7 @@ from . import options
 
 
 def add_parsers(sub) -> None:
-    tr = sub.add_parser("trace", help="watch the signals sent to one process and what the kernel did with them",
+    tr = sub.add_parser("trace",
                         description="Prints, live, every signal sent to PID, its threads and children: who sent "
                                     "what, and what the kernel did with it (delivered, ignored, already pending; "
                                     "a handler, the default action or nothing ran); then a summary. Linux, root.")

@@ -126,7 +126,7 @@ def run(shell, code: str, after_ms: int, mode: str, repeat: int, name: str) -> d
                 pass
             delivered = next((e for e in events if e.get("ev") == "delivered"), None)
             facts = next((e for e in local if e["ev"] == "end"), None)
-            if facts and facts.get("t_ki") is not None and (delivered is None or facts["t_ki"] < delivered["t_ns"]):
+            if facts and ipkernel.users_interrupt(facts.get("t_ki"), events):
                 raise KeyboardInterrupt  # the user's, not sigprobe's: it stops the check
             run = {"facts": facts, "t_deliv": delivered["t_ns"] if delivered else None}
             if delivered is None:

@@ -172,6 +172,21 @@ def _windows_sender(delay_ms):
     return out, helper, str(wh), lambda: os.close(w)
 
 
+def users_interrupt(t_ns, events) -> bool:
+    """Whether an interrupt this kernel saw at t_ns (a KeyboardInterrupt, a
+    probe's handler firing; None: none seen) was the user's rather than the
+    helper's: the helper delivers once per run and stamps the time just
+    before it sends, so anything seen before that stamp, or in a run where it
+    delivered nothing, came from someone else ("interrupt kernel", Ctrl+C).
+    Both magics let the user's interrupt through and catch their own. (Two
+    SIGINTs pending at once are one to the OS: a click that lands while the
+    helper's own is still pending cannot be told apart, and is caught.)"""
+    if t_ns is None:
+        return False
+    delivered = next((e for e in events if e.get("ev") == "delivered"), None)
+    return delivered is None or t_ns < delivered["t_ns"]
+
+
 class Report:
     """What a subcommand found: plain text for a terminal (and `print`), an
     HTML table for a notebook (self-contained: no script, no external style)."""

@@ -13,7 +13,9 @@
                                     (POSIX: SIGINT to its process group; Windows:
                                     SetEvent on JPY_INTERRUPT_EVENT), N times each
                                     (default 3): runs that disagree make the
-                                    strategy flaky
+                                    strategy flaky; "interrupt kernel" while it
+                                    runs stops it (KeyboardInterrupt in the cell),
+                                    its own interrupts stay caught
 
 `%sigprobe --help` says the same. The extension probe (sigprobe_pyext) is the
 one installed in the package (built for this interpreter by the wheel), or
@@ -37,7 +39,8 @@ from ..catalog import VERDICTS
 from ..commands.options import bounded_int
 from ..remote.pyext_loader import load_pyext
 from ..remote.subject import handler_name
-from .kernel import Report, _posix_sender, _windows_sender, how_to_build, kernel_state, pyext_dir, pyext_module
+from .kernel import (Report, _posix_sender, _windows_sender, how_to_build, kernel_state, pyext_dir, pyext_module,
+                     users_interrupt)
 
 
 
@@ -208,39 +211,52 @@ def run_strategy(m, helper, label, strategy, nogil, loop_ms, call):
             while time.monotonic() < end:
                 time.sleep(0.005)
     except KeyboardInterrupt:  # landed after the call returned
-        t_ki, ki = now_ns(), ki or "after-return"
+        t_ki, ki = t_ki or now_ns(), ki or "after-return"
     while True:  # this run's events, all of them, whatever lands meanwhile
         try:
             helper.until_closed(timeout, events)
             break
         except KeyboardInterrupt:
             t_ki, ki = t_ki or now_ns(), ki or "after-return"
-    return _row(label, strategy, nogil, result, ki, t_ki, events, error)
+    row = _row(label, strategy, nogil, result, ki, t_ki, events, error)
+    # The first interrupt this run saw: a KeyboardInterrupt, or a probe's
+    # handler (which swallows it). Before the helper's, it was the user's.
+    seen = [t_ki] + [e["event"]["t_ns"] for e in events
+                     if e["ev"] == "probe" and e["event"].get("ev") == "fired" and "t_ns" in e["event"]]
+    row["users_interrupt"] = users_interrupt(min((t for t in seen if t is not None), default=None), events)
+    return row
 
 
 def run_all(out, runs):
-    """Each (label, strategy, nogil, call) through run_strategy; a
-    KeyboardInterrupt later than every run's grace is counted, never let
-    into the user's cell."""
+    """Each (label, strategy, nogil, call) through run_strategy. The user's
+    interrupt ("interrupt kernel" during a run, told from the helper's by
+    kernel.users_interrupt) stops the selftest: the run's events are all in,
+    its own interrupt caught, and the KeyboardInterrupt goes to the user's
+    cell. A KeyboardInterrupt between runs, later than every run's grace, is
+    counted, never let into the user's cell."""
     for args in runs:
         try:
-            out["rows"].append(run_strategy(*args))
+            row = run_strategy(*args)
         except KeyboardInterrupt:
             out["stray_keyboard_interrupts"] = out.get("stray_keyboard_interrupts", 0) + 1
+            continue
+        if row.pop("users_interrupt"):
+            raise KeyboardInterrupt
+        out["rows"].append(row)
 
 
 def selftest(loop_ms=1000, delay_ms=100, with_import=False, repeat=3) -> dict:
     m = pyext_module()
     if m is None:
         return {"error": how_to_build()}
+    before = kernel_state()
     out, helper, report, cleanup = (_windows_sender if sys.platform == "win32" else _posix_sender)(delay_ms)
     if helper is None:
         return out
-    out.update({"loop_ms": loop_ms, "delay_ms": delay_ms, "repeat": repeat, "rows": []})
-    before = kernel_state()
     saved_env = os.environ.get("SIGPROBE_REPORT")
-    os.environ["SIGPROBE_REPORT"] = report
     try:
+        out.update({"loop_ms": loop_ms, "delay_ms": delay_ms, "repeat": repeat, "rows": []})
+        os.environ["SIGPROBE_REPORT"] = report
         strategies = selftest_strategies(m)
         run_all(out, [(m, helper, s, s, nogil, loop_ms, lambda s=s, nogil=nogil: m.run(s, loop_ms, nogil=nogil))
                       for _ in range(repeat) for s in strategies for nogil in (False, True)])
