@@ -147,6 +147,9 @@ def test_missing_jupyter_makes_kernel_cells_unsupported_with_the_install_command
     assert r.returncode == 0, r.stderr
     (cell,) = json.loads(out.read_text())["cells"]
     assert cell["verdict"] == "unsupported"
+    # Nothing to run it in, so no extension probe was built for it (that build took minutes on a loaded machine)
+    from sigprobe.runners.python import pyext_tree
+    assert not pyext_tree(str(bare / "bin" / "python")).exists()
     assert "pip install ipykernel jupyter_client" in cell["reasons"][0]
 
 

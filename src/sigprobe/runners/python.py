@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 from .. import bootstrap, runlog, scratch
@@ -85,11 +84,24 @@ def split_strategy(s: str) -> tuple[str, bool, bool]:
 
 # ---- the interpreter and its extension build --------------------------------
 
-@dataclass
 class Interpreter:
-    python: str
-    pyext_dir: Path
-    facts: dict  # versions of python, ipykernel, jupyter_client, pyzmq (None when missing)
+    """An interpreter the cells run under: its path, its facts (versions of
+    python, ipykernel, jupyter_client, pyzmq; None when missing) and the
+    extension probe built for it, given as a path or as the function that
+    builds it on first use: runs that need none (kernel cells of an
+    interpreter without Jupyter) never wait for a build."""
+
+    def __init__(self, python: str, pyext, facts: dict):
+        self.python, self.facts = python, facts
+        self._pyext = pyext
+        self._lock = threading.Lock()
+
+    @property
+    def pyext_dir(self) -> Path:
+        with self._lock:
+            if callable(self._pyext):
+                self._pyext = self._pyext()
+            return self._pyext
 
     @property
     def has_jupyter(self) -> bool:
@@ -113,7 +125,13 @@ def interpreter(python: str | None, build_dir: Path) -> Interpreter:
     if r.returncode != 0:
         raise BadInput(f"--python {exe}: could not run it: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
     facts = json.loads(r.stdout)
-    return Interpreter(exe, pyext_for(exe, build_dir), facts)
+    return Interpreter(exe, lambda: pyext_for(exe, build_dir), facts)
+
+
+def pyext_tree(python: str) -> Path:
+    """The build tree of the extension probe for another interpreter."""
+    tag = hashlib.sha256(os.path.realpath(python).encode() + python.encode()).hexdigest()[:10]
+    return bootstrap.DEFAULT_BUILD / f"pyext-{tag}"
 
 
 def pyext_for(python: str, build_dir: Path) -> Path:
@@ -123,8 +141,7 @@ def pyext_for(python: str, build_dir: Path) -> Path:
     if os.path.samefile(python, sys.executable) and (build_dir / "pyext").is_dir():
         return build_dir / "pyext"
     root = bootstrap.checkout(f"--python {python} (building the extension probe for another interpreter)")
-    tag = hashlib.sha256(os.path.realpath(python).encode() + python.encode()).hexdigest()[:10]
-    tree = bootstrap.DEFAULT_BUILD / f"pyext-{tag}"
+    tree = pyext_tree(python)
     cache = tree / "CMakeCache.txt"
     if not cache.exists():
         r = subprocess.run(["cmake", "-S", str(root / "probes" / "pyext"), "-B", str(tree),
@@ -299,6 +316,8 @@ def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple
 
     py_runs = [(c, i) for c, i in runs if c.kind == "python"]
     k_runs = [(c, i) for c, i in runs if c.kind == "jupyter"]
+    if py_runs or (k_runs and interp.has_jupyter):
+        _ = interp.pyext_dir  # built here, before any run: a failed build is one error, not one per thread
     versions = dict(interp.facts)
     lock = threading.Lock()
 
