@@ -2,6 +2,7 @@
 merged Markdown and HTML, the reference's claims and the cells they cite,
 compare's differences and exit codes, broken inputs, and the HTML page as
 headless Chromium renders it."""
+import html
 import json
 import os
 import re
@@ -527,3 +528,43 @@ def test_chromium_screenshot_is_not_blank(merged, tmp_path):
     assert (width, height) == (1400, 1000)
     assert len(set(pixels)) >= 5
 
+
+# What the phone test measures, written by the test's own copy of the page
+# (the page itself has no script): the widths of the viewport, of the whole
+# page and of the glance table's box, and where the table's first column sits
+# before and after the box is scrolled sideways.
+PROBE = """<script>(function () {
+  var box = document.querySelector("table.glance").parentElement;
+  var head = document.querySelector("table.glance tbody th");
+  function left() { return head.getBoundingClientRect().left - box.getBoundingClientRect().left; }
+  var before = left();
+  box.scrollLeft = 300;
+  var out = {viewport: window.innerWidth, page: document.documentElement.scrollWidth,
+             box: box.clientWidth, boxRight: box.getBoundingClientRect().right, table: box.scrollWidth,
+             scrolled: box.scrollLeft, before: before, after: left()};
+  var pre = parent.document.createElement("pre");
+  pre.id = "probe";
+  pre.textContent = JSON.stringify(out);
+  parent.document.body.appendChild(pre);
+})();</script>"""
+PHONE_WIDTH = 390
+
+
+def test_chromium_at_phone_width_scrolls_the_glance_table_inside_its_box(merged, tmp_path):
+    _, _, page, _ = merged
+    # Headless Chromium will not lay a window out narrower than 500 px, so the
+    # page is shown in a frame of a phone's width: that is its viewport.
+    probed = page.replace("</body>", PROBE + "</body>")
+    frame = tmp_path / "phone.html"
+    frame.write_text(f'<!DOCTYPE html><html><body><iframe width="{PHONE_WIDTH}" height="844" '
+                     f'srcdoc="{html.escape(probed, quote=True)}"></iframe></body></html>')
+    r = chromium("--dump-dom", frame.as_uri(), tmp_path=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = json.loads(html.unescape(re.search(r'<pre id="probe">([^<]*)</pre>', r.stdout)[1]))
+    assert m["viewport"] == PHONE_WIDTH, m
+    # Nothing makes the page wider than the phone: the page itself never scrolls sideways.
+    assert m["page"] <= m["viewport"], m
+    # The table is wider than the screen and scrolls inside its own box...
+    assert m["boxRight"] <= m["viewport"] and m["table"] > m["box"] and m["scrolled"] > 0, m
+    # ...while the situations' column stays in view.
+    assert abs(m["after"] - m["before"]) <= 1, m

@@ -526,6 +526,9 @@ def _rel(path: Path, start: Path) -> str:
 
 # ---- HTML ----------------------------------------------------------------------
 
+# On a phone's width the wide tables scroll inside their .scroll box (the
+# glance table's situations stay in view), the latency charts shrink to fit,
+# and long words such as cell ids wrap rather than widen the page.
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px 32px;color:#1d2330;background:#fff}
 h1{font-size:24px;margin:0 0 6px} h2{font-size:19px;margin:32px 0 10px;border-bottom:2px solid #dde3ec;padding-bottom:4px}
@@ -555,6 +558,8 @@ sup.wine{color:#8a1c7c;font-weight:700;margin-left:2px}
 .kind-works{color:#12501a} .kind-fails{color:#7a1010} .kind-depends{color:#6b5000} .kind-unjudged{color:#555}
 .notmeasured{background:#fff7e0;border-left:4px solid #e0a800;padding:4px 10px}
 ul.notes li{margin:4px 0} svg text{font:11px system-ui,sans-serif;fill:#1d2330}
+body{overflow-wrap:break-word} svg.latency{max-width:100%;height:auto} a .src{color:#5b6475}
+@media (max-width:600px){body{margin:12px}}
 """
 
 
