@@ -2,6 +2,7 @@
 merged Markdown and HTML, the reference's claims and the cells they cite,
 compare's differences and exit codes, broken inputs, and the HTML page as
 headless Chromium renders it."""
+import html
 import json
 import os
 import re
@@ -138,6 +139,96 @@ def test_html_page_is_self_contained(merged):
     assert {h[1:] for h in re.findall(r'href="(#[^"]+)"', page)} <= ids
 
 
+def md_table(md: str, title: str) -> list[list[str]]:
+    """The rows of the first table under a `## ` heading, as lists of cell texts."""
+    body = md.split(f"\n## {title}\n")[1].split("\n## ")[0]
+    return [[c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+            for line in body.splitlines() if line.startswith("| ")]
+
+
+MD_CITE = re.compile(r"\[`([^`\]]+)`(?: \(([a-z])\))?\]\(#([^)]+)\)")
+HTML_CITE = re.compile(r'<a href="#([^"]+)"><code>([^<]+)</code>(?: <span class="src">\(([a-z])\)</span>)?</a>')
+
+
+def check_citations(md: str) -> int:
+    """Every link to a cell in "Choosing an interrupt strategy" says the cell id
+    and, where needed, a marker that the section's "Measured on" keys to the
+    document the link leads to. Returns how many markers it checked."""
+    machines = {row[0]: row[1:] for row in md_table(md, "Measured on")}
+    label_of = dict(zip(machines["document"], machines[""]))
+    cited = {re.search(r'id="([^"]+)"', row[0])[1]: (row[0].split("`")[1], row[1]) for row in md_table(md, "Cells cited")[1:]}
+    choosing = md.split("\n## Choosing an interrupt strategy\n")[1].split("\n## ")[0]
+    marked = 0
+    for sec in choosing.split("\n### ")[1:]:
+        found = re.search(r"[Mm]easured on: (.*?)(?:\. Not measured|[.:]\n)", sec)
+        links = MD_CITE.findall(sec)
+        if not links:
+            continue
+        named = found[1]
+        seen = {}
+        for cell_id, marker, anchor in links:
+            assert cited[anchor][0] == cell_id, (anchor, cell_id)
+            label = label_of[cited[anchor][1]]
+            if marker:
+                assert f"({marker}) {label}" in named, (sec[:60], marker, label)
+                marked += 1
+            else:
+                assert label in named and not re.search(r"\([a-z]\) " + re.escape(label), named), (sec[:60], label)
+            # One text, one cell: the same id from two documents is told apart.
+            assert seen.setdefault((cell_id, marker), anchor) == anchor, (sec[:60], cell_id)
+    return marked
+
+
+def test_links_to_cells_say_the_cell_id_and_each_section_names_its_sources_once(merged):
+    _, md, page, _ = merged
+    assert check_citations(md) > 0
+    # A section measured on one document of a platform needs no marker.
+    pyext = section(md, "A Python C extension in a terminal")
+    assert "Measured on: linux (Python 3.11.2, ipykernel 6.17.1)." in pyext
+    assert "[`linux/python-tty/check-signals/tty-intr`](#linux-system.python-tty.check-signals.tty-intr)" in pyext
+    # The page: the same texts, keyed the same way.
+    kernel = page.split('id="s-jupyter-posix-signal"')[1].split('<div class="situation"')[0]
+    assert "Measured on: (a) linux (Python 3.11.7, ipykernel 7.4.0), (b) linux (Python 3.11.2, ipykernel 6.17.1)." in kernel
+    links = HTML_CITE.findall(kernel)
+    assert ("linux-system.jupyter.c-handler-import.kernel-interrupt",
+            "linux/jupyter/c-handler-import/kernel-interrupt", "b") in links
+    for anchor, cell_id, marker in HTML_CITE.findall(page):
+        assert anchor.split(".", 1)[1].replace(".", "/") in cell_id.replace(".", "/").replace("+", "_").replace(":", "_")
+    assert "[Python" not in md.split("## Choosing")[1].split("## Measured on")[0]
+
+
+def test_anchors_are_the_file_stem_and_the_cell_id_and_never_repeat(sigprobe, tmp_path):
+    """Two documents named alike in two folders, and two of one interpreter
+    that only their file names tell apart."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    shutil.copy(VENV, tmp_path / "a" / "linux-venv.json")
+    shutil.copy(SYSTEM, tmp_path / "b" / "linux-venv.json")
+    shutil.copy(VENV, tmp_path / "a" / "twin.json")
+    docs = [tmp_path / "a" / "linux-venv.json", tmp_path / "b" / "linux-venv.json", tmp_path / "a" / "twin.json"]
+    r = sigprobe("report", *map(str, docs), "--md", str(tmp_path / "a" / "README.md"),
+                 "--html", str(tmp_path / "a" / "r.html"))
+    assert r.returncode == 0, r.stderr
+    md, page = (tmp_path / "a" / "README.md").read_text(), (tmp_path / "a" / "r.html").read_text()
+    ids = re.findall(r' id="([^"]+)"', page)
+    assert len(ids) == len(set(ids))
+    for anchor in ("linux-venv.tty.none.tty-intr", "linux-venv-2.tty.none.tty-intr", "twin.tty.none.tty-intr"):
+        assert f'<a id="{anchor}"></a>' in md and f'<td id="{anchor}"' in page
+    terminal = section(md, "A terminal program")
+    assert ("Measured on: (a) linux (Python 3.11.7, ipykernel 7.4.0; linux-venv.json), "
+            "(b) linux (Python 3.11.2, ipykernel 6.17.1), (c) linux (Python 3.11.7, ipykernel 7.4.0; twin.json).") in terminal
+    assert ("[`linux/tty/none/tty-intr` (a)](#linux-venv.tty.none.tty-intr), [`linux/tty/none/tty-intr` (b)]"
+            "(#linux-venv-2.tty.none.tty-intr), [`linux/tty/none/tty-intr` (c)](#twin.tty.none.tty-intr)") in terminal
+    # "Generated by" names each file once, and beside it what the file holds.
+    line = next(x for x in md.splitlines() if x.startswith("Generated by"))
+    assert re.findall(r"\[`([^`]+)`\]\([^)]+\) \(([^)]*)\)", line) == [
+        ("linux-venv.json", "linux, Python 3.11.7, ipykernel 7.4.0"),
+        ("linux-venv.json", "linux, Python 3.11.2, ipykernel 6.17.1"),
+        ("twin.json", "linux, Python 3.11.7, ipykernel 7.4.0")]
+    generated = page.split("Generated by")[1].split("</p>")[0]
+    assert generated.count("twin.json") == 1 and "(linux, Python 3.11.7, ipykernel 7.4.0)" in generated
+
+
 # ---- report: the reference ------------------------------------------------------
 
 def test_terminal_claims_are_computed_and_cite_their_cells(merged):
@@ -145,10 +236,13 @@ def test_terminal_claims_are_computed_and_cite_their_cells(merged):
     terminal = section(md, "A terminal program")
     works = terminal.split("- **Work**")[1].split("- **Fail**")[0]
     fails = terminal.split("- **Fail**")[1]
-    assert "`sigaction`" in works and "linux/tty/sigaction/tty-intr [Python 3.11.7, ipykernel 7.4.0]" in works
+    assert ("Measured on: (a) linux (Python 3.11.7, ipykernel 7.4.0), (b) linux (Python 3.11.2, ipykernel 6.17.1)."
+            in terminal)
+    assert "`sigaction`" in works and "[`linux/tty/sigaction/tty-intr` (a)](#linux-venv.tty.sigaction.tty-intr)" in works
     assert "`none`: killed — the default action ended the process" in fails
-    anchor = terminal.split("linux/tty/none/tty-intr [Python 3.11.2, ipykernel 6.17.1]`](#")[1].split(")")[0]
-    assert f'<a id="{anchor}"></a>' in md.split("## Cells cited")[1]
+    anchor = terminal.split("[`linux/tty/none/tty-intr` (b)](#")[1].split(")")[0]
+    assert anchor == "linux-system.tty.none.tty-intr"
+    assert f'| <a id="{anchor}"></a>`linux/tty/none/tty-intr` | linux-system.json | killed |' in md
 
 
 def test_a_strategy_handled_in_one_environment_only_depends(merged):
@@ -157,8 +251,8 @@ def test_a_strategy_handled_in_one_environment_only_depends(merged):
     depends = kernel.split("- **Depend")[1]
     assert depends.startswith(" on the delivery, host, interpreter or run")
     line = next(x for x in depends.splitlines() if "`c-handler-import`" in x)
-    assert "handled: [`linux/jupyter/c-handler-import/kernel-interrupt [Python 3.11.2" in line
-    assert "deferred — the native work did not notice" in line and "[Python 3.11.7" in line
+    assert "handled: [`linux/jupyter/c-handler-import/kernel-interrupt` (b)](#linux-system." in line
+    assert "deferred — the native work did not notice" in line and "` (a)](#linux-venv." in line
     assert "`check-signals` — median 150 µs: handled" in kernel.split("- **Work**")[1]
 
 
@@ -372,7 +466,7 @@ def test_chromium_renders_the_matrix(merged, tmp_path):
     parser = MatrixParser()
     parser.feed(r.stdout)
     tables = {(t["source"], tuple(t["columns"])): t for t in parser.tables}
-    venv = "linux-python-3-11-7-ipykernel-7-4-0"
+    venv = "linux-venv"
     native = tables[(venv, ("tty/tty-intr", "no-tty/kill", "no-tty/sigterm"))]
     assert native["rows"] == ["none", "sigaction"]
     assert native["verdicts"] == ["killed", "handled", "handled", "killed"]  # `none` has no no-tty cells
@@ -382,7 +476,7 @@ def test_chromium_renders_the_matrix(merged, tmp_path):
     wine = tables[("windows-wine", ("console/ctrl-c", "console/ctrl-break", "no-window/set-event",
                                     "jupyter-launch/set-event"))]
     assert wine["rows"] == ["console-ctrl", "none", "event"]
-    assert [t["source"] for t in parser.tables].count("linux-python-3-11-2-ipykernel-6-17-1") == 2
+    assert [t["source"] for t in parser.tables].count("linux-system") == 2
 
 
 def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
@@ -433,3 +527,44 @@ def test_chromium_screenshot_is_not_blank(merged, tmp_path):
     width, height, pixels = png_pixels(shot.read_bytes())
     assert (width, height) == (1400, 1000)
     assert len(set(pixels)) >= 5
+
+
+# What the phone test measures, written by the test's own copy of the page
+# (the page itself has no script): the widths of the viewport, of the whole
+# page and of the glance table's box, and where the table's first column sits
+# before and after the box is scrolled sideways.
+PROBE = """<script>(function () {
+  var box = document.querySelector("table.glance").parentElement;
+  var head = document.querySelector("table.glance tbody th");
+  function left() { return head.getBoundingClientRect().left - box.getBoundingClientRect().left; }
+  var before = left();
+  box.scrollLeft = 300;
+  var out = {viewport: window.innerWidth, page: document.documentElement.scrollWidth,
+             box: box.clientWidth, boxRight: box.getBoundingClientRect().right, table: box.scrollWidth,
+             scrolled: box.scrollLeft, before: before, after: left()};
+  var pre = parent.document.createElement("pre");
+  pre.id = "probe";
+  pre.textContent = JSON.stringify(out);
+  parent.document.body.appendChild(pre);
+})();</script>"""
+PHONE_WIDTH = 390
+
+
+def test_chromium_at_phone_width_scrolls_the_glance_table_inside_its_box(merged, tmp_path):
+    _, _, page, _ = merged
+    # Headless Chromium will not lay a window out narrower than 500 px, so the
+    # page is shown in a frame of a phone's width: that is its viewport.
+    probed = page.replace("</body>", PROBE + "</body>")
+    frame = tmp_path / "phone.html"
+    frame.write_text(f'<!DOCTYPE html><html><body><iframe width="{PHONE_WIDTH}" height="844" '
+                     f'srcdoc="{html.escape(probed, quote=True)}"></iframe></body></html>')
+    r = chromium("--dump-dom", frame.as_uri(), tmp_path=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = json.loads(html.unescape(re.search(r'<pre id="probe">([^<]*)</pre>', r.stdout)[1]))
+    assert m["viewport"] == PHONE_WIDTH, m
+    # Nothing makes the page wider than the phone: the page itself never scrolls sideways.
+    assert m["page"] <= m["viewport"], m
+    # The table is wider than the screen and scrolls inside its own box...
+    assert m["boxRight"] <= m["viewport"] and m["table"] > m["box"] and m["scrolled"] > 0, m
+    # ...while the situations' column stays in view.
+    assert abs(m["after"] - m["before"]) <= 1, m

@@ -5,7 +5,9 @@ Markdown (results/README.md) and as one self-contained HTML page
 Each document is a *source*: one platform measured on one machine with one
 interpreter. Two sources of the same platform (say linux with the project's
 venv and linux with Debian's system Python) both appear, labelled by the
-interpreter versions that tell them apart."""
+interpreter versions that tell them apart. A link to a cell says the cell id
+only: each section names its sources once, with a marker, (a), (b)..., for
+those that share a platform (see Citer)."""
 from __future__ import annotations
 
 import html
@@ -31,11 +33,10 @@ VERDICT_ORDER = (VERDICTS[0], FLAKY, *VERDICTS[1:])
 class Source:
     path: Path
     doc: dict
-    label: str = ""
-    slug: str = ""
-    ambiguous: bool = False  # another source has the same platform
-    tag: str = ""  # what tells it from the others of its platform
-    anchors: dict = field(default_factory=dict)
+    label: str = ""  # the platform, plus what tells it from the others of its platform
+    versions: str = ""  # the interpreter versions that tell it from the others of its platform
+    slug: str = ""  # the file stem as an HTML id, unique among the sources
+    anchors: dict = field(default_factory=dict)  # cell id -> the cell's HTML id
 
     @property
     def platform(self) -> str:
@@ -50,11 +51,49 @@ class Source:
         return self.doc.get("machine") or {}
 
     def anchor(self, cell: dict) -> str:
-        """A stable HTML id for a cell of this source (ids repeat across sources)."""
-        return "c-" + self.slug + "." + re.sub(r"[^A-Za-z0-9_.-]", "_", cell["id"].replace("/", "."))
+        """A stable HTML id for a cell of this source: the file stem and the cell id."""
+        return self.anchors[cell["id"]]
 
-    def cite(self, cell: dict) -> str:
-        return cell["id"] + (f" [{self.tag}]" if self.ambiguous else "")
+
+class Citer:
+    """How one section of the reference names the cells it cites: by the cell
+    id alone, since the section names its sources once ("Measured on: ...").
+    Where two of its sources could have a cell of the same id (they share a
+    platform, or do have one), each of them gets a marker, (a), (b)..., keyed
+    where the section names its sources."""
+
+    def __init__(self, cells: list, sources: list | None = None):
+        self.sources = list(sources) if sources is not None else list(dict.fromkeys(s for s, _ in cells))
+        by_id: dict[str, set] = {}
+        for s, c in cells:
+            by_id.setdefault(c["id"], set()).add(s)
+        shared = set().union(*(g for g in by_id.values() if len(g) > 1))
+        platforms = [s.platform for s in self.sources]
+        marked = [s for s in self.sources if s in shared or platforms.count(s.platform) > 1]
+        self.markers = {s: f"({chr(ord('a') + i) if i < 26 else i + 1})" for i, s in enumerate(marked)}
+
+    def marker(self, source: Source) -> str:
+        return self.markers.get(source, "")
+
+    def text(self, source: Source, cell: dict) -> str:
+        return cell["id"] + (" " + self.marker(source) if source in self.markers else "")
+
+    def named(self) -> str:
+        """The section's sources, each after its marker: "(a) linux (...), (b) ..."."""
+        return ", ".join(f"{self.marker(s)} {s.label}" if s in self.markers else s.label for s in self.sources)
+
+
+def cited_cells(f: reference.Finding) -> list:
+    """Every (source, cell) a finding cites."""
+    return [sc for cl in f.claims for cells in cl.by_verdict.values() for sc in cells] + list(f.unjudged)
+
+
+def by_verdict(cells: list) -> list[tuple[str, list]]:
+    """(source, cell) pairs grouped by verdict, in the order of VERDICT_ORDER."""
+    out: dict[str, list] = {}
+    for s, c in cells:
+        out.setdefault(c["verdict"], []).append((s, c))
+    return sorted(out.items(), key=lambda kv: VERDICT_ORDER.index(kv[0]) if kv[0] in VERDICT_ORDER else len(VERDICT_ORDER))
 
 
 def _check(path: Path, doc: dict) -> dict:
@@ -92,7 +131,7 @@ def load_sources(paths: list[Path]) -> list[Source]:
 
 def _label(sources: list[Source]) -> None:
     """Labels: the platform, plus, where two sources share it, the interpreter
-    versions that tell them apart (else the file name)."""
+    versions that tell them apart (and the file name where those do not)."""
     by_platform: dict[str, list[Source]] = {}
     for s in sources:
         by_platform.setdefault(s.platform, []).append(s)
@@ -101,26 +140,32 @@ def _label(sources: list[Source]) -> None:
         # Python and ipykernel say it; the rest only when they are all that differs.
         shown = [k for k in differ if k in ("python", "ipykernel")] or differ[:1]
         for s in group:
-            s.label = platform
-            if len(group) == 1:
-                continue
-            s.ambiguous = True
-            if shown:
-                s.tag = ", ".join(f"{_KEY_NAMES.get(k, k)} {s.machine.get(k) or 'none'}" for k in shown)
-        tags = [s.tag for s in group]
+            s.versions = ", ".join(f"{_KEY_NAMES.get(k, k)} {s.machine.get(k) or 'none'}" for k in shown)
+        versions = [s.versions for s in group]
         for s in group:
-            if len(group) > 1 and (not s.tag or tags.count(s.tag) > 1):
-                s.tag = (s.tag + " " if s.tag else "") + s.path.name
-            if s.tag:
-                s.label = f"{platform} ({s.tag})"
-    used = set()
+            if len(group) == 1:
+                s.label = platform
+                continue
+            told = s.versions if s.versions and versions.count(s.versions) == 1 else \
+                "; ".join(x for x in (s.versions, s.path.name) if x)
+            s.label = f"{platform} ({told})"
+    used: set[str] = set()
     for s in sources:
-        slug = re.sub(r"[^a-z0-9]+", "-", s.label.lower()).strip("-") or "source"
-        base, n = slug, 2
-        while slug in used:
-            slug, n = f"{base}-{n}", n + 1
-        used.add(slug)
-        s.slug = slug
+        s.slug = _unique(re.sub(r"[^a-z0-9]+", "-", s.path.stem.lower()).strip("-") or "source", used)
+    # Cell anchors hold a dot, which neither the slugs nor any heading's id has.
+    for s in sources:
+        for c in s.cells:
+            cid = c["id"]
+            cid = cid[len(s.platform) + 1:] if cid.startswith(s.platform + "/") else cid
+            s.anchors[c["id"]] = _unique(s.slug + "." + re.sub(r"[^A-Za-z0-9_.-]", "_", cid.replace("/", ".")), used)
+
+
+def _unique(name: str, used: set[str]) -> str:
+    out, n = name, 2
+    while out in used:
+        out, n = f"{name}-{n}", n + 1
+    used.add(out)
+    return out
 
 
 # ---- what both formats show ----------------------------------------------------
@@ -271,9 +316,10 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _md_link(source: Source, cell: dict, cited: dict) -> str:
+def _md_link(source: Source, cell: dict, cited: dict, citer: Citer) -> str:
     cited.setdefault(source.anchor(cell), (source, cell))
-    return f"[`{source.cite(cell)}`](#{source.anchor(cell)})"
+    marker = citer.marker(source)
+    return f"[`{cell['id']}`{' ' + marker if marker else ''}](#{source.anchor(cell)})"
 
 
 CLAIM_SECTIONS = (("works", "Work", "handled in every measured cell"),
@@ -291,30 +337,30 @@ def _claim_sections(f: reference.Finding):
             for verdict in sorted(cl.by_verdict, key=VERDICT_ORDER.index):
                 cells = cl.by_verdict[verdict]
                 how = reference.FAILS_HOW[verdict] if kind != "works" and verdict != "handled" else ""
-                rates = [(s.cite(c), results.flaky_rate(c)) for s, c in cells] if verdict == "flaky" else []
+                rates = [(s, c, results.flaky_rate(c)) for s, c in cells] if verdict == "flaky" else []
                 parts.append((verdict, how, rates, cells))
             rows.append((cl, parts))
         if rows:
             yield kind, title, gloss, rows
 
 
-def _md_claims(f: reference.Finding, cited: dict) -> list[str]:
+def _md_claims(f: reference.Finding, cited: dict, citer: Citer) -> list[str]:
     out = []
     for kind, title, gloss, rows in _claim_sections(f):
         out.append(f"- **{title}** ({gloss}):")
         for cl, parts in rows:
             texts = []
             for verdict, how, rates, cells in parts:
-                rate = "; ".join(f"{cite}: {r}" for cite, r in rates)
+                rate = "; ".join(f"{citer.text(s, c)}: {r}" for s, c, r in rates)
                 texts.append(f"{verdict}{' — ' + how if how else ''}{' (' + rate + ')' if rate else ''}: "
-                             + ", ".join(_md_link(s, c, cited) for s, c in cells))
+                             + ", ".join(_md_link(s, c, cited, citer) for s, c in cells))
             lat = reference.latency_text(cl.latency_us)
             out.append(f"  - `{cl.strategy}`{' — ' + lat if lat and kind == 'works' else ''}: " + "; ".join(texts))
     if f.unjudged:
         out.append("- **Could not be judged here** (the cell could not run; the verdict says nothing about the strategy):")
         for verdict, why, note, cells in reference.unjudged_groups(f):
             out.append(f"  - {verdict}{': ' + _md_escape(why) if why else ''}{'. *' + _md_escape(note) + '*' if note else ''}"
-                       f" — " + ", ".join(_md_link(s, c, cited) for s, c in cells))
+                       f" — " + ", ".join(_md_link(s, c, cited, citer) for s, c in cells))
     return out
 
 
@@ -322,17 +368,20 @@ def _md_situation(f: reference.Finding, cited: dict) -> list[str]:
     sit = f.situation
     out = [f"### {sit.title}", "", sit.why, "", f"Cells: {f.selector.describe()}."]
     if f.measured:
-        out[-1] += " Measured on: " + ", ".join(s.label for s in f.measured) + "."
+        citer = Citer(cited_cells(f), f.measured)
+        out[-1] += " Measured on: " + citer.named() + "."
         for p in f.unmeasured_platforms:
             out[-1] += f" Not measured on {p}: {reference.how_to_measure(p, f.selector)}."
         out.append("")
-        out += _md_claims(f, cited)
+        out += _md_claims(f, cited, citer)
     else:
         how = "; ".join(reference.how_to_measure(p, f.selector) for p in f.selector.platforms)
         out += ["", f"**Not measured here.** To measure it: {how}."]
         if f.nearest and f.nearest.measured:
-            out += ["", f"Nearest measured: {sit.nearest_why} — {f.nearest.selector.describe()}:", ""]
-            out += _md_claims(f.nearest, cited)
+            citer = Citer(cited_cells(f.nearest), f.nearest.measured)
+            out += ["", f"Nearest measured: {sit.nearest_why} — {f.nearest.selector.describe()}; "
+                        f"measured on: {citer.named()}:", ""]
+            out += _md_claims(f.nearest, cited, citer)
     out.append("")
     return out
 
@@ -372,7 +421,7 @@ def markdown(sources: list[Source], md_dir: Path) -> str:
     cited: dict = {}
     lines = ["# sigprobe reference: choosing an interrupt strategy", "",
              "Generated by `scripts/sigprobe report` from "
-             + ", ".join(f"[`{s.path.name}`]({_rel(s.path, md_dir)}) ({s.label})" for s in sources)
+             + ", ".join(f"[`{s.path.name}`]({_rel(s.path, md_dir)}) ({_generation(s)})" for s in sources)
              + ". Do not edit: change the rules in `src/sigprobe/export/reference.py` or measure again.",
              "The same reference as one page, with colours and latency charts: [`reference.html`](reference.html).", "",
              "A verdict is what happened when the interrupt was sent: `handled` (a handler saw it and the work "
@@ -424,29 +473,48 @@ def markdown(sources: list[Source], md_dir: Path) -> str:
 
     notes = grouped(sources, "notes")
     if notes:
+        citer = _section_citer(sources, notes)
         lines += ["## Wine deviations", "",
-                  "Where Wine behaves unlike Windows, the cell says so; real Windows CI decides these.", ""]
+                  "Where Wine behaves unlike Windows, the cell says so; real Windows CI decides these. "
+                  f"Measured on: {citer.named()}.", ""]
         for text, cells in notes:
-            lines.append(f"- {_md_escape(text)} — {len(cells)} cells: "
-                         + ", ".join(f"`{s.cite(c)}`" for s, c in cells))
+            lines.append(f"- {_md_escape(text)} — {len(cells)} cells: " + _md_codes(cells, citer))
         lines.append("")
     reasons = grouped(sources, "reasons", lambda c: c["verdict"] in WITH_REASONS)
     if reasons:
-        lines += ["## Reasons", "", "Why cells could not run, hung, or disagree.", ""]
+        citer = _section_citer(sources, reasons)
+        lines += ["## Reasons", "", f"Why cells could not run, hung, or disagree. Measured on: {citer.named()}.", ""]
         for text, cells in reasons:
-            lines.append(f"- {_md_escape(text)} — " + ", ".join(f"`{s.cite(c)}` ({c['verdict']})" for s, c in cells))
+            lines.append(f"- {_md_escape(text)} — "
+                         + "; ".join(f"{v}: " + _md_codes(vc, citer) for v, vc in by_verdict(cells)))
         lines.append("")
 
-    lines += ["## Cells cited", "", "| cell | verdict | runs | median latency |", "|---|---|---|---|"]
+    lines += ["## Cells cited", "", "| cell | document | verdict | runs | median latency |", "|---|---|---|---|---|"]
     for anchor, (s, c) in cited.items():
         lat = c.get("latency_us", {}).get("median")
         incomplete = results.incomplete(c)
-        lines.append(f"| <a id=\"{anchor}\"></a>`{s.cite(c)}` | {c['verdict']} | "
+        lines.append(f"| <a id=\"{anchor}\"></a>`{c['id']}` | {s.path.name} | {c['verdict']} | "
                      + ", ".join(f"{v} {n}" for v, n in (c.get("counts") or {}).items())
                      + (f" ({incomplete})" if incomplete else "")
                      + f" | {fmt_us(lat) if lat is not None else ''} |")
     lines.append("")
     return "\n".join(lines)
+
+
+def _section_citer(sources: list[Source], grouped_cells: list) -> Citer:
+    """The citer of a section that lists grouped cells of all the sources."""
+    cells = [sc for _, cells in grouped_cells for sc in cells]
+    return Citer(cells, [s for s in sources if any(s is t for t, _ in cells)])
+
+
+def _md_codes(cells: list, citer: Citer) -> str:
+    return ", ".join(f"`{c['id']}`" + (f" {citer.marker(s)}" if citer.marker(s) else "") for s, c in cells)
+
+
+def _generation(s: Source) -> str:
+    """What a source is beside its file name: the platform and the interpreter
+    versions that tell it from the others of its platform."""
+    return s.platform + (f", {s.versions}" if s.versions else "")
 
 
 def _rel(path: Path, start: Path) -> str:
@@ -458,6 +526,9 @@ def _rel(path: Path, start: Path) -> str:
 
 # ---- HTML ----------------------------------------------------------------------
 
+# On a phone's width the wide tables scroll inside their .scroll box (the
+# glance table's situations stay in view), the latency charts shrink to fit,
+# and long words such as cell ids wrap rather than widen the page.
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px 32px;color:#1d2330;background:#fff}
 h1{font-size:24px;margin:0 0 6px} h2{font-size:19px;margin:32px 0 10px;border-bottom:2px solid #dde3ec;padding-bottom:4px}
@@ -487,6 +558,8 @@ sup.wine{color:#8a1c7c;font-weight:700;margin-left:2px}
 .kind-works{color:#12501a} .kind-fails{color:#7a1010} .kind-depends{color:#6b5000} .kind-unjudged{color:#555}
 .notmeasured{background:#fff7e0;border-left:4px solid #e0a800;padding:4px 10px}
 ul.notes li{margin:4px 0} svg text{font:11px system-ui,sans-serif;fill:#1d2330}
+body{overflow-wrap:break-word} svg.latency{max-width:100%;height:auto} a .src{color:#5b6475}
+@media (max-width:600px){body{margin:12px}}
 """
 
 
@@ -586,21 +659,23 @@ def _decade(d: int) -> str:
     return f"{10 ** d:g} µs"
 
 
-def _html_link(s: Source, c: dict) -> str:
-    return f"<a href=\"#{_e(s.anchor(c))}\"><code>{_e(s.cite(c))}</code></a>"
+def _html_link(s: Source, c: dict, citer: Citer) -> str:
+    marker = citer.marker(s)
+    return (f"<a href=\"#{_e(s.anchor(c))}\"><code>{_e(c['id'])}</code>"
+            + (f" <span class=\"src\">{_e(marker)}</span>" if marker else "") + "</a>")
 
 
-def _html_claims(f: reference.Finding) -> str:
+def _html_claims(f: reference.Finding, citer: Citer) -> str:
     out = ["<ul>"]
     for kind, title, gloss, rows in _claim_sections(f):
         out.append(f"<li><strong class=\"kind-{kind}\">{title}</strong> <span class=\"muted\">({gloss})</span><ul>")
         for cl, parts in rows:
             texts = []
             for verdict, how, rates, cells in parts:
-                rate = "; ".join(f"{_e(cite)}: {_e(r)}" for cite, r in rates)
+                rate = "; ".join(f"{_e(citer.text(s, c))}: {_e(r)}" for s, c, r in rates)
                 texts.append(f"<span class=\"v-{_e(verdict)}\">&nbsp;{_e(verdict)}&nbsp;</span>"
                              f"{' — ' + _e(how) if how else ''}{' (' + rate + ')' if rate else ''}: "
-                             + ", ".join(_html_link(s, c) for s, c in cells))
+                             + ", ".join(_html_link(s, c, citer) for s, c in cells))
             lat = reference.latency_text(cl.latency_us)
             out.append(f"<li><code>{_e(cl.strategy)}</code>{' — ' + _e(lat) if lat and kind == 'works' else ''}: "
                        + "; ".join(texts) + "</li>")
@@ -611,7 +686,7 @@ def _html_claims(f: reference.Finding) -> str:
         for verdict, why, note, cells in reference.unjudged_groups(f):
             out.append(f"<li><span class=\"v-{_e(verdict)}\">&nbsp;{_e(verdict)}&nbsp;</span>"
                        f"{': ' + _e(why) if why else ''}{'. <em>' + _e(note) + '</em>' if note else ''} — "
-                       + ", ".join(_html_link(s, c) for s, c in cells) + "</li>")
+                       + ", ".join(_html_link(s, c, citer) for s, c in cells) + "</li>")
         out.append("</ul></li>")
     out.append("</ul>")
     return "".join(out)
@@ -627,17 +702,19 @@ def _html_situation(f: reference.Finding) -> str:
     out = [f"<div class=\"situation\" id=\"s-{_e(sit.key)}\"><h3>{_e(sit.title)}</h3><p>{_md_code_to_html(sit.why)}</p>"
            f"<p class=\"muted\">Cells: {_md_code_to_html(f.selector.describe())}."]
     if f.measured:
-        out.append(" Measured on: " + ", ".join(_e(s.label) for s in f.measured) + ".")
+        citer = Citer(cited_cells(f), f.measured)
+        out.append(" Measured on: " + _e(citer.named()) + ".")
         for p in f.unmeasured_platforms:
             out.append(f" Not measured on {_e(p)}: {_md_code_to_html(reference.how_to_measure(p, f.selector))}.")
-        out.append("</p>" + _html_claims(f))
+        out.append("</p>" + _html_claims(f, citer))
     else:
         how = "; ".join(reference.how_to_measure(p, f.selector) for p in f.selector.platforms)
         out.append(f"</p><p class=\"notmeasured\"><strong>Not measured here.</strong> To measure it: "
                    f"{_md_code_to_html(how)}.</p>")
         if f.nearest and f.nearest.measured:
-            out.append(f"<p>Nearest measured: {_e(sit.nearest_why)} — {_md_code_to_html(f.nearest.selector.describe())}:</p>"
-                       + _html_claims(f.nearest))
+            citer = Citer(cited_cells(f.nearest), f.nearest.measured)
+            out.append(f"<p>Nearest measured: {_e(sit.nearest_why)} — {_md_code_to_html(f.nearest.selector.describe())}; "
+                       f"measured on: {_e(citer.named())}:</p>" + _html_claims(f.nearest, citer))
     out.append("</div>")
     return "".join(out)
 
@@ -676,7 +753,7 @@ def html_page(sources: list[Source]) -> str:
            f"<style>{CSS}</style></head><body>",
            "<h1>sigprobe reference: choosing an interrupt strategy</h1>",
            "<p class=\"muted\">Generated by <code>scripts/sigprobe report</code> from "
-           + ", ".join(f"<code>{_e(s.path.name)}</code> ({_e(s.label)})" for s in sources)
+           + ", ".join(f"<code>{_e(s.path.name)}</code> ({_e(_generation(s))})" for s in sources)
            + ". Every claim links to the matrix cells that back it; hover a cell for its runs, latency, "
              "reasons and Wine notes.</p>",
            f"<p class=\"legend\">{legend} <span class=\"muted\">W = Wine deviation (listed below)</span></p>",
@@ -708,16 +785,22 @@ def html_page(sources: list[Source]) -> str:
 
     notes = grouped(sources, "notes")
     if notes:
+        citer = _section_citer(sources, notes)
         out.append("<h2 id=\"wine\">Wine deviations</h2><p class=\"muted\">Where Wine behaves unlike Windows, the "
-                   "cell says so; real Windows CI decides these.</p><ul class=\"notes\">")
+                   f"cell says so; real Windows CI decides these. Measured on: {_e(citer.named())}.</p><ul class=\"notes\">")
         for text, cells in notes:
-            out.append(f"<li>{_e(text)} — {len(cells)} cells: " + ", ".join(_html_link(s, c) for s, c in cells) + "</li>")
+            out.append(f"<li>{_e(text)} — {len(cells)} cells: " + ", ".join(_html_link(s, c, citer) for s, c in cells)
+                       + "</li>")
         out.append("</ul>")
     reasons = grouped(sources, "reasons", lambda c: c["verdict"] in WITH_REASONS)
     if reasons:
-        out.append("<h2 id=\"reasons\">Reasons</h2><ul class=\"notes\">")
+        citer = _section_citer(sources, reasons)
+        out.append(f"<h2 id=\"reasons\">Reasons</h2><p class=\"muted\">Measured on: {_e(citer.named())}.</p>"
+                   "<ul class=\"notes\">")
         for text, cells in reasons:
-            out.append(f"<li>{_e(text)} — " + ", ".join(_html_link(s, c) for s, c in cells) + "</li>")
+            out.append(f"<li>{_e(text)} — " + "; ".join(
+                f"<span class=\"v-{_e(v)}\">&nbsp;{_e(v)}&nbsp;</span>: " + ", ".join(_html_link(s, c, citer) for s, c in vc)
+                for v, vc in by_verdict(cells)) + "</li>")
         out.append("</ul>")
     out.append("</body></html>\n")
     return "\n".join(out)
