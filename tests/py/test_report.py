@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from sigprobe.export import reference
+from sigprobe.export import reference, report
 from sigprobe.results import compare
 import helpers
 
@@ -568,3 +568,51 @@ def test_chromium_at_phone_width_scrolls_the_glance_table_inside_its_box(merged,
     assert m["boxRight"] <= m["viewport"] and m["table"] > m["box"] and m["scrolled"] > 0, m
     # ...while the situations' column stays in view.
     assert abs(m["after"] - m["before"]) <= 1, m
+
+
+def _cell(host, strategy, delivery, verdict, median_us=None):
+    c = {"id": f"linux/{host}/{strategy}/{delivery}", "host": host, "strategy": strategy, "delivery": delivery,
+         "verdict": verdict, "counts": {verdict: 3}, "runs": []}
+    if median_us is not None:
+        c["latency_us"] = {"min": median_us, "median": median_us, "max": median_us}
+    return c
+
+
+def test_the_recommended_header_is_checked_against_the_best_strategy_with_why_it_misses(tmp_path):
+    """Each host/delivery with a handled cell: `recommended` meets its goal
+    (handled, within 2x of the best median) or says why not; a situation where
+    nothing is handled sets no goal."""
+    doc = json.loads((FIX / "linux-venv.json").read_text())
+    doc["cells"] = [
+        _cell("python-no-tty", "self-pipe", "kill", "handled", 80),
+        _cell("python-no-tty", "recommended", "kill", "handled", 150),      # 1.9x: met
+        _cell("python-no-tty", "recommended+nogil", "kill", "handled", 900),  # 11x: missed
+        _cell("python-background", "c-handler-per-call", "kill", "handled", 90),
+        _cell("python-background", "recommended", "kill", "ignored"),
+        _cell("jupyter-message", "self-pipe+nogil", "kernel-interrupt", "handled", 7000),
+        _cell("jupyter-message", "recommended", "kernel-interrupt", "handled", 19000),  # 2.7x: missed
+        _cell("jupyter-child", "none", "kernel-interrupt", "killed"),
+        _cell("jupyter-child", "recommended", "kernel-interrupt", "lost"),  # nothing handled: no goal
+    ]
+    path = tmp_path / "linux.json"
+    path.write_text(json.dumps(doc))
+    sources = report.load_sources([path])
+    checks = {(c.host, c.delivery): c for c in reference.recommended_checks(sources)}
+    assert set(checks) == {("python-no-tty", "kill"), ("python-background", "kill"),
+                           ("jupyter-message", "kernel-interrupt")}
+    rows = {(h, r[0]): r for (h, _), c in checks.items() for r in c.rows}
+    assert checks[("python-no-tty", "kill")].best[0] == "self-pipe"
+    assert rows[("python-no-tty", "recommended")][4] is True and rows[("python-no-tty", "recommended")][5] == ""
+    assert rows[("python-no-tty", "recommended+nogil")][4] is False
+    assert "no-GIL variant" in rows[("python-no-tty", "recommended+nogil")][5]
+    assert "SIG_IGN" not in rows[("python-background", "recommended")][5]
+    assert "ignored from exec" in rows[("python-background", "recommended")][5]
+    assert "switch interval" in rows[("jupyter-message", "recommended")][5]
+    md = report.markdown(sources, tmp_path)
+    section = md.split("### `recommended`", 1)[1].split("\n## ", 1)[0]
+    assert "| `python-no-tty` / `kill` | [`self-pipe` 80 µs](#linux.python-no-tty.self-pipe.kill) | " \
+           "[✓ 150 µs (1.9×)](#linux.python-no-tty.recommended.kill) | [✗ 900 µs (11.2×)]" in section
+    assert "[✗ ignored](#linux.python-background.recommended.kill)" in section
+    assert "jupyter-child" not in section
+    html = report.html_page(sources)
+    assert 'id="recommended"' in html and "✗ 19.0 ms (2.7×)" in html

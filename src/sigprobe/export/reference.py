@@ -273,3 +273,73 @@ def glance(findings: list[Finding]) -> tuple[list[str], list[GlanceRow]]:
     rows = [GlanceRow(f, e, _advice(f, e)) for f in findings for e in (_entries(f),)]
     columns = [st for st in GLANCE_STRATEGIES if any(st in r.entries for r in rows)]
     return columns, rows
+
+
+# ---- the recommended header, checked ----------------------------------------------
+# Issue: `recommended` (sigprobe/interruptible.h) should be handled wherever any
+# strategy is, within 2x of the best median latency there. Where a document has
+# it, each (host, delivery) with a handled cell is checked, and a miss says why
+# by the first rule of WHY_MISSED that applies.
+
+RECOMMENDED = ("recommended", "recommended+nogil")
+GOAL_RATIO = 2.0
+
+# (applies(platform, host, strategy, verdict), why): the mechanism behind each kind of miss.
+WHY_MISSED = (
+    (lambda p, h, st, v: v == "ignored",
+     "SIGINT was ignored from exec (a shell's `cmd &`): Python installs no handler, so PyErr_CheckSignals() has "
+     "nothing to see; only a C handler of the extension's own catches it"),
+    (lambda p, h, st, v: v == "handled" and st.endswith("+nogil"),
+     "the no-GIL variant takes the GIL to check once per interval (1 ms by default); strategies that wake on "
+     "the signal itself see it at once"),
+    (lambda p, h, st, v: v == "handled" and (h == "jupyter-message" or (h == "jupyter" and p in WINDOWS)),
+     "the interrupt needs another thread to get the GIL (the control thread in message mode; the poller on "
+     "Windows): CPython hands it over only once that thread has waited its switch interval (5 ms), and handling "
+     "the interrupt may take more than one hand-over"),
+    (lambda p, h, st, v: v == "handled",
+     "a caught signal is seen at the next clock read, about an eighth of the interval (125 µs by default), "
+     "while the best strategy here wakes on the signal itself"),
+)
+
+
+@dataclass
+class RecommendedCheck:
+    source: object
+    host: str
+    delivery: str
+    best: tuple  # (strategy, cell, median µs)
+    rows: list  # [(strategy, cell or None, median µs or None, ratio or None, met, why)]
+
+
+def _median(cell: dict):
+    return (cell.get("latency_us") or {}).get("median")
+
+
+def recommended_checks(sources: list) -> list[RecommendedCheck]:
+    out = []
+    for s in sources:
+        groups: dict[tuple, dict] = {}
+        for c in s.cells:
+            if c["strategy"].startswith(SUBJECT_PREFIX):
+                continue
+            groups.setdefault((c["host"], c["delivery"]), {})[c["strategy"]] = c
+        for (host, delivery), by in groups.items():
+            if not any(r in by for r in RECOMMENDED):
+                continue
+            handled = [(st, c, _median(c)) for st, c in by.items() if c["verdict"] == "handled"
+                       and st not in NOT_A_CHOICE and _median(c) is not None]
+            if not handled:
+                continue
+            best = min(handled, key=lambda t: t[2])
+            rows = []
+            for st in RECOMMENDED:
+                c = by.get(st)
+                if c is None:
+                    continue
+                m = _median(c) if c["verdict"] == "handled" else None
+                ratio = m / best[2] if m is not None and best[2] > 0 else None
+                met = c["verdict"] == "handled" and ratio is not None and ratio <= GOAL_RATIO
+                why = "" if met else next((w for rule, w in WHY_MISSED if rule(s.platform, host, st, c["verdict"])), "")
+                rows.append((st, c, m, ratio, met, why))
+            out.append(RecommendedCheck(s, host, delivery, best, rows))
+    return out

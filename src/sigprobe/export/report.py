@@ -411,6 +411,47 @@ def _md_glance(findings: list, cited: dict) -> list[str]:
     return out
 
 
+def _prefix(citer: Citer, source: Source) -> str:
+    return citer.marker(source) + " " if citer.marker(source) else ""
+
+
+def _recommended_entry(st, c, m, ratio, met) -> str:
+    if c["verdict"] != "handled":
+        return f"✗ {c['verdict']}"
+    return f"{'✓' if met else '✗'} {reference.fmt_us(m)} ({ratio:.1f}×)"
+
+
+def _md_recommended(sources: list, cited: dict) -> list[str]:
+    checks = reference.recommended_checks(sources)
+    if not checks:
+        return []
+    citer = Citer([(ch.source, c) for ch in checks for _, c, *_ in ch.rows]
+                  + [(ch.source, ch.best[1]) for ch in checks])
+    out = ["### `recommended` (sigprobe/interruptible.h) against the best strategy", "",
+           f"Its goal: handled wherever any strategy is, at a median latency within {reference.GOAL_RATIO:g}× of "
+           f"the best one there (✓ met, ✗ missed, with why). Measured on: {citer.named()}.", "",
+           "| host / delivery | best | " + " | ".join(f"`{r}`" for r in reference.RECOMMENDED) + " | why missed |",
+           "|---|---|" + "---|" * len(reference.RECOMMENDED) + "---|"]
+    for ch in checks:
+        bst, bc, bm = ch.best
+        cited.setdefault(ch.source.anchor(bc), (ch.source, bc))
+        entries, whys = [], []
+        for r in reference.RECOMMENDED:
+            row = next((x for x in ch.rows if x[0] == r), None)
+            if row is None:
+                entries.append("")
+                continue
+            st, c, m, ratio, met, why = row
+            cited.setdefault(ch.source.anchor(c), (ch.source, c))
+            entries.append(f"[{_recommended_entry(st, c, m, ratio, met)}](#{ch.source.anchor(c)})")
+            if why and why not in whys:
+                whys.append(why)
+        out.append(f"| {_prefix(citer, ch.source)}`{ch.host}` / `{ch.delivery}` | [`{bst}` {reference.fmt_us(bm)}]"
+                   f"(#{ch.source.anchor(bc)}) | " + " | ".join(entries) + f" | {_md_escape('; '.join(whys))} |")
+    out.append("")
+    return out
+
+
 def _md_slug(title: str) -> str:
     """The anchor GitHub's Markdown gives a heading."""
     return re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
@@ -429,6 +470,7 @@ def markdown(sources: list[Source], md_dir: Path) -> str:
              "`error` cells could not run here (with the reason); `flaky` cells disagree between runs. Each claim "
              "below links to the cells that back it (listed at the end).", ""]
     lines += _md_glance(findings, cited)
+    lines += _md_recommended(sources, cited)
     lines += _md_subjects(sources, cited)
     lines += ["## Choosing an interrupt strategy", ""]
     for f in findings:
@@ -744,6 +786,39 @@ def _html_glance(findings: list) -> str:
     return "".join(out)
 
 
+def _html_recommended(sources: list) -> str:
+    checks = reference.recommended_checks(sources)
+    if not checks:
+        return ""
+    citer = Citer([(ch.source, c) for ch in checks for _, c, *_ in ch.rows]
+                  + [(ch.source, ch.best[1]) for ch in checks])
+    out = ["<h3 id=\"recommended\"><code>recommended</code> (sigprobe/interruptible.h) against the best strategy</h3>",
+           f"<p class=\"muted\">Its goal: handled wherever any strategy is, at a median latency within "
+           f"{reference.GOAL_RATIO:g}× of the best one there (✓ met, ✗ missed, with why). Measured on: "
+           f"{_e(citer.named())}.</p><div class=\"scroll\"><table class=\"recommended\"><thead><tr>"
+           "<th>host / delivery</th><th>best</th>"
+           + "".join(f"<th><code>{_e(r)}</code></th>" for r in reference.RECOMMENDED)
+           + "<th>why missed</th></tr></thead><tbody>"]
+    for ch in checks:
+        bst, bc, bm = ch.best
+        cells, whys = [], []
+        for r in reference.RECOMMENDED:
+            row = next((x for x in ch.rows if x[0] == r), None)
+            if row is None:
+                cells.append("<td></td>")
+                continue
+            st, c, m, ratio, met, why = row
+            cells.append(f"<td class=\"g-{'works' if met else 'fails'}\"><a href=\"#{_e(ch.source.anchor(c))}\">"
+                         f"{_e(_recommended_entry(st, c, m, ratio, met))}</a></td>")
+            if why and why not in whys:
+                whys.append(why)
+        out.append(f"<tr><th>{_e(_prefix(citer, ch.source))}<code>{_e(ch.host)}</code> / <code>{_e(ch.delivery)}</code></th>"
+                   f"<td><a href=\"#{_e(ch.source.anchor(bc))}\"><code>{_e(bst)}</code> {_e(reference.fmt_us(bm))}</a></td>"
+                   + "".join(cells) + f"<td class=\"advice\">{_md_code_to_html('; '.join(whys))}</td></tr>")
+    out.append("</tbody></table></div>")
+    return "".join(out)
+
+
 def html_page(sources: list[Source]) -> str:
     findings = reference.evaluate_all(sources)
     legend = "".join(f"<span class=\"v-{v}\">{v}</span>" for v in VERDICT_ORDER)
@@ -758,6 +833,7 @@ def html_page(sources: list[Source]) -> str:
              "reasons and Wine notes.</p>",
            f"<p class=\"legend\">{legend} <span class=\"muted\">W = Wine deviation (listed below)</span></p>",
            _html_glance(findings),
+           _html_recommended(sources),
            *([_html_subjects(sources)] if subject_table(sources)[1] else []),
            "<h2 id=\"choosing\">Choosing an interrupt strategy</h2>"]
     out += [_html_situation(f) for f in findings]
