@@ -17,8 +17,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static const char *const roots[] = {"harness", "probes", "tests", "cmake", "scripts", "bench", "results",
-                                    "docs",    "design", ".ci",   ".github"};
+static const char *const roots[] = {"harness", "probes",  "src", "tests", "cmake",  "scripts",
+                                    "bench",   "results", "docs", "design", ".ci",   ".github"};
 
 static const char *g_root;
 static int g_bad;

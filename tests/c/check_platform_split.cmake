@@ -1,7 +1,10 @@
 # cmake -DROOT=<repo> -P check_platform_split.cmake
 #
-# The platform split of harness/src (see ARCHITECTURE.md):
-#  - the portable files (harness/src/*.c) test no platform macro;
+# The platform split of harness/src and probes/ (see ARCHITECTURE.md):
+#  - a portable file tests no platform macro. The platform files are those in
+#    a folder named unix/ or win/ (harness/src/unix, probes/win, ...) and,
+#    in probes/pyext/, those named *_unix.c or *_win.c; every other .c or .h
+#    in harness/src/ and probes/ (probes/pyext/ included) is portable;
 #  - no function is defined in both harness/src/unix/ and harness/src/win/
 #    unless a header declares it as part of the platform interface
 #    (harness/src/os.h or harness/include/sigprobe/*.h): a static helper
@@ -12,7 +15,15 @@ if(NOT ROOT)
 endif()
 set(bad 0)
 
-file(GLOB portable ${ROOT}/harness/src/*.c)
+file(GLOB_RECURSE sources RELATIVE ${ROOT} ${ROOT}/harness/src/*.c ${ROOT}/harness/src/*.h
+     ${ROOT}/probes/*.c ${ROOT}/probes/*.h)
+set(portable "")
+foreach(rel ${sources})
+  if(NOT rel MATCHES "/(unix|win)/" AND NOT rel MATCHES "_(unix|win)\\.c$")
+    list(APPEND portable ${ROOT}/${rel})
+  endif()
+endforeach()
+list(LENGTH portable n_portable)
 foreach(f ${portable})
   file(STRINGS ${f} lines REGEX "^[ \t]*#[ \t]*(if|ifdef|ifndef|elif).*(_WIN32|_WIN64|WIN32|__linux__|__APPLE__|__unix__|_MSC_VER|__MINGW)")
   foreach(l ${lines})
@@ -69,4 +80,4 @@ if(bad GREATER 0)
 endif()
 list(LENGTH unix_names nu)
 list(LENGTH win_names nw)
-message("platform split: ${nu} functions in unix/, ${nw} in win/, none written twice")
+message("platform split: ${n_portable} portable files test no platform; ${nu} functions in harness/src/unix/, ${nw} in harness/src/win/, none written twice")

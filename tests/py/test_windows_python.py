@@ -6,7 +6,9 @@ embeddable CPython 3.11.9 with the pinned Jupyter stack):
   (tests/py/win/kernel_selftest.py): `sigprobe doctor --pid`, `%sigprobe
   doctor` and `%sigprobe selftest` inside it (the extension probe
   cross-built with MinGW for that interpreter), and what an interrupt does in
-  message mode."""
+  message mode;
+- Windows kernel cells of the matrix, with the extension probe where the build
+  puts it and in a folder named with non-ASCII characters and a space."""
 import json
 import re
 import shutil
@@ -14,6 +16,7 @@ import shutil
 import pytest
 
 from conftest import ROOT
+from sigprobe.catalog import parse_id
 from sigprobe.runners import wine, winpython
 
 
@@ -269,3 +272,44 @@ def test_windows_kernel_cells_run_under_wine(winpy, sigprobe, tmp_path):
     assert cells["windows-wine/jupyter/none/kernel-interrupt"]["verdict"] == "deferred"
     # Message mode on Windows: ipykernel logs "Interrupt message not supported on Windows".
     assert cells["windows-wine/jupyter-message/none+nogil/kernel-interrupt"]["verdict"] == "lost"
+
+
+# The verdicts of test_windows_kernel_cells_run_under_wine, with the extension probe where the build puts it.
+KERNEL_CELL_VERDICTS = {
+    "windows-wine/jupyter/check-signals+nogil/kernel-interrupt": "handled",
+    "windows-wine/jupyter/none/kernel-interrupt": "deferred",
+    "windows-wine/jupyter-message/none+nogil/kernel-interrupt": "lost",
+}
+
+
+def test_extension_probe_cells_from_a_unicode_folder(winpy, tmp_path, monkeypatch):
+    """Issue 16: the extension probe's .pyd files in a folder named with
+    non-ASCII characters and a space, as under a user name like `José`,
+    give the Windows kernel cells the verdicts they have from the build tree;
+    the kernel imported the modules from that folder and nowhere else."""
+    build, env = winpy
+    folder = tmp_path / "ünï códe" / "pyext"
+    folder.mkdir(parents=True)
+    for pyd in winpython.ensure_pyext(build).glob(f"*{winpython.EXT_SUFFIX}"):
+        shutil.copy2(pyd, folder)
+    assert sorted(p.name for p in folder.iterdir()) == [f"sigprobe_pyext{winpython.EXT_SUFFIX}",
+                                                        f"sigprobe_pyext_import{winpython.EXT_SUFFIX}"]
+    # Where the module is loaded from, as the kernel driver loads it (remote/kernel_driver.py's load_pyext).
+    r = winpython.run(build, env, ["-c", "import sys; from sigprobe.remote.kernel_driver import load_pyext; "
+                                   "print(load_pyext(sys.argv[1]).__file__)", winpython.wine_path(folder)])
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip() == winpython.wine_path(folder / f"sigprobe_pyext{winpython.EXT_SUFFIX}")
+
+    monkeypatch.setattr(winpython, "ensure_pyext", lambda b: folder)
+    cells = [parse_id(cid) for cid in KERNEL_CELL_VERDICTS]
+    got = {}
+    # Windows kernels under a loaded Wine can take over a minute to start: the windows scaled 3x (no verdict
+    # here depends on them; --window-scale).
+    versions = wine.run_kernel_cells(build, env, [(c, 0) for c in cells], 3.0,
+                                     lambda c, o: got.__setitem__(c.id, o))
+    assert versions.get("python") == "3.11.9", versions
+    for cid, want in KERNEL_CELL_VERDICTS.items():
+        o = got[cid]
+        assert o["verdict"] == want, (cid, o.get("reason"), o.get("kernel_log"), o)
+    handled = got["windows-wine/jupyter/check-signals+nogil/kernel-interrupt"]
+    assert handled["stopped_by"] == "check-signals" and handled["python"]["took_effect"] == "inside-call"

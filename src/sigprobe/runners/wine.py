@@ -92,8 +92,8 @@ def catalog(build: Path, env: dict) -> list[Cell]:
     """The runner's Windows cells, then the Windows kernel cells (run by
     run_kernel_cells). The kernel cells' strategies are the extension probe's
     STRATEGIES as the one built for this interpreter lists them: one C table
-    for both platforms (probes/pyext/strategies_{unix,win}.c), and the Windows
-    build cannot be imported here."""
+    for both platforms (probes/pyext/strategies.c), and the Windows build
+    cannot be imported here."""
     return cells(build, env) + pyhosts.python_cells("windows-wine", pyext_strategies(paths.native_dir() / "pyext"), [])
 
 

@@ -1,5 +1,6 @@
-/* Strategy `all`: every strategy registered at once, as when several
- * libraries in one process each listen for SIGINT, in this order:
+/* Strategy `all` (POSIX; Windows: probes/win/probe_all.c): every strategy
+ * registered at once, as when several libraries in one process each listen
+ * for SIGINT, in this order:
  *   signal         - then replaced by the next, which takes the same slot;
  *   sigaction      - the SA_SIGINFO handler, which also feeds
  *   self-pipe      - the pipe the loop polls;
@@ -11,26 +12,6 @@
 
 #define SP_ALL_LINGER_MS 20
 
-#ifdef _WIN32
-/* On Windows, in this order:
- *   signal        - the CRT's SIGINT/SIGBREAK (its console handler is registered first);
- *   console-ctrl  - SetConsoleCtrlHandler, registered after it, so called
- *                   first; it returns TRUE, as libraries do, ending the chain;
- *   event         - the JPY_INTERRUPT_EVENT thread, when the variable is set. */
-int main(void) {
-  const char *names[3];
-  int n = 0;
-  const char *why;
-  sp_probe_init();
-  sp_install_signal();
-  names[n++] = "signal";
-  sp_install_console_ctrl();
-  names[n++] = "console-ctrl";
-  if (sp_install_event(&why)) names[n++] = "event";
-  sp_probe_ready(names, n);
-  return sp_probe_done(sp_probe_loop(NULL, 0, SP_ALL_LINGER_MS));
-}
-#else
 int main(void) {
   const char *names[5];
   int n = 0;
@@ -53,4 +34,3 @@ int main(void) {
   sp_probe_ready(names, n);
   return sp_probe_done(sp_probe_loop(watches, nw, SP_ALL_LINGER_MS));
 }
-#endif

@@ -1,5 +1,6 @@
-/* The POSIX strategies, each a small installer shared by its own probe and
- * by the `all` probe. Every installer calls sp_probe_fail() on error. */
+/* The POSIX strategies (Windows: probes/win/strategies.h), each a small
+ * installer shared by its own probe and by the `all` probe. Every installer
+ * calls sp_probe_fail() on error. */
 #ifndef SIGPROBE_PROBES_STRATEGIES_H
 #define SIGPROBE_PROBES_STRATEGIES_H
 
@@ -7,21 +8,8 @@
 
 #include "sigprobe/probe.h"
 
-/* ISO C signal(SIGINT, ...): no siginfo, so no sender. On Windows the CRT's
- * signal() for SIGINT and SIGBREAK (it registers its own console control
- * handler, which maps CTRL_C_EVENT to SIGINT and the rest to SIGBREAK). */
+/* ISO C signal(SIGINT, ...): no siginfo, so no sender. */
 void sp_install_signal(void);
-
-#ifdef _WIN32
-/* SetConsoleCtrlHandler: reports the control type; the system runs it on a
- * thread it injects. Returns TRUE (handled); for CLOSE, LOGOFF and SHUTDOWN
- * it then blocks, so the main loop, not the return, ends the process. */
-void sp_install_console_ctrl(void);
-
-/* A thread that waits on the event in JPY_INTERRUPT_EVENT. Returns false
- * (with *why) when there is no such event to wait on. */
-bool sp_install_event(const char **why);
-#else
 
 /* sigaction(SIGINT) with SA_SIGINFO: reports si_code, si_pid, si_uid. When
  * self_pipe_fd >= 0 the handler also feeds that self-pipe. */
@@ -40,6 +28,5 @@ void sp_install_sigwait_thread(bool block_everywhere);
  * blocked first (the strategy's correct form). Returns false (with *why)
  * where signalfd does not exist. */
 bool sp_install_signalfd(bool block, sp_watch *watch, const char **why);
-#endif
 
 #endif
