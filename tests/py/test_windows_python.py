@@ -248,33 +248,8 @@ def test_message_mode_interrupt_does_nothing_on_windows(kernel_run):
 
 # ---- Windows kernel cells of the matrix, under Wine ---------------------------------
 
-def test_windows_kernel_cells_run_under_wine(winpy, sigprobe, tmp_path):
-    """`sigprobe run --platform windows-wine` measures Windows kernel cells in
-    the Windows CPython's real kernels (the runner on loopback TCP)."""
-    out = tmp_path / "wk.json"
-    r = sigprobe("run", "--platform", "windows-wine", "--repeat", "1", "--quiet", "--out", str(out),
-                 "--only", "windows-wine/jupyter/check-signals+nogil/kernel-interrupt",
-                 "--only", "windows-wine/jupyter/none/kernel-interrupt",
-                 "--only", "windows-wine/jupyter-message/none+nogil/kernel-interrupt",
-                 timeout=600, build=False)
-    assert r.returncode == 0, r.stderr[-3000:]
-    doc = json.loads(out.read_text())
-    assert doc["machine"]["python"] == "3.11.9" and doc["machine"]["ipykernel"] == "7.4.0"
-    cells = {c["id"]: c for c in doc["cells"]}
-    handled = cells["windows-wine/jupyter/check-signals+nogil/kernel-interrupt"]
-    run = handled["runs"][0]
-    # What a failure needs to be understood: the reason and the kernel's own log.
-    assert handled["verdict"] == "handled", (run.get("reason"), run.get("kernel_log"), run)
-    assert run["stopped_by"] == "check-signals" and run["python"]["took_effect"] == "inside-call"
-    assert run["delivered"]["signal"] == "SIGINT"  # the event, as interrupt_main() turns it into
-    assert 0 < run["fired"][0]["latency_us"] < 1_000_000
-    # With the GIL held ipykernel's poller cannot call interrupt_main() until the call returns.
-    assert cells["windows-wine/jupyter/none/kernel-interrupt"]["verdict"] == "deferred"
-    # Message mode on Windows: ipykernel logs "Interrupt message not supported on Windows".
-    assert cells["windows-wine/jupyter-message/none+nogil/kernel-interrupt"]["verdict"] == "lost"
-
-
-# The verdicts of test_windows_kernel_cells_run_under_wine, with the extension probe where the build puts it.
+# Windows kernel cells whose verdicts are known: ipykernel's poller turns the event into interrupt_main(),
+# which needs the GIL (so only a loop that lets go of it notices inside the call); message mode is a no-op.
 KERNEL_CELL_VERDICTS = {
     "windows-wine/jupyter/check-signals+nogil/kernel-interrupt": "handled",
     "windows-wine/jupyter/none/kernel-interrupt": "deferred",
@@ -282,11 +257,12 @@ KERNEL_CELL_VERDICTS = {
 }
 
 
-def test_extension_probe_cells_from_a_unicode_folder(winpy, tmp_path, monkeypatch):
-    """Issue 16: the extension probe's .pyd files in a folder named with
-    non-ASCII characters and a space, as under a user name like `José`,
-    give the Windows kernel cells the verdicts they have from the build tree;
-    the kernel imported the modules from that folder and nowhere else."""
+def test_windows_kernel_cells_from_a_unicode_folder(winpy, tmp_path, monkeypatch):
+    """Windows kernel cells measured in the Windows CPython's real kernels
+    (the runner on loopback TCP), with the extension probe's .pyd files in a
+    folder named with non-ASCII characters and a space, as under a user name
+    like `José` (issue 16): the kernel imports the modules from that folder
+    and nowhere else, and the cells give their known verdicts."""
     build, env = winpy
     folder = tmp_path / "ünï códe" / "pyext"
     folder.mkdir(parents=True)
@@ -294,8 +270,8 @@ def test_extension_probe_cells_from_a_unicode_folder(winpy, tmp_path, monkeypatc
         shutil.copy2(pyd, folder)
     assert sorted(p.name for p in folder.iterdir()) == [f"sigprobe_pyext{winpython.EXT_SUFFIX}",
                                                         f"sigprobe_pyext_import{winpython.EXT_SUFFIX}"]
-    # Where the module is loaded from, as the kernel driver loads it (remote/kernel_driver.py's load_pyext).
-    r = winpython.run(build, env, ["-c", "import sys; from sigprobe.remote.kernel_driver import load_pyext; "
+    # Where the module is loaded from, as the kernel driver loads it (remote/pyext_loader.py).
+    r = winpython.run(build, env, ["-c", "import sys; from sigprobe.remote.pyext_loader import load_pyext; "
                                    "print(load_pyext(sys.argv[1]).__file__)", winpython.wine_path(folder)])
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.strip() == winpython.wine_path(folder / f"sigprobe_pyext{winpython.EXT_SUFFIX}")
@@ -307,9 +283,12 @@ def test_extension_probe_cells_from_a_unicode_folder(winpy, tmp_path, monkeypatc
     # here depends on them; --window-scale).
     versions = wine.run_kernel_cells(build, env, [(c, 0) for c in cells], 3.0,
                                      lambda c, o: got.__setitem__(c.id, o))
-    assert versions.get("python") == "3.11.9", versions
+    assert versions.get("python") == "3.11.9" and versions.get("ipykernel") == "7.4.0", versions
     for cid, want in KERNEL_CELL_VERDICTS.items():
         o = got[cid]
+        # What a failure needs to be understood: the reason and the kernel's own log.
         assert o["verdict"] == want, (cid, o.get("reason"), o.get("kernel_log"), o)
     handled = got["windows-wine/jupyter/check-signals+nogil/kernel-interrupt"]
     assert handled["stopped_by"] == "check-signals" and handled["python"]["took_effect"] == "inside-call"
+    assert handled["delivered"]["signal"] == "SIGINT"  # the event, as interrupt_main() turns it into
+    assert 0 < handled["fired"][0]["latency_us"] < 1_000_000

@@ -38,7 +38,12 @@ CHILD_TAG = "SIGPROBE_CHILD="
 if __package__:  # imported from the package (the magics, catalog)
     from . import pyext_loader
 else:  # run by its path under the interpreter measured; pyext_loader.py is beside it
-    import pyext_loader
+    try:
+        import pyext_loader
+    except ImportError:
+        # The embeddable Windows CPython (under Wine) leaves the script's folder off sys.path
+        # (python311._pth); sigprobe itself is importable there (winpython._link_checkout).
+        from sigprobe.remote import pyext_loader
 load_pyext = pyext_loader.load_pyext
 
 
