@@ -121,6 +121,7 @@ class Kernel:
     def __init__(self, km, kc, mode, log_path=None):
         self.km, self.kc, self.mode, self.log_path = km, kc, mode, log_path
         self.prepared = False
+        self.setup_s = 0.0  # how long its setup cell took
 
     def log_tail(self, limit=2000):
         """The end of what the kernel printed (its stdout and stderr)."""
@@ -437,6 +438,8 @@ class Execution(threading.Thread):
 # (it landed after the cell's code, in ipykernel's own handling of the
 # message): the execute_reply is never sent, then the kernel goes idle.
 REPLY_LOST = "KeyboardInterrupt caught in kernel"
+# A run's cell may take this many times what the kernel's setup cell took (see one_run).
+REPLY_STRETCH = 20
 
 
 def result_line(run, execution, kernel, log_offset=0):
@@ -497,6 +500,7 @@ def one_run(plan, pool, run, sock_dir, n):
         return {"ev": "error-outcome", "id": run["id"], "reason": str(e)}, None
     try:
         if not kernel.prepared:
+            t0 = time.monotonic()
             ex = Execution(kernel.kc, setup_cell(plan["pyext_dir"]), plan["kernel_timeout_s"])
             ex.run()
             if ex.error or ex.reply["content"].get("status") != "ok":
@@ -504,6 +508,11 @@ def one_run(plan, pool, run, sock_dir, n):
                 pool.discard(kernel)
                 return {"ev": "error-outcome", "id": run["id"], "reason": f"the kernel could not import the probe: {why}"}, None
             kernel.prepared = True
+            kernel.setup_s = time.monotonic() - t0
+        # How long this kernel may take to answer a run's cell: the plan's figure, or a generous
+        # multiple of what its own setup cell took (import and load the probe), whichever is
+        # longer: a kernel slowed by a loaded machine (or Wine) is slow at both, not hung.
+        reply_s = max(plan["kernel_timeout_s"], REPLY_STRETCH * kernel.setup_s)
         if run.get("import_cell"):
             ex = Execution(kernel.kc, "import sigprobe_pyext_import\n", plan["kernel_timeout_s"])
             ex.run()
@@ -520,7 +529,7 @@ def one_run(plan, pool, run, sock_dir, n):
                 return {"ev": "error-outcome", "id": run["id"], "reason": f"the runner did not listen: {first!r}"}, kernel
             report = listening.get("report", "unix:" + sock)
             code = child_cell(run, report) if run["kind"] == "child" else probe_cell(run, report)
-            ex = Execution(kernel.kc, code, plan["kernel_timeout_s"])
+            ex = Execution(kernel.kc, code, reply_s)
             log_offset = kernel.log_size()  # what the kernel logs from here on is this run's
             ex.start()
             sent_result = False
@@ -543,7 +552,7 @@ def one_run(plan, pool, run, sock_dir, n):
                     # SIGINT as Python sees it: on Windows interrupt_kernel() sets the kernel's
                     # JPY_INTERRUPT_EVENT, which ipykernel's poller turns into interrupt_main(SIGINT).
                     send(runner, {"ev": "delivered", "t_ns": t, "sig": "SIGINT", "sender_pid": os.getpid()})
-                    ex.wait(plan["kernel_timeout_s"], lambda: REPLY_LOST in kernel.log_since(log_offset))
+                    ex.wait(reply_s, lambda: REPLY_LOST in kernel.log_since(log_offset))
                     send(runner, result_line(run, ex, kernel, log_offset))
                     sent_result = True
                     continue
