@@ -421,6 +421,23 @@ def _recommended_entry(st, c, m, ratio, met) -> str:
     return f"{'✓' if met else '✗'} {reference.fmt_us(m)} ({ratio:.1f}×)"
 
 
+def _recommended_rows(checks: list):
+    """For either rendering, per check: (check, [(text, cell, met) or None for
+    each of reference.RECOMMENDED], the reasons it missed, each once)."""
+    for ch in checks:
+        entries, whys = [], []
+        for r in reference.RECOMMENDED:
+            row = next((x for x in ch.rows if x[0] == r), None)
+            if row is None:
+                entries.append(None)
+                continue
+            st, c, m, ratio, met, why = row
+            entries.append((_recommended_entry(st, c, m, ratio, met), c, met))
+            if why and why not in whys:
+                whys.append(why)
+        yield ch, entries, whys
+
+
 def _md_recommended(sources: list, cited: dict) -> list[str]:
     checks = reference.recommended_checks(sources)
     if not checks:
@@ -432,22 +449,15 @@ def _md_recommended(sources: list, cited: dict) -> list[str]:
            f"the best one there (✓ met, ✗ missed, with why). Measured on: {citer.named()}.", "",
            "| host / delivery | best | " + " | ".join(f"`{r}`" for r in reference.RECOMMENDED) + " | why missed |",
            "|---|---|" + "---|" * len(reference.RECOMMENDED) + "---|"]
-    for ch in checks:
+    for ch, entries, whys in _recommended_rows(checks):
         bst, bc, bm = ch.best
-        cited.setdefault(ch.source.anchor(bc), (ch.source, bc))
-        entries, whys = [], []
-        for r in reference.RECOMMENDED:
-            row = next((x for x in ch.rows if x[0] == r), None)
-            if row is None:
-                entries.append("")
-                continue
-            st, c, m, ratio, met, why = row
+        texts = []
+        for c in [bc] + [e[1] for e in entries if e]:
             cited.setdefault(ch.source.anchor(c), (ch.source, c))
-            entries.append(f"[{_recommended_entry(st, c, m, ratio, met)}](#{ch.source.anchor(c)})")
-            if why and why not in whys:
-                whys.append(why)
+        for e in entries:
+            texts.append(f"[{e[0]}](#{ch.source.anchor(e[1])})" if e else "")
         out.append(f"| {_prefix(citer, ch.source)}`{ch.host}` / `{ch.delivery}` | [`{bst}` {reference.fmt_us(bm)}]"
-                   f"(#{ch.source.anchor(bc)}) | " + " | ".join(entries) + f" | {_md_escape('; '.join(whys))} |")
+                   f"(#{ch.source.anchor(bc)}) | " + " | ".join(texts) + f" | {_md_escape('; '.join(whys))} |")
     out.append("")
     return out
 
@@ -799,19 +809,10 @@ def _html_recommended(sources: list) -> str:
            "<th>host / delivery</th><th>best</th>"
            + "".join(f"<th><code>{_e(r)}</code></th>" for r in reference.RECOMMENDED)
            + "<th>why missed</th></tr></thead><tbody>"]
-    for ch in checks:
+    for ch, entries, whys in _recommended_rows(checks):
         bst, bc, bm = ch.best
-        cells, whys = [], []
-        for r in reference.RECOMMENDED:
-            row = next((x for x in ch.rows if x[0] == r), None)
-            if row is None:
-                cells.append("<td></td>")
-                continue
-            st, c, m, ratio, met, why = row
-            cells.append(f"<td class=\"g-{'works' if met else 'fails'}\"><a href=\"#{_e(ch.source.anchor(c))}\">"
-                         f"{_e(_recommended_entry(st, c, m, ratio, met))}</a></td>")
-            if why and why not in whys:
-                whys.append(why)
+        cells = [f"<td class=\"g-{'works' if e[2] else 'fails'}\"><a href=\"#{_e(ch.source.anchor(e[1]))}\">"
+                 f"{_e(e[0])}</a></td>" if e else "<td></td>" for e in entries]
         out.append(f"<tr><th>{_e(_prefix(citer, ch.source))}<code>{_e(ch.host)}</code> / <code>{_e(ch.delivery)}</code></th>"
                    f"<td><a href=\"#{_e(ch.source.anchor(bc))}\"><code>{_e(bst)}</code> {_e(reference.fmt_us(bm))}</a></td>"
                    + "".join(cells) + f"<td class=\"advice\">{_md_code_to_html('; '.join(whys))}</td></tr>")
