@@ -42,11 +42,6 @@
 /* The calling thread's id (Linux: the kernel's tid). */
 int64_t sp__thread_id(void);
 
-/* Maps every page the process has mapped now (code, libraries, data), so
- * that a handler's first run takes no page fault: a freshly exec'd probe
- * would otherwise pay for them inside the latency it measures. Best effort. */
-void sp__prefault(void);
-
 /* A counter that signal handlers and injected threads update. add returns
  * the value before and is a full barrier; load acquires; store releases. */
 typedef volatile long sp__atomic;

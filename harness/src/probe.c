@@ -56,7 +56,6 @@ static void warm_up(void) {
   for (size_t i = 0; i < sizeof g_slots; i += 64) p[i] = 0;
   (void)sp_clock_ns();
   (void)sp__thread_id();
-  sp__prefault();
 }
 
 /* Opens SIGPROBE_REPORT's channel and remembers where it came from. A

@@ -39,15 +39,10 @@ int sp_proc_deliver(sp_proc *p, sp_delivery d, int64_t *t_ns, sp_error *err) {
     }
     case SP_DELIVERY_KILL:
     case SP_DELIVERY_SIGTERM:
-      /* Signal 0 first: the same path (libc, the system call, the pidfd's
-       * lookup) without delivering, so that the stamped send is warm, as in
-       * a process that sends often. */
-      (void)send_to_pid(p, 0);
       *t_ns = sp_clock_ns();
       if (send_to_pid(p, sp_delivery_signal(d)) != 0) return sp_fail(err, SP_EFAIL, "kill: %s", strerror(errno));
       return 0;
     case SP_DELIVERY_KILLPG:
-      (void)killpg(p->pgid, 0); /* warm, as for kill */
       *t_ns = sp_clock_ns();
       /* The probe is unreaped until the run ends, so its group id is ours. */
       if (killpg(p->pgid, SIGINT) != 0) return sp_fail(err, SP_EFAIL, "killpg: %s", strerror(errno));

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -35,12 +34,6 @@ int64_t sp__thread_id(void) {
 #else
   return (int64_t)(intptr_t)pthread_self();
 #endif
-}
-
-/* mlockall populates the page tables of every mapping; unlocking keeps the
- * pages mapped. Refused (RLIMIT_MEMLOCK) is only a colder first signal. */
-void sp__prefault(void) {
-  if (mlockall(MCL_CURRENT) == 0) munlockall();
 }
 
 /* The GCC/Clang builtins are lock-free on long, so signal handlers may use them. */

@@ -41,9 +41,6 @@ static HANDLE g_jpy;  /* JPY_INTERRUPT_EVENT, when set */
 
 int64_t sp__thread_id(void) { return (int64_t)GetCurrentThreadId(); }
 
-/* Windows: nothing measured calls for it yet (latencies there are in ms). */
-void sp__prefault(void) {}
-
 long sp__atomic_add(sp__atomic *a, long v) { return InterlockedExchangeAdd(a, v); }
 long sp__atomic_load(sp__atomic *a) { return InterlockedCompareExchange(a, 0, 0); } /* a full barrier */
 void sp__atomic_store(sp__atomic *a, long v) { InterlockedExchange(a, v); }        /* a full barrier */
