@@ -482,7 +482,7 @@ def send(runner, obj):
     try:
         runner.stdin.write((json.dumps(obj) + "\n").encode())
         runner.stdin.flush()
-    except (BrokenPipeError, ValueError):
+    except (OSError, ValueError):  # POSIX: BrokenPipeError; Windows: EINVAL on a closed pipe
         pass
 
 
@@ -518,8 +518,10 @@ def one_run(plan, pool, run, sock_dir, n):
             ex.run()
         sock = os.path.join(sock_dir, f"r{n}.sock")
         endpoint = "tcp:127.0.0.1:0" if plan.get("attach") == "tcp" else sock
+        # The runner waits for this driver's result at least as long as the driver waits for the cell.
+        deadline_ms = max(plan["deadline_ms"], int(reply_s * 1000) + 2000)
         runner = subprocess.Popen([plan["runner"], "--label", run["id"], "--ready-ms", str(plan["ready_ms"]),
-                                   "--window-ms", str(plan["window_ms"]), "--deadline-ms", str(plan["deadline_ms"]),
+                                   "--window-ms", str(plan["window_ms"]), "--deadline-ms", str(deadline_ms),
                                    "--attach", endpoint], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         lines = Lines(runner.stdout.fileno())
         try:
