@@ -59,6 +59,47 @@ static int count_marked(const char *marker) {
   return found;
 }
 
+/* How many processes whose argv holds marker lead their own session: the
+ * no-tty probe does, and so does the escape fixture's grandchild once it has
+ * called setsid() (its double fork done, the middle process gone). */
+static int marked_session_leaders(const char *marker) {
+  int found = 0;
+  DIR *d = opendir("/proc");
+  cr_assert(d);
+  for (struct dirent *e; (e = readdir(d)) != NULL;) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    pid_t pid = (pid_t)atoi(e->d_name);
+    char path[300], buf[8192];
+    snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) continue;
+    ssize_t k = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (k <= 0) continue;
+    for (ssize_t i = 0; i < k; i++)
+      if (!buf[i]) buf[i] = ' ';
+    buf[k] = '\0';
+    if (strstr(buf, marker) && getsid(pid) == pid) found++;
+  }
+  closedir(d);
+  return found;
+}
+
+/* Waits until the escape fixture is all there: the runner, the probe and the
+ * grandchild that escaped (2 session leaders: the probe and the grandchild),
+ * the double fork over. Killing before that tests a fork in flight, not an
+ * escaped process. */
+static void wait_for_the_escape(const char *marker) {
+  int n = 0, leaders = 0;
+  for (int i = 0; i < 800; i++) {
+    n = count_marked(marker);
+    leaders = marked_session_leaders(marker);
+    if (n == 3 && leaders == 2) break;
+    usleep(10000);
+  }
+  cr_assert(n == 3 && leaders == 2, "the fixture did not start (%d processes, %d session leaders)", n, leaders);
+}
+
 /* Starts the runner on the fixture; its stdout comes back on *out_fd. */
 static pid_t start_runner(const char *host, const char *mode, const char *marker, int ready_ms, int deadline_ms,
                           int *out_fd) {
@@ -149,14 +190,8 @@ static void interrupt_runner_mid_run(int sig) {
   make_marker(marker, sizeof marker, "escape");
   pid_t runner = start_runner("no-tty", "escape", marker, 10000, 10000, &fd);
   /* The probe and its grandchild both exist once the runner has the probe's
-   * ready, which comes before delivery: wait for the runner, the probe and
-   * the escaped grandchild. */
-  /* The count that ended the wait is the one checked: a second look can
-   * catch the double fork in between (its middle process a zombie). */
-  int n = 0;
-  for (int i = 0; i < 800 && (n = count_marked(marker)) < 3; i++) usleep(10000);
-  cr_assert_geq(n, 3, "the fixture did not start");
-  usleep(50000);
+   * ready, which comes before delivery. */
+  wait_for_the_escape(marker);
   double t0 = now_s();
   kill(runner, sig);
   read_all(fd, out, sizeof out);
@@ -184,11 +219,7 @@ Test(runner, parent_killed_outright_takes_the_runner_and_its_probes_along, .time
     pause();
     _exit(0);
   }
-  /* The count that ended the wait is the one checked: a second look can
-   * catch the double fork in between (its middle process a zombie). */
-  int n = 0;
-  for (int i = 0; i < 800 && (n = count_marked(marker)) < 3; i++) usleep(10000);
-  cr_assert_geq(n, 3, "the fixture did not start");
+  wait_for_the_escape(marker);
   kill(parent, SIGKILL);
   waitpid(parent, NULL, 0);
   int left = 0;
