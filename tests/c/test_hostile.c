@@ -35,10 +35,12 @@ static void make_marker(char *buf, size_t n, const char *mode) {
   snprintf(buf, n, "sp-hostile-%d-%d-%s", (int)getpid(), ++k, mode);
 }
 
-/* How many processes carry marker in their argv (zombies included: their
- * cmdline is empty, so they are found through the stat name instead). */
-static int count_marked(const char *marker) {
+/* How many live processes have marker in their argv; with leaders, also how
+ * many of them lead their own session (the no-tty probe does, and so does the
+ * escape fixture's grandchild once it has called setsid()). */
+static int count_marked_leaders(const char *marker, int *leaders) {
   int found = 0;
+  if (leaders) *leaders = 0;
   DIR *d = opendir("/proc");
   cr_assert(d);
   for (struct dirent *e; (e = readdir(d)) != NULL;) {
@@ -53,37 +55,16 @@ static int count_marked(const char *marker) {
     for (ssize_t i = 0; i < k; i++)
       if (!buf[i]) buf[i] = ' ';
     buf[k] = '\0';
-    if (strstr(buf, marker)) found++;
+    if (!strstr(buf, marker)) continue;
+    found++;
+    pid_t pid = (pid_t)atoi(e->d_name);
+    if (leaders && getsid(pid) == pid) ++*leaders;
   }
   closedir(d);
   return found;
 }
 
-/* How many processes whose argv holds marker lead their own session: the
- * no-tty probe does, and so does the escape fixture's grandchild once it has
- * called setsid() (its double fork done, the middle process gone). */
-static int marked_session_leaders(const char *marker) {
-  int found = 0;
-  DIR *d = opendir("/proc");
-  cr_assert(d);
-  for (struct dirent *e; (e = readdir(d)) != NULL;) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    pid_t pid = (pid_t)atoi(e->d_name);
-    char path[300], buf[8192];
-    snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) continue;
-    ssize_t k = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (k <= 0) continue;
-    for (ssize_t i = 0; i < k; i++)
-      if (!buf[i]) buf[i] = ' ';
-    buf[k] = '\0';
-    if (strstr(buf, marker) && getsid(pid) == pid) found++;
-  }
-  closedir(d);
-  return found;
-}
+static int count_marked(const char *marker) { return count_marked_leaders(marker, NULL); }
 
 /* Waits until the escape fixture is all there: the runner, the probe and the
  * grandchild that escaped (2 session leaders: the probe and the grandchild),
@@ -92,8 +73,7 @@ static int marked_session_leaders(const char *marker) {
 static void wait_for_the_escape(const char *marker) {
   int n = 0, leaders = 0;
   for (int i = 0; i < 800; i++) {
-    n = count_marked(marker);
-    leaders = marked_session_leaders(marker);
+    n = count_marked_leaders(marker, &leaders);
     if (n == 3 && leaders == 2) break;
     usleep(10000);
   }
