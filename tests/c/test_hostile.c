@@ -186,6 +186,70 @@ Test(runner, sigint_kills_the_probe_tree_and_ends_by_sigint, .timeout = 20) { in
 
 Test(runner, sigterm_kills_the_probe_tree_and_ends_by_sigterm, .timeout = 20) { interrupt_runner_mid_run(SIGTERM); }
 
+/* Waits (without reaping anything but pid) until pid has exited, at most
+ * timeout_s; returns its wait status, or -1 if it is still running. */
+static int wait_exit(pid_t pid, double timeout_s) {
+  int status = 0;
+  for (double end = now_s() + timeout_s; now_s() < end; usleep(5000)) {
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) return status;
+    if (r < 0 && errno != EINTR) return -1;
+  }
+  return -1;
+}
+
+/* An interrupt that comes while the probe is forked but has not yet called
+ * setsid(): its group does not exist yet, so killing the group alone misses
+ * it, and the runner, back in its wait, must still notice the signal it took
+ * outside poll(). The preloaded fixture holds the forked probe 2 s before its
+ * setsid() and says when it got there; without both fixes the runner waits
+ * out its 60 s and the probe lives on. */
+static void interrupt_before_setsid(int sig) {
+  char marker[96], flag[128], out[4096];
+  make_marker(marker, sizeof marker, "never-ready");
+  snprintf(flag, sizeof flag, "/tmp/%s.setsid", marker);
+  unlink(flag);
+  const char *asan = getenv("ASAN_OPTIONS");
+  char asan_opts[512];
+  /* The runner may be built with ASan, whose runtime must otherwise be the
+   * first library loaded. */
+  snprintf(asan_opts, sizeof asan_opts, "%s%sverify_asan_link_order=0", asan ? asan : "", asan ? ":" : "");
+  setenv("ASAN_OPTIONS", asan_opts, 1);
+  setenv("LD_PRELOAD", SP_SLOW_SETSID, 1);
+  setenv("SP_SLOW_SETSID_FLAG", flag, 1);
+  int fd;
+  pid_t runner = start_runner("no-tty", "never-ready", marker, 60000, 60000, &fd);
+  unsetenv("LD_PRELOAD");
+  unsetenv("SP_SLOW_SETSID_FLAG");
+  bool held = false;
+  for (double end = now_s() + 8; !held && now_s() < end; usleep(2000)) held = access(flag, F_OK) == 0;
+  if (!held) kill(runner, SIGKILL);
+  cr_assert(held, "the forked probe never reached setsid()");
+  kill(runner, sig);
+  int status = wait_exit(runner, 8);
+  if (status == -1) {
+    kill(runner, SIGKILL);
+    waitpid(runner, NULL, 0);
+  }
+  read_all(fd, out, sizeof out);
+  unlink(flag);
+  cr_assert_neq(status, -1, "the runner did not end within 8 s of %s (it waits 60 s for the probe)", strsignal(sig));
+  cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == sig, "the runner ends by the signal it took (status %#x)",
+            status);
+  cr_assert_str_eq(out, "", "no outcome after an interrupt");
+  int left = 0;
+  for (int i = 0; i < 500 && (left = count_marked(marker)) > 0; i++) usleep(10000);
+  cr_assert_eq(left, 0, "the probe forked before its setsid() survived the runner");
+}
+
+Test(runner, sigterm_before_the_probe_leads_its_group_still_kills_it, .timeout = 20) {
+  interrupt_before_setsid(SIGTERM);
+}
+
+Test(runner, sigint_before_the_probe_leads_its_group_still_kills_it, .timeout = 20) {
+  interrupt_before_setsid(SIGINT);
+}
+
 /* `sigprobe run` killed outright (SIGKILL): its runners get SIGTERM from the
  * kernel (PR_SET_PDEATHSIG) and clean up as above. */
 Test(runner, parent_killed_outright_takes_the_runner_and_its_probes_along, .timeout = 20) {

@@ -108,7 +108,7 @@ int sp_proc_next_event(sp_proc *p, sp_event *ev, int64_t deadline_ns, sp_error *
     }
     if (p->chan_eof && (!p->attached || p->parent_eof)) return SP_EOF;
 
-    struct pollfd pfd[3 + SP_HELLO_PENDING_MAX];
+    struct pollfd pfd[4 + SP_HELLO_PENDING_MAX]; /* channel or listener, pending, host, parent, interrupt */
     int n = 0, chan_i = -1, host_i = -1, parent_i = -1, first_pending = -1;
     int64_t now = sp_clock_ns(), wake_ns = deadline_ns;
     if (!p->chan_eof && p->chan_fd >= 0) {
@@ -137,10 +137,14 @@ int sp_proc_next_event(sp_proc *p, sp_event *ev, int64_t deadline_ns, sp_error *
       parent_i = n;
       pfd[n++] = (struct pollfd){p->parent_fd, POLLIN, 0};
     }
+    /* An interrupt that came before this poll left a byte here. */
+    if (sp__interrupt_fd() >= 0) pfd[n++] = (struct pollfd){sp__interrupt_fd(), POLLIN, 0};
+    if (sp_interrupted())
+      return sp_fail(err, SP_EFAIL, "the runner was interrupted by %s", sp_signal_name(sp_interrupted()));
     if (deadline_ns - now <= 0) return SP_ETIMEOUT;
     int r = poll(pfd, (nfds_t)n, sp_ms_until(wake_ns));
     if (r < 0 && errno != EINTR) return sp_fail(err, SP_EFAIL, "poll: %s", strerror(errno));
-    if (r < 0 && sp_interrupted())
+    if (sp_interrupted())
       return sp_fail(err, SP_EFAIL, "the runner was interrupted by %s", sp_signal_name(sp_interrupted()));
     if (r <= 0) continue;
     if (host_i >= 0 && pfd[host_i].revents) drain_host(p);

@@ -7,6 +7,10 @@
 
 #include "sigprobe/platform.h"
 
+/* The read end of the pipe that the owner-signal handler writes to (-1
+ * before sp_own_probe_trees): readable once the runner was interrupted. */
+int sp__interrupt_fd(void);
+
 struct sp_proc {
   sp_host host;
   pid_t pid;

@@ -44,6 +44,9 @@ int64_t sp_proc_pid(const sp_proc *p) { return p->attached ? -1 : (int64_t)p->pi
 static volatile sig_atomic_t live_groups[SP_LIVE_MAX];
 static volatile sig_atomic_t interrupted_by;
 static bool owning, subreaper;
+/* Written by the handler, read by every wait of the run (sp__interrupt_fd):
+ * a signal that lands just before poll() would not interrupt it. */
+static int interrupt_pipe[2] = {-1, -1};
 static const int owner_signals[] = {SIGINT, SIGTERM, SIGHUP};
 
 static void block_owner_signals(sigset_t *old) {
@@ -71,17 +74,31 @@ static bool is_live_probe(pid_t pid) {
   return false;
 }
 
-/* Safe in a signal handler: it only stores an int and calls kill(2), which
- * is async-signal-safe; every group it kills is reserved (see above). */
+/* Kills a tracked probe's tree. Its leader too, by pid: between fork() and
+ * its setsid() the probe is not yet the leader of a group, so the group kill
+ * finds nothing (ESRCH) and only the pid reaches it. Reserved either way (see
+ * above), so neither can hit a reused id. */
+static void kill_tracked(pid_t pgid) {
+  kill(-pgid, SIGKILL);
+  kill(pgid, SIGKILL);
+}
+
+/* Safe in a signal handler: it only stores an int and calls kill(2) and
+ * write(2), which are async-signal-safe; every group it kills is reserved. */
 static void on_owner_signal(int sig) {
   int e = errno;
   if (!interrupted_by) interrupted_by = sig;
   for (int i = 0; i < SP_LIVE_MAX; i++)
-    if (live_groups[i] > 0) kill(-(pid_t)live_groups[i], SIGKILL);
+    if (live_groups[i] > 0) kill_tracked((pid_t)live_groups[i]);
+  if (interrupt_pipe[1] >= 0 && write(interrupt_pipe[1], "i", 1) < 0) {
+    /* Full: a byte is already there, which is all a wait needs. */
+  }
   errno = e;
 }
 
 int sp_interrupted(void) { return (int)interrupted_by; }
+
+int sp__interrupt_fd(void) { return interrupt_pipe[0]; }
 
 int sp_own_probe_trees(sp_error *err) {
   struct sigaction sa;
@@ -89,7 +106,10 @@ int sp_own_probe_trees(sp_error *err) {
   sa.sa_handler = on_owner_signal;
   sigemptyset(&sa.sa_mask);
   for (size_t i = 0; i < SP_ARRAY_LEN(owner_signals); i++) sigaddset(&sa.sa_mask, owner_signals[i]);
-  /* No SA_RESTART: poll() and the waits return EINTR, so the run notices. */
+  /* No SA_RESTART: poll() and the waits return EINTR; a signal that comes
+   * between two polls leaves a byte in the pipe the next one watches. */
+  if (interrupt_pipe[0] < 0 && sp_pipe(interrupt_pipe, 1) != 0)
+    return sp_fail(err, SP_EFAIL, "pipe2: %s", strerror(errno));
   for (size_t i = 0; i < SP_ARRAY_LEN(owner_signals); i++) {
     struct sigaction old;
     if (sigaction(owner_signals[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
@@ -394,7 +414,7 @@ int sp_proc_spawn(sp_proc **out, sp_host host, char *const argv[], sp_error *err
     sp_proc_free(p);
     return SP_EFAIL;
   }
-  if (interrupted_by) kill(-pid, SIGKILL);
+  if (interrupted_by) kill_tracked(pid);
 #if defined(__linux__) && defined(SYS_pidfd_open)
   p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 #endif
