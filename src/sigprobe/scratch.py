@@ -13,7 +13,9 @@ from pathlib import Path
 # IPython and Jupyter directories, their logs); the runners' Unix sockets
 # (short: a socket path is limited to about 108 bytes); the magic's selftest.
 PREFIXES = ("sigprobe-jupyter-", "spj", "spst")
-SOCKET_BASE = "/tmp"
+# A Unix socket's path is limited to about 108 bytes: the runners' sockets go
+# in TMPDIR when it leaves room for <prefix><pid>-<random>/<name>, else /tmp.
+SOCKET_BASE_MAX = 40
 _OWNED = re.compile(r"^(?:" + "|".join(map(re.escape, PREFIXES)) + r")(\d+)-[^/]+$")
 
 
@@ -22,6 +24,15 @@ def make_dir(prefix: str, base: str | None = None) -> Path:
     <prefix><pid>-<random>."""
     assert prefix in PREFIXES
     return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=base))
+
+
+def socket_base() -> str:
+    """Where a run's Unix sockets go: TMPDIR, like the rest of its temporary
+    files, when it is short enough for a socket path; /tmp otherwise."""
+    tmp = os.environ.get("TMPDIR", "")
+    if tmp and os.path.isabs(tmp) and len(tmp) <= SOCKET_BASE_MAX and os.path.isdir(tmp):
+        return tmp
+    return "/tmp"
 
 
 def _alive(pid: int) -> bool:
@@ -39,7 +50,7 @@ def reap_stale() -> list[str]:
     if os.name == "nt":
         return []
     gone = []
-    for base in sorted({tempfile.gettempdir(), SOCKET_BASE}):
+    for base in sorted({tempfile.gettempdir(), socket_base()}):
         try:
             names = os.listdir(base)
         except OSError:

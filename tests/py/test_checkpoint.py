@@ -187,22 +187,40 @@ def test_results_files_honour_the_umask(umask, build_dir, tmp_path):
 
 
 def test_a_killed_runs_temporary_directories_are_removed_by_the_next_run(sigprobe, tmp_path):
+    # A temporary directory of this test's own (short enough for sockets, so
+    # the runs' sockets go there too): in the shared /tmp, another run of the
+    # suite, in parallel, would clean them up first (and say so itself).
+    tmp = Path(tempfile.mkdtemp(prefix="sptmp", dir="/tmp"))
     dead = subprocess.Popen(["true"])
     dead.wait()  # reaped: its pid names no process now
-    left = [Path(tempfile.mkdtemp(prefix=f"sigprobe-jupyter-{dead.pid}-")),
-            Path(tempfile.mkdtemp(prefix=f"spj{dead.pid}-", dir="/tmp"))]
+    left = [Path(tempfile.mkdtemp(prefix=f"sigprobe-jupyter-{dead.pid}-", dir=tmp)),
+            Path(tempfile.mkdtemp(prefix=f"spj{dead.pid}-", dir=tmp))]
     (left[0] / "ipython").mkdir()
-    mine = Path(tempfile.mkdtemp(prefix=f"spj{os.getpid()}-", dir="/tmp"))  # a live owner's: kept
+    mine = Path(tempfile.mkdtemp(prefix=f"spj{os.getpid()}-", dir=tmp))  # a live owner's: kept
     try:
-        r = sigprobe("run", *ONE, "--repeat", "1", "--out", str(tmp_path / "t.json"))
+        r = sigprobe("run", *ONE, "--repeat", "1", "--out", str(tmp_path / "t.json"),
+                     env=dict(os.environ, TMPDIR=str(tmp)))
         assert r.returncode == 0, r.stderr
         for d in left:
             assert not d.exists(), d
             assert f"removed {d}, left by a sigprobe run that was killed" in r.stderr
         assert mine.exists()
     finally:
-        for d in left + [mine]:
-            subprocess.run(["rm", "-rf", str(d)])
+        subprocess.run(["rm", "-rf", str(tmp)])
+
+
+def test_sockets_go_in_a_short_tmpdir_and_in_tmp_otherwise(monkeypatch, tmp_path):
+    from sigprobe import scratch
+    short = Path(tempfile.mkdtemp(prefix="sptmp", dir="/tmp"))
+    try:
+        monkeypatch.setenv("TMPDIR", str(short))
+        assert scratch.socket_base() == str(short)
+        monkeypatch.setenv("TMPDIR", str(tmp_path / ("x" * scratch.SOCKET_BASE_MAX)))
+        assert scratch.socket_base() == "/tmp"  # too long for a socket path
+        monkeypatch.setenv("TMPDIR", "relative")
+        assert scratch.socket_base() == "/tmp"
+    finally:
+        short.rmdir()
 
 
 def test_a_flaky_cell_gets_more_runs_and_its_proportion(tmp_path, capsys):

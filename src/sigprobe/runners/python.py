@@ -251,7 +251,7 @@ class JupyterSession:
         self.temporaries = [scratch.make_dir("sigprobe-jupyter-")]
         plan["tmp"] = self.path(self.temporaries[0])
         if self.attach != "tcp":
-            self.temporaries.append(scratch.make_dir("spj", scratch.SOCKET_BASE))
+            self.temporaries.append(scratch.make_dir("spj", scratch.socket_base()))
             plan["sock_dir"] = self.path(self.temporaries[1])
         self.proc = subprocess.Popen([*self.launch, self.path(REMOTE / "kernel_driver.py")], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
