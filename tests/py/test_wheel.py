@@ -2,6 +2,7 @@
 into a brand-new virtual environment with no compiler and no cmake on PATH,
 used from a directory outside the repository, then uninstalled."""
 import contextlib
+import ensurepip
 import json
 import os
 import re
@@ -9,6 +10,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import sysconfig
 import time
 import venv
 import zipfile
@@ -46,8 +48,15 @@ def env(tmp_path_factory, wheel):
     working directory outside the repository."""
     root = tmp_path_factory.mktemp("user")
     home = root / "venv"
-    venv.EnvBuilder(with_pip=True).create(home)
     bindir = home / "bin"
+    # pip from the interpreter's bundled wheel, not compiled to bytecode:
+    # ensurepip compiles all of pip (about 30 s here).
+    bundled = sorted(Path(ensurepip.__file__).parent.glob("_bundled/pip-*.whl"))
+    venv.EnvBuilder(with_pip=not bundled).create(home)
+    if bundled:
+        r = run([sys.executable, "-m", "pip", "--python", str(bindir / "python"), "install", "-q", "--no-index",
+                 "--no-compile", "--disable-pip-version-check", str(bundled[-1])])
+        assert r.returncode == 0, r.stderr[-2000:]
     e = {k: v for k, v in os.environ.items() if not k.startswith(("SIGPROBE_", "PYTHON", "VIRTUAL_ENV"))}
     e["PATH"] = str(bindir)
     assert shutil.which("cc", path=e["PATH"]) is None and shutil.which("cmake", path=e["PATH"]) is None
@@ -177,12 +186,22 @@ def test_kernel_cells_without_ipykernel_say_how_to_install_it(env):
 
 @pytest.fixture(scope="module")
 def kernel_env(env):
-    """The same venv with ipykernel, pinned by the project's requirements."""
+    """The same venv able to run a kernel: ipykernel and jupyter_client, pinned
+    by the project's requirements, are the project venv's, on a path line of a
+    .pth file and so after the venv's own site-packages (sigprobe is still the
+    wheel's, checked below); downloading them again took over a minute."""
     python, e, cwd = env
-    r = run([str(python), "-m", "pip", "install", "-q", "ipykernel", "jupyter_client", "-c",
-             str(ROOT / "requirements.txt")], env=e, cwd=cwd, timeout=900)
-    assert r.returncode == 0, r.stderr[-2000:]
-    return env
+    r = run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], env=e, cwd=cwd)
+    site = Path(r.stdout.strip())
+    pth = site / "zz-project-kernel.pth"
+    pth.write_text(sysconfig.get_path("purelib") + "\n")  # this interpreter is the project venv's
+    try:
+        r = run([str(python), "-c", "import ipykernel, sigprobe; print(sigprobe.__file__)"], env=e, cwd=cwd)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert Path(r.stdout.strip()).is_relative_to(site), r.stdout  # the wheel's sigprobe
+        yield env
+    finally:
+        pth.unlink()
 
 
 def test_magic_in_a_kernel_of_that_venv(kernel_env, tmp_path):
