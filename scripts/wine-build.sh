@@ -23,6 +23,13 @@ for arg in "$@"; do
   esac
 done
 
+# Address-space randomisation off for the whole Wine tree, which inherits it:
+# with it on, a Wine process now and then dies at start (Debian's Wine has no
+# preloader; src/sigprobe/runners/winelaunch.py says why).
+if [ -z "${SP_WINE_NO_ASLR:-}" ] && command -v setarch >/dev/null 2>&1; then
+  SP_WINE_NO_ASLR=1 exec setarch "$(uname -m)" -R "$0" "$@"
+fi
+
 for tool in x86_64-w64-mingw32-gcc wine wineserver cmake ctest; do
   command -v "$tool" >/dev/null 2>&1 || { echo "wine-build.sh: $tool not found (apt-get install gcc-mingw-w64-x86-64 wine wine64 cmake)" >&2; exit 1; }
 done

