@@ -55,14 +55,20 @@ def ensure_build(build: Path | None = None) -> Path:
     return build
 
 
+def ensure_prefix(build: Path) -> None:
+    """The build tree's Wine prefix (build/wineprefix), made if missing."""
+    if not (build / "wineprefix" / "system.reg").exists():
+        bootstrap.log(f"creating the Wine prefix {build / 'wineprefix'} (about 10 s, once per build tree)")
+        build.mkdir(parents=True, exist_ok=True)
+        subprocess.run(command("wineboot", "-i"), env=env_for(build), stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 @contextmanager
 def wineserver(build: Path):
     """One persistent wineserver for the prefix, stopped (by prefix) on every path."""
     env = env_for(build)
-    if not (build / "wineprefix" / "system.reg").exists():
-        bootstrap.log(f"creating the Wine prefix {build / 'wineprefix'} (about 10 s, once per build tree)")
-        subprocess.run(command("wineboot", "-i"), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+    ensure_prefix(build)
     # The server keeps the stdio it starts with; at -k it may dump leftover objects there.
     subprocess.run(["wineserver", "-p"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
