@@ -210,7 +210,8 @@ static void interrupt_before_setsid(int sig) {
   snprintf(flag, sizeof flag, "/tmp/%s.setsid", marker);
   unlink(flag);
   const char *asan = getenv("ASAN_OPTIONS");
-  char asan_opts[512];
+  char asan_opts[512], asan_before[512];
+  snprintf(asan_before, sizeof asan_before, "%s", asan ? asan : "");
   /* The runner may be built with ASan, whose runtime must otherwise be the
    * first library loaded. */
   snprintf(asan_opts, sizeof asan_opts, "%s%sverify_asan_link_order=0", asan ? asan : "", asan ? ":" : "");
@@ -221,6 +222,8 @@ static void interrupt_before_setsid(int sig) {
   pid_t runner = start_runner("no-tty", "never-ready", marker, 60000, 60000, &fd);
   unsetenv("LD_PRELOAD");
   unsetenv("SP_SLOW_SETSID_FLAG");
+  if (asan_before[0]) setenv("ASAN_OPTIONS", asan_before, 1);
+  else unsetenv("ASAN_OPTIONS");
   bool held = false;
   for (double end = now_s() + 8; !held && now_s() < end; usleep(2000)) held = access(flag, F_OK) == 0;
   if (!held) kill(runner, SIGKILL);

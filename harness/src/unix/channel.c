@@ -137,10 +137,8 @@ int sp_proc_next_event(sp_proc *p, sp_event *ev, int64_t deadline_ns, sp_error *
       parent_i = n;
       pfd[n++] = (struct pollfd){p->parent_fd, POLLIN, 0};
     }
-    /* An interrupt that came before this poll left a byte here. */
+    /* An interrupt that came before this poll left a byte here: poll returns at once. */
     if (sp__interrupt_fd() >= 0) pfd[n++] = (struct pollfd){sp__interrupt_fd(), POLLIN, 0};
-    if (sp_interrupted())
-      return sp_fail(err, SP_EFAIL, "the runner was interrupted by %s", sp_signal_name(sp_interrupted()));
     if (deadline_ns - now <= 0) return SP_ETIMEOUT;
     int r = poll(pfd, (nfds_t)n, sp_ms_until(wake_ns));
     if (r < 0 && errno != EINTR) return sp_fail(err, SP_EFAIL, "poll: %s", strerror(errno));

@@ -74,13 +74,11 @@ static bool is_live_probe(pid_t pid) {
   return false;
 }
 
-/* Kills a tracked probe's tree. Its leader too, by pid: between fork() and
- * its setsid() the probe is not yet the leader of a group, so the group kill
- * finds nothing (ESRCH) and only the pid reaches it. Reserved either way (see
- * above), so neither can hit a reused id. */
+/* Kills a probe's tree: its group, or, between fork() and the probe's
+ * setsid() (no such group yet: ESRCH), the probe by pid. The probe is
+ * unreaped, so neither id can have been reused. */
 static void kill_tracked(pid_t pgid) {
-  kill(-pgid, SIGKILL);
-  kill(pgid, SIGKILL);
+  if (kill(-pgid, SIGKILL) != 0) kill(pgid, SIGKILL);
 }
 
 /* Safe in a signal handler: it only stores an int and calls kill(2) and
@@ -497,7 +495,7 @@ int sp_proc_wait(sp_proc *p, int64_t deadline_ns, sp_exit *ex, sp_error *err) {
 
 void sp_proc_kill_tree(sp_proc *p) {
   if (!p || p->reaped || p->attached) return;
-  if (kill(-p->pgid, SIGKILL) != 0) kill(p->pid, SIGKILL);
+  kill_tracked(p->pgid);
 }
 
 void sp_proc_free(sp_proc *p) {
