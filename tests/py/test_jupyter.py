@@ -137,6 +137,39 @@ def test_a_kernel_that_never_replies_is_hung_within_its_deadline(build_dir, tmp_
     assert not alive(outcome["python"]["kernel_pid"])
 
 
+FIRST_TRACEBACK = """import json, os, sys
+from sigprobe.remote import kernel_driver as kd
+tmp = sys.argv[1]
+kd.isolate(tmp)
+from jupyter_client.kernelspec import KernelSpecManager
+pool = kd.Pool(KernelSpecManager(kernel_dirs=[os.path.join(tmp, "kernels")]), 120, tmp)
+try:
+    kernel = pool.get("signal", False, spare=False)
+    cells = []
+    for code in ("import sys\\n__sp_before = set(sys.modules)\\n", "raise KeyboardInterrupt\\n",
+                 "print(sorted(set(sys.modules) - __sp_before))\\n"):
+        ex = kd.Execution(kernel.kc, code, 60)
+        ex.run()
+        cells.append([ex.reply["content"]["status"], "".join(ex.stream)])
+    print(json.dumps(cells))
+finally:
+    pool.shutdown_all()
+"""
+
+
+def test_a_kernel_has_formatted_a_traceback_before_its_first_run(tmp_path):
+    """The first cell that raises in a kernel has IPython import its traceback
+    formatting (about 5 s under Wine, where a first interrupted run overran its
+    reply deadline). The pool's kernels have paid that before any run: a cell
+    that raises KeyboardInterrupt in a new kernel imports nothing."""
+    r = subprocess.run([sys.executable, "-c", FIRST_TRACEBACK, str(tmp_path)], capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    cells = json.loads(r.stdout.strip().splitlines()[-1])
+    assert [status for status, _ in cells] == ["ok", "error", "ok"], cells
+    assert cells[2][1].strip() == "[]", f"the first traceback imported {cells[2][1].strip()}"
+
+
 def test_missing_jupyter_makes_kernel_cells_unsupported_with_the_install_command(sigprobe, tmp_path):
     """An interpreter without ipykernel: its kernel cells are unsupported, saying how to install it."""
     bare = tmp_path / "bare"

@@ -181,6 +181,22 @@ class Kernel:
         return proc if proc is not None else getattr(self.km, "kernel", None)
 
 
+# A kernel formats the traceback of the first cell that raised with modules
+# IPython imports only then (stack_data, pygments' formatters: 0.2 s here,
+# about 5 s under Wine, more under load). Each kernel pays that as it starts,
+# so it lands in no measured run: a first interrupted run under Wine took
+# 5.6 s instead of 0.4 s, and under load overran its 8 s reply deadline (hung).
+WARM_CELL = """def __sp_warm():
+    import sys
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        get_ipython().InteractiveTB.structured_traceback(*sys.exc_info())
+__sp_warm()
+del __sp_warm
+"""
+
+
 class Pool:
     """Kernels per interrupt mode: reused while a run leaves no state behind,
     with one spare started ahead in the background so a fresh kernel is ready."""
@@ -224,6 +240,11 @@ class Pool:
         kc.start_channels()
         k.kc = kc
         kc.wait_for_ready(timeout=self.timeout_s)
+        warm = Execution(kc, WARM_CELL, self.timeout_s)
+        warm.run()
+        if warm.error is not None or warm.reply["content"].get("status") != "ok":
+            why = warm.error or f"{warm.reply['content'].get('ename')}: {warm.reply['content'].get('evalue')}"
+            raise RuntimeError(f"the kernel could not format a traceback: {why}")
         self.count("started")
         return k
 
