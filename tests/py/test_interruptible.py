@@ -145,6 +145,34 @@ def test_a_variant_called_in_the_wrong_gil_state_fails_its_precondition(tmp_path
     assert "PyGILState_Check" in r.stderr
 
 
+def handover_us() -> int:
+    """SP_INTERRUPTIBLE_HANDOVER_US, as the header defines it."""
+    import re
+    text = (INCLUDE / "sigprobe" / "interruptible.h").read_text()
+    return int(re.search(r"#define SP_INTERRUPTIBLE_HANDOVER_US (\d+)L", text).group(1))
+
+
+@pytest.mark.parametrize("interval_us", [0, 1000])
+def test_the_gil_variant_lets_go_of_the_gil_once_per_hand_over_period(spin_dir, interval_us):
+    """CPython gives the GIL to a waiting thread only after it waited a whole
+    switch interval (5 ms) with no release; released more often, the loop takes
+    it back each time before the waiter runs (under Wine a kernel's poller then
+    waited up to a second). So the GIL variant lets go of it once per hand-over
+    period (longer than the switch interval), not once per check, and does let
+    go of it."""
+    period_us = handover_us()
+    assert period_us > 5000, "the hand-over period must exceed CPython's default switch interval"
+    out = run_python(spin_dir, f"""
+        import time, spin
+        t0 = time.perf_counter()
+        spin.spin(300_000_000, {interval_us}, False)
+        print(time.perf_counter() - t0, spin.releases())
+    """)
+    elapsed_s, releases = out.split()
+    most = float(elapsed_s) * 1e6 / period_us
+    assert 1 <= int(releases) <= most + 1, (releases, elapsed_s)
+
+
 def test_a_caught_signal_is_seen_without_waiting_for_the_gil_hand_over(spin_dir):
     """With a pending signal, the GIL variant stops at the first clock read,
     long before its first GIL hand-over is due (an hour away here)."""

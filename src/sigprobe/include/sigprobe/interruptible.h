@@ -32,16 +32,23 @@
  * What it guarantees, on the thread that calls it: the GIL variant calls
  * PyErr_CheckSignals() whenever it reads the clock (about
  * SP_INTERRUPTIBLE_READS times per interval: a signal that Python's handler
- * has caught is seen within about interval/READS), and at most every interval
- * releases and re-takes the GIL first, so a thread waiting for it
- * (ipykernel's poller or control thread) can run. The no-GIL variant takes the
+ * has caught is seen within about interval/READS), and every
+ * SP_INTERRUPTIBLE_HANDOVER_US (or every interval, if longer) releases and
+ * re-takes the GIL first, so a thread waiting for it (ipykernel's poller or
+ * control thread) gets it. Not more often: CPython hands the GIL to a thread
+ * that waits for it only once that thread has waited a whole switch interval
+ * (sys.getswitchinterval(), 5 ms) without a release; each release wakes it,
+ * and this thread, still running, takes the GIL back first. Released every
+ * 1 ms, a Windows kernel's poller under Wine got it after 0.1 s to over
+ * 0.9 s (and the interrupt missed a 0.9 s call 1 time in 8); released every
+ * 10 ms, it gets it within about 15 ms. The no-GIL variant takes the
  * GIL once per interval to call PyErr_CheckSignals(). Both return nonzero when
  * that raised (the exception is set; unwind and return NULL). Python runs
  * signal handlers only on the main thread: elsewhere the check never stops the
  * loop, as for any Python code. Between clock reads a call costs a decrement
  * and a branch: the clock is read only every `stride` calls, a stride that
  * adapts so that it is read about SP_INTERRUPTIBLE_READS times per interval.
- * An interval of 0 checks, and releases, on every call. sigprobe measures it as the `recommended` and `recommended+nogil`
+ * An interval of 0 checks on every call. sigprobe measures it as the `recommended` and `recommended+nogil`
  * strategies in every Python and Jupyter cell; its bench reports the cost per
  * call and per release.
  *
@@ -71,6 +78,13 @@
 #define SP_INTERRUPTIBLE_DEFAULT_US 1000L
 #endif
 
+/* The GIL variant's hand-over period, in microseconds: it must be longer
+ * than CPython's switch interval (sys.getswitchinterval(), 5 ms unless a
+ * program changes it), for the reason above. */
+#ifndef SP_INTERRUPTIBLE_HANDOVER_US
+#define SP_INTERRUPTIBLE_HANDOVER_US 10000L
+#endif
+
 /* How many clock reads the stride aims at per interval. */
 #ifndef SP_INTERRUPTIBLE_READS
 #define SP_INTERRUPTIBLE_READS 8
@@ -82,6 +96,8 @@ typedef struct sp_interruptible {
   int64_t interval_ns; /* 0: check on every call */
   int64_t due_ns;      /* the monotonic time of the next check */
   int64_t read_ns;     /* when the clock was last read */
+  int64_t handover_ns; /* the GIL variant's next GIL hand-over, not before */
+  int64_t handover_every_ns;
   unsigned stride;     /* calls between clock reads */
   unsigned countdown;  /* calls left until the next clock read */
 } sp_interruptible;
@@ -107,6 +123,9 @@ static inline void sp_interruptible_init(sp_interruptible *it, long interval_us)
   it->interval_ns = interval_us > 0 ? (int64_t)interval_us * 1000 : 0;
   it->read_ns = sp_interruptible_now_ns();
   it->due_ns = it->read_ns + it->interval_ns;
+  it->handover_every_ns = (int64_t)SP_INTERRUPTIBLE_HANDOVER_US * 1000;
+  if (it->interval_ns > it->handover_every_ns) it->handover_every_ns = it->interval_ns;
+  it->handover_ns = it->read_ns + it->handover_every_ns;
   it->stride = 1;
   it->countdown = 1;
 }
@@ -118,7 +137,10 @@ static inline void sp_interruptible_init(sp_interruptible *it, long interval_us)
 #define SP_INTERRUPTIBLE__READ 1
 #define SP_INTERRUPTIBLE__DUE 2
 static inline int sp_interruptible__tick(sp_interruptible *it) {
-  if (it->interval_ns == 0) return SP_INTERRUPTIBLE__DUE;
+  if (it->interval_ns == 0) {
+    it->read_ns = sp_interruptible_now_ns(); /* for the hand-over's period */
+    return SP_INTERRUPTIBLE__DUE;
+  }
   if (--it->countdown != 0) return 0;
   int64_t now = sp_interruptible_now_ns();
   int64_t since = now - it->read_ns;
@@ -141,10 +163,11 @@ static inline int sp_interruptible_check(sp_interruptible *it) {
   int tick = sp_interruptible__tick(it);
   if (tick == 0) return 0;
   assert(PyGILState_Check()); /* checked when the clock is read: the fast path stays a decrement */
-  if (tick == SP_INTERRUPTIBLE__DUE) {
+  if (tick == SP_INTERRUPTIBLE__DUE && it->read_ns >= it->handover_ns) {
     /* A thread waiting for the GIL (ipykernel's poller on Windows, its
      * control thread in message mode) gets it here: that is how its
      * interrupt reaches this thread. */
+    it->handover_ns = it->read_ns + it->handover_every_ns;
     Py_BEGIN_ALLOW_THREADS
     Py_END_ALLOW_THREADS
   }
