@@ -99,6 +99,20 @@ def test_machine_records_the_jupyter_versions(seed_run):
     assert doc["machine"]["pyzmq"] and doc["machine"]["python"]
 
 
+def test_a_cell_the_runner_judged_before_its_reply_gives_its_kernel_back(sigprobe, tmp_path):
+    """An unsupported strategy ends its run as soon as the probe says so, before
+    the cell's reply is in: the kernel still answers and is used again, not
+    given up and started anew (a default run lost 8 kernels that way)."""
+    out = tmp_path / "unsupported.json"
+    r = sigprobe("run", "--only", "linux/jupyter/console-ctrl/kernel-interrupt", "--only",
+                 "linux/jupyter/event-thread/kernel-interrupt", "--repeat", "2", "-j", "1", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(out.read_text())
+    assert [c["verdict"] for c in doc["cells"]] == ["unsupported", "unsupported"]
+    kernels = doc["settings"]["kernels"]
+    assert kernels["started"] == 1 and kernels["reused"] == 3 and kernels["lost"] == 0, kernels
+
+
 def test_no_kernel_survives_a_run(seed_run):
     cells, _, _ = seed_run
     used = {r["python"]["kernel_pid"] for c in cells.values() for r in c["runs"] if r.get("python", {}).get("kernel_pid")}

@@ -461,6 +461,10 @@ class Execution(threading.Thread):
 REPLY_LOST = "KeyboardInterrupt caught in kernel"
 # A run's cell may take this many times what the kernel's setup cell took (see one_run).
 REPLY_STRETCH = 20
+# How long a cell that the runner has already judged may take to reply before
+# its kernel is given up (a kernel given up is a kernel to start again: about
+# 1.5 s here, 3-4 s under Wine; 8 in a default run, one per unsupported cell).
+SETTLE_S = 2
 
 
 def result_line(run, execution, kernel, log_offset=0):
@@ -584,6 +588,10 @@ def one_run(plan, pool, run, sock_dir, n):
                         tail = kernel.log_tail()
                         if tail.strip():
                             msg["kernel_log"] = tail
+                    if ex.is_alive() and msg["verdict"] != "hung":
+                        # The runner can decide before the cell's reply is in (the probe said
+                        # `unsupported` and returns): the kernel is fine once it replies.
+                        ex.wait(SETTLE_S, lambda: REPLY_LOST in kernel.log_since(log_offset))
                     if ex.is_alive() or ex.error is not None:
                         pool.discard(kernel)  # hung: this kernel is not trusted again
                         pool.count("lost")
