@@ -41,7 +41,7 @@
  * and this thread, still running, takes the GIL back first. Released every
  * 1 ms, a Windows kernel's poller under Wine got it after 0.1 s to over
  * 0.9 s (and the interrupt missed a 0.9 s call 1 time in 8); released every
- * 10 ms, it gets it within about 15 ms. The no-GIL variant takes the
+ * 10 ms, after 15 to 39 ms (6 of 6). The no-GIL variant takes the
  * GIL once per interval to call PyErr_CheckSignals(). Both return nonzero when
  * that raised (the exception is set; unwind and return NULL). Python runs
  * signal handlers only on the main thread: elsewhere the check never stops the
