@@ -616,3 +616,27 @@ def test_the_recommended_header_is_checked_against_the_best_strategy_with_why_it
     assert "jupyter-child" not in section
     html = report.html_page(sources)
     assert 'id="recommended"' in html and "✗ 19.0 ms (2.7×)" in html
+
+
+def test_the_interruptible_calls_table_names_its_sources_once_and_its_columns_by_marker(tmp_path):
+    """Two documents of one platform with subject cells: the columns say
+    which by marker, (a) and (b), and the intro names each source once; the
+    long label (interpreter, ipykernel, file) is in no column heading."""
+    paths = []
+    for fixture in (VENV, SYSTEM):
+        doc = json.loads(fixture.read_text())
+        doc["cells"] = [_cell("python-no-tty", "code:time.sleep", "kill", "handled", 300),
+                        _cell("jupyter", "code:time.sleep", "kernel-interrupt", "handled", 900)]
+        paths.append(tmp_path / fixture.name)
+        paths[-1].write_text(json.dumps(doc))
+    sources = report.load_sources(paths)
+    md = report.markdown(sources, tmp_path)
+    section = md.split("## Is this call interruptible?\n")[1].split("\n## ")[0]
+    lines = section.strip().splitlines()
+    intro, head = lines[0], next(line for line in lines if line.startswith("| call |"))
+    assert intro.endswith(f"Measured on: (a) {sources[0].label}, (b) {sources[1].label}.")
+    assert head == ("| call | no terminal, kill (a) | Jupyter, signal mode (a) | no terminal, kill (b) | "
+                    "Jupyter, signal mode (b) |")
+    html = report.html_page(sources)
+    head = html.split('id="subjects"')[1].split("<thead>")[1].split("</thead>")[0]
+    assert "<th>no terminal, kill (b)</th>" in head and "Python" not in head

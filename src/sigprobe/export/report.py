@@ -233,12 +233,24 @@ SUBJECTS_INTRO = ("Each call waits or works for about 2 s (the matmul about 1 s)
                   "`sigprobe check --call mymodule:function`, or `%%sigprobe check` in a notebook.")
 
 
+def subject_citer(columns, rows) -> Citer:
+    """The table names its sources once, under its intro; a column says its
+    source by marker, (a), (b)..., where two share a platform."""
+    return Citer([(columns[i][0], c) for _, _, entries in rows for i, c in entries.items()],
+                 list(dict.fromkeys(s for s, _ in columns)))
+
+
+def subject_heading(citer: Citer, source: Source, host: str) -> str:
+    return SUBJECT_HOSTS[host] + (f" {citer.marker(source)}" if citer.marker(source) else "")
+
+
 def _md_subjects(sources: list[Source], cited: dict) -> list[str]:
     columns, rows = subject_table(sources)
     if not rows:
         return []
-    out = ["## Is this call interruptible?", "", SUBJECTS_INTRO, "",
-           "| call | " + " | ".join(f"{SUBJECT_HOSTS[h]}<br>{s.label}" for s, h in columns) + " |",
+    citer = subject_citer(columns, rows)
+    out = ["## Is this call interruptible?", "", f"{SUBJECTS_INTRO} Measured on: {citer.named()}.", "",
+           "| call | " + " | ".join(subject_heading(citer, s, h) for s, h in columns) + " |",
            "|---|" + "---|" * len(columns)]
     for name, label, entries in rows:
         row = []
@@ -258,11 +270,11 @@ def _html_subjects(sources: list[Source]) -> str:
     columns, rows = subject_table(sources)
     if not rows:
         return ""
+    citer = subject_citer(columns, rows)
     out = ["<h2 id=\"subjects\">Is this call interruptible?</h2>",
-           f"<p class=\"muted\">{_md_code_to_html(SUBJECTS_INTRO)}</p>",
+           f"<p class=\"muted\">{_md_code_to_html(SUBJECTS_INTRO)} Measured on: {_e(citer.named())}.</p>",
            "<div class=\"scroll\"><table class=\"glance\"><thead><tr><th>call</th>"
-           + "".join(f"<th>{_e(SUBJECT_HOSTS[h])}<br><span class=\"muted\">{_e(s.label)}</span></th>"
-                     for s, h in columns) + "</tr></thead><tbody>"]
+           + "".join(f"<th>{_e(subject_heading(citer, s, h))}</th>" for s, h in columns) + "</tr></thead><tbody>"]
     for name, label, entries in rows:
         out.append(f"<tr><th>{_e(label)}</th>")
         for i, (s, _) in enumerate(columns):
