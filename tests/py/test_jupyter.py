@@ -255,3 +255,39 @@ def test_interrupting_sigprobe_run_leaves_no_kernel_and_no_temporary_directory(b
     assert not temporaries(), "the run's directories are removed"
     doc = json.loads(out.read_text())
     assert doc["partial"] is True and len(doc["cells"]) >= 3
+
+
+CHILD_INTERRUPTED_IN_POPEN = """import json, subprocess, sys
+from sigprobe.remote import kernel_driver as kd
+real, pids = subprocess.Popen, []
+
+
+class InterruptedOnce(real):
+    # The child exists, and the KeyboardInterrupt comes before Popen returns it (as when the
+    # probe reports ready and is interrupted while the kernel is still inside Popen).
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        pids.append(self.pid)
+        if len(pids) == 1:
+            raise KeyboardInterrupt
+
+
+subprocess.Popen = InterruptedOnce
+exec(kd.child_cell({"probe": sys.argv[1]}, "unix:/nonexistent"))
+print(json.dumps(pids))
+"""
+
+
+def test_a_child_started_by_an_interrupted_popen_is_the_one_waited_for(tmp_path):
+    """A KeyboardInterrupt inside Popen, after the child started: the cell
+    reports that child's end and starts no second one (a run once reported a
+    second probe's exit, which could not connect, with the first one's handler)."""
+    probe = tmp_path / "probe.sh"
+    probe.write_text("#!/bin/sh\nexit 7\n")
+    probe.chmod(0o755)
+    r = subprocess.run([sys.executable, "-c", CHILD_INTERRUPTED_IN_POPEN, str(probe)], capture_output=True,
+                       text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert r.returncode == 0, r.stderr
+    tag, pids = r.stdout.strip().splitlines()
+    assert len(json.loads(pids)) == 1, "a second child was started"
+    assert tag == "SIGPROBE_CHILD=exited 7 1"

@@ -383,14 +383,26 @@ def child_cell(run, report):
     interrupt may land between any two; so it is all one function call. The
     child's end is read with waitid(WNOWAIT) before reaping it: a KeyboardInterrupt
     landing just after Popen.wait()'s waitpid() loses the status (the retry then
-    gets ECHILD and subprocess reports exit code 0 — measured here)."""
+    gets ECHILD and subprocess reports exit code 0 — measured here). The child
+    can report ready, and so be interrupted, before Popen has returned it: a
+    KeyboardInterrupt inside Popen then leaves a child whose pid the cell never
+    got, so the cell waits for whichever child it has (waitid P_ALL: a kernel
+    starts none of its own) and starts another only when there is none (a
+    second probe once reported in its place, with the first one's handler)."""
     return ("def __sp_child():\n"
             "    import os, subprocess\n"
             f"    env = dict(os.environ, SIGPROBE_REPORT={report!r})\n"
-            "    proc, info, ki = None, None, False\n"
+            "    proc, info, ki, started = None, None, False, False\n"
             "    while info is None:\n"
             "        try:\n"
+            "            if proc is None and started:\n"
+            "                try:  # Popen was interrupted: its child, if it has one\n"
+            "                    info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)\n"
+            "                except ChildProcessError:\n"
+            "                    started = False\n"
+            "                continue\n"
             "            if proc is None:\n"
+            "                started = True\n"
             f"                proc = subprocess.Popen([{run['probe']!r}], env=env, stdin=subprocess.DEVNULL)\n"
             "            info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)\n"
             "        except KeyboardInterrupt:\n"
@@ -398,10 +410,12 @@ def child_cell(run, report):
             "    how = 'exited' if info.si_code == os.CLD_EXITED else 'signaled'\n"
             "    while True:\n"
             "        try:\n"
-            "            proc.wait()\n"
+            "            proc.wait() if proc is not None else os.waitpid(info.si_pid, 0)\n"
             "            break\n"
             "        except KeyboardInterrupt:\n"
             "            ki = True\n"
+            "        except ChildProcessError:\n"
+            "            break\n"
             f"    print({CHILD_TAG!r} + '%s %d %d' % (how, info.si_status, ki), flush=True)\n"
             "__sp_child()\n")
 
