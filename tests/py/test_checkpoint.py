@@ -248,3 +248,29 @@ def test_a_flaky_cell_gets_more_runs_and_its_proportion(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"1 cells' runs disagree: up to {main.FLAKY_RUNS} runs each" in err
     assert f"[{main.FLAKY_RUNS} runs] {flaky.id}" in err
+
+
+def test_the_kernels_of_every_round_are_counted(tmp_path):
+    """The flaky cells' extra runs start kernels of their own: the document
+    counts those of both rounds, not only the last."""
+    import itertools
+
+    from sigprobe.catalog import parse_id
+    from sigprobe.commands import run as main
+    flaky = parse_id("linux/jupyter/coin/kernel-interrupt", kind="jupyter")
+    coin = itertools.cycle(["handled", "deferred"])
+    rounds = []
+
+    def run_python(runs, sink):
+        for cell, _ in runs:
+            sink.add(cell, {"id": cell.id, "host": cell.host, "strategy": cell.strategy, "delivery": cell.delivery,
+                            "verdict": next(coin), "fired": [], "exit": {"kind": "none"}})
+        rounds.append(len(runs))
+        return {"kernels": {"started": 1, "reused": len(runs) - 1, "retried": 0, "lost": 0}}
+
+    args = main.RunSettings(repeat=3, jobs=1, window_scale=1.0, only=(), fresh_kernels=False, quiet=True,
+                            out=tmp_path / "k.json", resume=None, resume_doc={})
+    assert main.execute(args, [flaky], "linux", {}, None, run_python) == 0
+    assert rounds == [3, main.FLAKY_RUNS - 3]
+    kernels = json.loads(args.out.read_text())["settings"]["kernels"]
+    assert kernels == {"started": 2, "reused": main.FLAKY_RUNS - 2, "retried": 0, "lost": 0}

@@ -263,7 +263,12 @@ def execute(settings: RunSettings, selected, platform: str, version: dict, run_o
         python_runs = [(c, i) for c, i in todo if c.kind != "native"]
         run_native_cells(native_runs, run_one, settings.jobs, sink)
         if python_runs:
-            extra.update(run_python(python_runs, sink))
+            facts = dict(run_python(python_runs, sink))
+            # Each round (the runs asked, then the flaky cells' extra runs) has kernels of its own.
+            kernels = facts.pop("kernels", None)
+            extra.update(facts)
+            if kernels:
+                extra["kernels"] = {k: extra.get("kernels", {}).get(k, 0) + n for k, n in kernels.items()}
 
     with runlog.to(out.with_suffix(".log")) as logged, sink:
         try:
