@@ -291,3 +291,20 @@ def test_a_child_started_by_an_interrupted_popen_is_the_one_waited_for(tmp_path)
     tag, pids = r.stdout.strip().splitlines()
     assert len(json.loads(pids)) == 1, "a second child was started"
     assert tag == "SIGPROBE_CHILD=exited 7 1"
+
+
+def test_a_cell_whose_kernel_is_shut_down_meanwhile_is_recorded_not_raised():
+    """jupyter_client 7 cancels a pending execute_interactive when its kernel
+    is shut down (a hung kernel given up): the cell's thread records that as
+    its error instead of dying with a traceback in the run's log."""
+    import asyncio
+
+    from sigprobe.remote import kernel_driver as kd
+
+    class Cancelled:
+        def execute_interactive(self, *args, **kw):
+            raise asyncio.CancelledError()
+
+    ex = kd.Execution(Cancelled(), "1", 1)
+    ex.run()
+    assert isinstance(ex.error, asyncio.CancelledError) and ex.reply is None

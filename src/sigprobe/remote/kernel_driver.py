@@ -459,7 +459,7 @@ class Execution(threading.Thread):
         try:
             self.reply = self.kc.execute_interactive(self.code, timeout=self.timeout_s, output_hook=self.hook,
                                                      store_history=False, allow_stdin=False)
-        except Exception as e:  # TimeoutError: the kernel never replied
+        except BaseException as e:  # TimeoutError: never replied; CancelledError: its kernel was shut down
             self.error = e
 
     def tagged(self, tag):
