@@ -152,8 +152,9 @@ def handover_us() -> int:
     return int(re.search(r"#define SP_INTERRUPTIBLE_HANDOVER_US (\d+)L", text).group(1))
 
 
-@pytest.mark.parametrize("interval_us", [0, 1000])
-def test_the_gil_variant_lets_go_of_the_gil_once_per_hand_over_period(spin_dir, interval_us):
+# Iterations: with an interval each call is a decrement (about 1 ns); with 0 each reads the clock.
+@pytest.mark.parametrize("interval_us,n", [(0, 3_000_000), (1000, 100_000_000)])
+def test_the_gil_variant_lets_go_of_the_gil_once_per_hand_over_period(spin_dir, interval_us, n):
     """CPython gives the GIL to a waiting thread only after it waited a whole
     switch interval (5 ms) with no release; released more often, the loop takes
     it back each time before the waiter runs (under Wine a kernel's poller then
@@ -165,7 +166,7 @@ def test_the_gil_variant_lets_go_of_the_gil_once_per_hand_over_period(spin_dir, 
     out = run_python(spin_dir, f"""
         import time, spin
         t0 = time.perf_counter()
-        spin.spin(300_000_000, {interval_us}, False)
+        spin.spin({n}, {interval_us}, False)
         print(time.perf_counter() - t0, spin.releases())
     """)
     elapsed_s, releases = out.split()
