@@ -117,13 +117,12 @@ def one_run(plan, pool, n, tmp):
         while setup.is_alive():
             channel.pump(0.01)
         channel.pump(0.05)
-        if setup.error is not None or setup.reply["content"].get("status") != "ok":
+        if setup.failure():
             failed = channel.find("end")
             if failed:  # the subject's setup raised: a fact about the subject
                 res["facts"] = failed
             else:
-                why = setup.error or f"{setup.reply['content'].get('ename')}: {setup.reply['content'].get('evalue')}"
-                res["error"] = f"the kernel could not run sigprobe's harness: {why}"
+                res["error"] = f"the kernel could not run sigprobe's harness: {setup.failure()}"
             return res
         res["setup"] = channel.find("setup")
         ex = kd.Execution(kernel.kc, measure_cell(run["subject"]), plan["timeout_s"] + 5)
@@ -160,12 +159,12 @@ def one_run(plan, pool, n, tmp):
                         res["kernel_log"] = kernel.log_tail()
                         return res
             ex.wait(max(0.5, end - kd.now_ns() / 1e9) if channel.find("end") is None else 5,
-                    lambda: kd.REPLY_LOST in kernel.log_since(log_offset))
+                    lambda: kernel.reply_lost(log_offset))
         res["facts"] = channel.find("end")
         if res["facts"] is None or ex.is_alive() or ex.error is not None:
             if res["facts"] is None:
                 res["hung"] = True
-            if ex.idle_at is not None and kd.REPLY_LOST in kernel.log_since(log_offset):
+            if ex.idle_at is not None and kernel.reply_lost(log_offset):
                 res["reason"] = ("the kernel went idle without replying: its log says \"KeyboardInterrupt caught in "
                                  "kernel\" (the interrupt landed in ipykernel's own code, after the cell's)")
             elif "reason" not in res:

@@ -133,6 +133,11 @@ class Kernel:
         except (OSError, TypeError):
             return 0
 
+    def reply_lost(self, offset):
+        """Whether the kernel logged, since offset, that a KeyboardInterrupt
+        escaped its message handling (the cell's reply is then never sent)."""
+        return REPLY_LOST in self.log_since(offset)
+
     def log_since(self, offset):
         try:
             with open(self.log_path, "rb") as f:
@@ -242,9 +247,8 @@ class Pool:
         kc.wait_for_ready(timeout=self.timeout_s)
         warm = Execution(kc, WARM_CELL, self.timeout_s)
         warm.run()
-        if warm.error is not None or warm.reply["content"].get("status") != "ok":
-            why = warm.error or f"{warm.reply['content'].get('ename')}: {warm.reply['content'].get('evalue')}"
-            raise RuntimeError(f"the kernel could not format a traceback: {why}")
+        if warm.failure():
+            raise RuntimeError(f"the kernel could not format a traceback: {warm.failure()}")
         self.count("started")
         return k
 
@@ -462,6 +466,12 @@ class Execution(threading.Thread):
         except BaseException as e:  # TimeoutError: never replied; CancelledError: its kernel was shut down
             self.error = e
 
+    def failure(self):
+        """None when the cell replied ok; else why not (no reply, or the exception it raised)."""
+        if self.error is None and self.reply["content"].get("status") == "ok":
+            return None
+        return self.error or f"{self.reply['content'].get('ename')}: {self.reply['content'].get('evalue')}"
+
     def tagged(self, tag):
         for line in "".join(self.stream).splitlines():
             if line.startswith(tag):
@@ -483,7 +493,7 @@ SETTLE_S = 2
 
 def result_line(run, execution, kernel, log_offset=0):
     if execution.is_alive() or execution.error is not None:
-        if execution.idle_at is not None and REPLY_LOST in kernel.log_since(log_offset):
+        if execution.idle_at is not None and kernel.reply_lost(log_offset):
             why = ("the kernel went idle without replying to the cell: its log says \"KeyboardInterrupt caught "
                    "in kernel.\" (the interrupt landed in ipykernel's own message handling, after the cell's "
                    "code, and the execute_reply was never sent)")
@@ -542,10 +552,10 @@ def one_run(plan, pool, run, sock_dir, n):
             t0 = time.monotonic()
             ex = Execution(kernel.kc, setup_cell(plan["pyext_dir"]), plan["kernel_timeout_s"])
             ex.run()
-            if ex.error or ex.reply["content"].get("status") != "ok":
-                why = ex.error or f"{ex.reply['content'].get('ename')}: {ex.reply['content'].get('evalue')}"
+            if ex.failure():
                 pool.discard(kernel)
-                return {"ev": "error-outcome", "id": run["id"], "reason": f"the kernel could not import the probe: {why}"}, None
+                return {"ev": "error-outcome", "id": run["id"],
+                        "reason": f"the kernel could not import the probe: {ex.failure()}"}, None
             kernel.prepared = True
             kernel.setup_s = time.monotonic() - t0
         # How long this kernel may take to answer a run's cell: the plan's figure, or a generous
@@ -593,7 +603,7 @@ def one_run(plan, pool, run, sock_dir, n):
                     # SIGINT as Python sees it: on Windows interrupt_kernel() sets the kernel's
                     # JPY_INTERRUPT_EVENT, which ipykernel's poller turns into interrupt_main(SIGINT).
                     send(runner, {"ev": "delivered", "t_ns": t, "sig": "SIGINT", "sender_pid": os.getpid()})
-                    ex.wait(reply_s, lambda: REPLY_LOST in kernel.log_since(log_offset))
+                    ex.wait(reply_s, lambda: kernel.reply_lost(log_offset))
                     send(runner, result_line(run, ex, kernel, log_offset))
                     sent_result = True
                     continue
@@ -605,7 +615,7 @@ def one_run(plan, pool, run, sock_dir, n):
                     if ex.is_alive() and msg["verdict"] != "hung":
                         # The runner can decide before the cell's reply is in (the probe said
                         # `unsupported` and returns): the kernel is fine once it replies.
-                        ex.wait(SETTLE_S, lambda: REPLY_LOST in kernel.log_since(log_offset))
+                        ex.wait(SETTLE_S, lambda: kernel.reply_lost(log_offset))
                     if ex.is_alive() or ex.error is not None:
                         pool.discard(kernel)  # hung: this kernel is not trusted again
                         pool.count("lost")

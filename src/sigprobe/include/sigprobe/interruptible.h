@@ -97,7 +97,6 @@ typedef struct sp_interruptible {
   int64_t due_ns;      /* the monotonic time of the next check */
   int64_t read_ns;     /* when the clock was last read */
   int64_t handover_ns; /* the GIL variant's next GIL hand-over, not before */
-  int64_t handover_every_ns;
   unsigned stride;     /* calls between clock reads */
   unsigned countdown;  /* calls left until the next clock read */
 } sp_interruptible;
@@ -117,15 +116,20 @@ static inline int64_t sp_interruptible_now_ns(void) {
 #endif
 }
 
+/* The GIL variant's hand-over period: SP_INTERRUPTIBLE_HANDOVER_US, or the
+ * interval if longer. */
+static inline int64_t sp_interruptible__handover_every_ns(const sp_interruptible *it) {
+  const int64_t every = (int64_t)SP_INTERRUPTIBLE_HANDOVER_US * 1000;
+  return it->interval_ns > every ? it->interval_ns : every;
+}
+
 /* Starts a loop's checks, the first one interval_us from now (a negative
  * interval is taken as 0: check on every call). */
 static inline void sp_interruptible_init(sp_interruptible *it, long interval_us) {
   it->interval_ns = interval_us > 0 ? (int64_t)interval_us * 1000 : 0;
   it->read_ns = sp_interruptible_now_ns();
   it->due_ns = it->read_ns + it->interval_ns;
-  it->handover_every_ns = (int64_t)SP_INTERRUPTIBLE_HANDOVER_US * 1000;
-  if (it->interval_ns > it->handover_every_ns) it->handover_every_ns = it->interval_ns;
-  it->handover_ns = it->read_ns + it->handover_every_ns;
+  it->handover_ns = it->read_ns + sp_interruptible__handover_every_ns(it);
   it->stride = 1;
   it->countdown = 1;
 }
@@ -167,7 +171,7 @@ static inline int sp_interruptible_check(sp_interruptible *it) {
     /* A thread waiting for the GIL (ipykernel's poller on Windows, its
      * control thread in message mode) gets it here: that is how its
      * interrupt reaches this thread. */
-    it->handover_ns = it->read_ns + it->handover_every_ns;
+    it->handover_ns = it->read_ns + sp_interruptible__handover_every_ns(it);
     Py_BEGIN_ALLOW_THREADS
     Py_END_ALLOW_THREADS
   }
