@@ -113,6 +113,28 @@ def test_a_cell_the_runner_judged_before_its_reply_gives_its_kernel_back(sigprob
     assert kernels["started"] == 1 and kernels["reused"] == 3 and kernels["lost"] == 0, kernels
 
 
+def test_an_import_time_handler_is_installed_again_in_a_reused_kernel(sigprobe, tmp_path):
+    """Each run of c-handler-import imports a copy of the module that its
+    kernel has not loaded, so the import installs the handler every time
+    without a kernel started for it: with one kernel, the handler imported in
+    the call's cell fires in every run (a second plain import would install
+    nothing: `deferred`), and the one imported in an earlier cell is replaced
+    by ipykernel's every time, as in a fresh kernel."""
+    out = tmp_path / "import.json"
+    r = sigprobe("run", "--only", "linux/jupyter/c-handler-import+same-cell/kernel-interrupt", "--only",
+                 "linux/jupyter/c-handler-import/kernel-interrupt", "--repeat", "3", "-j", "1", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(out.read_text())
+    assert {c["id"]: c["counts"] for c in doc["cells"]} == {
+        "linux/jupyter/c-handler-import/kernel-interrupt": {"deferred": 3},
+        "linux/jupyter/c-handler-import+same-cell/kernel-interrupt": {"handled": 3}}
+    (same_cell,) = [c for c in doc["cells"] if "same-cell" in c["id"]]
+    for run in same_cell["runs"]:
+        assert [f["handler"] for f in run["fired"]] == ["c-handler-import"], json.dumps(run)[:800]
+    kernels = doc["settings"]["kernels"]
+    assert kernels["started"] == 1 and kernels["reused"] == 5 and kernels["lost"] == 0, kernels
+
+
 def test_no_kernel_survives_a_run(seed_run):
     cells, _, _ = seed_run
     used = {r["python"]["kernel_pid"] for c in cells.values() for r in c["runs"] if r.get("python", {}).get("kernel_pid")}

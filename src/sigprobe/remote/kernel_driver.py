@@ -122,6 +122,7 @@ class Kernel:
         self.km, self.kc, self.mode, self.log_path = km, kc, mode, log_path
         self.prepared = False
         self.setup_s = 0.0  # how long its setup cell took
+        self.imported = 0  # how many copies of sigprobe_pyext_import it has imported (see FRESH_IMPORT)
 
     def log_tail(self, limit=2000):
         """The end of what the kernel printed (its stdout and stderr)."""
@@ -203,8 +204,9 @@ del __sp_warm
 
 
 class Pool:
-    """Kernels per interrupt mode: reused while a run leaves no state behind,
-    with one spare started ahead in the background so a fresh kernel is ready."""
+    """Kernels per interrupt mode, reused from run to run (--fresh-kernels: a
+    fresh one each run, with one spare started ahead in the background so it
+    is ready)."""
 
     def __init__(self, ksm, timeout_s, log_dir):
         self.ksm, self.timeout_s, self.log_dir = ksm, timeout_s, log_dir
@@ -424,6 +426,33 @@ def child_cell(run, report):
             "__sp_child()\n")
 
 
+# A run of the import-time handler (c-handler-import) needs a kernel in which
+# `import sigprobe_pyext_import` runs the module's init, which installs the
+# handler. In a kernel that imported it before, the import would be a no-op
+# (sys.modules) and the handler never installed again; so that run imports a
+# copy of the module file that this process has not loaded, from a folder of
+# its own: the init runs (the dynamic loader and CPython's extension cache go
+# by path), with statics of its own, and the cell's `import` is a user's. The
+# earlier copies' handlers are not installed any more: installing replaces
+# (sigaction, the CRT's signal on Windows), and ipykernel restores its saved
+# handler after every cell. Was a fresh kernel per run, 8 kernel starts out of
+# 11 in a default run at --repeat 1; `--fresh-kernels` still does that, and the
+# verdicts are the same (test_jupyter.py).
+FRESH_IMPORT = """def __sp_fresh_import(src, dst):
+    import os, shutil, sys
+    os.makedirs(dst)
+    for name in os.listdir(src):
+        if name.startswith('sigprobe_pyext_import.'):
+            shutil.copyfile(os.path.join(src, name), os.path.join(dst, name))
+    sys.modules.pop('sigprobe_pyext_import', None)
+    for finder in sys.meta_path:
+        if getattr(finder, 'modules', None) == ('sigprobe_pyext', 'sigprobe_pyext_import'):
+            finder.import_where = dst
+__sp_fresh_import(%r, %r)
+del __sp_fresh_import
+"""
+
+
 def setup_cell(pyext_dir):
     """The kernel imports the probe as load_pyext() does here (its source goes
     along), so the cells can `import sigprobe_pyext_import` as a user would."""
@@ -535,16 +564,12 @@ def send(runner, obj):
         pass
 
 
-def needs_fresh(plan, run):
-    return bool(plan.get("fresh_kernels") or run.get("fresh", False))
-
-
 def one_run(plan, pool, run, sock_dir, n):
-    fresh = needs_fresh(plan, run)
+    fresh = bool(plan.get("fresh_kernels"))
     mode = run["mode"]
     later = plan["runs"][n + 1:]
     try:
-        kernel = pool.get(mode, fresh, spare=any(r["mode"] == mode and needs_fresh(plan, r) for r in later))
+        kernel = pool.get(mode, fresh, spare=fresh and any(r["mode"] == mode for r in later))
     except Exception as e:
         return {"ev": "error-outcome", "id": run["id"], "reason": str(e)}, None
     try:
@@ -562,9 +587,18 @@ def one_run(plan, pool, run, sock_dir, n):
         # multiple of what its own setup cell took (import and load the probe), whichever is
         # longer: a kernel slowed by a loaded machine (or Wine) is slow at both, not hung.
         reply_s = max(plan["kernel_timeout_s"], REPLY_STRETCH * kernel.setup_s)
-        if run.get("import_cell"):
-            ex = Execution(kernel.kc, "import sigprobe_pyext_import\n", plan["kernel_timeout_s"])
-            ex.run()
+        if run.get("fresh_import"):
+            if kernel.imported:
+                copy = os.path.join(plan["tmp"], "imports", str(n))
+                ex = Execution(kernel.kc, FRESH_IMPORT % (plan["pyext_dir"], copy), plan["kernel_timeout_s"])
+                ex.run()
+                if ex.failure():
+                    return {"ev": "error-outcome", "id": run["id"],
+                            "reason": f"the kernel could not take a fresh copy of the probe: {ex.failure()}"}, kernel
+            kernel.imported += 1
+            if not run.get("same_cell"):
+                ex = Execution(kernel.kc, "import sigprobe_pyext_import\n", plan["kernel_timeout_s"])
+                ex.run()
         sock = os.path.join(sock_dir, f"r{n}.sock")
         endpoint = "tcp:127.0.0.1:0" if plan.get("attach") == "tcp" else sock
         # The runner waits for this driver's result at least as long as the driver waits for the cell.
@@ -676,6 +710,7 @@ def main():
     # The parent names the directories (it removes them too, after this
     # process ended); alone, this script makes its own.
     tmp = plan.get("tmp") or tempfile.mkdtemp(prefix="sigprobe-jupyter-")
+    plan["tmp"] = tmp
     isolate(tmp)
     try:
         from jupyter_client.kernelspec import KernelSpecManager
@@ -695,10 +730,14 @@ def main():
         run = plan["runs"][n]
         out, kernel = one_run(plan, pool, run, sock_dir, n)
         if kernel is not None:
-            if run.get("fresh") or plan.get("fresh_kernels"):
+            if plan.get("fresh_kernels"):
                 pool.discard(kernel)
             else:
                 pool.give_back(kernel)
+        elif any(r["mode"] == run["mode"] for r in plan["runs"][n + 1:]):
+            # Its kernel was given up (hung): the next one of this mode starts
+            # now, while the other mode's runs go on (the plan alternates them).
+            pool.prestart(run["mode"])
         return out
 
     return serve(plan, pool, each, [tmp, sock_dir])

@@ -23,6 +23,9 @@ def load_pyext(directory, name="sigprobe_pyext"):
 
     class PyextFinder:
         modules = ("sigprobe_pyext", "sigprobe_pyext_import")
+        # A folder holding a copy of sigprobe_pyext_import to import instead
+        # of where's, so that its init runs again (kernel_driver.FRESH_IMPORT).
+        import_where = None
 
         def __init__(self, where):
             self.where = where
@@ -30,8 +33,9 @@ def load_pyext(directory, name="sigprobe_pyext"):
         def find_spec(self, fullname, path=None, target=None):
             if fullname not in self.modules:
                 return None
+            where = self.import_where if fullname == "sigprobe_pyext_import" and self.import_where else self.where
             for suffix in EXTENSION_SUFFIXES:
-                candidate = os.path.join(self.where, fullname + suffix)
+                candidate = os.path.join(where, fullname + suffix)
                 if os.path.isfile(candidate):
                     spec = ModuleSpec(fullname, ExtensionFileLoader(fullname, candidate), origin=candidate)
                     spec.has_location = True  # as spec_from_file_location: __file__ is set

@@ -182,16 +182,15 @@ def run_python_cell(runner: Path, interp: Interpreter, cell: Cell, window_scale:
     return parse_outcome(cell, r)
 
 
-def spread_fresh(runs: list, fresh) -> list:
-    """runs with those for which fresh(cell) is true placed evenly among the
-    others (order otherwise kept)."""
-    f = [r for r in runs if fresh(r[0])]
-    rest = [r for r in runs if not fresh(r[0])]
-    if not f or not rest:
-        return list(runs)
-    out, step = [], len(rest) / len(f)
-    for i, r in enumerate(f):
-        out += rest[round(i * step):round((i + 1) * step)] + [r]
+def alternate(runs: list, key) -> list:
+    """runs taken in turn from each key(cell)'s group, each group's order kept:
+    [a1, a2, b1] -> [a1, b1, a2]."""
+    groups: dict = {}
+    for r in runs:
+        groups.setdefault(key(r[0]), []).append(r)
+    out = []
+    for i in range(max((len(g) for g in groups.values()), default=0)):
+        out += [g[i] for g in groups.values() if i < len(g)]
     return out
 
 
@@ -214,11 +213,6 @@ class JupyterSession:
         self.proc: subprocess.Popen | None = None
         self.temporaries: list[Path] = []
 
-    @staticmethod
-    def needs_fresh(cell: Cell) -> bool:
-        """An import-time handler leaves state behind: a fresh kernel each run."""
-        return cell.host != "jupyter-child" and split_strategy(cell.strategy)[0] == "c-handler-import"
-
     def plan(self, runs: list[tuple[Cell, int]]) -> dict:
         scale = self.window_scale
         items = []
@@ -228,10 +222,11 @@ class JupyterSession:
                 item.update(kind="child", probe=str(self.build_dir / "probes" / f"sigprobe-probe-{cell.strategy}"))
             else:
                 strategy, nogil, same_cell = split_strategy(cell.strategy)
-                item.update(kind="pyext", pyext_strategy=strategy, nogil=nogil, same_cell=same_cell)
-                if self.needs_fresh(cell):
-                    item["fresh"] = True
-                    item["import_cell"] = not same_cell
+                # An import-time handler is installed by a first import: a fresh copy of the
+                # module each run (kernel_driver.FRESH_IMPORT), imported in a cell of its own
+                # before the call's, or in the call's (+same-cell).
+                item.update(kind="pyext", pyext_strategy=strategy, nogil=nogil, same_cell=same_cell,
+                            fresh_import=strategy == "c-handler-import")
             items.append(item)
         return {"runner": self.path(self.runner), "pyext_dir": self.path(self.interp.pyext_dir), "runs": items,
                 "ready_ms": int(8000 * scale), "window_ms": int(100 * scale), "deadline_ms": int(10000 * scale),
@@ -239,11 +234,10 @@ class JupyterSession:
                 "fresh_kernels": self.fresh, "attach": self.attach}
 
     def run(self, runs: list[tuple[Cell, int]], on_outcome) -> dict:
-        """Runs every (cell, repeat), the ones that need a fresh kernel spread
-        among the others so the spare kernel the driver starts in the
-        background is ready when one is taken; calls on_outcome(cell,
-        outcome). Returns the versions."""
-        runs = spread_fresh(runs, self.needs_fresh)
+        """Runs every (cell, repeat), the interrupt modes' runs alternating (a
+        kernel given up is replaced in the background while the other mode's
+        runs go on); calls on_outcome(cell, outcome). Returns the versions."""
+        runs = alternate(runs, lambda cell: JUPYTER_HOSTS[cell.host])
         plan = self.plan(runs)
         # The driver's directories are made here, named for this process, so
         # that they are removed after the driver and its kernels are gone, and
