@@ -206,6 +206,64 @@ def test_a_kernel_has_formatted_a_traceback_before_its_first_run(tmp_path):
     assert cells[2][1].strip() == "[]", f"the first traceback imported {cells[2][1].strip()}"
 
 
+# A cell that makes ipykernel lose its reply, as an interrupt landing just after
+# a cell's code does: a KeyboardInterrupt raised when ipykernel sends the
+# execute_reply (ipykernel logs "KeyboardInterrupt caught in kernel." and goes idle).
+LOSE_REPLY = """def __sp_arm():
+    import sys
+    def hook(frame, event, arg):
+        if event == "call" and frame.f_code.co_name == "send" and frame.f_locals.get("msg_or_type") == "execute_reply":
+            sys.setprofile(None)
+            raise KeyboardInterrupt
+    sys.setprofile(hook)
+__sp_arm()
+"""
+SETTLE = """import json, os, sys
+from sigprobe.remote import kernel_driver as kd
+tmp = sys.argv[1]
+kd.isolate(tmp)
+from jupyter_client.kernelspec import KernelSpecManager
+pool = kd.Pool(KernelSpecManager(kernel_dirs=[os.path.join(tmp, "kernels")]), 120, tmp)
+out = {}
+try:
+    kernel = pool.get("signal", False, spare=False)
+    offset = kernel.log_size()
+    ex = kd.Execution(kernel.kc, sys.argv[2], 60)
+    ex.start()
+    ex.wait(60, lambda: kernel.reply_lost(offset))
+    out["lost"] = kernel.reply_lost(offset)
+    out["kept"] = kd.settle(pool, kernel, ex, offset, "hung", 30) is kernel
+    nxt = kd.Execution(kernel.kc, "print(6 * 7)", 30)
+    nxt.run()
+    out["next"] = [nxt.failure() and str(nxt.failure()), "".join(nxt.stream)]
+    # A kernel still busy in its cell (never idle) is given up.
+    busy = kd.Execution(kernel.kc, "import time\\ntime.sleep(60)", 60)
+    busy.start()
+    busy.join(0.5)
+    out["busy_kept"] = kd.settle(pool, kernel, busy, kernel.log_size(), "hung", 30) is kernel
+    out["stats"] = pool.stats
+finally:
+    pool.shutdown_all()
+print(json.dumps(out))
+"""
+
+
+def test_a_kernel_whose_reply_was_lost_is_used_again_once_it_answers(tmp_path):
+    """A run whose reply ipykernel lost (the interrupt landed in its own message
+    handling) is `hung`; the kernel itself went idle with its SIGINT handler
+    restored, so the driver stops waiting for that reply and keeps the kernel
+    once it runs a cell, instead of starting another (22 kernels given up in
+    a default run). A kernel still busy in its cell is given up."""
+    r = subprocess.run([sys.executable, "-c", SETTLE, str(tmp_path), LOSE_REPLY], capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["lost"] and out["kept"], out
+    assert out["next"] == [None, "42\n"], out
+    assert not out["busy_kept"], out
+    assert out["stats"]["recovered"] == 1 and out["stats"]["lost"] == 1, out
+
+
 def test_missing_jupyter_makes_kernel_cells_unsupported_with_the_install_command(sigprobe, tmp_path):
     """An interpreter without ipykernel: its kernel cells are unsupported, saying how to install it."""
     bare = tmp_path / "bare"
@@ -324,7 +382,7 @@ def test_a_cell_whose_kernel_is_shut_down_meanwhile_is_recorded_not_raised():
     from sigprobe.remote import kernel_driver as kd
 
     class Cancelled:
-        def execute_interactive(self, *args, **kw):
+        def execute(self, *args, **kw):
             raise asyncio.CancelledError()
 
     ex = kd.Execution(Cancelled(), "1", 1)

@@ -215,7 +215,7 @@ class Pool:
         self.live = []
         self.lock = threading.Lock()
         self.closed = False
-        self.stats = {"started": 0, "reused": 0, "retried": 0, "lost": 0}
+        self.stats = {"started": 0, "reused": 0, "retried": 0, "lost": 0, "recovered": 0}
 
     def count(self, what):
         with self.lock:
@@ -463,14 +463,25 @@ def setup_cell(pyext_dir):
             f"import os, sys\nsigprobe_pyext = __sp_load_pyext({pyext_dir!r})\ndel __sp_load_pyext\n")
 
 
+class Abandoned(Exception):
+    """The driver stopped waiting for this cell's reply (Execution.abandon)."""
+
+
 class Execution(threading.Thread):
-    """execute_interactive in a thread, so the runner can be served meanwhile."""
+    """One cell in a thread, so the runner can be served meanwhile: what
+    execute_interactive does (the cell's iopub messages to its idle status,
+    then its reply on the shell channel), in short polls, so that waiting for
+    a reply known to be lost can be given up and the kernel's client used
+    again (abandon)."""
+
+    POLL_S = 0.05
 
     def __init__(self, kc, code, timeout_s):
         super().__init__(daemon=True)
         self.kc, self.code, self.timeout_s = kc, code, timeout_s
         self.reply, self.error, self.stream = None, None, []
         self.idle_at = None  # when the kernel said it is idle again after this cell
+        self.abandoned = threading.Event()
 
     def hook(self, msg):
         if msg.get("msg_type") == "stream":
@@ -488,12 +499,40 @@ class Execution(threading.Thread):
             if self.idle_at is not None and reply_lost():
                 return
 
+    def abandon(self):
+        """Stops waiting for the reply: once this returns, this thread no
+        longer reads the kernel's client (its messages are told apart by
+        their parent's msg_id, so a late one is skipped by the next cell)."""
+        self.abandoned.set()
+        self.join()
+
     def run(self):
         try:
-            self.reply = self.kc.execute_interactive(self.code, timeout=self.timeout_s, output_hook=self.hook,
-                                                     store_history=False, allow_stdin=False)
+            self.reply = self._execute()
         except BaseException as e:  # TimeoutError: never replied; CancelledError: its kernel was shut down
             self.error = e
+
+    def _execute(self):
+        import queue
+        end = time.monotonic() + self.timeout_s
+        msg_id = self.kc.execute(self.code, store_history=False, allow_stdin=False)
+        idle = False
+        while True:
+            if self.abandoned.is_set():
+                raise Abandoned("the driver stopped waiting for the reply")
+            left = end - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no {'reply' if idle else 'idle status'} within {self.timeout_s:.0f} s")
+            try:
+                msg = (self.kc.get_shell_msg if idle else self.kc.get_iopub_msg)(timeout=min(self.POLL_S, left))
+            except queue.Empty:
+                continue
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue  # another cell's (one whose reply was given up)
+            if idle:
+                return msg
+            self.hook(msg)
+            idle = self.idle_at is not None
 
     def failure(self):
         """None when the cell replied ok; else why not (no reply, or the exception it raised)."""
@@ -562,6 +601,40 @@ def send(runner, obj):
         runner.stdin.flush()
     except (OSError, ValueError):  # POSIX: BrokenPipeError; Windows: EINVAL on a closed pipe
         pass
+
+
+def settle(pool, kernel, ex, log_offset, verdict, timeout_s):
+    """The kernel once its run has a verdict: itself when it can run the next
+    cell, else None (given up, counted lost)."""
+    if ex.is_alive() and verdict != "hung":
+        # The runner can decide before the cell's reply is in (the probe said
+        # `unsupported` and returns): the kernel is fine once it replies.
+        ex.wait(SETTLE_S, lambda: kernel.reply_lost(log_offset))
+    if ex.is_alive() and ex.idle_at is not None and kernel.reply_lost(log_offset):
+        ex.abandon()
+        if answers(kernel, timeout_s):
+            pool.count("recovered")
+            return kernel
+        return give_up(pool, kernel)
+    if ex.is_alive() or ex.error is not None:
+        return give_up(pool, kernel)  # it never went idle: not trusted again
+    return kernel
+
+
+def answers(kernel, timeout_s):
+    """Whether the kernel runs a cell and replies ok: a kernel whose reply to a
+    run's cell was lost (REPLY_LOST: ipykernel caught the KeyboardInterrupt,
+    restored its SIGINT handler and went idle) is used again when it does;
+    one left unable to run cells (e.g. aborting every request) is given up."""
+    check = Execution(kernel.kc, "pass\n", timeout_s)
+    check.run()
+    return check.failure() is None
+
+
+def give_up(pool, kernel):
+    pool.discard(kernel)
+    pool.count("lost")
+    return None
 
 
 def one_run(plan, pool, run, sock_dir, n):
@@ -646,15 +719,7 @@ def one_run(plan, pool, run, sock_dir, n):
                         tail = kernel.log_tail()
                         if tail.strip():
                             msg["kernel_log"] = tail
-                    if ex.is_alive() and msg["verdict"] != "hung":
-                        # The runner can decide before the cell's reply is in (the probe said
-                        # `unsupported` and returns): the kernel is fine once it replies.
-                        ex.wait(SETTLE_S, lambda: kernel.reply_lost(log_offset))
-                    if ex.is_alive() or ex.error is not None:
-                        pool.discard(kernel)  # hung: this kernel is not trusted again
-                        pool.count("lost")
-                        kernel = None
-                    return msg, kernel
+                    return msg, settle(pool, kernel, ex, log_offset, msg["verdict"], plan["kernel_timeout_s"])
         finally:
             try:
                 runner.stdin.close()

@@ -330,7 +330,7 @@ def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple
             thread = threading.Thread(target=lambda: versions.update(session.run(k_runs, report)), daemon=True)
             thread.start()
     try:
-        with ThreadPoolExecutor(max_workers=max(1, jobs - (1 if thread else 0))) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             try:
                 for (c, _), out in zip(py_runs, pool.map(lambda r: run_python_cell(runner, interp, r[0], window_scale),
                                                          py_runs)):
