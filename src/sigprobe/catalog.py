@@ -101,7 +101,9 @@ def _explain_unknown(pattern: str, cells: list[Cell]) -> str:
 
 def select(cells: list[Cell], patterns: list[str] | None) -> list[Cell]:
     """Cells matching any of the globs (all cells but the subjects' when
-    there are none; `subjects` names those).
+    there are none; `subjects` names those). A glob reaches the subjects'
+    cells only when it says `code:` (`linux/jupyter/code:*`), so that
+    `linux/jupyter*` is the probes' cells, as before there were subjects.
     Each glob must match something, so a typo never selects silently less."""
     if not patterns:
         return [c for c in cells if c.kind != "subject"]
@@ -110,7 +112,8 @@ def select(cells: list[Cell], patterns: list[str] | None) -> list[Cell]:
         if pat == SUBJECTS:
             hits = {c.id for c in cells if c.kind == "subject"}
         else:
-            hits = {c.id for c in cells if fnmatch.fnmatchcase(c.id, pat)}
+            hits = {c.id for c in cells if fnmatch.fnmatchcase(c.id, pat)
+                    and (c.kind != "subject" or "code:" in pat)}
         if not hits:
             if any(ch in pat for ch in "*?["):
                 raise BadInput(f"--only '{pat}' matches no cell (see `sigprobe list`)")

@@ -221,6 +221,12 @@ def test_subjects_are_a_named_selection_of_the_matrix_not_the_default(sigprobe):
     assert not [c for c in everything if "/code:" in c]
     assert len(subjects) == 40 and all("/code:" in c for c in subjects)
     assert "linux/jupyter-message/code:numpy.matmul/kernel-interrupt" in subjects
+    # A glob reaches them only when it says code: (a document's recorded
+    # `--only 'linux/jupyter*'` means the probes' cells, as it did before subjects).
+    probes = sigprobe("list", "--only", "linux/jupyter*").stdout.split()
+    assert probes and not [c for c in probes if "/code:" in c]
+    in_kernels = sigprobe("list", "--only", "linux/jupyter/code:*").stdout.split()
+    assert in_kernels == [c for c in subjects if c.startswith("linux/jupyter/")] and in_kernels
 
 
 def test_subject_cells_run_and_make_the_references_section(sigprobe, tmp_path):

@@ -388,3 +388,22 @@ def test_a_cell_whose_kernel_is_shut_down_meanwhile_is_recorded_not_raised():
     ex = kd.Execution(Cancelled(), "1", 1)
     ex.run()
     assert isinstance(ex.error, asyncio.CancelledError) and ex.reply is None
+
+
+def test_kernel_runs_go_in_one_lane_per_interrupt_mode_when_jobs_allow():
+    """-j 2 or more: a driver per interrupt mode, side by side (the message
+    mode's slow runs no longer wait behind the signal mode's); -j 1: one
+    driver, the modes alternating, so a kernel given up is replaced while the
+    other mode's runs go on."""
+    from sigprobe.catalog import Cell
+    from sigprobe.runners.python import alternate, kernel_lanes
+    runs = [(Cell(f"linux/{h}/{s}/kernel-interrupt", "linux", h, s, "kernel-interrupt", kind="jupyter"), i)
+            for h in ("jupyter", "jupyter-message", "jupyter-child") for s in ("a", "b") for i in range(2)]
+    two = kernel_lanes(runs, 2)
+    assert [{r[0].host for r in lane} for lane in two] == [{"jupyter", "jupyter-child"}, {"jupyter-message"}]
+    assert sorted((r[0].id, r[1]) for lane in two for r in lane) == sorted((r[0].id, r[1]) for r in runs)
+    (one,) = kernel_lanes(runs, 1)
+    assert one == runs
+    modes = ["message" if r[0].host == "jupyter-message" else "signal"
+             for r in alternate(one, lambda c: "message" if c.host == "jupyter-message" else "signal")]
+    assert modes[:8] == ["signal", "message"] * 4

@@ -71,7 +71,8 @@ def build_dir_arg(text: str) -> Path:
 
 def add_only(p: argparse.ArgumentParser, example: str = "") -> None:
     p.add_argument("--only", action="append", metavar="GLOB",
-                   help=f"only cells matching GLOB{example} (repeatable; default: all)")
+                   help=f"only cells matching GLOB{example} (repeatable; default: all but the subjects; "
+                        "`subjects` or a GLOB with `code:` selects those)")
 
 
 def add_platform(p: argparse.ArgumentParser, native_help: str, default: str | None = "native") -> None:

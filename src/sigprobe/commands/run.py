@@ -223,6 +223,7 @@ def execute(settings: RunSettings, selected, platform: str, version: dict, run_o
     from .. import runlog, scratch
     from ..export import matrix as render
     from ..results import checkpoint, document as results
+    from ..runners import python as pyhosts
     out = settings.out or paths.results_dir() / f"{platform}.json"
     check_writable(out)
     for path in scratch.reap_stale():
@@ -263,12 +264,8 @@ def execute(settings: RunSettings, selected, platform: str, version: dict, run_o
         python_runs = [(c, i) for c, i in todo if c.kind != "native"]
         run_native_cells(native_runs, run_one, settings.jobs, sink)
         if python_runs:
-            facts = dict(run_python(python_runs, sink))
             # Each round (the runs asked, then the flaky cells' extra runs) has kernels of its own.
-            kernels = facts.pop("kernels", None)
-            extra.update(facts)
-            if kernels:
-                extra["kernels"] = {k: extra.get("kernels", {}).get(k, 0) + n for k, n in kernels.items()}
+            pyhosts.merge_facts(extra, run_python(python_runs, sink))
 
     with runlog.to(out.with_suffix(".log")) as logged, sink:
         try:

@@ -304,8 +304,9 @@ def unsupported_outcome(cell: Cell, reason: str) -> dict:
 
 def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple[Cell, int]], window_scale: float,
             jobs: int, on_outcome, fresh_kernels: bool = False) -> dict:
-    """Runs the python-* runs in a thread pool and the kernel runs through the
-    driver concurrently. Returns the facts for the results' `machine`."""
+    """Runs the python-* runs in a thread pool, `jobs` at a time, and the
+    kernel runs in their lanes (kernel_lanes) concurrently. Returns the facts
+    for the results' `machine`."""
     from concurrent.futures import ThreadPoolExecutor
 
     py_runs = [(c, i) for c, i in runs if c.kind == "python"]
@@ -319,16 +320,22 @@ def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple
         with lock:
             on_outcome(cell, outcome)
 
-    session = None
-    thread = None
+    sessions, threads = [], []
     if k_runs:
         if not interp.has_jupyter:
             for c, _ in k_runs:
                 report(c, unsupported_outcome(c, jupyter_missing_reason(interp)))
         else:
-            session = JupyterSession(runner, interp, build_dir, window_scale, fresh_kernels)
-            thread = threading.Thread(target=lambda: versions.update(session.run(k_runs, report)), daemon=True)
-            thread.start()
+            def lane(session, lane_runs):
+                facts = session.run(lane_runs, report)
+                with lock:
+                    merge_facts(versions, facts)
+
+            for lane_runs in kernel_lanes(k_runs, jobs):
+                sessions.append(JupyterSession(runner, interp, build_dir, window_scale, fresh_kernels))
+                threads.append(threading.Thread(target=lane, args=(sessions[-1], lane_runs), daemon=True))
+            for t in threads:
+                t.start()
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             try:
@@ -339,9 +346,29 @@ def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple
                 # Interrupted: end the running runners now rather than wait for their cells.
                 terminate_runners()
                 raise
-        if thread:
-            thread.join()
+        for t in threads:
+            t.join()
     finally:
-        if session:
+        for session in sessions:
             session.close()
     return versions
+
+
+def kernel_lanes(runs: list, jobs: int) -> list[list]:
+    """The kernel runs split into lanes, one driver (and its kernels) each:
+    one lane per interrupt mode when -j allows two or more (a mode's kernels
+    serve only that mode's runs), else one lane in which the modes alternate."""
+    by_mode: dict = {}
+    for r in runs:
+        by_mode.setdefault(JUPYTER_HOSTS[r[0].host], []).append(r)
+    return list(by_mode.values()) if jobs >= len(by_mode) else [runs]
+
+
+def merge_facts(into: dict, facts: dict) -> None:
+    """A lane's or a round's facts into the run's: the same interpreter's
+    versions, the kernel counts added up."""
+    facts = dict(facts)
+    kernels = facts.pop("kernels", None)
+    into.update(facts)
+    if kernels:
+        into["kernels"] = {k: into.get("kernels", {}).get(k, 0) + n for k, n in kernels.items()}
