@@ -250,6 +250,46 @@ def test_a_flaky_cell_gets_more_runs_and_its_proportion(tmp_path, capsys):
     assert f"[{main.FLAKY_RUNS} runs] {flaky.id}" in err
 
 
+def test_a_cell_flaky_in_the_document_replaced_gets_all_its_runs_from_the_start(tmp_path, capsys):
+    """Three runs of a cell that goes one way in four agree about half the
+    time: a cell flaky in the document this run replaces gets FLAKY_RUNS runs
+    even when its first three agree, so two runs of the matrix do not call it
+    flaky once and steady the next; a steady cell keeps its repeat, and a
+    broken document there is said in one line and ignored."""
+    from sigprobe.catalog import parse_id
+    from sigprobe.commands import run as main
+    rare, steady = parse_id("linux/no-tty/rare/kill"), parse_id("linux/no-tty/rock/kill")
+    count = {rare.id: 0}
+
+    def run_one(cell):
+        verdict = "handled"
+        if cell is rare:
+            count[rare.id] += 1
+            verdict = "deferred" if count[rare.id] % 4 == 0 else "handled"  # runs 1-3 agree
+        return {"id": cell.id, "host": cell.host, "strategy": cell.strategy, "delivery": cell.delivery,
+                "verdict": verdict, "fired": [], "exit": {"kind": "exited", "code": 0}}
+
+    out = tmp_path / "r.json"
+    args = main.RunSettings(repeat=3, jobs=1, window_scale=1.0, only=(), fresh_kernels=False, quiet=True,
+                            out=out, resume=None, resume_doc={})
+    assert main.execute(args, [rare, steady], "linux", {}, run_one, None) == 0
+    first = {c["id"]: c for c in json.loads(out.read_text())["cells"]}
+    assert first[rare.id]["verdict"] == "handled" and len(first[rare.id]["runs"]) == 3  # a coin toss of three
+    doc = json.loads(out.read_text())
+    doc["cells"][0]["verdict"] = "flaky"  # as an earlier run found it
+    out.write_text(json.dumps(doc))
+    count[rare.id] = 0
+    assert main.execute(args, [rare, steady], "linux", {}, run_one, None) == 0
+    cells = {c["id"]: c for c in json.loads(out.read_text())["cells"]}
+    assert cells[rare.id]["verdict"] == "flaky"
+    assert cells[rare.id]["counts"] == {"handled": 15, "deferred": 5}
+    assert len(cells[steady.id]["runs"]) == 3
+    assert "1 cells' runs disagree (1 flaky in the document replaced)" in capsys.readouterr().err
+    out.write_text("{not json")
+    assert main.execute(args, [rare, steady], "linux", {}, run_one, None) == 0
+    assert "not JSON" in capsys.readouterr().err
+
+
 def test_the_kernels_of_every_round_are_counted(tmp_path):
     """The flaky cells' extra runs start kernels of their own: the document
     counts those of both rounds, not only the last."""

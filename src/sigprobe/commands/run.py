@@ -226,6 +226,7 @@ def execute(settings: RunSettings, selected, platform: str, version: dict, run_o
     from ..runners import python as pyhosts
     out = settings.out or paths.results_dir() / f"{platform}.json"
     check_writable(out)
+    known_flaky = flaky_in(out, platform) if settings.repeat < FLAKY_RUNS else set()
     for path in scratch.reap_stale():
         print(f"sigprobe: removed {path}, left by a sigprobe run that was killed", file=sys.stderr)
     extra = dict(extra or {})
@@ -270,10 +271,12 @@ def execute(settings: RunSettings, selected, platform: str, version: dict, run_o
     with runlog.to(out.with_suffix(".log")) as logged, sink:
         try:
             run(todo)
-            more = sink.more_for_flaky(FLAKY_RUNS) if settings.repeat < FLAKY_RUNS else []
+            more = sink.more_for_flaky(FLAKY_RUNS, known_flaky) if settings.repeat < FLAKY_RUNS else []
             if more:
-                print(f"sigprobe: {len({c.id for c, _ in more})} cells' runs disagree: up to {FLAKY_RUNS} runs each, "
-                      f"{len(more)} more runs", file=sys.stderr)
+                ids = {c.id for c, _ in more}
+                print(f"sigprobe: {len(ids)} cells' runs disagree"
+                      + (f" ({len(ids & known_flaky)} flaky in the document replaced)" if ids & known_flaky else "")
+                      + f": up to {FLAKY_RUNS} runs each, {len(more)} more runs", file=sys.stderr)
                 run(more)
         except options.Interrupted as e:
             sink.seal()
@@ -299,6 +302,23 @@ def execute(settings: RunSettings, selected, platform: str, version: dict, run_o
               f"(`sigprobe run --resume {paths.rel(out)}` finishes it)", file=sys.stderr)
         return 128 + interrupted.signo
     return 0
+
+
+def flaky_in(out: Path, platform: str) -> set[str]:
+    """The cells flaky in the document this run replaces (out, when it is one
+    of this platform's): they get FLAKY_RUNS runs whatever their first runs
+    say. A file there that is not a readable document is said and ignored."""
+    from ..results import document as results
+    if not out.is_file():
+        return set()
+    try:
+        doc = results.load(out)
+    except BadInput as e:
+        print(f"sigprobe: {e}; no cell is known flaky from it", file=sys.stderr)
+        return set()
+    if doc.get("platform") != platform:
+        return set()
+    return {c["id"] for c in doc["cells"] if c["verdict"] == results.FLAKY}
 
 
 def regenerate_reference(results_dir: Path) -> None:
