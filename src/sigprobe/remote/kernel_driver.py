@@ -248,7 +248,7 @@ class Pool:
         k.kc = kc
         kc.wait_for_ready(timeout=self.timeout_s)
         warm = Execution(kc, WARM_CELL, self.timeout_s)
-        warm.run()
+        warm.finish()
         if warm.failure():
             raise RuntimeError(f"the kernel could not format a traceback: {warm.failure()}")
         self.count("started")
@@ -506,6 +506,17 @@ class Execution(threading.Thread):
         self.abandoned.set()
         self.join()
 
+    def finish(self):
+        """Runs the cell to its end in this thread of its own, as every cell
+        runs: a kernel's client is read from short-lived threads only. The
+        asyncio sockets of jupyter_client 7 (Debian's) leave a reader on the
+        event loop of every thread that polled them; the driver's main thread
+        polled them too, and its loop, run again after a kernel's sockets had
+        closed, printed ZMQError tracebacks into the run's log."""
+        self.start()
+        self.join()
+        return self
+
     def run(self):
         try:
             self.reply = self._execute()
@@ -627,7 +638,7 @@ def answers(kernel, timeout_s):
     restored its SIGINT handler and went idle) is used again when it does;
     one left unable to run cells (e.g. aborting every request) is given up."""
     check = Execution(kernel.kc, "pass\n", timeout_s)
-    check.run()
+    check.finish()
     return check.failure() is None
 
 
@@ -649,7 +660,7 @@ def one_run(plan, pool, run, sock_dir, n):
         if not kernel.prepared:
             t0 = time.monotonic()
             ex = Execution(kernel.kc, setup_cell(plan["pyext_dir"]), plan["kernel_timeout_s"])
-            ex.run()
+            ex.finish()
             if ex.failure():
                 pool.discard(kernel)
                 return {"ev": "error-outcome", "id": run["id"],
@@ -664,14 +675,14 @@ def one_run(plan, pool, run, sock_dir, n):
             if kernel.imported:
                 copy = os.path.join(plan["tmp"], "imports", str(n))
                 ex = Execution(kernel.kc, FRESH_IMPORT % (plan["pyext_dir"], copy), plan["kernel_timeout_s"])
-                ex.run()
+                ex.finish()
                 if ex.failure():
                     return {"ev": "error-outcome", "id": run["id"],
                             "reason": f"the kernel could not take a fresh copy of the probe: {ex.failure()}"}, kernel
             kernel.imported += 1
             if not run.get("same_cell"):
                 ex = Execution(kernel.kc, "import sigprobe_pyext_import\n", plan["kernel_timeout_s"])
-                ex.run()
+                ex.finish()
         sock = os.path.join(sock_dir, f"r{n}.sock")
         endpoint = "tcp:127.0.0.1:0" if plan.get("attach") == "tcp" else sock
         # The runner waits for this driver's result at least as long as the driver waits for the cell.
