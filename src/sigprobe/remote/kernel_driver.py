@@ -481,6 +481,7 @@ class Execution(threading.Thread):
         self.kc, self.code, self.timeout_s = kc, code, timeout_s
         self.reply, self.error, self.stream = None, None, []
         self.idle_at = None  # when the kernel said it is idle again after this cell
+        self.heard_at = None  # when the kernel last sent anything on iopub (any cell's)
         self.abandoned = threading.Event()
 
     def hook(self, msg):
@@ -489,15 +490,22 @@ class Execution(threading.Thread):
         elif msg.get("msg_type") == "status" and msg["content"].get("execution_state") == "idle":
             self.idle_at = time.monotonic()
 
-    def wait(self, timeout_s, reply_lost):
+    def wait(self, timeout_s, reply_lost, quiet_s=None, since=None):
         """Until the reply came, or the timeout, or reply_lost() says the
-        kernel went idle without one. No need to wait out the timeout for
-        what is already known."""
+        kernel went idle without one, or (quiet_s) the kernel has sent
+        nothing at all for quiet_s since `since` or its last message. No need
+        to wait out the timeout for what is already known."""
         end = time.monotonic() + timeout_s
         while self.is_alive() and time.monotonic() < end:
             self.join(0.02)
             if self.idle_at is not None and reply_lost():
                 return
+            if quiet_s is not None and self.idle_at is None and self.quiet_for(since) > quiet_s:
+                return
+
+    def quiet_for(self, since):
+        """Seconds since the kernel last sent anything (or since `since`, if later)."""
+        return time.monotonic() - max(since, self.heard_at or since)
 
     def abandon(self):
         """Stops waiting for the reply: once this returns, this thread no
@@ -538,6 +546,7 @@ class Execution(threading.Thread):
                 msg = (self.kc.get_shell_msg if idle else self.kc.get_iopub_msg)(timeout=min(self.POLL_S, left))
             except queue.Empty:
                 continue
+            self.heard_at = time.monotonic()
             if msg["parent_header"].get("msg_id") != msg_id:
                 continue  # another cell's (one whose reply was given up)
             if idle:
@@ -564,18 +573,29 @@ class Execution(threading.Thread):
 REPLY_LOST = "KeyboardInterrupt caught in kernel"
 # A run's cell may take this many times what the kernel's setup cell took (see one_run).
 REPLY_STRETCH = 20
+# After the interrupt, a kernel that answers sends something within the
+# runner's window and a little more (the cell's output, its end, its idle
+# status: the probe's loop ends at the runner's stop, one window after the
+# interrupt at most); one that has sent nothing at all for this many windows
+# (1 s), or for REPLY_STRETCH times what its setup cell took if that is longer
+# (a loaded machine, Wine), has stopped answering: hung, without waiting out
+# the reply's whole deadline.
+QUIET_WINDOWS = 10
 # How long a cell that the runner has already judged may take to reply before
 # its kernel is given up (a kernel given up is a kernel to start again: about
 # 1.5 s here, 3-4 s under Wine; 8 in a default run, one per unsupported cell).
 SETTLE_S = 2
 
 
-def result_line(run, execution, kernel, log_offset=0):
+def result_line(run, execution, kernel, log_offset=0, quiet_s=None, since=None):
     if execution.is_alive() or execution.error is not None:
         if execution.idle_at is not None and kernel.reply_lost(log_offset):
             why = ("the kernel went idle without replying to the cell: its log says \"KeyboardInterrupt caught "
                    "in kernel.\" (the interrupt landed in ipykernel's own message handling, after the cell's "
                    "code, and the execute_reply was never sent)")
+        elif quiet_s is not None and execution.quiet_for(since) > quiet_s:
+            why = (f"the kernel stopped answering: nothing on any of its channels for {quiet_s:.1f} s after the "
+                   "interrupt (its quiet period), and no reply to the cell")
         else:
             why = f"the kernel did not reply within {execution.timeout_s:.0f} s"
         return {"ev": "result", "hung": True, "reason": why, "kernel_pid": kernel.pid or 0}
@@ -671,6 +691,7 @@ def one_run(plan, pool, run, sock_dir, n):
         # multiple of what its own setup cell took (import and load the probe), whichever is
         # longer: a kernel slowed by a loaded machine (or Wine) is slow at both, not hung.
         reply_s = max(plan["kernel_timeout_s"], REPLY_STRETCH * kernel.setup_s)
+        quiet_s = max(QUIET_WINDOWS * plan["window_ms"] / 1000, REPLY_STRETCH * kernel.setup_s)
         if run.get("fresh_import"):
             if kernel.imported:
                 copy = os.path.join(plan["tmp"], "imports", str(n))
@@ -717,12 +738,13 @@ def one_run(plan, pool, run, sock_dir, n):
                 msg = json.loads(line)
                 if msg.get("ev") == "deliver":
                     t = now_ns()
+                    delivered_at = time.monotonic()
                     kernel.km.interrupt_kernel()
                     # SIGINT as Python sees it: on Windows interrupt_kernel() sets the kernel's
                     # JPY_INTERRUPT_EVENT, which ipykernel's poller turns into interrupt_main(SIGINT).
                     send(runner, {"ev": "delivered", "t_ns": t, "sig": "SIGINT", "sender_pid": os.getpid()})
-                    ex.wait(reply_s, lambda: kernel.reply_lost(log_offset))
-                    send(runner, result_line(run, ex, kernel, log_offset))
+                    ex.wait(reply_s, lambda: kernel.reply_lost(log_offset), quiet_s, delivered_at)
+                    send(runner, result_line(run, ex, kernel, log_offset, quiet_s, delivered_at))
                     sent_result = True
                     continue
                 if "verdict" in msg:
