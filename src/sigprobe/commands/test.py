@@ -34,6 +34,7 @@ def cmd_test(args) -> int:
     bootstrap.checkout("`sigprobe test` (sigprobe's own suite)")
     bootstrap.ensure_system_packages(["build", "test", "browser"])
     bootstrap.ensure_dev_install()  # builds build/ (CTest's tree) and installs what the suite runs
+    bootstrap.ensure_cysignals_venv()  # the cysignals subject's interpreter (Python 3.12)
     extra = [a for a in args.ctest_args if a != "--"]
     # The sanitized build goes on beside the suite (which mostly waits on
     # kernels and Wine), its C tests run once both are done.
