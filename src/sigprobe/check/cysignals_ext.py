@@ -69,8 +69,8 @@ def _cache_root() -> Path:
 
 
 def build(python: str) -> Path:
-    """The directory holding the extension built for python (built now if it
-    is not there yet); Unavailable when python cannot have it."""
+    """The extension built for python (built now if it is not there yet);
+    Unavailable when python cannot have it."""
     f = facts(python)
     why = unavailable_reason(python, f)
     if why:
@@ -81,7 +81,7 @@ def build(python: str) -> Path:
     out = _cache_root() / f"subject-cysignals-{key}"
     target = out / (MODULE + f["suffix"])
     if target.exists():
-        return out
+        return target
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         raise BuildFailed("building the cysignals subject needs a C compiler (cc or gcc) on PATH")
@@ -104,9 +104,14 @@ def build(python: str) -> Path:
                                   f"{'-m cython' if cmd[1:3] == ['-m', 'cython'] else ''}):\n"
                                   f"{(r.stdout + r.stderr)[-2000:]}")
         os.replace(so, target)
-    return out
+    return target
 
 
 def setup(python: str) -> str:
-    """The subject's setup code for python: its build on sys.path, spin imported."""
-    return f"import sys\nsys.path.insert(0, {str(build(python))!r})\nfrom {MODULE} import spin"
+    """The subject's setup code for python: the extension loaded from its
+    file (sys.path is the user's: nothing is added to it), spin imported."""
+    return (f"import importlib.util\n"
+            f"spec = importlib.util.spec_from_file_location({MODULE!r}, {str(build(python))!r})\n"
+            f"{MODULE} = importlib.util.module_from_spec(spec)\n"
+            f"spec.loader.exec_module({MODULE})\n"
+            f"spin = {MODULE}.spin")
