@@ -224,16 +224,18 @@ def ensure_cysignals_venv() -> Path | None:
     want = hashlib.sha256(CYSIGNALS_REQUIREMENTS.read_bytes()).hexdigest()
     if py.exists() and stamp.exists() and stamp.read_text().strip() == want:
         return py
-    base = find_python312()
-    if base is None:
-        log("no CPython 3.12 here (pyenv's or python3.12 on PATH): the cysignals subject cannot be measured "
-            "and its tests are skipped")
-        return None
-    log(f"creating .venv-cysignals/ from {base} (the cysignals subject)")
-    r = subprocess.run([base, "-m", "venv", "--clear", str(CYSIGNALS_VENV)], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if r.returncode != 0:
-        raise MissingDependency(f"{base} -m venv {CYSIGNALS_VENV} failed: {r.stdout.strip()[-500:]}")
+    if not py.exists():
+        base = find_python312()
+        if base is None:
+            log("no CPython 3.12 here (pyenv's or python3.12 on PATH): the cysignals subject cannot be measured "
+                "and its tests are skipped")
+            return None
+        log(f"creating .venv-cysignals/ from {base} (the cysignals subject)")
+        r = subprocess.run([base, "-m", "venv", "--clear", str(CYSIGNALS_VENV)], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            raise MissingDependency(f"{base} -m venv {CYSIGNALS_VENV} failed: {r.stdout.strip()[-500:]}")
+    log(f"installing {CYSIGNALS_REQUIREMENTS.name} into .venv-cysignals/ (pip)")
     r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--require-hashes",
                         "--only-binary", ":all:", "-r", str(CYSIGNALS_REQUIREMENTS)], stdin=subprocess.DEVNULL)
     if r.returncode != 0:
