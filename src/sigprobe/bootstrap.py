@@ -9,6 +9,7 @@ calls main(): it makes .venv, installs sigprobe into it and runs the command
 there, so the suite runs what `pip install` gives users."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -222,8 +223,38 @@ def ensure_cysignals_venv() -> Path | None:
     py = cysignals_python()
     stamp = CYSIGNALS_VENV / ".sigprobe-requirements"
     want = hashlib.sha256(CYSIGNALS_REQUIREMENTS.read_bytes()).hexdigest()
-    if py.exists() and stamp.exists() and stamp.read_text().strip() == want:
+
+    def ready() -> bool:
+        return py.exists() and stamp.exists() and stamp.read_text().strip() == want
+
+    if ready():
         return py
+    # `sigprobe test` sets it up beside the suite, whose test asks for it too:
+    # the second caller waits for the first, then finds it ready.
+    DEFAULT_BUILD.mkdir(parents=True, exist_ok=True)
+    with _exclusive(DEFAULT_BUILD / ".venv-cysignals.lock"):
+        if ready():
+            return py
+        return _make_cysignals_venv(py, stamp, want)
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path):
+    """An exclusive lock on path, between processes (flock; none on Windows,
+    where nothing sets the venv up concurrently)."""
+    if os.name == "nt":
+        yield
+        return
+    import fcntl
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _make_cysignals_venv(py: Path, stamp: Path, want: str) -> Path | None:
     if not py.exists():
         base = find_python312()
         if base is None:
