@@ -45,7 +45,10 @@ def facts(python: str) -> dict:
     r = subprocess.run([python, "-c", FACTS], capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if r.returncode != 0:
         raise Unavailable(f"{python} could not run: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
-    return json.loads(r.stdout)
+    try:
+        return json.loads(r.stdout)
+    except ValueError:
+        raise Unavailable(f"{python} is not a Python interpreter (it did not run the question asked)") from None
 
 
 def unavailable_reason(python: str, f: dict) -> str | None:
