@@ -9,6 +9,7 @@ calls main(): it makes .venv, installs sigprobe into it and runs the command
 there, so the suite runs what `pip install` gives users."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -25,6 +26,10 @@ _ROOT = ROOT or Path.cwd()  # only for the names below; checkout() guards their 
 VENV = _ROOT / ".venv"
 REQUIREMENTS = _ROOT / "requirements.txt"
 DEFAULT_BUILD = _ROOT / "build"
+# The interpreter of the cysignals subject: cysignals requires Python >= 3.12,
+# the project's .venv is 3.11 (requirements-cysignals.txt says what it holds).
+CYSIGNALS_VENV = _ROOT / ".venv-cysignals"
+CYSIGNALS_REQUIREMENTS = _ROOT / "requirements-cysignals.txt"
 ASAN_BUILD = _ROOT / "build-asan"
 
 
@@ -186,6 +191,86 @@ def ensure_venv() -> Path:
                         "-r", str(REQUIREMENTS)], stdin=subprocess.DEVNULL)
     if r.returncode != 0:
         raise MissingDependency(f"pip could not install {REQUIREMENTS.name} into {VENV}")
+    stamp.write_text(want + "\n")
+    return py
+
+
+def find_python312() -> str | None:
+    """A CPython 3.12 for .venv-cysignals/ (its pinned wheels are cp312):
+    pyenv's, else python3.12 on PATH."""
+    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    found = sorted(pyenv.glob("3.12*/bin/python"), key=lambda p: [int(x) if x.isdigit() else -1
+                                                                   for x in p.parts[-3].split(".")])
+    candidates = [str(p) for p in reversed(found)] + [w for w in [shutil.which("python3.12")] if w]
+    for exe in candidates:
+        r = subprocess.run([exe, "-c", "import sys, venv; sys.exit(sys.version_info[:2] != (3, 12))"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        if r.returncode == 0:
+            return exe
+    return None
+
+
+def cysignals_python() -> Path:
+    return CYSIGNALS_VENV / "bin" / "python"
+
+
+def ensure_cysignals_venv() -> Path | None:
+    """.venv-cysignals/: a CPython 3.12 venv with requirements-cysignals.txt
+    (cysignals, Cython, the kernel side), for the cysignals subject's tests
+    and its results document. None, said once, when this machine has no 3.12.
+    Like ensure_venv: a stamp of the requirements, so a second call is a stat."""
+    checkout("setting up .venv-cysignals")
+    py = cysignals_python()
+    stamp = CYSIGNALS_VENV / ".sigprobe-requirements"
+    want = hashlib.sha256(CYSIGNALS_REQUIREMENTS.read_bytes()).hexdigest()
+
+    def ready() -> bool:
+        return py.exists() and stamp.exists() and stamp.read_text().strip() == want
+
+    if ready():
+        return py
+    # `sigprobe test` sets it up beside the suite, whose test asks for it too:
+    # the second caller waits for the first, then finds it ready.
+    DEFAULT_BUILD.mkdir(parents=True, exist_ok=True)
+    with _exclusive(DEFAULT_BUILD / ".venv-cysignals.lock"):
+        if ready():
+            return py
+        return _make_cysignals_venv(py, stamp, want)
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path):
+    """An exclusive lock on path, between processes (flock; none on Windows,
+    where nothing sets the venv up concurrently)."""
+    if os.name == "nt":
+        yield
+        return
+    import fcntl
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _make_cysignals_venv(py: Path, stamp: Path, want: str) -> Path | None:
+    if not py.exists():
+        base = find_python312()
+        if base is None:
+            log("no CPython 3.12 here (pyenv's or python3.12 on PATH): the cysignals subject cannot be measured "
+                "and its tests are skipped")
+            return None
+        log(f"creating .venv-cysignals/ from {base} (the cysignals subject)")
+        r = subprocess.run([base, "-m", "venv", "--clear", str(CYSIGNALS_VENV)], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            raise MissingDependency(f"{base} -m venv {CYSIGNALS_VENV} failed: {r.stdout.strip()[-500:]}")
+    log(f"installing {CYSIGNALS_REQUIREMENTS.name} into .venv-cysignals/ (pip)")
+    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--require-hashes",
+                        "--only-binary", ":all:", "-r", str(CYSIGNALS_REQUIREMENTS)], stdin=subprocess.DEVNULL)
+    if r.returncode != 0:
+        raise MissingDependency(f"pip could not install {CYSIGNALS_REQUIREMENTS.name} into {CYSIGNALS_VENV}")
     stamp.write_text(want + "\n")
     return py
 

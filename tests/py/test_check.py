@@ -219,7 +219,7 @@ def test_subjects_are_a_named_selection_of_the_matrix_not_the_default(sigprobe):
     everything = sigprobe("list").stdout.split()
     subjects = sigprobe("list", "--only", "subjects").stdout.split()
     assert not [c for c in everything if "/code:" in c]
-    assert len(subjects) == 40 and all("/code:" in c for c in subjects)
+    assert len(subjects) == 44 and all("/code:" in c for c in subjects)
     assert "linux/jupyter-message/code:numpy.matmul/kernel-interrupt" in subjects
     # A glob reaches them only when it says code: (a document's recorded
     # `--only 'linux/jupyter*'` means the probes' cells, as it did before subjects).
@@ -257,3 +257,59 @@ def test_an_interpreter_without_jupyter_makes_the_kernel_hosts_unsupported(tmp_p
     assert cells["python-no-tty"]["verdict"] == "handled", cells["python-no-tty"]
     k = cells["jupyter"]
     assert k["verdict"] == "unsupported" and "-m pip install ipykernel jupyter_client" in k["runs"][0]["reason"], k
+
+
+# ---- the cysignals subject: Python >= 3.12 only ------------------------------
+
+@pytest.fixture(scope="module")
+def cysignals_python():
+    """.venv-cysignals/bin/python (CPython 3.12 with cysignals and Cython), made
+    as `scripts/sigprobe test` makes it (a stat when it is already there)."""
+    from sigprobe import bootstrap
+    py = bootstrap.ensure_cysignals_venv()
+    if py is None:
+        pytest.skip("no CPython 3.12 on this machine (pyenv's or python3.12 on PATH): cysignals requires "
+                    "Python >= 3.12")
+    return str(py)
+
+
+def test_the_cysignals_subject_is_listed(sigprobe):
+    cells = sigprobe("list", "--only", "linux/*/code:cysignals/*").stdout.split()
+    assert cells == ["linux/python-tty/code:cysignals/tty-intr", "linux/python-no-tty/code:cysignals/kill",
+                     "linux/jupyter/code:cysignals/kernel-interrupt",
+                     "linux/jupyter-message/code:cysignals/kernel-interrupt"]
+
+
+def test_the_cysignals_subject_is_unsupported_under_python_3_11(sigprobe, tmp_path):
+    """The project's interpreter (3.11) cannot have cysignals: every cell says
+    so, none is an error or missing; `check --subject` says it in one line."""
+    assert sys.version_info[:2] < (3, 12), "this test needs the project's 3.11 venv"
+    out = tmp_path / "cysignals.json"
+    r = sigprobe("run", "--repeat", "1", "--quiet", "--out", str(out), "--only", "linux/*/code:cysignals/*")
+    assert r.returncode == 0, r.stderr[-3000:]
+    cells = json.loads(out.read_text())["cells"]
+    assert len(cells) == 4
+    for c in cells:
+        assert c["verdict"] == "unsupported", c
+        assert "cysignals needs Python >= 3.12" in c["runs"][0]["reason"], c
+        assert f"Python {sys.version.split()[0]}" in c["runs"][0]["reason"], c
+    r = check(tmp_path, "--subject", "cysignals")
+    assert r.returncode == 2 and r.stdout == "", (r.returncode, r.stdout[-500:])
+    assert r.stderr.count("\n") == 1 and "cysignals needs Python >= 3.12" in r.stderr, r.stderr
+
+
+def test_the_cysignals_subject_is_handled_without_a_terminal_under_python_3_12(sigprobe, cysignals_python, tmp_path):
+    """Under 3.12 with cysignals the extension is built for it and measured:
+    SIGINT by kill reaches cysignals' handler inside sig_on(), and the
+    KeyboardInterrupt comes out of the loop in cysignals_spin.pyx."""
+    out = tmp_path / "cysignals.json"
+    r = sigprobe("run", "--repeat", "1", "--quiet", "--out", str(out), "--python", cysignals_python,
+                 "--only", "linux/python-no-tty/code:cysignals/kill")
+    assert r.returncode == 0, r.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    assert doc["machine"]["python"].startswith("3.12."), doc["machine"]
+    [cell] = doc["cells"]
+    assert cell["verdict"] == "handled", cell
+    run = cell["runs"][0]
+    assert run["fired"][0]["handler"] == "KeyboardInterrupt", run
+    assert run["check"]["raised_at"]["file"].endswith("cysignals_spin.pyx"), run["check"]

@@ -9,7 +9,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from ..catalog import SUBJECT_PREFIX, Cell
-from . import HOSTS, LOCAL_HOSTS, kernels, local
+from ..errors import BuildFailed
+from . import HOSTS, LOCAL_HOSTS, cysignals_ext, kernels, local
 from .subjects import AFTER_MS, BUILTINS, subject
 from .verdict import judge
 
@@ -48,9 +49,20 @@ def run_subjects(python: str, no_jupyter: str | None, runs: list, jobs: int, on_
     starts while a run goes on) beside the plain-interpreter runs."""
     stop = threading.Event()
     names = list(dict.fromkeys(c.strategy[len(SUBJECT_PREFIX):] for c, _ in runs))
-    specs = {name: subject(name).spec() for name in names}
-    missing = {name: BUILTINS[name].needs for name in names if BUILTINS[name].needs
-               and not _has(python, BUILTINS[name].needs)}
+    # name -> why its cells cannot run: ("unsupported" | "error", reason)
+    missing = {name: ("unsupported", f"{BUILTINS[name].needs} is not installed for {python} "
+                                     f"(pip install {BUILTINS[name].needs})")
+               for name in names if BUILTINS[name].needs and not _has(python, BUILTINS[name].needs)}
+    specs = {}
+    for name in names:
+        if name in missing:
+            continue
+        try:
+            specs[name] = subject(name, python).spec()
+        except cysignals_ext.Unavailable as e:
+            missing[name] = ("unsupported", str(e))
+        except BuildFailed as e:
+            missing[name] = ("error", str(e))
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         calibrated = dict(zip(names, pool.map(
             lambda n: None if n in missing else local.run_local(python, specs[n], None, AFTER_MS, TIMEOUT_S, stop),
@@ -61,8 +73,8 @@ def run_subjects(python: str, no_jupyter: str | None, runs: list, jobs: int, on_
         calib = calibrated[name]
         f = (calib or {}).get("facts") or {}
         if name in missing:
-            on_outcome(cell, _unsupported(cell, f"{missing[name]} is not installed for {python} "
-                                                f"(pip install {missing[name]})"))
+            verdict, reason = missing[name]
+            on_outcome(cell, {**_unsupported(cell, reason), "verdict": verdict})
         elif f.get("outcome") in ("bad-code", "setup-failed") or f.get("t_end") is None or calib.get("hung"):
             why = f.get("error") or "its uninterrupted run did not end within the timeout"
             on_outcome(cell, {**_unsupported(cell, f"the subject cannot run here: {why}"), "verdict": "error"})

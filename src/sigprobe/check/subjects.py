@@ -2,10 +2,15 @@
 and the `subjects` section of the matrix): each waits or works for
 SUBJECT_MS unless interrupted. Code and setup are plain Python for the
 interpreter checked; `needs` names a module it must have (else the subject
-is `unsupported` there, with the reason)."""
+is `unsupported` there, with the reason); `prepare` builds what a subject
+needs for the interpreter (the cysignals extension) and gives its setup code,
+or raises cysignals_ext.Unavailable with the reason."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Optional
+
+from . import cysignals_ext
 
 SUBJECT_MS = 2000
 AFTER_MS = 300
@@ -19,6 +24,7 @@ class Builtin:
     setup: str = ""
     needs: str = ""  # a module the interpreter must have
     posix_only: bool = False
+    prepare: Optional[Callable[[str], str]] = None  # python -> setup code (Unavailable: why not)
 
 
 _S = SUBJECT_MS / 1000
@@ -43,11 +49,16 @@ BUILTINS = {b.name: b for b in (
     # ends): about 0.8 s on 2 idle cores here, several seconds when runs share the cores.
     Builtin("numpy.matmul", "a large numpy matmul (OpenBLAS threads)", "a @ a",
             "import numpy\na = numpy.random.default_rng(1).random((1800, 1800))", needs="numpy"),
+    # C code inside sig_on() ... sig_off() with sig_check() in its loop, the GIL held (cysignals_spin.pyx),
+    # built for the interpreter measured; cysignals needs Python >= 3.12.
+    Builtin("cysignals", "a C extension looping in sig_on() … sig_off() with sig_check() (cysignals)",
+            f"spin({_S})", posix_only=True, prepare=cysignals_ext.setup),
 )}
 
 
-def subject(name: str):
-    """The check Subject of a built-in."""
+def subject(name: str, python: str):
+    """The check Subject of a built-in, for the interpreter python (a subject
+    with `prepare` is built for it: cysignals_ext.Unavailable says why not)."""
     from . import Subject
     b = BUILTINS[name]
-    return Subject(name, "code", code=b.code, setup=b.setup)
+    return Subject(name, "code", code=b.code, setup=b.prepare(python) if b.prepare else b.setup)

@@ -57,16 +57,18 @@ def add_parsers(sub) -> None:
     c.set_defaults(func=cmd_check)
 
 
-def subject_from(args):
+def subject_from(args, python: str):
     from ..check import Subject
     if args.subject is not None:
-        from ..check import subjects
+        from ..check import cysignals_ext, subjects
         if args.setup:
             raise BadInput("--setup: a built-in --subject has its own")
-        s = subjects.subject(args.subject)
         if args.name:
             raise BadInput("--name: a built-in --subject is named by itself")
-        return s
+        try:
+            return subjects.subject(args.subject, python)
+        except cysignals_ext.Unavailable as e:
+            raise BadInput(f"--subject {args.subject}: {e}") from None
     if args.code is not None:
         if not args.code.strip():
             raise BadInput("-c: the code is empty")
@@ -103,7 +105,7 @@ def cmd_check(args) -> int:
     python = args.python or sys.executable
     if not os.path.isfile(python) or not os.access(python, os.X_OK):
         raise BadInput(f"--python {python}: not an executable file")
-    subject = subject_from(args)
+    subject = subject_from(args, python)
     if args.out is not None and not args.out.parent.is_dir():
         raise BadInput(f"--out {args.out}: the directory {args.out.parent} does not exist")
     hosts = list(dict.fromkeys(args.hosts or check.HOSTS))

@@ -10,6 +10,7 @@ import sys
 import threading
 
 from .. import paths
+from ..errors import SigprobeError
 
 
 def add_parsers(sub) -> None:
@@ -34,6 +35,16 @@ def cmd_test(args) -> int:
     bootstrap.checkout("`sigprobe test` (sigprobe's own suite)")
     bootstrap.ensure_system_packages(["build", "test", "browser"])
     bootstrap.ensure_dev_install()  # builds build/ (CTest's tree) and installs what the suite runs
+    # The cysignals subject's interpreter (Python 3.12; about 90 s from nothing)
+    # is set up beside the suite: its test waits for it (a lock) if it comes first.
+    def cysignals_venv():
+        try:
+            bootstrap.ensure_cysignals_venv()
+        except SigprobeError as e:  # its test tries again, and fails saying why
+            bootstrap.log(f"{e}: the cysignals subject's tests will fail")
+
+    venv312 = threading.Thread(target=cysignals_venv, name="cysignals-venv", daemon=True)
+    venv312.start()
     extra = [a for a in args.ctest_args if a != "--"]
     # The sanitized build goes on beside the suite (which mostly waits on
     # kernels and Wine), its C tests run once both are done.
@@ -50,6 +61,7 @@ def cmd_test(args) -> int:
         builder = threading.Thread(target=build, name="asan-build", daemon=True)
         builder.start()
     rc = _ctest(bootstrap.DEFAULT_BUILD, extra)
+    venv312.join()
     if builder is None:
         return rc
     builder.join()

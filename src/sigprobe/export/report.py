@@ -229,7 +229,8 @@ def subject_entry(c: dict) -> str:
 SUBJECTS_INTRO = ("Each call waits or works for about 2 s (the matmul about 1 s) and is interrupted 300 ms into it (`sigprobe check --subject "
                   "NAME` measures one, `sigprobe run --only subjects` all). `handled`: KeyboardInterrupt inside the "
                   "call, with the median latency from the interrupt; `deferred`: only when the call returned on its "
-                  "own; `unsupported`: the call does not exist for that interpreter. To ask the same of your own code: "
+                  "own; `unsupported`: the call cannot run under that interpreter (numpy is not installed; "
+                  "cysignals needs Python ≥ 3.12). To ask the same of your own code: "
                   "`sigprobe check --call mymodule:function`, or `%%sigprobe check` in a notebook.")
 
 
