@@ -255,23 +255,15 @@ def build_wheel(build: Path, dest: Path) -> Path:
             raise MissingDependency(f"the Windows wheel needs {tool} (apt-get install gcc-mingw-w64-x86-64 cmake)")
     exe = ensure(build)
     inc = ensure_headers(build)
-    wheel = dest / f"sigprobe-{__version__}-cp{VERSION[0]}{VERSION[1]}-cp{VERSION[0]}{VERSION[1]}-" \
-                   f"{PLATFORM.replace('-', '_')}.whl"
-    defines = {"CMAKE_TOOLCHAIN_FILE": root / "cmake" / "toolchain-mingw64.cmake",
-               "SIGPROBE_WINPYTHON_INCLUDE": inc, "SIGPROBE_WINPYTHON_DLL": exe.parent / "python311.dll",
-               "SIGPROBE_WINPYTHON_SUFFIX": EXT_SUFFIX, "SIGPROBE_WERROR": "ON" if bootstrap.ci() else "OFF"}
-    settings = [f"--config-settings=build-dir={build / 'wheel'}",
-                *[f"--config-settings=cmake.define.{k}={v}" for k, v in defines.items()]]
-    dest.mkdir(parents=True, exist_ok=True)
-    wheel.unlink(missing_ok=True)
-    bootstrap.log(f"building {wheel.name} (MinGW-w64; its C tree in {build / 'wheel'})")
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check",
-                        "--no-build-isolation", "--no-deps", "-w", str(dest), *settings, str(root)],
-                       env={**os.environ, "_PYTHON_HOST_PLATFORM": PLATFORM}, stdin=subprocess.DEVNULL,
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        raise BuildFailed(f"building the Windows wheel failed:\n{(r.stdout + r.stderr)[-3000:]}")
-    if not wheel.is_file():
-        made = sorted(p.name for p in dest.glob("sigprobe-*.whl"))
-        raise BuildFailed(f"pip wheel made no {wheel.name} in {dest} (there: {', '.join(made) or 'nothing'})")
+    wheel = bootstrap.pip_wheel(
+        dest, build / "wheel",
+        {"CMAKE_TOOLCHAIN_FILE": root / "cmake" / "toolchain-mingw64.cmake", "SIGPROBE_WINPYTHON_INCLUDE": inc,
+         "SIGPROBE_WINPYTHON_DLL": exe.parent / "python311.dll", "SIGPROBE_WINPYTHON_SUFFIX": EXT_SUFFIX,
+         "SIGPROBE_WERROR": "ON" if bootstrap.ci() else "OFF"},
+        {**os.environ, "_PYTHON_HOST_PLATFORM": PLATFORM})
+    tag = f"cp{VERSION[0]}{VERSION[1]}"
+    want = f"sigprobe-{__version__}-{tag}-{tag}-{PLATFORM.replace('-', '_')}.whl"
+    if wheel.name != want:
+        wheel.unlink()
+        raise BuildFailed(f"the Windows wheel came out as {wheel.name}, not {want}")
     return wheel
