@@ -120,9 +120,11 @@ def test_this_linux_python_refuses_it_by_its_tags(wheel, tmp_path):
 def test_the_command_from_the_wheel(user):
     python, e = user
     scripts = python.parent / "Scripts"
+    t0 = time.perf_counter()
     r = subprocess.run(winpython.command(str(scripts / "sigprobe.exe"), "--version"), env=e, capture_output=True,
                        text=True, stdin=subprocess.DEVNULL, timeout=300, cwd=python.parent.parent)
     assert r.returncode == 0 and r.stdout.strip() == "sigprobe 0.1.0", r.stdout + r.stderr[-2000:]
+    print(f"\nScripts\\sigprobe.exe --version under Wine: {time.perf_counter() - t0:.1f} s")
     # `list` asks the wheel's runner (sigprobe-run.exe --list), which names the platform it finds itself
     # on: windows-wine here (whose kernel cells the Linux side runs: it lists the runner's cells only).
     r = run(python, e, ["-m", "sigprobe", "list"])
@@ -137,9 +139,12 @@ def kernel_run(user):
     python, e = user
     t0 = time.perf_counter()
     r = run(python, e, [winpython.wine_path(ROOT / "tests" / "py" / "win" / "wheel_kernel.py")])
-    print(f"\nthe Windows kernel's run: {time.perf_counter() - t0:.1f} s")
     assert r.returncode == 0, r.stderr[-3000:]
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    steps = ", ".join(f"{k} {v['wall_s']} s" for k, v in out.items() if isinstance(v, dict))
+    print(f"\nthe Windows kernel's run: {time.perf_counter() - t0:.1f} s (jupyter_client imported in "
+          f"{out['imports_s']} s, the kernel ready in {out['kernel_start_s']} s; cells: {steps})")
+    return out
 
 
 def test_the_kernel_uses_the_installed_wheel(kernel_run, user):
@@ -183,7 +188,9 @@ def test_uninstall_leaves_no_file_behind(user):
     # Last: the tests above use the installed wheel.
     python, e = user
     assert list((python.parent / "Lib" / "site-packages").glob("sigprobe*"))
+    t0 = time.perf_counter()
     r = run(python, e, ["-m", "pip", "uninstall", "-y", "--disable-pip-version-check", "sigprobe"])
+    print(f"\npip uninstall under Wine: {time.perf_counter() - t0:.1f} s")
     assert r.returncode == 0, r.stderr[-2000:]
     left = [str(p) for p in python.parent.rglob("*sigprobe*")]
     assert left == []

@@ -7,13 +7,16 @@ one JSON document.
 
     python wheel_kernel.py
 """
-import json
-import os
-import sys
-import tempfile
 import time
 
-from jupyter_client.manager import KernelManager
+T0 = time.perf_counter()
+
+import json  # noqa: E402 (after T0: the imports' time is part of what is reported)
+import os  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+
+from jupyter_client.manager import KernelManager  # noqa: E402
 
 
 def execute(kc, code, timeout=240):
@@ -38,16 +41,17 @@ def execute(kc, code, timeout=240):
 
 
 def cell(kc, code):
+    t0 = time.perf_counter()
     status, text, ename = execute(kc, code)
     try:
         parsed = json.loads(text)
     except ValueError:
         parsed = text
-    return {"status": status, "ename": ename, "out": parsed}
+    return {"status": status, "ename": ename, "out": parsed, "wall_s": round(time.perf_counter() - t0, 2)}
 
 
 def main():
-    out = {}
+    out = {"imports_s": round(time.perf_counter() - T0, 2)}
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["JUPYTER_PATH"] = tmp
         os.environ["JUPYTER_RUNTIME_DIR"] = os.path.join(tmp, "runtime")
@@ -57,12 +61,14 @@ def main():
         with open(os.path.join(spec_dir, "kernel.json"), "w") as f:
             json.dump({"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
                        "display_name": "wheel", "language": "python"}, f)
+        t0 = time.perf_counter()
         km = KernelManager(kernel_name="wheel")
         km.start_kernel(env=dict(os.environ))
         kc = km.client()
         kc.start_channels()
         try:
             kc.wait_for_ready(timeout=120)
+            out["kernel_start_s"] = round(time.perf_counter() - t0, 2)
             out["where"] = cell(kc, "import json, os, sigprobe, sigprobe.paths\n"
                                     "print(json.dumps({'sigprobe': sigprobe.__file__, "
                                     "'native': str(sigprobe.paths.native_dir()), "
