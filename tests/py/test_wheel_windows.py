@@ -7,7 +7,6 @@ used from a Windows Jupyter kernel (`%load_ext sigprobe`, `%sigprobe doctor`,
 import ensurepip
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -41,8 +40,9 @@ def wheel(winpy, tmp_path_factory) -> Path:
 
 def _link_or_copy(src, dst):
     """Hard links where the file system allows: the interpreter and its
-    Jupyter stack are only read; Python and pip write new files, never into
-    an existing one."""
+    Jupyter stack (with their bytecode: compiling it under Wine takes a
+    minute) are only read; Python and pip write new files, never into an
+    existing one."""
     try:
         os.link(src, dst)
     except OSError:
@@ -59,7 +59,7 @@ def user(winpy, wheel, tmp_path_factory):
     build, env = winpy
     home = tmp_path_factory.mktemp("windows-user") / "python"
     shutil.copytree(winpython.home(build), home, copy_function=_link_or_copy,
-                    ignore=shutil.ignore_patterns("sigprobe-checkout.pth", ".sigprobe-stamp", "__pycache__"))
+                    ignore=shutil.ignore_patterns("sigprobe-checkout.pth", ".sigprobe-stamp"))
     site = home / "Lib" / "site-packages"
     assert not list(site.glob("*sigprobe*"))
     bundled = sorted(Path(ensurepip.__file__).parent.glob("_bundled/pip-*.whl"))
