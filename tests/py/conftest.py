@@ -29,11 +29,12 @@ def sigprobe(build_dir):
 
 
 @pytest.fixture(scope="session")
-def winpy():
+def winpy(request, tmp_path_factory):
     """(build, env) with the Windows side built, the Windows Python made and a
     wineserver running (the Windows tests: test_windows_python.py,
     test_wheel_windows.py, one set-up for both in one session)."""
     import shutil
+    import time
     from concurrent.futures import ThreadPoolExecutor
 
     from sigprobe.runners import wine, winpython
@@ -49,5 +50,22 @@ def winpy():
                  pool.submit(wine.ensure_prefix, build)]
     for step in steps:
         step.result()
-    with wine.wineserver(build) as env:
-        yield build, env
+    # The Windows wheel (test_wheel_windows.py) is compiled while the tests
+    # before it wait on Wine: from a fresh clone its C build is minutes.
+    builder = None
+    if any(item.path.name == "test_wheel_windows.py" for item in request.session.items):
+        dest = tmp_path_factory.mktemp("dist")
+
+        def build_wheel():
+            t0 = time.perf_counter()
+            r = subprocess.run([sys.executable, "-m", "sigprobe", "wheel", "--platform", "windows-wine", "--out",
+                                str(dest)], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=900)
+            return r, dest, time.perf_counter() - t0
+        builder = ThreadPoolExecutor(1)
+        request.config.sigprobe_windows_wheel = builder.submit(build_wheel)
+    try:
+        with wine.wineserver(build) as env:
+            yield build, env
+    finally:
+        if builder is not None:
+            builder.shutdown(wait=True)

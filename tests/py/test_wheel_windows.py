@@ -24,17 +24,15 @@ TAG = "cp311-cp311-win_amd64"
 
 
 @pytest.fixture(scope="module")
-def wheel(winpy, tmp_path_factory) -> Path:
-    """The Windows wheel, made as the README says: `sigprobe wheel --platform windows-wine`."""
-    build, _ = winpy
-    dest = tmp_path_factory.mktemp("dist")
-    t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "sigprobe", "wheel", "--platform", "windows-wine", "--out", str(dest)],
-                       capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=900)
+def wheel(winpy, pytestconfig) -> Path:
+    """The Windows wheel, made as the README says: `sigprobe wheel --platform
+    windows-wine` (started by the winpy fixture, so it builds while other tests run)."""
+    r, dest, took = pytestconfig.sigprobe_windows_wheel.result()
     assert r.returncode == 0, r.stderr[-3000:]
     built = Path(r.stdout.strip())
     assert built.parent == dest and built.is_file(), r.stdout
-    print(f"\nbuilt {built.name} ({built.stat().st_size / 1024:.0f} KiB) in {time.perf_counter() - t0:.1f} s")
+    print(f"\nbuilt {built.name} ({built.stat().st_size / 1024:.0f} KiB) in {took:.1f} s "
+          f"(beside the tests before it)")
     return built
 
 
