@@ -182,6 +182,21 @@ def test_selftest_in_a_windows_kernel(kernel_run):
     assert verdicts[("console-ctrl", False)] == "deferred"
 
 
+def test_bad_input_is_one_line(tmp_path, monkeypatch):
+    """--out that is a file; a building Python whose tags are not the Windows CPython's."""
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    r = subprocess.run([sys.executable, "-m", "sigprobe", "wheel", "--platform", "windows-wine", "--out",
+                        str(not_a_dir)], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert r.returncode == 2 and r.stderr == f"sigprobe: --out {not_a_dir}: not a directory\n", r.stderr
+    from sigprobe.errors import MissingDependency
+    monkeypatch.setattr(winpython, "VERSION", (3, 10))
+    with pytest.raises(MissingDependency, match=r"^the Windows wheel is for CPython 3\.10 and takes its tags from the "
+                                                r"Python building it: run this with a 3\.10, not 3\.11$"):
+        winpython.build_wheel(tmp_path / "build", tmp_path / "dist")
+    assert not (tmp_path / "build").exists()
+
+
 def test_uninstall_leaves_no_file_behind(user):
     # Last: the tests above use the installed wheel.
     python, e = user
