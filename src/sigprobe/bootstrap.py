@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from . import paths
@@ -343,6 +344,31 @@ def main(argv: list[str]) -> int:
 
 
 # ---- the C build -----------------------------------------------------------
+
+def pip_wheel(dest: Path, build_dir: Path, defines: dict | None = None, env: dict | None = None) -> Path:
+    """The checkout's wheel, built by `pip wheel` with this venv's pinned
+    scikit-build-core (no build isolation: nothing is downloaded) and moved
+    into dest (replacing one of the same name); its C tree is kept in
+    build_dir so that a second build only relinks what changed. defines: CMake
+    -D settings; env: the build's environment. Both wheels are made this way:
+    this platform's (`sigprobe wheel`) and the Windows one
+    (runners/winpython.build_wheel)."""
+    root = checkout("building the wheel")
+    settings = [f"--config-settings=build-dir={build_dir}",
+                *[f"--config-settings=cmake.define.{k}={v}" for k, v in (defines or {}).items()]]
+    dest.mkdir(parents=True, exist_ok=True)
+    log(f"building the wheel (its C tree in {paths.rel(build_dir)}/)")
+    with tempfile.TemporaryDirectory(dir=dest, prefix=".sigprobe-wheel-") as tmp:
+        r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check",
+                            "--no-build-isolation", "--no-deps", "-w", tmp, *settings, str(root)],
+                           env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise BuildFailed(f"pip wheel failed:\n{(r.stdout + r.stderr)[-3000:]}")
+        made = list(Path(tmp).glob("*.whl"))
+        if len(made) != 1:
+            raise BuildFailed(f"pip wheel made {len(made)} wheels, not one: {', '.join(p.name for p in made)}")
+        return Path(shutil.move(str(made[0]), str(dest / made[0].name)))
+
 
 def ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")

@@ -1,5 +1,5 @@
-"""The `sigprobe` command: list, run, check, bench, test, report, compare, doctor,
-trace (one module each in commands/). Fatal errors become exit codes here and
+"""The `sigprobe` command: list, run, check, bench, test, wheel, report, compare,
+doctor, trace (one module each in commands/). Fatal errors become exit codes here and
 only here: 2 bad input or a missing dependency, 3 a failed build, 130/143
 interrupted by SIGINT/SIGTERM."""
 from __future__ import annotations
@@ -24,6 +24,8 @@ COMMANDS = {
     "test": ("test", "set up everything and run the whole test suite (CTest: Criterion + pytest + fuzzing + the "
                      "Wine leg), then the C tests again under ASan + UBSan (build-asan/); in a clone of the "
                      "repository"),
+    "wheel": ("wheel", "build sigprobe's wheel from a clone of the repository: for this platform, or "
+                       "(--platform windows-wine) for the Windows CPython under Wine, cross-built with MinGW-w64"),
     "report": ("report", "merge results documents into the reference (Markdown and HTML)"),
     "compare": ("report", "the cells whose verdict differs between two results documents"),
     "doctor": ("doctor", "what an interrupt would do to a live process, and why"),

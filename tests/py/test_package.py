@@ -200,10 +200,12 @@ def test_help_lists_every_subcommand_with_its_one_line_help():
         assert f"{name}{''.join(help.split())}" in flat, name
 
 
-@pytest.mark.parametrize("name", ["list", "run", "check", "bench", "trace", "test", "report", "compare", "doctor"])
+@pytest.mark.parametrize("name", ["list", "run", "check", "bench", "trace", "test", "wheel", "report", "compare",
+                                  "doctor"])
 def test_every_subcommand_is_defined_by_the_module_named_for_it(name, capsys):
     from sigprobe import cli
-    assert set(cli.COMMANDS) == {"list", "run", "check", "bench", "trace", "test", "report", "compare", "doctor"}
+    assert set(cli.COMMANDS) == {"list", "run", "check", "bench", "trace", "test", "wheel", "report", "compare",
+                                 "doctor"}
     with pytest.raises(SystemExit) as e:
         cli.build_parser([name]).parse_args([name, "--help"])
     assert e.value.code == 0

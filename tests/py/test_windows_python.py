@@ -15,7 +15,6 @@ import re
 import shutil
 import signal
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -23,25 +22,6 @@ import pytest
 from conftest import ROOT
 from sigprobe.catalog import parse_id
 from sigprobe.runners import wine, winpython
-
-
-@pytest.fixture(scope="session")
-def winpy():
-    """(build, env) with the Windows Python made and a wineserver running."""
-    missing = [t for t in ("x86_64-w64-mingw32-gcc", "wine", "wineserver") if not shutil.which(t)]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} missing: install with: apt-get install -y gcc-mingw-w64-x86-64 wine wine64")
-    # Three independent set-ups side by side (one after the other, about 4 min
-    # in a fresh clone): the MinGW build, the Windows CPython with the
-    # extension probe built for it, and the Wine prefix.
-    build = wine.default_build()
-    with ThreadPoolExecutor(3) as pool:
-        steps = [pool.submit(wine.ensure_build, build), pool.submit(winpython.ensure_pyext, build),
-                 pool.submit(wine.ensure_prefix, build)]
-    for step in steps:
-        step.result()
-    with wine.wineserver(build) as env:
-        yield build, env
 
 
 def test_wine_processes_run_without_address_space_randomisation(winpy, tmp_path):

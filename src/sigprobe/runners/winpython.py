@@ -10,11 +10,17 @@ Everything lands in <build-win>/winpython/, made once and checked by a stamp.
 The embeddable distribution has no venv, ensurepip or tkinter, and its
 python311._pth fixes sys.path (PYTHONPATH is ignored): sigprobe is made
 importable from the checkout's src/ by a .pth file in its site-packages.
+
+build_wheel() makes sigprobe's wheel for this interpreter
+(cp311-cp311-win_amd64): the same scikit-build-core build and CMake install
+rules as the Linux wheel, with the MinGW-w64 toolchain and the extension probe
+cross-built against this Python's headers and DLL.
 """
 from __future__ import annotations
 
 import hashlib
 import io
+import os
 import shutil
 import subprocess
 import sys
@@ -41,6 +47,8 @@ HEADERS_FILE = "python3.11_3.11.2.orig.tar.gz"
 HEADERS_SHA256 = "2411c74bda5bbcfcddaf4531f66d1adc73f247f529aee981b029513aefdbf849"
 HEADERS_TOP = "Python-3.11.2/"
 EXT_SUFFIX = ".cp311-win_amd64.pyd"
+VERSION = (3, 11)  # of the interpreter above: the wheel's cp311 tags
+PLATFORM = "win-amd64"  # sysconfig's name for the wheel's platform tag, win_amd64
 PTH = "python311.zip\n.\nLib\\site-packages\nimport site\n"
 
 
@@ -226,3 +234,36 @@ def run(build: Path, env: dict, args: list[str], timeout: float = 120, **kw) -> 
                           capture_output=True,
                           text=True, timeout=timeout, stdin=kw.pop("stdin", subprocess.DEVNULL), **kw)
 
+
+
+def build_wheel(build: Path, dest: Path) -> Path:
+    """sigprobe's wheel for this Windows CPython, cross-built with MinGW-w64
+    into dest (its C tree in build's wheel/): `pip wheel` of the checkout with
+    the pinned scikit-build-core, as for the Linux wheel, so the same CMake
+    install rules fill sigprobe/_native/ (the runner and probes as .exe, the
+    extension probe as .pyd). scikit-build-core tags a wheel for the Python
+    running it and the platform _PYTHON_HOST_PLATFORM names: hence a CPython
+    3.11 here, and win-amd64."""
+    from .. import __version__
+    root = bootstrap.checkout("the Windows wheel (cross-built from the sources)")
+    if sys.version_info[:2] != VERSION:
+        raise MissingDependency(f"the Windows wheel is for CPython {VERSION[0]}.{VERSION[1]} and takes its tags from "
+                                f"the Python building it: run this with a {VERSION[0]}.{VERSION[1]}, not "
+                                f"{sys.version_info[0]}.{sys.version_info[1]}")
+    for tool in ("x86_64-w64-mingw32-gcc", "cmake"):
+        if not shutil.which(tool):
+            raise MissingDependency(f"the Windows wheel needs {tool} (apt-get install gcc-mingw-w64-x86-64 cmake)")
+    exe = ensure(build)
+    inc = ensure_headers(build)
+    wheel = bootstrap.pip_wheel(
+        dest, build / "wheel",
+        {"CMAKE_TOOLCHAIN_FILE": root / "cmake" / "toolchain-mingw64.cmake", "SIGPROBE_WINPYTHON_INCLUDE": inc,
+         "SIGPROBE_WINPYTHON_DLL": exe.parent / "python311.dll", "SIGPROBE_WINPYTHON_SUFFIX": EXT_SUFFIX,
+         "SIGPROBE_WERROR": "ON" if bootstrap.ci() else "OFF"},
+        {**os.environ, "_PYTHON_HOST_PLATFORM": PLATFORM})
+    tag = f"cp{VERSION[0]}{VERSION[1]}"
+    want = f"sigprobe-{__version__}-{tag}-{tag}-{PLATFORM.replace('-', '_')}.whl"
+    if wheel.name != want:
+        wheel.unlink()
+        raise BuildFailed(f"the Windows wheel came out as {wheel.name}, not {want}")
+    return wheel
