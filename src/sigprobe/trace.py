@@ -518,7 +518,9 @@ class RunTracer:
                 outcome["trace"] = []
                 return add(cell, outcome)
             self._sync(outcome)
-            t1 = time.monotonic_ns()
+            # The run's end as its driver saw it (kernel_driver: t_end_ns), not now: a kernel's
+            # shutdown, which interrupts it, may come between the two.
+            t1 = outcome.get("t_end_ns") or time.monotonic_ns()
             t0 = t1 - int((outcome.get("wall_us") or 0) * 1000) - RUN_MARGIN_NS
             window = [e for e in self.instance.take() if t0 <= e["t_ns"] <= t1]
             outcome["trace"] = run_events(window, pid)
@@ -605,6 +607,7 @@ def watch(pid: int, seconds: float, out=None) -> dict:
     pidfd = os.pidfd_open(pid)
     tracked = _descendants(pid)
     summary = {"pid": pid, "comm": _comm(pid), "generated": {}, "taken": {}, "ended": "deadline"}
+    names = {pid: summary["comm"]}  # tid -> name, from /proc and the events' own fields (_watch_event)
     say = lambda text: print(text, file=out, flush=True)  # noqa: E731
     t0 = time.monotonic()
     inst = Instance(root, {"signal/signal_generate": None, "signal/signal_deliver": None,
@@ -626,7 +629,7 @@ def watch(pid: int, seconds: float, out=None) -> dict:
                 events = inst.take(seen)
                 seen += len(events)
                 for e in events:
-                    _watch_event(e, tracked, summary, say, t0)
+                    _watch_event(e, tracked, names, summary, say, t0)
             if gone:
                 summary["ended"] = "exited"
                 say(f"sigprobe: pid {pid} exited after {time.monotonic() - t0:.2f} s; the watch ends")
@@ -637,12 +640,18 @@ def watch(pid: int, seconds: float, out=None) -> dict:
     return summary
 
 
-def _watch_event(e, tracked, summary, say, t0) -> None:
+def _watch_event(e, tracked, names, summary, say, t0) -> None:
+    """One event of the watch, said. A thread is named as a signal sent to it
+    named it (names: tid -> comm, from the event's own field): the name ftrace
+    prints for the current task comes from a pid-indexed cache, which a reused
+    pid leaves naming the pid's previous owner (seen: a python victim shown
+    as the sigprobe probe that had its pid before)."""
     rel = f"+{e['t_ns'] / 1e9 - t0:8.3f}s"
     if e["ev"] == "fork" and (e["parent_tid"] in tracked or e["pid"] in tracked):
         tracked.add(e["child_tid"])
     elif e["ev"] == "generate" and e["target_tid"] in tracked:
         sig = signame(e["sig"])
+        names[e["target_tid"]] = e["target_comm"]
         say(f"{rel}  {sig:<8} {e['comm']}[{e['pid']}] → {e['target_comm']}[{e['target_tid']}]"
             f"{' (process)' if e['group'] else ' (thread)'} {si_code_name(e['sig'], e['code'])}: {e['result']}")
         key = f"{sig} {e['result']}"
@@ -652,7 +661,8 @@ def _watch_event(e, tracked, summary, say, t0) -> None:
         act = _action(e["sa_handler"])
         what = {"handler": f"handler {e['sa_handler']:#x} ran", "default": "the default action ran",
                 "ignored": "ignored (SIG_IGN), nothing ran"}[act]
-        say(f"{rel}  {sig:<8} taken by {e['comm']}[{e['pid']}] thread {e['tid']}: {what}")
+        comm = names.get(e["tid"]) or names.get(e["pid"]) or e["comm"]
+        say(f"{rel}  {sig:<8} taken by {comm}[{e['pid']}] thread {e['tid']}: {what}")
         key = f"{sig} {act}"
         summary["taken"][key] = summary["taken"].get(key, 0) + 1
 

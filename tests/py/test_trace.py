@@ -303,3 +303,55 @@ def test_evicted_task_names_are_asked_of_proc():
     assert (ev["comm"], ev["tid"], ev["pid"]) == (Path(f"/proc/{tid}/comm").read_text().strip(), tid, os.getpid())
     gone = trace.parse_line(line.format(tid=4_000_000))  # above any pid_max
     assert (gone["comm"], gone["pid"]) == ("<...>", 4_000_000)
+
+
+def test_a_kernel_runs_events_end_where_its_driver_saw_the_run_end():
+    """A kernel run's events are those up to when its driver had the verdict
+    (t_end_ns), not up to when the outcome reached sigprobe: a driver whose lane
+    ended shuts its kernel down in between, and jupyter_client's shutdown
+    interrupts the kernel first (a second SIGINT in the run's trace, seen
+    with the lanes side by side)."""
+    import time
+
+    from sigprobe import trace
+
+    now = time.monotonic_ns()
+    kernel, driver = 4242, 4241
+
+    def gen(t):
+        return {"ev": "generate", "t_ns": t, "sig": 2, "code": 0, "comm": "python", "tid": driver, "pid": driver,
+                "target_comm": "python", "target_tid": kernel, "group": True, "result": "delivered"}
+
+    class Instance:
+        def sync(self, _):
+            return True
+
+        def take(self):
+            return [gen(now - 50_000_000), gen(now + 20_000_000)]  # the run's, then the shutdown's
+
+    tracer = trace.RunTracer.__new__(trace.RunTracer)
+    tracer.instance = Instance()
+    got = []
+    outcome = {"probe": {"pid": kernel}, "wall_us": 100_000.0, "t_end_ns": now,
+               "delivered": {"signal": "SIGINT", "sender_pid": driver}}
+    time.sleep(0.03)  # the outcome reaches sigprobe after the shutdown
+    tracer.wrap_add(lambda cell, o: got.append(o))(None, outcome)
+    assert [e["t_ns"] for e in got[0]["trace"]] == [now - 50_000_000]
+
+
+def test_a_watched_thread_is_named_by_the_signal_sent_to_it_not_by_ftraces_cache():
+    """ftrace names the task a signal is delivered in from a pid-indexed cache;
+    a pid reused from a process that ended leaves it naming that process
+    (a python victim shown as `sigprobe-probe-`). The watch names the thread
+    as the signal sent to it did (the event's own field)."""
+    from sigprobe import trace
+
+    said = []
+    tracked, names, summary = {77}, {77: "python"}, {"generated": {}, "taken": {}}
+    generate = {"ev": "generate", "t_ns": 1_000_000_000, "sig": 10, "code": 0, "comm": "python", "tid": 5, "pid": 5,
+                "target_comm": "python", "target_tid": 77, "group": True, "result": "delivered"}
+    deliver = {"ev": "deliver", "t_ns": 1_000_100_000, "sig": 10, "code": 0, "comm": "sigprobe-probe-", "tid": 77,
+               "pid": 77, "sa_handler": 0x55d0c0c0, "sa_flags": 0}
+    for e in (generate, deliver):
+        trace._watch_event(e, tracked, names, summary, said.append, 0.0)
+    assert "taken by python[77] thread 77: handler" in said[1], said

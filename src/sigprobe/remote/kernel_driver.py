@@ -748,6 +748,10 @@ def one_run(plan, pool, run, sock_dir, n):
                     sent_result = True
                     continue
                 if "verdict" in msg:
+                    if os.name != "nt":
+                        # When the run ended, on the clock of the kernel's trace (trace.py): what the
+                        # driver does afterwards (a kernel's shutdown interrupts it) is not this run's.
+                        msg["t_end_ns"] = time.monotonic_ns()
                     if msg["verdict"] in ("hung", "error"):
                         tail = kernel.log_tail()
                         if tail.strip():

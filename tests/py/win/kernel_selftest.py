@@ -24,25 +24,10 @@ HANDLERS = ("import signal as __s, json as __j, threading as __t\n"
             "del __s, __j, __m, __t")
 
 
-def execute(kc, code, timeout=240):
-    """(status, stdout text, ename) of one cell."""
-    msg_id = kc.execute(code)
-    out = []
-    deadline = time.monotonic() + timeout
-    while True:
-        msg = kc.get_iopub_msg(timeout=max(deadline - time.monotonic(), 1))
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        if msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
-            out.append(msg["content"]["text"])
-        elif msg["msg_type"] in ("execute_result", "display_data"):  # the magic's report
-            out.append(msg["content"]["data"].get("text/plain", ""))
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            break
-    while True:
-        reply = kc.get_shell_msg(timeout=30)
-        if reply["parent_header"].get("msg_id") == msg_id:
-            return reply["content"]["status"], "".join(out), reply["content"].get("ename")
+# execute(kc, code): beside this script, read by its path: the embeddable
+# Windows CPython leaves a script's folder off sys.path (python311._pth).
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernel_cells.py"), encoding="utf-8") as f:
+    exec(compile(f.read(), f.name, "exec"))
 
 
 def parse(text):
