@@ -157,7 +157,7 @@ import os, signal, subprocess, sys, time
 from sigprobe.runners import native
 runner, hostile, marker = sys.argv[2:5]
 assert native.become_subreaper()
-p = subprocess.Popen([runner, "--ready-ms", "2000", "--deadline-ms", "30000", "--host", "no-tty",
+p = subprocess.Popen([runner, "--ready-ms", "30000", "--deadline-ms", "30000", "--host", "no-tty",
                       "--delivery", "kill", "--label", "linux/no-tty/hostile-escape/kill",
                       "--exec", hostile, "escape", marker], stdout=subprocess.DEVNULL)
 def marked():
@@ -169,9 +169,9 @@ def marked():
             except OSError:
                 pass
     return n
-for _ in range(300):
-    if marked() >= 3:
-        break
+# Until all three run: a loaded machine took over 3 s (the bound this had) to start them.
+deadline = time.monotonic() + 30
+while marked() < 3 and time.monotonic() < deadline:
     time.sleep(0.01)
 before = marked()
 p.kill(); p.wait()           # the runner dies outright: no cleanup of its own
