@@ -182,12 +182,18 @@ def run_python_cell(runner: Path, interp: Interpreter, cell: Cell, window_scale:
     return parse_outcome(cell, r)
 
 
-def alternate(runs: list, key) -> list:
-    """runs taken in turn from each key(cell)'s group, each group's order kept:
-    [a1, a2, b1] -> [a1, b1, a2]."""
+def grouped(runs: list, key) -> dict:
+    """key(cell) -> that group's runs, in order."""
     groups: dict = {}
     for r in runs:
         groups.setdefault(key(r[0]), []).append(r)
+    return groups
+
+
+def alternate(runs: list, key) -> list:
+    """runs taken in turn from each key(cell)'s group, each group's order kept:
+    [a1, a2, b1] -> [a1, b1, a2]."""
+    groups = grouped(runs, key)
     out = []
     for i in range(max((len(g) for g in groups.values()), default=0)):
         out += [g[i] for g in groups.values() if i < len(g)]
@@ -358,9 +364,7 @@ def kernel_lanes(runs: list, jobs: int) -> list[list]:
     """The kernel runs split into lanes, one driver (and its kernels) each:
     one lane per interrupt mode when -j allows two or more (a mode's kernels
     serve only that mode's runs), else one lane in which the modes alternate."""
-    by_mode: dict = {}
-    for r in runs:
-        by_mode.setdefault(JUPYTER_HOSTS[r[0].host], []).append(r)
+    by_mode = grouped(runs, lambda cell: JUPYTER_HOSTS[cell.host])
     return list(by_mode.values()) if jobs >= len(by_mode) else [runs]
 
 
