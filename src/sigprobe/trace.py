@@ -192,17 +192,22 @@ def parse_line(line: str) -> dict | None:
     names the current task and its tgid from caches that process churn can
     evict (shown as <...> and -------): then the thread, if it still runs
     (a kworker, a kernel's thread), is asked; else the tgid is taken as the
-    tid (right for a main thread)."""
+    tid (right for a main thread). The cache can also be stale: it is written
+    at the task's next context switch, so a line read before that names the
+    task by whatever process last had its pid (a runner shown as a long-gone
+    Wine process). A signal's sender is therefore always asked of /proc while
+    it runs, the cache being the fallback for one already gone."""
     m = LINE.match(line)
     if not m:
         return None
     tid = int(m["tid"])
     comm = m["comm"].strip()
     tgid = int(m["tgid"]) if m["tgid"].isdigit() else None
-    if comm == "<...>" or tgid is None:
+    sender = m["event"] == "signal_generate"
+    if comm == "<...>" or tgid is None or sender:
         live = _live_task(tid)
-        comm = live.get("comm", comm) if comm == "<...>" else comm
-        tgid = live.get("tgid", tid) if tgid is None else tgid
+        comm = live.get("comm", comm) if comm == "<...>" or sender else comm
+        tgid = live.get("tgid", tid) if tgid is None or (sender and live) else tgid
     base = {"t_ns": int(m["ts"]) * 1_000_000_000 + int(m["us"]) * 1000,
             "comm": comm, "tid": tid, "pid": tgid}
     ev, rest = m["event"], m["rest"]

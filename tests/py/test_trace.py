@@ -305,6 +305,22 @@ def test_evicted_task_names_are_asked_of_proc():
     assert (gone["comm"], gone["pid"]) == ("<...>", 4_000_000)
 
 
+def test_a_senders_stale_cached_name_is_replaced_by_its_name_in_proc():
+    """ftrace writes a task's name to its cache at the task's next context
+    switch: a signal_generate line read before that names the sender after
+    the process that last had its pid (seen in CI: the runner shown as
+    `sigprobe-host.e`, a Wine process of another test). A sender that still
+    runs is named, with its tgid, from /proc; one that is gone keeps the cache's."""
+    line = ("  sigprobe-host.e-{tid} ( {tgid}) [001] d..2. 12345.678901: signal_generate: sig=2 errno=0 code=0 "
+            "comm=sigprobe-probe- pid=4242 grp=1 res=0")
+    tid = threading.get_native_id()
+    ev = trace.parse_line(line.format(tid=tid, tgid=tid))
+    assert (ev["comm"], ev["tid"], ev["pid"]) == (Path(f"/proc/{tid}/comm").read_text().strip(), tid, os.getpid())
+    assert ev["comm"] != "sigprobe-host.e"
+    gone = trace.parse_line(line.format(tid=4_000_000, tgid=4_000_000))
+    assert (gone["comm"], gone["pid"]) == ("sigprobe-host.e", 4_000_000)
+
+
 def test_a_kernel_runs_events_end_where_its_driver_saw_the_run_end():
     """A kernel run's events are those up to when its driver had the verdict
     (t_end_ns), not up to when the outcome reached sigprobe: a driver whose lane
