@@ -32,9 +32,16 @@ def sigprobe(build_dir):
 def winpy(request, tmp_path_factory):
     """(build, env) with the Windows side built, the Windows Python made and a
     wineserver running (the Windows tests: test_windows_python.py,
-    test_wheel_windows.py, one set-up for both in one session)."""
+    test_wheel_windows.py, one set-up for both in one session).
+
+    Once it is ready, the work each of those modules names in its WINE_JOBS
+    ({name: fn(build, env, pyext, tmp_path_factory)}, pyext: the folder of the
+    extension probe built for that Python) starts side by side, and a
+    fixture takes its result with wine_job(request, name). Work under Wine is
+    mostly waiting on the wineserver, not on a core: two Windows kernels start
+    in the time of one. The Windows wheel (test_wheel_windows.py) is such a
+    job too, compiled while the tests before it wait on Wine."""
     import shutil
-    import time
     from concurrent.futures import ThreadPoolExecutor
 
     from sigprobe.runners import wine, winpython
@@ -50,22 +57,17 @@ def winpy(request, tmp_path_factory):
                  pool.submit(wine.ensure_prefix, build)]
     for step in steps:
         step.result()
-    # The Windows wheel (test_wheel_windows.py) is compiled while the tests
-    # before it wait on Wine: from a fresh clone its C build is minutes.
-    builder = None
-    if any(item.path.name == "test_wheel_windows.py" for item in request.session.items):
-        dest = tmp_path_factory.mktemp("dist")
+    pyext = steps[1].result()  # jobs never build it again: two builds of one tree would collide
+    modules = {item.module for item in request.session.items if hasattr(item, "module")}
+    jobs = {name: fn for m in sorted(modules, key=lambda m: m.__name__) for name, fn in getattr(m, "WINE_JOBS", {}).items()}
+    # The pool is left (every job waited for) before the wineserver stops under them.
+    with wine.wineserver(build) as env, ThreadPoolExecutor(max(len(jobs), 1), thread_name_prefix="wine-job") as pool:
+        request.config.sigprobe_wine_jobs = {name: pool.submit(fn, build, env, pyext, tmp_path_factory)
+                                             for name, fn in jobs.items()}
+        yield build, env
 
-        def build_wheel():
-            t0 = time.perf_counter()
-            r = subprocess.run([sys.executable, "-m", "sigprobe", "wheel", "--platform", "windows-wine", "--out",
-                                str(dest)], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=900)
-            return r, dest, time.perf_counter() - t0
-        builder = ThreadPoolExecutor(1)
-        request.config.sigprobe_windows_wheel = builder.submit(build_wheel)
-    try:
-        with wine.wineserver(build) as env:
-            yield build, env
-    finally:
-        if builder is not None:
-            builder.shutdown(wait=True)
+
+def wine_job(request, name: str):
+    """The result of a module's WINE_JOBS entry (see winpy), waiting for it."""
+    request.getfixturevalue("winpy")
+    return request.config.sigprobe_wine_jobs[name].result()

@@ -16,24 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, wine_job
 from sigprobe.runners import winpython
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="cross-built and run under Wine")
 TAG = "cp311-cp311-win_amd64"
-
-
-@pytest.fixture(scope="module")
-def wheel(winpy, pytestconfig) -> Path:
-    """The Windows wheel, made as the README says: `sigprobe wheel --platform
-    windows-wine` (started by the winpy fixture, so it builds while other tests run)."""
-    r, dest, took = pytestconfig.sigprobe_windows_wheel.result()
-    assert r.returncode == 0, r.stderr[-3000:]
-    built = Path(r.stdout.strip())
-    assert built.parent == dest and built.is_file(), r.stdout
-    print(f"\nbuilt {built.name} ({built.stat().st_size / 1024:.0f} KiB) in {took:.1f} s "
-          f"(beside the tests before it)")
-    return built
 
 
 def _link_or_copy(src, dst):
@@ -47,15 +34,12 @@ def _link_or_copy(src, dst):
         shutil.copy2(src, dst)
 
 
-@pytest.fixture(scope="module")
-def user(winpy, wheel, tmp_path_factory):
-    """(python.exe, Wine environment): a fresh copy of the project's Windows
-    CPython with its Jupyter stack but without the .pth that links it to this
-    checkout, pip in it (the bundled pip wheel of this Python's ensurepip:
-    the embeddable distribution has none), the Windows wheel installed
-    by that pip, no SIGPROBE_* or PYTHON* variable inherited."""
-    build, env = winpy
-    home = tmp_path_factory.mktemp("windows-user") / "python"
+def _install(build, env, wheel: Path, home: Path) -> tuple[Path, dict, subprocess.CompletedProcess, float]:
+    """A fresh copy of the project's Windows CPython with its Jupyter stack
+    but without the .pth that links it to this checkout, pip in it (the
+    bundled pip wheel of this Python's ensurepip: the embeddable distribution
+    has none), the Windows wheel installed by that pip, no SIGPROBE_* or
+    PYTHON* variable inherited: (python.exe, environment, pip's run, its time)."""
     shutil.copytree(winpython.home(build), home, copy_function=_link_or_copy,
                     ignore=shutil.ignore_patterns("sigprobe-checkout.pth", ".sigprobe-stamp"))
     site = home / "Lib" / "site-packages"
@@ -72,7 +56,71 @@ def user(winpy, wheel, tmp_path_factory):
     t0 = time.perf_counter()
     r = run(python, e, ["-m", "pip", "install", "--no-index", "--no-deps", "--disable-pip-version-check",
                         winpython.wine_path(wheel)])
-    print(f"\npip install of {wheel.name} under Wine (the Windows Python's own pip): {time.perf_counter() - t0:.1f} s")
+    return python, e, r, time.perf_counter() - t0
+
+
+def _wheel_user_kernel(build, env, pyext, tmp_path_factory) -> dict:
+    """The wheel made as the README says (`sigprobe wheel --platform
+    windows-wine`), installed into a user's Python; that Python's kernel run
+    (tests/py/win/wheel_kernel.py), the command, and the uninstall: one job,
+    each step's result for the tests below, which judge them; a failed build
+    or install ends it."""
+    out = {}
+    dest = tmp_path_factory.mktemp("dist")
+    t0 = time.perf_counter()
+    out["build"] = r = subprocess.run([sys.executable, "-m", "sigprobe", "wheel", "--platform", "windows-wine",
+                                       "--out", str(dest)], capture_output=True, text=True,
+                                      stdin=subprocess.DEVNULL, timeout=900)
+    out["build_s"], out["dest"] = time.perf_counter() - t0, dest
+    if r.returncode != 0:
+        return out
+    out["user"] = python, e, r, _ = _install(build, env, Path(r.stdout.strip()),
+                                             tmp_path_factory.mktemp("windows-user") / "python")
+    if r.returncode != 0:
+        return out
+    t0 = time.perf_counter()
+    out["kernel"] = run(python, e, [winpython.wine_path(ROOT / "tests" / "py" / "win" / "wheel_kernel.py")])
+    out["kernel_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    out["version"] = subprocess.run(winpython.command(str(python.parent / "Scripts" / "sigprobe.exe"), "--version"),
+                                    env=e, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
+                                    cwd=python.parent.parent)
+    out["version_s"] = time.perf_counter() - t0
+    out["list"] = run(python, e, ["-m", "sigprobe", "list"])
+    # Last: every step above uses the installed wheel.
+    out["installed"] = [str(p) for p in (python.parent / "Lib" / "site-packages").glob("sigprobe*")]
+    t0 = time.perf_counter()
+    out["uninstall"] = run(python, e, ["-m", "pip", "uninstall", "-y", "--disable-pip-version-check", "sigprobe"])
+    out["uninstall_s"] = time.perf_counter() - t0
+    out["left"] = [str(p) for p in python.parent.rglob("*sigprobe*")]
+    return out
+
+
+# Started as soon as the Windows side is ready (conftest.winpy), beside the other modules' Wine work.
+WINE_JOBS = {"windows_wheel": _wheel_user_kernel}
+
+
+@pytest.fixture(scope="module")
+def job(request) -> dict:
+    return wine_job(request, "windows_wheel")
+
+
+@pytest.fixture(scope="module")
+def wheel(job) -> Path:
+    r, dest = job["build"], job["dest"]
+    assert r.returncode == 0, r.stderr[-3000:]
+    built = Path(r.stdout.strip())
+    assert built.parent == dest and built.is_file(), r.stdout
+    print(f"\nbuilt {built.name} ({built.stat().st_size / 1024:.0f} KiB) in {job['build_s']:.1f} s "
+          f"(beside the tests before it)")
+    return built
+
+
+@pytest.fixture(scope="module")
+def user(job, wheel):
+    """(python.exe, Wine environment) of the user's Python with the wheel installed (_install)."""
+    python, e, r, took = job["user"]
+    print(f"\npip install of {wheel.name} under Wine (the Windows Python's own pip): {took:.1f} s")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     return python, e
 
@@ -115,17 +163,13 @@ def test_this_linux_python_refuses_it_by_its_tags(wheel, tmp_path):
     assert r.returncode != 0 and "is not a supported wheel on this platform" in r.stderr, r.stderr
 
 
-def test_the_command_from_the_wheel(user):
-    python, e = user
-    scripts = python.parent / "Scripts"
-    t0 = time.perf_counter()
-    r = subprocess.run(winpython.command(str(scripts / "sigprobe.exe"), "--version"), env=e, capture_output=True,
-                       text=True, stdin=subprocess.DEVNULL, timeout=300, cwd=python.parent.parent)
+def test_the_command_from_the_wheel(job, user):
+    r = job["version"]
     assert r.returncode == 0 and r.stdout.strip() == "sigprobe 0.1.0", r.stdout + r.stderr[-2000:]
-    print(f"\nScripts\\sigprobe.exe --version under Wine: {time.perf_counter() - t0:.1f} s")
+    print(f"\nScripts\\sigprobe.exe --version under Wine: {job['version_s']:.1f} s")
     # `list` asks the wheel's runner (sigprobe-run.exe --list), which names the platform it finds itself
     # on: windows-wine here (whose kernel cells the Linux side runs: it lists the runner's cells only).
-    r = run(python, e, ["-m", "sigprobe", "list"])
+    r = job["list"]
     assert r.returncode == 0, r.stderr[-3000:]
     cells = r.stdout.split()
     assert {"windows-wine/console/console-ctrl/ctrl-c", "windows-wine/jupyter-launch/event/set-event"} <= set(cells)
@@ -133,14 +177,12 @@ def test_the_command_from_the_wheel(user):
 
 
 @pytest.fixture(scope="module")
-def kernel_run(user):
-    python, e = user
-    t0 = time.perf_counter()
-    r = run(python, e, [winpython.wine_path(ROOT / "tests" / "py" / "win" / "wheel_kernel.py")])
+def kernel_run(job, user):
+    r = job["kernel"]
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
     steps = ", ".join(f"{k} {v['wall_s']} s" for k, v in out.items() if isinstance(v, dict))
-    print(f"\nthe Windows kernel's run: {time.perf_counter() - t0:.1f} s (jupyter_client imported in "
+    print(f"\nthe Windows kernel's run: {job['kernel_s']:.1f} s (jupyter_client imported in "
           f"{out['imports_s']} s, the kernel ready in {out['kernel_start_s']} s; cells: {steps})")
     return out
 
@@ -197,13 +239,9 @@ def test_bad_input_is_one_line(tmp_path, monkeypatch):
     assert not (tmp_path / "build").exists()
 
 
-def test_uninstall_leaves_no_file_behind(user):
-    # Last: the tests above use the installed wheel.
-    python, e = user
-    assert list((python.parent / "Lib" / "site-packages").glob("sigprobe*"))
-    t0 = time.perf_counter()
-    r = run(python, e, ["-m", "pip", "uninstall", "-y", "--disable-pip-version-check", "sigprobe"])
-    print(f"\npip uninstall under Wine: {time.perf_counter() - t0:.1f} s")
+def test_uninstall_leaves_no_file_behind(job, user):
+    assert job["installed"]
+    print(f"\npip uninstall under Wine: {job['uninstall_s']:.1f} s")
+    r = job["uninstall"]
     assert r.returncode == 0, r.stderr[-2000:]
-    left = [str(p) for p in python.parent.rglob("*sigprobe*")]
-    assert left == []
+    assert job["left"] == []

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, wine_job
 from sigprobe.catalog import parse_id
 from sigprobe.runners import wine, winpython
 
@@ -60,11 +60,19 @@ def test_wine_processes_run_without_address_space_randomisation(winpy, tmp_path)
     assert all(v & 0x0040000 for v in found.values()), found
 
 
+def _doctor_targets(build, env, pyext, tmp_path_factory):
+    return winpython.run(build, env, [winpython.wine_path(ROOT / "tests/py/win/doctor_targets.py"),
+                                      winpython.wine_path(ROOT)], timeout=300)
+
+
+def _kernel_selftest(build, env, pyext, tmp_path_factory):
+    return winpython.run(build, env, [winpython.wine_path(ROOT / "tests/py/win/kernel_selftest.py"),
+                                      winpython.wine_path(ROOT), winpython.wine_path(pyext)], timeout=600)
+
+
 @pytest.fixture(scope="module")
-def targets(winpy):
-    build, env = winpy
-    r = winpython.run(build, env, [winpython.wine_path(ROOT / "tests/py/win/doctor_targets.py"),
-                                   winpython.wine_path(ROOT)], timeout=300)
+def targets(request):
+    r = wine_job(request, "doctor_targets")
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout.strip().splitlines()[-1])
 
@@ -174,11 +182,8 @@ def test_pid_that_has_exited(targets):
 # ---- a real Windows kernel -------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def kernel_run(winpy):
-    build, env = winpy
-    pyext = winpython.ensure_pyext(build)
-    r = winpython.run(build, env, [winpython.wine_path(ROOT / "tests/py/win/kernel_selftest.py"),
-                                   winpython.wine_path(ROOT), winpython.wine_path(pyext)], timeout=600)
+def kernel_run(request):
+    r = wine_job(request, "kernel_selftest")
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout.strip().splitlines()[-1])
 
@@ -286,32 +291,39 @@ KERNEL_CELL_VERDICTS = {
 }
 
 
-def test_windows_kernel_cells_from_a_unicode_folder(winpy, tmp_path, monkeypatch):
+def _unicode_folder_cells(build, env, pyext, tmp_path_factory) -> dict:
+    """The extension probe's .pyd files copied into a folder named with
+    non-ASCII characters and a space; where the kernel driver's loader
+    (remote/pyext_loader.py) loads the module from; the kernel cells run with
+    that folder."""
+    folder = tmp_path_factory.mktemp("unicode") / "ünï códe" / "pyext"
+    folder.mkdir(parents=True)
+    for pyd in pyext.glob(f"*{winpython.EXT_SUFFIX}"):
+        shutil.copy2(pyd, folder)
+    loaded = winpython.run(build, env, ["-c", "import sys; from sigprobe.remote.pyext_loader import load_pyext; "
+                                        "print(load_pyext(sys.argv[1]).__file__)", winpython.wine_path(folder)])
+    got = {}
+    # Windows kernels under a loaded Wine can take over a minute to start: the windows scaled 3x (no verdict
+    # here depends on them; --window-scale).
+    versions = wine.run_kernel_cells(build, env, [(parse_id(cid), 0) for cid in KERNEL_CELL_VERDICTS], 3.0,
+                                     lambda c, o: got.__setitem__(c.id, o), pyext=folder)
+    return {"folder": folder, "loaded": loaded, "versions": versions, "outcomes": got}
+
+
+def test_windows_kernel_cells_from_a_unicode_folder(request):
     """Windows kernel cells measured in the Windows CPython's real kernels
     (the runner on loopback TCP), with the extension probe's .pyd files in a
     folder named with non-ASCII characters and a space, as under a user name
     like `José` (issue 16): the kernel imports the modules from that folder
     and nowhere else, and the cells give their known verdicts."""
-    build, env = winpy
-    folder = tmp_path / "ünï códe" / "pyext"
-    folder.mkdir(parents=True)
-    for pyd in winpython.ensure_pyext(build).glob(f"*{winpython.EXT_SUFFIX}"):
-        shutil.copy2(pyd, folder)
+    job = wine_job(request, "unicode_folder_cells")
+    folder = job["folder"]
     assert sorted(p.name for p in folder.iterdir()) == [f"sigprobe_pyext{winpython.EXT_SUFFIX}",
                                                         f"sigprobe_pyext_import{winpython.EXT_SUFFIX}"]
-    # Where the module is loaded from, as the kernel driver loads it (remote/pyext_loader.py).
-    r = winpython.run(build, env, ["-c", "import sys; from sigprobe.remote.pyext_loader import load_pyext; "
-                                   "print(load_pyext(sys.argv[1]).__file__)", winpython.wine_path(folder)])
+    r = job["loaded"]
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.strip() == winpython.wine_path(folder / f"sigprobe_pyext{winpython.EXT_SUFFIX}")
-
-    monkeypatch.setattr(winpython, "ensure_pyext", lambda b: folder)
-    cells = [parse_id(cid) for cid in KERNEL_CELL_VERDICTS]
-    got = {}
-    # Windows kernels under a loaded Wine can take over a minute to start: the windows scaled 3x (no verdict
-    # here depends on them; --window-scale).
-    versions = wine.run_kernel_cells(build, env, [(c, 0) for c in cells], 3.0,
-                                     lambda c, o: got.__setitem__(c.id, o))
+    versions, got = job["versions"], job["outcomes"]
     assert versions.get("python") == "3.11.9" and versions.get("ipykernel") == "7.4.0", versions
     for cid, want in KERNEL_CELL_VERDICTS.items():
         o = got[cid]
@@ -321,3 +333,8 @@ def test_windows_kernel_cells_from_a_unicode_folder(winpy, tmp_path, monkeypatch
     assert handled["stopped_by"] == "check-signals" and handled["python"]["took_effect"] == "inside-call"
     assert handled["delivered"]["signal"] == "SIGINT"  # the event, as interrupt_main() turns it into
     assert 0 < handled["fired"][0]["latency_us"] < 1_000_000
+
+
+# Started side by side as soon as the Windows side is ready (conftest.winpy).
+WINE_JOBS = {"doctor_targets": _doctor_targets, "kernel_selftest": _kernel_selftest,
+             "unicode_folder_cells": _unicode_folder_cells}

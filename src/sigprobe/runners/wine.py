@@ -124,16 +124,19 @@ def run_cell(build: Path, env: dict, cell: Cell, window_scale: float = 1.0) -> d
     return parse_outcome(cell, r, "sigprobe-run.exe under Wine")
 
 
-def run_kernel_cells(build: Path, env: dict, runs: list, window_scale: float, on_outcome) -> dict:
+def run_kernel_cells(build: Path, env: dict, runs: list, window_scale: float, on_outcome,
+                     pyext: Path | None = None) -> dict:
     """The Windows kernel cells: real Windows Jupyter kernels under Wine, run
     by the Windows CPython (winpython.py) with its own jupyter_client and
     ipykernel and the extension probe cross-built for it, through the same
     kernel_driver.py as on POSIX; the runner listens on loopback TCP (Wine 8
     has no AF_UNIX). Without that Python (no network for its first download)
-    each cell is unsupported, saying why. Returns the interpreter's versions."""
+    each cell is unsupported, saying why. Returns the interpreter's versions.
+    pyext: the folder of the extension probe built for that Python, if already
+    built (else it is built here)."""
     from . import winpython
     try:
-        pyext = winpython.ensure_pyext(build)
+        pyext = pyext or winpython.ensure_pyext(build)
     except (MissingDependency, BuildFailed) as e:
         for cell, _ in runs:
             on_outcome(cell, pyhosts.unsupported_outcome(cell, f"no Windows Python under Wine: {e}"))

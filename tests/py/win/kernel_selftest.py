@@ -2,8 +2,8 @@
 real Windows Jupyter kernel started by jupyter_client (so it holds an
 inherited JPY_INTERRUPT_EVENT and JPY_PARENT_PID), then, inside it,
 `%load_ext sigprobe`, `%sigprobe doctor` and `%sigprobe selftest`, and from
-outside `sigprobe doctor --pid KERNEL`; then the same kernel in message mode,
-interrupted by jupyter_client while a cell runs. Prints one JSON document.
+outside `sigprobe doctor --pid KERNEL`; then a second kernel, in message mode
+(started beside the first), interrupted by jupyter_client while a cell runs. Prints one JSON document.
 
     python kernel_selftest.py REPO PYEXT_DIR
 """
@@ -38,7 +38,10 @@ def parse(text):
         return text
 
 
-def start(tmp, mode):
+def launch(tmp, mode):
+    """A kernel in this interrupt mode, started (ready once kc.wait_for_ready() returns).
+    Both modes' kernels start side by side (a kernel's start under Wine is
+    mostly waiting on the wineserver: two take hardly longer than one)."""
     spec_dir = os.path.join(tmp, "kernels", f"sigprobe-{mode}")
     os.makedirs(spec_dir)
     with open(os.path.join(spec_dir, "kernel.json"), "w") as f:
@@ -48,7 +51,6 @@ def start(tmp, mode):
     km.start_kernel(env={**os.environ, "SIGPROBE_PYEXT_DIR": PYEXT})
     kc = km.client()
     kc.start_channels()
-    kc.wait_for_ready(timeout=120)
     return km, kc
 
 
@@ -57,58 +59,52 @@ def stop(km, kc):
     km.shutdown_kernel(now=True)
 
 
-def signal_mode(tmp, out):
-    km, kc = start(tmp, "signal")
-    try:
-        pid = km.provisioner.process.pid
-        out["kernel_pid"] = pid
-        status, text, _ = execute(kc, "%load_ext sigprobe")
-        assert status == "ok", text
-        execute(kc, "pass")  # a cell ends: the extension measures the kernel as it goes idle
-        r = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "sigprobe"), "doctor", "--pid", str(pid),
-                            "--json"], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
-        out["doctor_pid"] = {"rc": r.returncode, "stderr": r.stderr[-2000:], "doc": json.loads(r.stdout or "null")}
-        status, text, _ = execute(kc, "%sigprobe doctor --json")
-        out["magic_doctor"] = {"status": status, "doc": parse(text)}
-        status, text, _ = execute(kc, "%sigprobe doctor")
-        out["magic_doctor_text"] = text
-        before = execute(kc, HANDLERS)[1]
-        status, text, ename = execute(kc, "%sigprobe selftest --json --repeat 2")
-        out["selftest"] = {"status": status, "ename": ename,
-                           "result": parse(text)}
-        after = execute(kc, HANDLERS)[1]
-        out["handlers"] = {"before": parse(before), "after": parse(after)}
-        status, text, ename = execute(kc, "%sigprobe selftest --repeat 1 --loop-ms 600")
-        out["selftest_text"] = {"status": status, "text": text}
-    finally:
-        stop(km, kc)
+def signal_mode(km, kc, out):
+    kc.wait_for_ready(timeout=120)
+    pid = km.provisioner.process.pid
+    out["kernel_pid"] = pid
+    status, text, _ = execute(kc, "%load_ext sigprobe")
+    assert status == "ok", text
+    execute(kc, "pass")  # a cell ends: the extension measures the kernel as it goes idle
+    r = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "sigprobe"), "doctor", "--pid", str(pid),
+                        "--json"], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    out["doctor_pid"] = {"rc": r.returncode, "stderr": r.stderr[-2000:], "doc": json.loads(r.stdout or "null")}
+    status, text, _ = execute(kc, "%sigprobe doctor --json")
+    out["magic_doctor"] = {"status": status, "doc": parse(text)}
+    status, text, _ = execute(kc, "%sigprobe doctor")
+    out["magic_doctor_text"] = text
+    before = execute(kc, HANDLERS)[1]
+    status, text, ename = execute(kc, "%sigprobe selftest --json --repeat 2")
+    out["selftest"] = {"status": status, "ename": ename,
+                       "result": parse(text)}
+    after = execute(kc, HANDLERS)[1]
+    out["handlers"] = {"before": parse(before), "after": parse(after)}
+    status, text, ename = execute(kc, "%sigprobe selftest --repeat 1 --loop-ms 600")
+    out["selftest_text"] = {"status": status, "text": text}
 
 
-def message_mode(tmp, out):
+def message_mode(km, kc, out):
     """What an interrupt in message mode does to a running cell on Windows."""
-    km, kc = start(tmp, "message")
-    try:
-        r = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "sigprobe"), "doctor", "--pid",
-                            str(km.provisioner.process.pid), "--json"], capture_output=True, text=True, timeout=120,
-                           stdin=subprocess.DEVNULL)
-        out["message_doctor_pid"] = {"rc": r.returncode, "doc": json.loads(r.stdout or "null")}
-        msg_id = kc.execute("import time\nt0 = time.perf_counter()\ntry:\n    while time.perf_counter() - t0 < 3:\n"
-                            "        pass\n    print('completed')\nexcept KeyboardInterrupt:\n    print('interrupted')")
-        time.sleep(1.0)
-        t = time.monotonic()
-        km.interrupt_kernel()
-        texts = []
-        while True:
-            msg = kc.get_iopub_msg(timeout=30)
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            if msg["msg_type"] == "stream":
-                texts.append(msg["content"]["text"].strip())
-            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                break
-        out["message_interrupt"] = {"printed": texts, "cell_ended_after_s": round(time.monotonic() - t, 2)}
-    finally:
-        stop(km, kc)
+    kc.wait_for_ready(timeout=120)
+    r = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "sigprobe"), "doctor", "--pid",
+                        str(km.provisioner.process.pid), "--json"], capture_output=True, text=True, timeout=120,
+                       stdin=subprocess.DEVNULL)
+    out["message_doctor_pid"] = {"rc": r.returncode, "doc": json.loads(r.stdout or "null")}
+    msg_id = kc.execute("import time\nt0 = time.perf_counter()\ntry:\n    while time.perf_counter() - t0 < 3:\n"
+                        "        pass\n    print('completed')\nexcept KeyboardInterrupt:\n    print('interrupted')")
+    time.sleep(1.0)
+    t = time.monotonic()
+    km.interrupt_kernel()
+    texts = []
+    while True:
+        msg = kc.get_iopub_msg(timeout=30)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "stream":
+            texts.append(msg["content"]["text"].strip())
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    out["message_interrupt"] = {"printed": texts, "cell_ended_after_s": round(time.monotonic() - t, 2)}
 
 
 def main():
@@ -117,8 +113,15 @@ def main():
         os.environ["JUPYTER_PATH"] = tmp
         os.environ["JUPYTER_RUNTIME_DIR"] = os.path.join(tmp, "runtime")
         os.environ["IPYTHONDIR"] = os.path.join(tmp, "ipython")
-        signal_mode(tmp, out)
-        message_mode(tmp, out)
+        kernels = []
+        try:
+            for mode in ("signal", "message"):
+                kernels.append(launch(tmp, mode))
+            signal_mode(*kernels[0], out)
+            message_mode(*kernels[1], out)
+        finally:
+            for km, kc in kernels:
+                stop(km, kc)
     sys.stdout.write(json.dumps(out) + "\n")
 
 
