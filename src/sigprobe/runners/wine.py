@@ -58,7 +58,7 @@ def ensure_build(build: Path | None = None) -> Path:
 def ensure_prefix(build: Path) -> None:
     """The build tree's Wine prefix (build/wineprefix), made if missing."""
     if not (build / "wineprefix" / "system.reg").exists():
-        bootstrap.log(f"creating the Wine prefix {build / 'wineprefix'} (about 10 s, once per build tree)")
+        bootstrap.log(f"creating the Wine prefix {build / 'wineprefix'} (about a minute, once per build tree)")
         build.mkdir(parents=True, exist_ok=True)
         subprocess.run(command("wineboot", "-i"), env=env_for(build), stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
