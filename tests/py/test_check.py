@@ -213,6 +213,23 @@ def test_the_magic_line_form_and_its_errors(magic_kernel):
     assert content["status"] == "error" and "--bogus" in content["evalue"], content
 
 
+@pytest.mark.parametrize("line, code", [
+    ("--json --after 300 __import__('time').sleep(2)", "__import__('time').sleep(2)"),  # quotes kept
+    ('--repeat 2 f(1, "a  b")', 'f(1, "a  b")'),  # and the spaces inside them
+    ("--out 'my file.json' f()", "f()"),
+    ("--json", ""),
+])
+def test_the_line_forms_code_is_the_line_as_typed_after_the_options(line, code):
+    from sigprobe.ipython import check_magic
+    assert check_magic.parse(line, None)[1] == code
+
+
+def test_options_after_the_lines_code_are_one_clear_line():
+    from sigprobe.ipython import check_magic
+    with pytest.raises(check_magic.UsageProblem, match=r"^%sigprobe check: the options go before the expression"):
+        check_magic.parse("f() --json", None)
+
+
 # ---- the calls everyone uses, in the matrix ----------------------------------------
 
 def test_subjects_are_a_named_selection_of_the_matrix_not_the_default(sigprobe):

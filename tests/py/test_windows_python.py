@@ -272,6 +272,35 @@ def test_selftest_text_in_a_windows_kernel(kernel_run):
     assert "kernel state afterwards: unchanged" in t["text"]
 
 
+def test_check_magic_in_a_windows_kernel(kernel_run):
+    """%%sigprobe check interrupts this kernel the way jupyter_client does on
+    Windows (SetEvent on JPY_INTERRUPT_EVENT, from a helper process): code
+    whose answer is known by construction gets it; the helper's interrupt
+    does not reach the next cell; the handlers are as before."""
+    checks = kernel_run["check"]
+    for name, c in checks.items():
+        assert c["status"] == "ok" and isinstance(c["doc"], dict), (name, c)
+        assert c["doc"]["platform"] == "windows-wine" and c["doc"]["kernel_state"]["unchanged"] is True, (name, c)
+    (busy,) = checks["busy"]["doc"]["cells"]
+    assert busy["id"] == "windows-wine/jupyter/code:cell/kernel-interrupt"
+    assert busy["verdict"] == "handled", busy
+    assert busy["runs"][0]["check"]["raised_at"]["line"] in (3, 4)  # inside the loop
+    (pydll,) = checks["pydll"]["doc"]["cells"]
+    assert pydll["verdict"] == "deferred", pydll
+    held = pydll["runs"][0]["check"]["gil_held_ms"]
+    assert 1500 <= held <= 2600, pydll  # the 2 s Sleep, GIL held across the interrupt at 300 ms
+    assert "the kernel's poller thread turns the interrupt event into interrupt_main()" in pydll["conclusion"]
+    # The poller's interrupt_main() sets Python's flag; it does not end time.sleep's wait (measured under Wine).
+    (sleep,) = checks["sleep"]["doc"]["cells"]
+    assert checks["sleep"]["doc"]["subject"]["code"] == "__import__('time').sleep(2)"
+    assert sleep["verdict"] == "deferred" and "gil_held_ms" not in sleep["runs"][0]["check"], sleep
+    assert "it does not end a wait the main thread is in" in sleep["conclusion"], sleep
+    assert kernel_run["check_next_cell"][:2] == ("ok", "next\n")
+    assert kernel_run["check_handlers"] == kernel_run["handlers"]["before"]
+    status, text, ename = kernel_run["check_message_mode"]
+    assert status == "error" and ename == "UsageError" and "%sigprobe check --mode message: on Windows" in text
+
+
 def test_message_mode_interrupt_does_nothing_on_windows(kernel_run):
     d = kernel_run["message_doctor_pid"]["doc"]
     assert d["jupyter"]["interrupt_mode"] == "message"

@@ -52,6 +52,11 @@ class Subject:
 
 
 def platform_name() -> str:
+    """The matrix's name for this platform: linux, macos, windows, or
+    windows-wine (Wine's ntdll exports wine_get_version, as the C runner asks)."""
+    if sys.platform == "win32":
+        import ctypes
+        return "windows-wine" if hasattr(ctypes.WinDLL("ntdll"), "wine_get_version") else "windows"
     return "linux" if sys.platform.startswith("linux") else ("macos" if sys.platform == "darwin" else sys.platform)
 
 

@@ -29,6 +29,11 @@ FIX_HANDLER = ("do not rely on a C SIGINT handler installed at import: ipykernel
 FIX_SWALLOW = ("let KeyboardInterrupt propagate: a bare `except:` or `except BaseException:` around a loop "
                "swallows it")
 FIX_DFL = "leave SIGINT to Python (signal.default_int_handler) while this code runs"
+FIX_WAIT = ("wait in slices (a timeout of a few tens of ms, then again) so that the main thread gets back to "
+            "Python, or to PyErr_CheckSignals(), between them")
+# The thread that passes a kernel's interrupt on to the main thread, where it needs the GIL to do so.
+GIL_THREAD = {"message": "in message mode the kernel's control thread turns the interrupt_request into SIGINT",
+              "windows": "on Windows the kernel's poller thread turns the interrupt event into interrupt_main()"}
 
 
 def ms(ns: int | None) -> float | None:
@@ -192,6 +197,7 @@ def conclusion(host: str, cell: dict) -> str:
     first = next((r for r in runs if r["verdict"] == v), runs[0] if runs else {})
     c = first.get("check", {})
     kernel = host.startswith("jupyter")
+    windows = cell.get("id", "").startswith("windows")
     owners = c.get("sigint_owner", {})
     set_up = (owners.get("after_setup") or [None])[0]
     before = (owners.get("before") or [None])[0]
@@ -208,10 +214,14 @@ def conclusion(host: str, cell: dict) -> str:
         if set_up not in (None, "python", "default", "ignored") and before == "python" and kernel:
             return (f"only when the call returns: the SIGINT handler your setup installed ({set_up}) was replaced "
                     f"by Python's before the code ran (ipykernel re-installs it around every cell). Fix: {FIX_HANDLER}.")
-        if gil and host == "jupyter-message":
-            return (f"only when the call returns: in message mode the kernel's control thread turns the "
-                    f"interrupt_request into SIGINT, and it needs the GIL, which the main thread held for {gil:.0f} ms"
+        if gil and (host == "jupyter-message" or (kernel and windows)):
+            return (f"only when the call returns: {GIL_THREAD['message' if host == 'jupyter-message' else 'windows']}"
+                    f", and it needs the GIL, which the main thread held for {gil:.0f} ms"
                     f"{' at ' + at if at else ''}. Fix: {FIX_GIL}.")
+        if kernel and windows and not gil:
+            return (f"only when the call returns: {GIL_THREAD['windows']}, which sets Python's flag for the main "
+                    f"thread to see between bytecodes; it does not end a wait the main thread is in"
+                    f"{' (at ' + at + ')' if at else ''}, as Ctrl+C in a console does. Fix: {FIX_WAIT}.")
         if gil:
             return (f"only when the call returns: the main thread held the GIL for {gil:.0f} ms without checking "
                     f"for signals{' at ' + at if at else ''}. Fix: {FIX_CHECK}.")

@@ -2,9 +2,10 @@
 in the user's own kernel. The cell's code runs twice in this kernel's
 namespace: once uninterrupted (to know when it ends on its own), then once
 interrupted --after ms into it the way this kernel's manager would (signal
-mode: SIGINT to its process group from a helper process; message mode: an
-interrupt_request on its own control channel from a helper), --repeat
-times. The report is sigprobe check's.
+mode: SIGINT to its process group from a helper process, or on Windows
+SetEvent on its JPY_INTERRUPT_EVENT, as jupyter_client does there; message
+mode: an interrupt_request on its own control channel from a helper),
+--repeat times. The report is sigprobe check's.
 
 What it guarantees: its own interrupt never leaks into the next cell (the
 helper has delivered, and a late KeyboardInterrupt is caught, before it
@@ -41,9 +42,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--after", type=options.bounded_int(600_000), default=1000, metavar="MS",
                    help="interrupt this many ms into the code (default 1000)")
     p.add_argument("--mode", choices=("signal", "message"), default="signal",
-                   help="interrupt as a signal-mode manager does (SIGINT to the process group; the default, and "
-                        "what Jupyter does on POSIX) or a message-mode one (interrupt_request on the control "
-                        "channel)")
+                   help="interrupt as a signal-mode manager does (the default, what Jupyter does: SIGINT to the "
+                        "process group on POSIX, SetEvent on JPY_INTERRUPT_EVENT on Windows) or a message-mode one "
+                        "(interrupt_request on the control channel; POSIX kernels)")
     p.add_argument("--repeat", type=options.bounded_int(100), default=1, metavar="N",
                    help="interrupted runs (default 1)")
     p.add_argument("--name", default="cell", help="the subject's name in cell ids (default: cell)")
@@ -69,12 +70,21 @@ def parse(line: str, cell: str | None):
 
 
 def _after_options(line: str, rest: list[str]) -> str:
+    """The expression: the line as typed after the options' words (shlex
+    would take the quotes out of the code itself)."""
     if not rest:
         return ""
     if rest[0].startswith("-"):
         raise UsageProblem(f"%sigprobe check: unknown option {rest[0]} (see %sigprobe check --help)")
-    at = line.find(rest[0])
-    return line[at:] if at >= 0 else " ".join(rest)
+    words = shlex.split(line)
+    n = len(words) - len(rest)
+    if words[n:] != rest:
+        raise UsageProblem("%sigprobe check: the options go before the expression (see %sigprobe check --help)")
+    lex = shlex.shlex(line, posix=True)
+    lex.whitespace_split = True
+    for _ in range(n):
+        lex.get_token()
+    return line[lex.instream.tell():].strip()
 
 
 def _connection_file() -> str:
@@ -86,8 +96,10 @@ def run(shell, code: str, after_ms: int, mode: str, repeat: int, name: str) -> d
     if not code.strip():
         raise UsageProblem("%sigprobe check: no code (%%sigprobe check runs the cell's body; "
                            "%sigprobe check EXPR the rest of the line)")
-    if sys.platform == "win32":
-        raise UsageProblem("%sigprobe check runs in POSIX kernels for now (this kernel is on Windows)")
+    if sys.platform == "win32" and mode == "message":
+        raise UsageProblem("%sigprobe check --mode message: on Windows this kernel is interrupted as jupyter_client "
+                           "does there (SetEvent on JPY_INTERRUPT_EVENT, the default --mode signal); an "
+                           "interrupt_request does nothing in a Windows kernel (results/README.md)")
     subject = check.Subject(name, "code", code=code)
     spec = subject.spec()
     ns = shell.user_ns
@@ -107,18 +119,22 @@ def run(shell, code: str, after_ms: int, mode: str, repeat: int, name: str) -> d
     # 2. interrupted, by a helper outside this process
     runs = []
     for _ in range(repeat):
-        out, helper, report, cleanup = ipkernel._posix_sender(
-            after_ms, _connection_file() if mode == "message" else None)
+        if sys.platform == "win32":
+            out, helper, report, cleanup = ipkernel._windows_sender(after_ms)
+            if helper is None:
+                raise UsageProblem(f"%sigprobe check: {out['unsupported']}")
+        else:
+            out, helper, report, cleanup = ipkernel._posix_sender(
+                after_ms, _connection_file() if mode == "message" else None)
         try:
-            sock = report[len("unix:"):]
             local: list = []
-            emit_sock = harness.socket_emitter(sock)
+            emit_report = _report_emitter(report)
 
-            def emit(obj, local=local, emit_sock=emit_sock):
+            def emit(obj, local=local, emit_report=emit_report):
                 local.append(obj)
-                emit_sock(obj)
+                emit_report(obj)
             harness.measure(spec, emit, ns, harness.KERNEL_LATE_NS)
-            emit_sock.close()  # the helper says "closed" once it has everything
+            emit_report.close()  # the helper says "closed" once it has everything
             events = []
             try:
                 events = helper.until_closed(max(5.0, after_ms / 1000 + 5))
@@ -151,6 +167,32 @@ def run(shell, code: str, after_ms: int, mode: str, repeat: int, name: str) -> d
     doc = check.build_document(subject, {host: runs}, base, settings, machine)
     doc["kernel_state"] = state
     return doc
+
+
+def _report_emitter(report: str):
+    """Where the run's events go to the helper, written by the main thread
+    itself (ipykernel's IO thread cannot run while the code holds the GIL):
+    "unix:PATH", the helper's Unix socket (POSIX); or the write end of the
+    pipe the helper reads, as a handle number (Windows: its own duplicate,
+    so that closing it leaves the sender's cleanup alone, and a `done` event
+    at the end, which the helper takes as the end of the run)."""
+    if report.startswith("unix:"):
+        return harness.socket_emitter(report[len("unix:"):])
+    import _winapi
+    import msvcrt
+    import os
+    me = _winapi.GetCurrentProcess()
+    fd = msvcrt.open_osfhandle(_winapi.DuplicateHandle(me, int(report), me, 0, False,
+                                                       _winapi.DUPLICATE_SAME_ACCESS), os.O_WRONLY)
+    emit = harness.fd_emitter(fd)
+
+    def close():
+        try:
+            emit({"ev": "done"})
+        finally:
+            os.close(fd)
+    emit.close = close
+    return emit
 
 
 def _settle():

@@ -314,7 +314,7 @@ def setup(subject, ns, emit):
     return True
 
 
-def _fd_emitter(fd):
+def fd_emitter(fd):
     def emit(obj):
         data = (json.dumps(obj) + "\n").encode()
         while data:
@@ -340,7 +340,7 @@ def socket_emitter(path):
 def main():
     subject = json.loads(sys.argv[1])
     fd = int(os.environ.pop("SIGPROBE_CHECK_FD"))
-    emit = _fd_emitter(fd)
+    emit = fd_emitter(fd)
     del sys.argv[1:]
     # Imports as `python -c` would see them: the working directory first, not this script's.
     sys.path[0] = ""

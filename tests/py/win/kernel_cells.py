@@ -18,6 +18,8 @@ def execute(kc, code, timeout=240):
             out.append(msg["content"]["text"])
         elif msg["msg_type"] in ("execute_result", "display_data"):  # the magic's report
             out.append(msg["content"]["data"].get("text/plain", ""))
+        elif msg["msg_type"] == "error":  # a UsageError's one line, say
+            out.append(msg["content"]["evalue"])
         if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
             break
     while True:

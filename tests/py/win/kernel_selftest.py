@@ -24,6 +24,18 @@ HANDLERS = ("import signal as __s, json as __j, threading as __t\n"
             "del __s, __j, __m, __t")
 
 
+# %%sigprobe check on code whose answer is known by construction: a pure-Python
+# loop (the poller's interrupt_main() gets the GIL at a switch: handled); a
+# native call that holds the GIL (ctypes.PyDLL: deferred, the GIL held about
+# its 2 s); the line form on a sleep (deferred: the flag does not end the wait).
+CHECKS = {
+    "busy": "%%sigprobe check --json --after 300\nimport time\nt0 = time.perf_counter()\n"
+            "while time.perf_counter() - t0 < 3:\n    pass\n",
+    "pydll": "%%sigprobe check --json --after 300\nimport ctypes\nctypes.PyDLL('kernel32').Sleep(2000)\n",
+    "sleep": "%sigprobe check --json --after 300 __import__('time').sleep(2)",
+}
+
+
 # execute(kc, code): beside this script, read by its path: the embeddable
 # Windows CPython leaves a script's folder off sys.path (python311._pth).
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernel_cells.py"), encoding="utf-8") as f:
@@ -81,6 +93,14 @@ def signal_mode(km, kc, out):
     out["handlers"] = {"before": parse(before), "after": parse(after)}
     status, text, ename = execute(kc, "%sigprobe selftest --repeat 1 --loop-ms 600")
     out["selftest_text"] = {"status": status, "text": text}
+    # %%sigprobe check: this kernel interrupts itself by SetEvent on its JPY_INTERRUPT_EVENT.
+    out["check"] = {}
+    for name, code in CHECKS.items():
+        status, text, ename = execute(kc, code)
+        out["check"][name] = {"status": status, "ename": ename, "doc": parse(text)}
+    out["check_next_cell"] = execute(kc, "print('next')")
+    out["check_handlers"] = parse(execute(kc, HANDLERS)[1])
+    out["check_message_mode"] = execute(kc, "%sigprobe check --mode message pass")
 
 
 def message_mode(km, kc, out):
