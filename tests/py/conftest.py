@@ -60,6 +60,9 @@ def winpy(request, tmp_path_factory):
     pyext = steps[1].result()  # jobs never build it again: two builds of one tree would collide
     modules = {item.module for item in request.session.items if hasattr(item, "module")}
     jobs = {name: fn for m in sorted(modules, key=lambda m: m.__name__) for name, fn in getattr(m, "WINE_JOBS", {}).items()}
+    # The factory makes its base folder on first use, and two threads asking at
+    # once each make one (a job's mktemp then sees a different base): made here.
+    tmp_path_factory.getbasetemp()
     # The pool is left (every job waited for) before the wineserver stops under them.
     with wine.wineserver(build) as env, ThreadPoolExecutor(max(len(jobs), 1), thread_name_prefix="wine-job") as pool:
         request.config.sigprobe_wine_jobs = {name: pool.submit(fn, build, env, pyext, tmp_path_factory)
