@@ -295,7 +295,7 @@ def test_check_magic_in_a_windows_kernel(kernel_run):
     assert checks["sleep"]["doc"]["subject"]["code"] == "__import__('time').sleep(2)"
     assert sleep["verdict"] == "deferred" and "gil_held_ms" not in sleep["runs"][0]["check"], sleep
     assert "it does not end a wait the main thread is in" in sleep["conclusion"], sleep
-    assert kernel_run["check_next_cell"][:2] == ("ok", "next\n")
+    assert kernel_run["check_next_cell"][:2] == ["ok", "next\n"]  # (status, stdout) of the cell after
     assert kernel_run["check_handlers"] == kernel_run["handlers"]["before"]
     status, text, ename = kernel_run["check_message_mode"]
     assert status == "error" and ename == "UsageError" and "%sigprobe check --mode message: on Windows" in text
