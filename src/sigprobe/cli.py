@@ -72,17 +72,13 @@ def build_parser(argv: list[str] | None = None) -> options.ArgumentParser:
     return p
 
 
-def _raise_interrupted(signo, frame):
-    raise options.Interrupted(signo)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = build_parser(argv).parse_args(argv)
         for signo in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
             if signo is not None:
-                signal.signal(signo, _raise_interrupted)
+                signal.signal(signo, options.raise_interrupted)
         return args.func(args)
     except SigprobeError as e:
         print(f"sigprobe: {e}", file=sys.stderr)

@@ -230,6 +230,17 @@ def test_options_after_the_lines_code_are_one_clear_line():
         check_magic.parse("f() --json", None)
 
 
+@pytest.mark.parametrize("gil_ms, says", [
+    (31.0, "it does not end a wait the main thread is in"),  # a watchdog wake-up missed under load
+    (2000.0, "and it needs the GIL, which the main thread held for 2000 ms"),
+])
+def test_the_gil_is_the_reason_only_when_held_for_most_of_the_wait(gil_ms, says):
+    from sigprobe.check.verdict import conclusion
+    run = {"verdict": "deferred", "check": {"gil_held_ms": gil_ms, "ki_latency_ms": 1700.0}}
+    cell = {"id": "windows-wine/jupyter/code:x/kernel-interrupt", "verdict": "deferred", "runs": [run]}
+    assert says in conclusion("jupyter", cell)
+
+
 # ---- the calls everyone uses, in the matrix ----------------------------------------
 
 def test_subjects_are_a_named_selection_of_the_matrix_not_the_default(sigprobe):

@@ -293,7 +293,7 @@ def test_check_magic_in_a_windows_kernel(kernel_run):
     # The poller's interrupt_main() sets Python's flag; it does not end time.sleep's wait (measured under Wine).
     (sleep,) = checks["sleep"]["doc"]["cells"]
     assert checks["sleep"]["doc"]["subject"]["code"] == "__import__('time').sleep(2)"
-    assert sleep["verdict"] == "deferred" and "gil_held_ms" not in sleep["runs"][0]["check"], sleep
+    assert sleep["verdict"] == "deferred", sleep
     assert "it does not end a wait the main thread is in" in sleep["conclusion"], sleep
     assert kernel_run["check_next_cell"][:2] == ["ok", "next\n"]  # (status, stdout) of the cell after
     assert kernel_run["check_handlers"] == kernel_run["handlers"]["before"]

@@ -18,6 +18,41 @@ class Interrupted(Exception):
         self.signo = signo
 
 
+# SIGINT/SIGTERM/SIGHUP raise Interrupted in the main thread, wherever it is
+# (cli.main installs raise_interrupted) — except inside interrupts_deferred(),
+# where the signal is noted and raised as the block ends. Library code that
+# holds locks across Python lines must not be cut short: concurrent.futures.
+# wait() takes each future's lock in a loop, and an exception between two of
+# them leaves one held, so the worker finishing that future blocks for good
+# and the pool never shuts down (a run that ignored its SIGINT, seen once).
+_deferring = 0
+_pending: int | None = None
+
+
+def raise_interrupted(signo, frame):
+    global _pending
+    if _deferring:
+        _pending = _pending or signo
+        return
+    raise Interrupted(signo)
+
+
+class interrupts_deferred:
+    """A block of the main thread that a stop signal does not cut short: the
+    signal is raised as Interrupted when the block ends."""
+
+    def __enter__(self):
+        global _deferring
+        _deferring += 1
+
+    def __exit__(self, *exc):
+        global _deferring, _pending
+        _deferring -= 1
+        if not _deferring and _pending is not None:
+            signo, _pending = _pending, None
+            raise Interrupted(signo)
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """Bad flags are BadInput (one line, exit 2), like every other bad input."""
 

@@ -104,18 +104,25 @@ def run_native_cells(runs: list, run_one, jobs: int, sink) -> None:
     queue = iter(runs)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         running = {}
+
+        def submit(c):
+            with options.interrupts_deferred():  # the pool's own locks
+                running[pool.submit(run_one, c)] = c
         try:
             for c, _ in queue:
-                running[pool.submit(run_one, c)] = c
+                submit(c)
                 if len(running) >= jobs:
                     break
             while running:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    sink.add(running.pop(fut), fut.result())
+                # A stop signal is raised between waits, never inside one (options.interrupts_deferred).
+                with options.interrupts_deferred():
+                    done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+                    got = [(fut, fut.result()) for fut in done]
+                for fut, outcome in got:
+                    sink.add(running.pop(fut), outcome)
                     nxt = next(queue, None)
                     if nxt is not None:
-                        running[pool.submit(run_one, nxt[0])] = nxt[0]
+                        submit(nxt[0])
         except BaseException:
             # Interrupted: each runner kills its probe's tree and ends at once;
             # the pool then has nothing left to wait for.
