@@ -18,11 +18,12 @@ def execute(kc, code, timeout=240):
             out.append(msg["content"]["text"])
         elif msg["msg_type"] in ("execute_result", "display_data"):  # the magic's report
             out.append(msg["content"]["data"].get("text/plain", ""))
-        elif msg["msg_type"] == "error":  # a UsageError's one line, say
-            out.append(msg["content"]["evalue"])
         if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
             break
     while True:
         reply = kc.get_shell_msg(timeout=30)
         if reply["parent_header"].get("msg_id") == msg_id:
-            return reply["content"]["status"], "".join(out), reply["content"].get("ename")
+            c = reply["content"]
+            if c["status"] == "error":  # its message (a UsageError's one line goes to stderr, not iopub's error)
+                out.append(c.get("evalue", ""))
+            return c["status"], "".join(out), c.get("ename")
