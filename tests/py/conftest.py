@@ -59,7 +59,8 @@ def winpy(request, tmp_path_factory):
         step.result()
     pyext = steps[1].result()  # jobs never build it again: two builds of one tree would collide
     modules = {item.module for item in request.session.items if hasattr(item, "module")}
-    jobs = {name: fn for m in sorted(modules, key=lambda m: m.__name__) for name, fn in getattr(m, "WINE_JOBS", {}).items()}
+    jobs = {name: fn for m in sorted(modules, key=lambda m: m.__name__)
+            for name, fn in getattr(m, "WINE_JOBS", {}).items()}
     # The factory makes its base folder on first use, and two threads asking at
     # once each make one (a job's mktemp then sees a different base): made here.
     tmp_path_factory.getbasetemp()

@@ -66,32 +66,34 @@ def _wheel_user_kernel(build, env, pyext, tmp_path_factory) -> dict:
     each step's result for the tests below, which judge them; a failed build
     or install ends it."""
     out = {}
-    dest = tmp_path_factory.mktemp("dist")
-    t0 = time.perf_counter()
-    out["build"] = r = subprocess.run([sys.executable, "-m", "sigprobe", "wheel", "--platform", "windows-wine",
-                                       "--out", str(dest)], capture_output=True, text=True,
-                                      stdin=subprocess.DEVNULL, timeout=900)
-    out["build_s"], out["dest"] = time.perf_counter() - t0, dest
+
+    def step(key, fn):
+        """out[key] = fn(), and its wall time in out[key + "_s"]."""
+        t0 = time.perf_counter()
+        out[key] = fn()
+        out[f"{key}_s"] = time.perf_counter() - t0
+        return out[key]
+
+    out["dest"] = dest = tmp_path_factory.mktemp("dist")
+    r = step("build", lambda: subprocess.run([sys.executable, "-m", "sigprobe", "wheel", "--platform", "windows-wine",
+                                              "--out", str(dest)], capture_output=True, text=True,
+                                             stdin=subprocess.DEVNULL, timeout=900))
     if r.returncode != 0:
         return out
     out["user"] = python, e, r, _ = _install(build, env, Path(r.stdout.strip()),
                                              tmp_path_factory.mktemp("windows-user") / "python")
     if r.returncode != 0:
         return out
-    t0 = time.perf_counter()
-    out["kernel"] = run(python, e, [winpython.wine_path(ROOT / "tests" / "py" / "win" / "wheel_kernel.py")])
-    out["kernel_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    out["version"] = subprocess.run(winpython.command(str(python.parent / "Scripts" / "sigprobe.exe"), "--version"),
-                                    env=e, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
-                                    cwd=python.parent.parent)
-    out["version_s"] = time.perf_counter() - t0
+    step("kernel", lambda: run(python, e, [winpython.wine_path(ROOT / "tests" / "py" / "win" / "wheel_kernel.py")]))
+    step("version", lambda: subprocess.run(winpython.command(str(python.parent / "Scripts" / "sigprobe.exe"),
+                                                             "--version"),
+                                           env=e, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                                           timeout=300, cwd=python.parent.parent))
     out["list"] = run(python, e, ["-m", "sigprobe", "list"])
     # Last: every step above uses the installed wheel.
     out["installed"] = [str(p) for p in (python.parent / "Lib" / "site-packages").glob("sigprobe*")]
-    t0 = time.perf_counter()
-    out["uninstall"] = run(python, e, ["-m", "pip", "uninstall", "-y", "--disable-pip-version-check", "sigprobe"])
-    out["uninstall_s"] = time.perf_counter() - t0
+    step("uninstall", lambda: run(python, e, ["-m", "pip", "uninstall", "-y", "--disable-pip-version-check",
+                                              "sigprobe"]))
     out["left"] = [str(p) for p in python.parent.rglob("*sigprobe*")]
     return out
 
