@@ -411,3 +411,11 @@ def test_kernel_runs_go_in_one_lane_per_interrupt_mode_when_jobs_allow():
     modes = ["message" if r[0].host == "jupyter-message" else "signal"
              for r in alternate(one, lambda c: "message" if c.host == "jupyter-message" else "signal")]
     assert modes[:8] == ["signal", "message"] * 4
+
+
+def test_the_kernel_lanes_take_one_job_from_the_python_runs_beside_them():
+    """-j N: N python-* runs at once alone, N-1 beside the kernel lanes (at
+    least one), so that the default -j is not slower than -j 1."""
+    from sigprobe.runners.python import python_workers
+    assert [python_workers(j, True) for j in (1, 2, 4)] == [1, 1, 3]
+    assert [python_workers(j, False) for j in (1, 2, 4)] == [1, 2, 4]

@@ -84,7 +84,8 @@ def test_the_wheel_holds_the_package_and_its_native_parts(wheel):
                  "sigprobe/_native/probes/sigprobe-probe-sigaction"):
         assert part in names
     tag = f"cpython-{sys.version_info.major}{sys.version_info.minor}"
-    assert any(re.fullmatch(rf"sigprobe/_native/pyext/sigprobe_pyext\.{tag}-.*\.so", n) for n in names)
+    for module in ("sigprobe_pyext", "sigprobe_interruptible_bench"):  # the bench's module: `sigprobe bench`
+        assert any(re.fullmatch(rf"sigprobe/_native/pyext/{module}\.{tag}-.*\.so", n) for n in names), module
     # No C test, fixture or fuzzer, no C source; the one header is the pattern shipped for extension authors.
     assert not [n for n in names if n.split("/")[-1].startswith(("test_", "fuzz_", "sigprobe-hostile", "sigprobe-sentinel"))
                 or n.endswith(".c")]

@@ -310,8 +310,8 @@ def unsupported_outcome(cell: Cell, reason: str) -> dict:
 
 def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple[Cell, int]], window_scale: float,
             jobs: int, on_outcome, fresh_kernels: bool = False) -> dict:
-    """Runs the python-* runs in a thread pool, `jobs` at a time, and the
-    kernel runs in their lanes (kernel_lanes) concurrently. Returns the facts
+    """Runs the kernel runs in their lanes (kernel_lanes) and, beside them,
+    the python-* runs in a thread pool (python_workers). Returns the facts
     for the results' `machine`."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -343,7 +343,7 @@ def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple
             for t in threads:
                 t.start()
     try:
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        with ThreadPoolExecutor(max_workers=python_workers(jobs, bool(threads))) as pool:
             try:
                 for (c, _), out in zip(py_runs, pool.map(lambda r: run_python_cell(runner, interp, r[0], window_scale),
                                                          py_runs)):
@@ -358,6 +358,16 @@ def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple
         for session in sessions:
             session.close()
     return versions
+
+
+def python_workers(jobs: int, kernel_lanes_running: bool) -> int:
+    """How many python-* runs go at once: `jobs`, less one for the kernel
+    lanes while they run. Their kernels, drivers and runs use the cores as
+    much as one python-* run stream does; with `jobs` runs beside them the
+    cores were oversubscribed, and the default -j 2 was slower than -j 1 (5
+    alternating rounds of the default matrix at --repeat 1, load 2-4:
+    medians 19.2 s with 2 workers, 17.4 s with 1; 15 % more CPU with 2)."""
+    return max(1, jobs - 1 if kernel_lanes_running else jobs)
 
 
 def kernel_lanes(runs: list, jobs: int) -> list[list]:
