@@ -337,7 +337,7 @@ def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple
                 with lock:
                     merge_facts(versions, facts)
 
-            for lane_runs in kernel_lanes(k_runs, jobs):
+            for lane_runs in kernel_lanes(k_runs, jobs, alone=not py_runs):
                 sessions.append(JupyterSession(runner, interp, build_dir, window_scale, fresh_kernels))
                 threads.append(threading.Thread(target=lane, args=(sessions[-1], lane_runs), daemon=True))
             for t in threads:
@@ -370,12 +370,30 @@ def python_workers(jobs: int, kernel_lanes_running: bool) -> int:
     return max(1, jobs - 1 if kernel_lanes_running else jobs)
 
 
-def kernel_lanes(runs: list, jobs: int) -> list[list]:
+# A lane of its own costs a kernel's start (2.5-3 s of CPU here): a mode's
+# runs are split only into lanes of at least this many runs (0.3-1 s each).
+MIN_LANE_RUNS = 12
+
+
+def kernel_lanes(runs: list, jobs: int, alone: bool = False) -> list[list]:
     """The kernel runs split into lanes, one driver (and its kernels) each:
     one lane per interrupt mode when -j allows two or more (a mode's kernels
-    serve only that mode's runs), else one lane in which the modes alternate."""
+    serve only that mode's runs), else one lane in which the modes alternate.
+    alone: no python-* runs go beside them (a flaky round's extra runs are
+    mostly one mode's), so the lanes may take every job: the longest lane is
+    halved, its runs dealt in turn, while lanes are fewer than jobs and each
+    half keeps MIN_LANE_RUNS."""
     by_mode = grouped(runs, lambda cell: JUPYTER_HOSTS[cell.host])
-    return list(by_mode.values()) if jobs >= len(by_mode) else [runs]
+    if jobs < len(by_mode):
+        return [runs]
+    lanes = list(by_mode.values())
+    while alone and len(lanes) < jobs:
+        longest = max(lanes, key=len)
+        if len(longest) < 2 * MIN_LANE_RUNS:
+            break
+        lanes.remove(longest)
+        lanes += [longest[0::2], longest[1::2]]
+    return lanes
 
 
 def merge_facts(into: dict, facts: dict) -> None:
