@@ -30,6 +30,8 @@ FIX_HANDLER = ("do not rely on a C SIGINT handler installed at import: ipykernel
 FIX_SWALLOW = ("let KeyboardInterrupt propagate: a bare `except:` or `except BaseException:` around a loop "
                "swallows it")
 FIX_DFL = "leave SIGINT to Python (signal.default_int_handler) while this code runs"
+FIX_WINDOWS_MESSAGE = ("interrupt a Windows kernel in signal mode (the kernelspec's default interrupt_mode), where "
+                       "jupyter_client sets the kernel's JPY_INTERRUPT_EVENT")
 FIX_WAIT = ("wait in slices (a timeout of a few tens of ms, then again) so that the main thread gets back to "
             "Python, or to PyErr_CheckSignals(), between them")
 # The thread that passes a kernel's interrupt on to the main thread, where it needs the GIL to do so.
@@ -146,6 +148,8 @@ def judge(host: str, run: dict, calib: dict | None, after_ms: int) -> dict:
         check["raised_at"] = facts["where"]
     if run.get("kernel_log"):
         rec["kernel_log"] = run["kernel_log"]
+    if run.get("kernel_said"):  # what the kernel logged about the interrupt (Windows, message mode)
+        check["kernel_said"] = run["kernel_said"]
 
     if run.get("unsupported"):
         return verdict("unsupported", run["unsupported"])
@@ -236,6 +240,10 @@ def conclusion(host: str, cell: dict) -> str:
         during = (owners.get("during") or [None, None])
         if during[0] == "ignored" or during[1] == "SIG_IGN":
             return f"never: SIGINT was ignored while the code ran. Fix: {FIX_DFL}."
+        if host == "jupyter-message" and windows:
+            said = c.get("kernel_said")
+            return ("never: ipykernel on Windows does nothing for an interrupt_request (message mode)"
+                    + (f"; this kernel logged \"{said}\"" if said else "") + f". Fix: {FIX_WINDOWS_MESSAGE}.")
         if host == "jupyter-message" and gil:
             return (f"never: in message mode the kernel's control thread needs the GIL to raise the interrupt, and "
                     f"the main thread held it for {gil:.0f} ms{' at ' + at if at else ''}; the request was dropped "
