@@ -4,7 +4,6 @@ real kernels, interrupts it --after ms into the code, and writes the answer
 as a results document whose cells are platform/host/code:NAME/delivery."""
 from __future__ import annotations
 
-import os
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +13,7 @@ from ..catalog import SUBJECT_PREFIX
 from ..errors import BadInput
 from ..results import document
 from . import kernels, local
-from .verdict import conclusion, judge
+from .verdict import basename, conclusion, judge
 
 # host -> the delivery it gets (the matrix's words).
 HOSTS = {"python-tty": "tty-intr", "python-no-tty": "kill", "jupyter": "kernel-interrupt",
@@ -114,11 +113,15 @@ def run_check(subject: Subject, s: Settings, progress=None, wine: "kernels.Wine 
             started.set()
 
     def calibrate():
-        if wine is not None:
-            from . import winhost
-            calib.update(winhost.run_uninterrupted(wine, spec, s.timeout_s, stop, on_event))
-        else:
-            calib.update(local.run_local(s.python, spec, None, s.after_ms, s.timeout_s, stop, on_event))
+        try:
+            if wine is not None:
+                from . import winhost
+                calib.update(winhost.run_uninterrupted(wine, spec, s.timeout_s, stop, on_event))
+            else:
+                calib.update(local.run_local(s.python, spec, None, s.after_ms, s.timeout_s, stop, on_event))
+        except Exception as e:  # the run could not even start: one line, never a wait for good
+            calib["error"] = f"the uninterrupted run could not start: {type(e).__name__}: {e}"
+            started.set()
 
     kernel_runs = [h for h in s.hosts if h not in LOCAL_HOSTS for _ in range(s.repeat)]
     decided = threading.Event()
@@ -232,7 +235,7 @@ def text(doc: dict) -> str:
         if c.get("ki_latency_ms") is not None:
             where = c.get("raised_at")
             lines.append(f"  KeyboardInterrupt {c['ki_latency_ms']} ms after the interrupt"
-                         + (f", at {os.path.basename(where['file'])}:{where['line']} in {where['function']}"
+                         + (f", at {basename(where['file'])}:{where['line']} in {where['function']}"
                             if where else ""))
         owners = c.get("sigint_owner") or {}
         if owners:

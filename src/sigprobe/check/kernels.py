@@ -24,12 +24,14 @@ class Wine:
     """How the Windows CPython is run under Wine (check/winhost.py): launch
     is the command before a script's path, path a Linux path as Wine sees
     it, env the prefix's environment, scale for the kernel's start timeout,
-    version Wine's (`wine --version`) for the document."""
+    version Wine's (`wine --version`) for the document, cwd the folder the
+    code runs in (None: this process's)."""
     launch: list
     path: Callable[[Path], str]
     env: dict
     scale: float = 2.0
     version: str = ""
+    cwd: str | None = None
 
 
 def run_kernels(python: str, runs: list[tuple[str, dict]], after_ms: int, timeout_s: float, on_run,
@@ -50,7 +52,7 @@ def run_kernels(python: str, runs: list[tuple[str, dict]], after_ms: int, timeou
     launch = wine.launch if wine else [python]
     proc = subprocess.Popen([*launch, path(REMOTE / "check_driver.py")], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env=wine.env if wine else None)
+                            env=wine.env if wine else None, cwd=wine.cwd if wine else None)
     runlog.relay(proc.stderr)
     if gate is not None and not gate():
         _end(proc)

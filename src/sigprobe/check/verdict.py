@@ -12,7 +12,6 @@ cores the wall time stretches, not the work done — a BLAS call's worker
 threads included), each at least DEFERRED_SHARE of the uninterrupted run's."""
 from __future__ import annotations
 
-import os
 
 DEFERRED_SHARE = 0.8
 CPU_MEANINGFUL_NS = 50_000_000  # below this the code mostly waited: its CPU time says nothing
@@ -37,6 +36,11 @@ FIX_WAIT = ("wait in slices (a timeout of a few tens of ms, then again) so that 
 # The thread that passes a kernel's interrupt on to the main thread, where it needs the GIL to do so.
 GIL_THREAD = {"message": "in message mode the kernel's control thread turns the interrupt_request into SIGINT",
               "windows": "on Windows the kernel's poller thread turns the interrupt event into interrupt_main()"}
+
+
+def basename(path: str) -> str:
+    """A file's name, from a POSIX or a Windows path (the code may have run under Wine)."""
+    return path.replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def ms(ns: int | None) -> float | None:
@@ -77,7 +81,7 @@ def _place(f: list | None) -> str | None:
     if not f:
         return None
     _, file, line, func, _, *src = f
-    where = f"{os.path.basename(file) if not file.startswith('<') else file}:{line} in {func}"
+    where = f"{basename(file) if not file.startswith('<') else file}:{line} in {func}"
     return f"{where} ({src[0]})" if src and src[0] else where
 
 
@@ -216,7 +220,7 @@ def conclusion(host: str, cell: dict) -> str:
         lat = cell.get("latency_us", {}).get("median")
         where = c.get("raised_at") or {}
         return (f"interruptible: KeyboardInterrupt {lat / 1000:.1f} ms after the interrupt"
-                + (f", raised at {os.path.basename(where['file'])}:{where['line']}" if where else "") + ".")
+                + (f", raised at {basename(where['file'])}:{where['line']}" if where else "") + ".")
     if v == "flaky":
         return f"not reliably: {cell.get('counts')}; run it with a larger --repeat to know the proportion."
     if v == "deferred":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -33,11 +34,11 @@ HOSTS = ("jupyter", "jupyter-message")
 START_S = 60  # the Windows CPython's start and the code's setup under Wine (not timed)
 
 
-def wine_for(build: Path, env: dict) -> Wine:
+def wine_for(build: Path, env: dict, cwd: str | None = None) -> Wine:
     version = subprocess.run(command("--version"), env=env, capture_output=True, text=True,
                              stdin=subprocess.DEVNULL).stdout.strip()
     return Wine(command(str(winpython.home(build) / "python.exe")), winpython.wine_path,
-                {**env, "PYTHONUTF8": "1"}, version=version)
+                {**env, "PYTHONUTF8": "1"}, version=version, cwd=cwd)
 
 
 def python_exe(build: Path) -> str:
@@ -57,7 +58,7 @@ def run_uninterrupted(wine: Wine, subject: dict, timeout_s: float, stop: threadi
     seen: dict = {"host": None}
     proc = subprocess.Popen([*wine.launch, wine.path(REMOTE / "subject.py"), "@" + wine.path(spec)],
                             env={**wine.env, "SIGPROBE_CHECK_ADDR": chan.address}, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, cwd=wine.cwd)
     drain = _Drain(proc.stdout.fileno())
     drain.start()
     deadline = time.monotonic() + START_S
@@ -101,7 +102,6 @@ def run_uninterrupted(wine: Wine, subject: dict, timeout_s: float, stop: threadi
         chan.close()
         drain.join(1)
         proc.stdout.close()
-        import shutil
         shutil.rmtree(tmp, ignore_errors=True)
     rc = proc.returncode
     seen["exit"] = {"signal": signal.Signals(-rc).name} if rc < 0 else {"code": rc}

@@ -160,6 +160,9 @@ def wine_plan(args):
         raise BadInput(f"--subject {args.subject}: POSIX only ({BUILTINS[args.subject].what}), not run under "
                        "--platform windows-wine")
     subject = subject_from(args, "")
+    if args.subject is not None:
+        from ..check import subjects
+        subject = subjects.subject(args.subject, "", windows=True)
     _check_out(args)
     return subject, hosts
 
@@ -176,11 +179,12 @@ def under_wine(args) -> dict:
         return check_under_wine(args, build, env)
 
 
-def check_under_wine(args, build: Path, env: dict) -> dict:
-    """The check's document under Wine, inside wine.wineserver(build) (env its environment)."""
+def check_under_wine(args, build: Path, env: dict, cwd: str | None = None) -> dict:
+    """The check's document under Wine, inside wine.wineserver(build) (env
+    its environment); the code runs in cwd (default: this process's)."""
     from .. import check
     from ..check import winhost
     subject, hosts = wine_plan(args)
     settings = check.Settings(winhost.python_exe(build), hosts, args.after, args.timeout, args.repeat, args.jobs)
     return check.run_check(subject, settings, _progress(args, len(hosts) * args.repeat),
-                           wine=winhost.wine_for(build, env))
+                           wine=winhost.wine_for(build, env, cwd))

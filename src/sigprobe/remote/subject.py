@@ -233,8 +233,7 @@ def measure(subject, emit, ns=None, late_ns=0):
         sys.argv = [subject["path"], *subject.get("args", [])]
         sys.path.insert(0, os.path.dirname(os.path.abspath(subject["path"])))
     elif subject["kind"] == "call":
-        if "" not in sys.path and os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
+        _cwd_importable()
     facts["owner_before"] = [owner.name(), python_handler()]
     watchdog = Watchdog(threading.main_thread().ident, owner)
     watchdog.sample_owner(now_ns())
@@ -299,12 +298,22 @@ def measure(subject, emit, ns=None, late_ns=0):
             facts["late_interrupts"] += 1
 
 
+def _cwd_importable():
+    """--call's module is found in the working directory, as `python -c`
+    finds it (a kernel of the embeddable Windows CPython has no '' on
+    sys.path: python311._pth)."""
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
 def setup(subject, ns, emit):
     """The subject's setup (its imports: `--call`'s module, `--setup`), run
     before the code and not timed with it; in a kernel, its own cell. False
     (and the failure emitted) when it raised."""
     if not subject.get("setup"):
         return True
+    if subject["kind"] == "call":
+        _cwd_importable()
     try:
         exec(compile(subject["setup"], "<sigprobe check setup>", "exec"), ns)
     except BaseException as e:

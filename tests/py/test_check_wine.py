@@ -1,0 +1,162 @@
+"""`sigprobe check --platform windows-wine`: the user's code in the Windows
+CPython under Wine (runners/winpython.py), interrupted in that Python's own
+Windows kernels the way jupyter_client does there (SetEvent on the kernel's
+JPY_INTERRUPT_EVENT in signal mode; an interrupt_request, which ipykernel on
+Windows only logs, in message mode), the uninterrupted run under Wine too.
+Code whose answer is known by construction: a pure-Python loop (--call) is
+handled in signal mode and lost in message mode; a native call holding the
+GIL (--script: ctypes.PyDLL, kernel32 Sleep(2000)) is deferred with the GIL
+held about its 2 s; code that swallows KeyboardInterrupt (-c) is hung, ended
+within its deadline with nothing left running; bad input is one line.
+
+The Wine-bound work is WINE_JOBS (conftest.winpy: side by side with the other
+modules' once the Windows side is ready, under the session's wineserver); the
+tests judge its results."""
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import wine_job
+from sigprobe.cli import build_parser
+from sigprobe.errors import BadInput
+from sigprobe.runners import winpython
+
+BUSY = "import time\n\ndef spin():\n    t0 = time.perf_counter()\n    while time.perf_counter() - t0 < 3:\n        pass\n"
+PYDLL = "import ctypes\nk32 = ctypes.PyDLL('kernel32')\nk32.Sleep(2000)\n"
+# Swallows every KeyboardInterrupt and loops, writing a heartbeat (the time) to a file as it goes.
+STUBBORN = ("import time\nwhile True:\n    try:\n        open(BEAT, 'w').write(repr(time.time()))\n"
+            "        time.sleep(0.05)\n    except KeyboardInterrupt:\n        pass\n")
+TIMEOUT_S = 5
+
+
+def _check(build, env, argv, cwd=None) -> dict:
+    """`sigprobe check ARGV --platform windows-wine --json` as the command runs
+    it, inside the session's wineserver: the document, or the BadInput's line;
+    and the wall time."""
+    from sigprobe.commands import check
+    args = build_parser(["check"]).parse_args(["check", "--platform", "windows-wine", "--json", *argv])
+    t0 = time.perf_counter()
+    try:
+        out = {"doc": check.check_under_wine(args, build, env, cwd)}
+    except BadInput as e:
+        out = {"bad": str(e)}
+    out["wall_s"] = time.perf_counter() - t0
+    return out
+
+
+def _busy_call(build, env, pyext, tmp_path_factory):
+    d = tmp_path_factory.mktemp("check-call")
+    (d / "spinning.py").write_text(BUSY)
+    return _check(build, env, ["--call", "spinning:spin", "--after", "300"], cwd=str(d))
+
+
+def _pydll_script(build, env, pyext, tmp_path_factory):
+    script = tmp_path_factory.mktemp("check-script") / "pydll_sleep.py"
+    script.write_text(PYDLL)
+    return _check(build, env, ["--host", "jupyter", "--after", "300", "--script", str(script)])
+
+
+def _stubborn(build, env, pyext, tmp_path_factory):
+    beat = tmp_path_factory.mktemp("check-stubborn") / "beat"
+    out = _check(build, env, ["--host", "jupyter", "--after", "300", "--timeout", str(TIMEOUT_S),
+                              "--setup", f"BEAT = {winpython.wine_path(beat)!r}", "-c", STUBBORN, "--name", "stubborn"])
+    # Nothing left running: the heartbeat has stopped (read 3 s apart).
+    out["beat"] = [beat.read_text() if beat.exists() else None]
+    time.sleep(3)
+    out["beat"].append(beat.read_text() if beat.exists() else None)
+    return out
+
+
+def _syntax_error(build, env, pyext, tmp_path_factory):
+    return _check(build, env, ["-c", "x = ("])
+
+
+# Started side by side as soon as the Windows side is ready (conftest.winpy).
+WINE_JOBS = {"check_busy_call": _busy_call, "check_pydll_script": _pydll_script, "check_stubborn": _stubborn,
+             "check_syntax_error": _syntax_error}
+
+
+def by_host(doc) -> dict:
+    return {c["host"]: c for c in doc["cells"]}
+
+
+def test_a_pure_python_loop_is_handled_by_the_event_and_lost_by_a_message(request):
+    job = wine_job(request, "check_busy_call")
+    assert "doc" in job, job
+    doc = job["doc"]
+    assert doc["platform"] == "windows-wine"
+    assert doc["machine"]["python"] == "3.11.9" and doc["machine"]["ipykernel"] == "7.4.0", doc["machine"]
+    assert doc["machine"]["python_executable"].endswith("\\winpython\\python.exe")
+    assert doc["machine"]["wine"].startswith("wine-"), doc["machine"]
+    assert doc["subject"]["kind"] == "call" and doc["subject"]["code"] == "spinning:spin"
+    # Its own time, under Wine: the 3 s loop.
+    assert 2900 <= doc["subject"]["uninterrupted_ms"] <= 4500, doc["subject"]
+    cells = by_host(doc)
+    assert list(cells) == ["jupyter", "jupyter-message"]
+    signal_mode, message_mode = cells["jupyter"], cells["jupyter-message"]
+    assert signal_mode["id"] == "windows-wine/jupyter/code:spin/kernel-interrupt"
+    assert signal_mode["verdict"] == "handled", json.dumps(signal_mode)
+    run = signal_mode["runs"][0]
+    assert run["check"]["raised_at"]["function"] == "spin", run  # inside the call: the loop's frame
+    assert 0 < run["check"]["ki_latency_ms"] < 2000
+    # ipykernel on Windows only logs an interrupt_request (kernelbase.py, _send_interrupt_children).
+    assert message_mode["id"] == "windows-wine/jupyter-message/code:spin/kernel-interrupt"
+    assert message_mode["verdict"] == "lost", json.dumps(message_mode)
+    assert message_mode["runs"][0]["check"]["kernel_said"].endswith("Interrupt message not supported on Windows")
+    assert message_mode["conclusion"].startswith("never: ipykernel on Windows does nothing for an interrupt_request")
+    print(f"\ncheck --call (3 s loop), both Windows kernel hosts, --repeat 1: {job['wall_s']:.1f} s "
+          f"(the code's own time {doc['subject']['uninterrupted_ms']:.0f} ms)")
+
+
+def test_a_native_call_holding_the_gil_is_deferred(request):
+    job = wine_job(request, "check_pydll_script")
+    assert "doc" in job, job
+    doc = job["doc"]
+    (cell,) = doc["cells"]
+    assert cell["id"] == "windows-wine/jupyter/code:pydll_sleep/kernel-interrupt"
+    assert cell["verdict"] == "deferred", json.dumps(cell)
+    c = cell["runs"][0]["check"]
+    assert 1500 <= c["gil_held_ms"] <= 2600, c  # the 2 s Sleep, GIL held across the interrupt at 300 ms
+    assert "the kernel's poller thread turns the interrupt event into interrupt_main()" in cell["conclusion"]
+    assert 1900 <= doc["subject"]["uninterrupted_ms"] <= 3500, doc["subject"]
+
+
+def test_code_that_swallows_the_interrupt_is_hung_and_ended(request):
+    job = wine_job(request, "check_stubborn")
+    assert "doc" in job, job
+    doc = job["doc"]
+    (cell,) = doc["cells"]
+    assert cell["id"] == "windows-wine/jupyter/code:stubborn/kernel-interrupt"
+    assert cell["verdict"] == "hung", json.dumps(cell)
+    assert cell["runs"][0]["reason"].endswith("sigprobe ended it"), cell
+    assert doc["subject"]["uninterrupted_ms"] is None  # the uninterrupted run did not end either: ended at the timeout
+    # Within its deadline: the kernels' start (under a minute here, loaded) and the timeout, not more.
+    assert job["wall_s"] < 120, job["wall_s"]
+    # Nothing left running: the heartbeat it wrote every 50 ms has stopped.
+    assert job["beat"][0] is not None and job["beat"][0] == job["beat"][1], job["beat"]
+
+
+def test_a_syntax_error_is_one_line_before_any_kernel(request):
+    job = wine_job(request, "check_syntax_error")
+    assert job.get("bad") == "the code cannot run: SyntaxError: '(' was never closed (line 1)", job
+    assert job["wall_s"] < 60, job  # the kernel drivers were told to stop before any kernel started
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["--host", "python-tty", "-c", "pass"], "sigprobe: --host python-tty: a POSIX host, not one of --platform "
+                                             "windows-wine's (jupyter, jupyter-message: the Windows kernel, "
+                                             "interrupted by its event or by a message)"),
+    (["--subject", "cysignals"], "sigprobe: --subject cysignals: POSIX only (a C extension looping in sig_on() … "
+                                 "sig_off() with sig_check() (cysignals)), not run under --platform windows-wine"),
+    (["--python", sys.executable, "-c", "pass"], "sigprobe: --python goes with the native platform: under --platform "
+                                                 "windows-wine the interpreter is the project's Windows CPython "
+                                                 "(build-win/winpython)"),
+])
+def test_bad_input_is_one_line(argv, line):
+    """Refused before anything is built or started under Wine."""
+    r = subprocess.run([sys.executable, "-m", "sigprobe", "check", "--platform", "windows-wine", *argv],
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert r.returncode == 2 and r.stdout == "" and r.stderr == line + "\n", (r.returncode, r.stdout, r.stderr)
