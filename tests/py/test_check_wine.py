@@ -74,9 +74,30 @@ def _syntax_error(build, env, pyext, tmp_path_factory):
     return _check(build, env, ["-c", "x = ("])
 
 
+# Built-in subjects as cells of `sigprobe run --platform windows-wine --only subjects`, with their known
+# verdicts under Wine; numpy is not in the project's Windows CPython, cysignals is POSIX only.
+SUBJECT_VERDICTS = {
+    "windows-wine/jupyter/code:busy-loop/kernel-interrupt": "handled",
+    "windows-wine/jupyter/code:ctypes.PyDLL/kernel-interrupt": "deferred",
+    "windows-wine/jupyter-message/code:busy-loop/kernel-interrupt": "lost",
+    "windows-wine/jupyter/code:numpy.matmul/kernel-interrupt": "unsupported",
+    "windows-wine/jupyter/code:cysignals/kernel-interrupt": "unsupported",
+}
+
+
+def _subject_cells(build, env, pyext, tmp_path_factory):
+    from sigprobe.runners import wine
+    cells = {c.id: c for c in wine.catalog(build, env) if c.kind == "subject"}
+    got = {}
+    t0 = time.perf_counter()
+    versions = wine.run_subject_cells(build, env, [(cells[i], 0) for i in SUBJECT_VERDICTS],
+                                      lambda c, o: got.__setitem__(c.id, o))
+    return {"cells": sorted(cells), "outcomes": got, "versions": versions, "wall_s": time.perf_counter() - t0}
+
+
 # Started side by side as soon as the Windows side is ready (conftest.winpy).
 WINE_JOBS = {"check_busy_call": _busy_call, "check_pydll_script": _pydll_script, "check_stubborn": _stubborn,
-             "check_syntax_error": _syntax_error}
+             "check_syntax_error": _syntax_error, "check_subject_cells": _subject_cells}
 
 
 def by_host(doc) -> dict:
@@ -160,3 +181,32 @@ def test_bad_input_is_one_line(argv, line):
     r = subprocess.run([sys.executable, "-m", "sigprobe", "check", "--platform", "windows-wine", *argv],
                        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
     assert r.returncode == 2 and r.stdout == "" and r.stderr == line + "\n", (r.returncode, r.stdout, r.stderr)
+
+
+def test_the_built_in_subjects_in_the_windows_kernel(request):
+    """The subjects' cells under Wine: each that exists on Windows in its
+    Windows form (ctypes.PyDLL: kernel32 Sleep(2000), the GIL held), the
+    others unsupported saying why; the Windows kernel hosts only."""
+    job = wine_job(request, "check_subject_cells")
+    cells = job["cells"]
+    assert {c.split("/")[1] for c in cells} == {"jupyter", "jupyter-message"}, cells
+    assert len(cells) == 2 * 11
+    got = job["outcomes"]
+    for cid, want in SUBJECT_VERDICTS.items():
+        assert got[cid]["verdict"] == want, json.dumps(got[cid])
+    assert got["windows-wine/jupyter/code:cysignals/kernel-interrupt"]["reason"].startswith("POSIX only: ")
+    numpy = got["windows-wine/jupyter/code:numpy.matmul/kernel-interrupt"]["reason"]
+    assert numpy.startswith("numpy is not installed for Z:\\") and numpy.endswith(
+        "(requirements-win.txt, the pinned Jupyter stack of the project's Windows CPython, has no numpy)"), numpy
+    pydll = got["windows-wine/jupyter/code:ctypes.PyDLL/kernel-interrupt"]
+    assert 1500 <= pydll["check"]["gil_held_ms"] <= 2600, json.dumps(pydll)
+    assert job["versions"]["python"] == "3.11.9" and job["versions"]["ipykernel"] == "7.4.0", job["versions"]
+    print(f"\n{len(SUBJECT_VERDICTS)} subject cells under Wine (3 kernel runs): {job['wall_s']:.1f} s")
+
+
+def test_subject_cells_by_platform():
+    """On Windows the subjects run in the kernels only; on Linux under all four hosts, as before."""
+    from sigprobe.check.matrix import subject_cells
+    assert {c.host for c in subject_cells("windows-wine")} == {"jupyter", "jupyter-message"}
+    assert {c.host for c in subject_cells("linux")} == {"python-tty", "python-no-tty", "jupyter", "jupyter-message"}
+    assert all(c.kind == "subject" for c in subject_cells("windows-wine"))

@@ -13,7 +13,7 @@ from ..catalog import SUBJECT_PREFIX
 from ..errors import BadInput
 from ..results import document
 from . import kernels, local
-from .verdict import basename, conclusion, judge
+from .verdict import basename, conclusion, ending, judge
 
 # host -> the delivery it gets (the matrix's words).
 HOSTS = {"python-tty": "tty-intr", "python-no-tty": "kill", "jupyter": "kernel-interrupt",
@@ -181,7 +181,7 @@ def run_check(subject: Subject, s: Settings, progress=None, wine: "kernels.Wine 
     cf = calib.get("facts") or {}
     base = None  # the uninterrupted run, when it ended within the timeout
     if cf.get("t_end") is not None and cf.get("t_start") is not None and not calib.get("hung"):
-        base = {"wall_ns": cf["t_end"] - cf["t_start"], "cpu_ns": cf.get("cpu_ns")}
+        base = {"wall_ns": cf["t_end"] - cf["t_start"], "cpu_ns": cf.get("cpu_ns"), **ending(cf)}
     machine = {"python": cf.get("python") or versions.get("python"), "python_executable": s.python,
                "ipykernel": versions.get("ipykernel"), "jupyter_client": versions.get("jupyter_client")}
     if wine is not None:

@@ -12,7 +12,7 @@ from ..catalog import SUBJECT_PREFIX, Cell
 from ..errors import BuildFailed
 from . import HOSTS, LOCAL_HOSTS, cysignals_ext, kernels, local
 from .subjects import AFTER_MS, BUILTINS, subject
-from .verdict import judge
+from .verdict import ending, judge
 
 TIMEOUT_S = 10.0
 # A run is hung when still going this many times its uninterrupted run's
@@ -63,8 +63,10 @@ def run_subjects(python: str, no_jupyter: str | None, runs: list, jobs: int, on_
     if wine is not None:
         missing = {name: ("unsupported", f"POSIX only: {BUILTINS[name].what} has no Windows form here")
                    for name in names if BUILTINS[name].posix_only}
+    how = ("requirements-win.txt, the pinned Jupyter stack of the project's Windows CPython, has no {}"
+           if wine is not None else "pip install {}")
     missing.update({name: ("unsupported", f"{BUILTINS[name].needs} is not installed for {python} "
-                                          f"(pip install {BUILTINS[name].needs})")
+                                          f"({how.format(BUILTINS[name].needs)})")
                     for name in names if name not in missing and BUILTINS[name].needs
                     and not _has(python, BUILTINS[name].needs, wine)})
     specs = {}
@@ -101,7 +103,7 @@ def run_subjects(python: str, no_jupyter: str | None, runs: list, jobs: int, on_
         elif cell.host not in LOCAL_HOSTS and no_jupyter is not None:
             on_outcome(cell, _unsupported(cell, no_jupyter))
         else:
-            base[name] = {"wall_ns": f["t_end"] - f["t_start"], "cpu_ns": f.get("cpu_ns")}
+            base[name] = {"wall_ns": f["t_end"] - f["t_start"], "cpu_ns": f.get("cpu_ns"), **ending(f)}
             todo.append((cell, name))
     timeout = {n: max(TIMEOUT_S, STRETCH * b["wall_ns"] / 1e9) for n, b in base.items()}
     local_runs = [(c, n) for c, n in todo if c.host in LOCAL_HOSTS]

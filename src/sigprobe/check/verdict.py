@@ -90,6 +90,13 @@ def owner_words(o: str | None) -> str:
             None: "unknown", "unknown": "a handler in no known object"}.get(o, f"a handler in {o}")
 
 
+def ending(facts: dict) -> dict:
+    """How an uninterrupted run ended, when not by returning: the exception
+    the code raises on its own (queue.get(timeout=...) raises Empty), so
+    that an interrupted run ending the same way ran to its end."""
+    return {"error": facts["error"]} if facts.get("outcome") == "exception" and facts.get("error") else {}
+
+
 def ran_to_end(facts: dict, t_ki: int, calib: dict | None) -> bool:
     """Whether the code had done, by the KeyboardInterrupt, what its
     uninterrupted run does (calib: {"wall_ns", "cpu_ns"}; None: that run
@@ -190,12 +197,15 @@ def judge(host: str, run: dict, calib: dict | None, after_ms: int) -> dict:
                                        f"{ms(elapsed)} ms into the code ({because})")
         rec["fired"] = [{"handler": "KeyboardInterrupt", "latency_us": round((t_ki - t_deliv) / 1e3, 3)}]
         return verdict("handled")
+    own_end = ""
     if outcome == "exception":
-        return verdict("error", f"the code raised {facts.get('error')} after the interrupt, not KeyboardInterrupt")
+        if not (calib and calib.get("error") == facts.get("error")):
+            return verdict("error", f"the code raised {facts.get('error')} after the interrupt, not KeyboardInterrupt")
+        own_end = f" (raising {facts['error']}, as it does uninterrupted)"
     if outcome == "exit" and facts.get("exit_code"):
         return verdict("error", f"the code exited with status {facts['exit_code']} after the interrupt")
-    return verdict("lost", f"the code ran to its end, {ms(facts['t_end'] - t_deliv)} ms after the interrupt, "
-                           "and no KeyboardInterrupt was raised")
+    return verdict("lost", f"the code ran to its end{own_end}, {ms(facts['t_end'] - t_deliv)} ms after the "
+                           "interrupt, and no KeyboardInterrupt was raised")
 
 
 def conclusion(host: str, cell: dict) -> str:
