@@ -47,31 +47,26 @@ def _check(build, env, argv, cwd=None) -> dict:
     return out
 
 
-def _busy_call(build, env, pyext, tmp_path_factory):
+def _checks(build, env, pyext, tmp_path_factory) -> dict:
+    """The checks one after the other (each starts its own kernels: side by
+    side with the other Wine jobs' they overran the kernels' start timeout
+    on a loaded machine): {name: _check's result}."""
+    out = {"syntax_error": _check(build, env, ["-c", "x = ("])}
     d = tmp_path_factory.mktemp("check-call")
     (d / "spinning.py").write_text(BUSY)
-    return _check(build, env, ["--call", "spinning:spin", "--after", "300"], cwd=str(d))
-
-
-def _pydll_script(build, env, pyext, tmp_path_factory):
+    out["busy_call"] = _check(build, env, ["--call", "spinning:spin", "--after", "300"], cwd=str(d))
     script = tmp_path_factory.mktemp("check-script") / "pydll_sleep.py"
     script.write_text(PYDLL)
-    return _check(build, env, ["--host", "jupyter", "--after", "300", "--script", str(script)])
-
-
-def _stubborn(build, env, pyext, tmp_path_factory):
+    out["pydll_script"] = _check(build, env, ["--host", "jupyter", "--after", "300", "--script", str(script)])
     beat = tmp_path_factory.mktemp("check-stubborn") / "beat"
-    out = _check(build, env, ["--host", "jupyter", "--after", "300", "--timeout", str(TIMEOUT_S),
-                              "--setup", f"BEAT = {winpython.wine_path(beat)!r}", "-c", STUBBORN, "--name", "stubborn"])
+    stubborn = out["stubborn"] = _check(build, env, [
+        "--host", "jupyter", "--after", "300", "--timeout", str(TIMEOUT_S), "--setup",
+        f"BEAT = {winpython.wine_path(beat)!r}", "-c", STUBBORN, "--name", "stubborn"])
     # Nothing left running: the heartbeat has stopped (read 3 s apart).
-    out["beat"] = [beat.read_text() if beat.exists() else None]
+    stubborn["beat"] = [beat.read_text() if beat.exists() else None]
     time.sleep(3)
-    out["beat"].append(beat.read_text() if beat.exists() else None)
+    stubborn["beat"].append(beat.read_text() if beat.exists() else None)
     return out
-
-
-def _syntax_error(build, env, pyext, tmp_path_factory):
-    return _check(build, env, ["-c", "x = ("])
 
 
 # Built-in subjects as cells of `sigprobe run --platform windows-wine --only subjects`, with their known
@@ -96,8 +91,7 @@ def _subject_cells(build, env, pyext, tmp_path_factory):
 
 
 # Started side by side as soon as the Windows side is ready (conftest.winpy).
-WINE_JOBS = {"check_busy_call": _busy_call, "check_pydll_script": _pydll_script, "check_stubborn": _stubborn,
-             "check_syntax_error": _syntax_error, "check_subject_cells": _subject_cells}
+WINE_JOBS = {"checks": _checks, "check_subject_cells": _subject_cells}
 
 
 def by_host(doc) -> dict:
@@ -105,7 +99,7 @@ def by_host(doc) -> dict:
 
 
 def test_a_pure_python_loop_is_handled_by_the_event_and_lost_by_a_message(request):
-    job = wine_job(request, "check_busy_call")
+    job = wine_job(request, "checks")["busy_call"]
     assert "doc" in job, job
     doc = job["doc"]
     assert doc["platform"] == "windows-wine"
@@ -133,7 +127,7 @@ def test_a_pure_python_loop_is_handled_by_the_event_and_lost_by_a_message(reques
 
 
 def test_a_native_call_holding_the_gil_is_deferred(request):
-    job = wine_job(request, "check_pydll_script")
+    job = wine_job(request, "checks")["pydll_script"]
     assert "doc" in job, job
     doc = job["doc"]
     (cell,) = doc["cells"]
@@ -146,7 +140,7 @@ def test_a_native_call_holding_the_gil_is_deferred(request):
 
 
 def test_code_that_swallows_the_interrupt_is_hung_and_ended(request):
-    job = wine_job(request, "check_stubborn")
+    job = wine_job(request, "checks")["stubborn"]
     assert "doc" in job, job
     doc = job["doc"]
     (cell,) = doc["cells"]
@@ -154,14 +148,14 @@ def test_code_that_swallows_the_interrupt_is_hung_and_ended(request):
     assert cell["verdict"] == "hung", json.dumps(cell)
     assert cell["runs"][0]["reason"].endswith("sigprobe ended it"), cell
     assert doc["subject"]["uninterrupted_ms"] is None  # the uninterrupted run did not end either: ended at the timeout
-    # Within its deadline: the kernels' start (under a minute here, loaded) and the timeout, not more.
-    assert job["wall_s"] < 120, job["wall_s"]
+    # Within its deadline: the kernel's start (at most 180 s under Wine) and the timeout, not more.
+    assert job["wall_s"] < 240, job["wall_s"]
     # Nothing left running: the heartbeat it wrote every 50 ms has stopped.
     assert job["beat"][0] is not None and job["beat"][0] == job["beat"][1], job["beat"]
 
 
 def test_a_syntax_error_is_one_line_before_any_kernel(request):
-    job = wine_job(request, "check_syntax_error")
+    job = wine_job(request, "checks")["syntax_error"]
     assert job.get("bad") == "the code cannot run: SyntaxError: '(' was never closed (line 1)", job
     assert job["wall_s"] < 60, job  # the kernel drivers were told to stop before any kernel started
 

@@ -29,7 +29,7 @@ class Wine:
     launch: list
     path: Callable[[Path], str]
     env: dict
-    scale: float = 2.0
+    scale: float = 3.0
     version: str = ""
     cwd: str | None = None
 
