@@ -204,3 +204,32 @@ def test_subject_cells_by_platform():
     assert {c.host for c in subject_cells("windows-wine")} == {"jupyter", "jupyter-message"}
     assert {c.host for c in subject_cells("linux")} == {"python-tty", "python-no-tty", "jupyter", "jupyter-message"}
     assert all(c.kind == "subject" for c in subject_cells("windows-wine"))
+
+
+def test_the_loopback_channel_takes_only_its_runs_connection():
+    """The report channel on loopback TCP (Windows: no AF_UNIX under Wine):
+    a connection without the run's token, or with a wrong one, is closed
+    unread, and its events are not the run's; then the run's own is taken."""
+    import socket
+
+    from sigprobe.remote.channel import Channel
+    from sigprobe.remote.subject import socket_emitter
+    chan = Channel()
+    try:
+        _, host, port, token = chan.address.split(":", 3)
+        assert host == "127.0.0.1" and len(token) == 32
+        for first in (b"", ("0" * 32).encode()):
+            intruder = socket.create_connection((host, int(port)))
+            intruder.sendall(first + b"\n" + b'{"ev": "end", "outcome": "injected"}\n')
+            chan.pump(2)
+            assert chan.conn is None and chan.events == []
+            intruder.close()
+        assert chan.refused == 2
+        emit = socket_emitter(chan.address)
+        emit({"ev": "start", "t_ns": 1})
+        emit.close()
+        while not chan.eof:
+            chan.pump(1)
+        assert chan.events == [{"ev": "start", "t_ns": 1}]
+    finally:
+        chan.close()
