@@ -222,7 +222,8 @@ def text(doc: dict) -> str:
              f"  uninterrupted: {'did not end within the timeout' if subj['uninterrupted_ms'] is None else str(subj['uninterrupted_ms']) + ' ms'};"
              f" interrupted {doc['settings']['after_ms']} ms into the code; python "
              f"{doc['machine'].get('python')}"
-             + (f", ipykernel {doc['machine']['ipykernel']}" if doc["machine"].get("ipykernel") else "")]
+             + (f", ipykernel {doc['machine']['ipykernel']}" if doc["machine"].get("ipykernel") else "")
+             + (f"; Windows under {doc['machine']['wine']}" if doc["machine"].get("wine") else "")]
     for cell in doc["cells"]:
         run = cell["runs"][0]
         c = run.get("check", {})
