@@ -4,7 +4,6 @@ real kernels, interrupts it --after ms into the code, and writes the answer
 as a results document whose cells are platform/host/code:NAME/delivery."""
 from __future__ import annotations
 
-import os
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +13,7 @@ from ..catalog import SUBJECT_PREFIX
 from ..errors import BadInput
 from ..results import document
 from . import kernels, local
-from .verdict import conclusion, judge
+from .verdict import basename, conclusion, ending, judge
 
 # host -> the delivery it gets (the matrix's words).
 HOSTS = {"python-tty": "tty-intr", "python-no-tty": "kill", "jupyter": "kernel-interrupt",
@@ -84,10 +83,14 @@ def _bad_code(seen: dict) -> str | None:
     return None
 
 
-def run_check(subject: Subject, s: Settings, progress=None) -> dict:
+def run_check(subject: Subject, s: Settings, progress=None, wine: "kernels.Wine | None" = None) -> dict:
     """Calibration (one uninterrupted run) beside the interrupted runs of
-    every host; returns the results document."""
+    every host; returns the results document. wine: the code runs in the
+    Windows CPython under Wine (check/winhost.py; inside wine.wineserver),
+    its kernels starting beside the uninterrupted run."""
     spec = subject.spec()
+    if wine is not None and subject.kind == "script":
+        spec["path"] = wine.path(spec["path"])
     stop = threading.Event()
     seen: dict[str, list] = {h: [] for h in s.hosts}
     calib: dict = {}
@@ -110,28 +113,57 @@ def run_check(subject: Subject, s: Settings, progress=None) -> dict:
             started.set()
 
     def calibrate():
-        calib.update(local.run_local(s.python, spec, None, s.after_ms, s.timeout_s, stop, on_event))
+        try:
+            if wine is not None:
+                from . import winhost
+                calib.update(winhost.run_uninterrupted(wine, spec, s.timeout_s, stop, on_event))
+            else:
+                calib.update(local.run_local(s.python, spec, None, s.after_ms, s.timeout_s, stop, on_event))
+        except Exception as e:  # the run could not even start: one line, never a wait for good
+            calib["error"] = f"the uninterrupted run could not start: {type(e).__name__}: {e}"
+            started.set()
 
+    kernel_runs = [h for h in s.hosts if h not in LOCAL_HOSTS for _ in range(s.repeat)]
+    decided = threading.Event()
+    go = []
+
+    def run_kernels(gate=None):
+        versions.update(kernels.run_by_mode(s.python, [(h, spec) for h in kernel_runs], s.after_ms, s.timeout_s,
+                                            lambda i, seen: note(kernel_runs[i], seen), wine, gate))
+
+    kthread = None
+    if wine is not None and kernel_runs:
+        # Under Wine a kernel's start (15-25 s) dwarfs the rest: the drivers
+        # start now, beside the uninterrupted run, and are given their plan
+        # once that run's code has started (or told to stop, for bad code).
+        kthread = threading.Thread(target=run_kernels, args=(lambda: decided.wait() and bool(go),), daemon=True)
+        kthread.start()
     # The uninterrupted run first, until its code starts: code that cannot
     # run at all (a syntax error, a failing import) is one line, at once.
     calibration = threading.Thread(target=calibrate, daemon=True)
     calibration.start()
     try:
         started.wait()
+        bad = _bad_code(first)
+        if bad is None and not first:
+            calibration.join()
+            if calib.get("error"):
+                bad = calib["error"]
     except BaseException:
         stop.set()
+        decided.set()
         raise
-    bad = _bad_code(first)
+    if bad is None:
+        go.append(True)
+    decided.set()
     if bad:
         calibration.join()
+        if kthread:
+            kthread.join()
         raise BadInput(bad)
     local_runs = [h for h in s.hosts if h in LOCAL_HOSTS for _ in range(s.repeat)]
-    kernel_runs = [h for h in s.hosts if h not in LOCAL_HOSTS for _ in range(s.repeat)]
-    kthread = None
-    if kernel_runs:
-        kthread = threading.Thread(target=lambda: versions.update(kernels.run_by_mode(
-            s.python, [(h, spec) for h in kernel_runs], s.after_ms, s.timeout_s,
-            lambda i, seen: note(kernel_runs[i], seen))), daemon=True)
+    if kernel_runs and kthread is None:
+        kthread = threading.Thread(target=run_kernels, daemon=True)
         kthread.start()
     try:
         with ThreadPoolExecutor(max_workers=max(1, s.jobs - 1 - (1 if kthread else 0))) as pool:
@@ -149,17 +181,21 @@ def run_check(subject: Subject, s: Settings, progress=None) -> dict:
     cf = calib.get("facts") or {}
     base = None  # the uninterrupted run, when it ended within the timeout
     if cf.get("t_end") is not None and cf.get("t_start") is not None and not calib.get("hung"):
-        base = {"wall_ns": cf["t_end"] - cf["t_start"], "cpu_ns": cf.get("cpu_ns")}
+        base = {"wall_ns": cf["t_end"] - cf["t_start"], "cpu_ns": cf.get("cpu_ns"), **ending(cf)}
     machine = {"python": cf.get("python") or versions.get("python"), "python_executable": s.python,
                "ipykernel": versions.get("ipykernel"), "jupyter_client": versions.get("jupyter_client")}
+    if wine is not None:
+        machine["wine"] = wine.version
     settings = {"after_ms": s.after_ms, "timeout_s": s.timeout_s, "repeat": s.repeat, "jobs": s.jobs}
-    return build_document(subject, seen, base, settings, machine)
+    return build_document(subject, seen, base, settings, machine, "windows-wine" if wine is not None else None)
 
 
-def build_document(subject: Subject, seen: dict, base: dict | None, settings: dict, machine: dict) -> dict:
+def build_document(subject: Subject, seen: dict, base: dict | None, settings: dict, machine: dict,
+                   platform: str | None = None) -> dict:
     """The results document of a check: seen is host -> what each run saw,
-    base the uninterrupted run ({"wall_ns", "cpu_ns"}, None: it did not end)."""
-    platform = platform_name()
+    base the uninterrupted run ({"wall_ns", "cpu_ns"}, None: it did not end);
+    platform: the one the code ran on (default: this one)."""
+    platform = platform or platform_name()
     cells = []
     for host, host_runs in seen.items():
         runs = [judge(host, r, base, settings["after_ms"]) for r in host_runs]
@@ -186,7 +222,8 @@ def text(doc: dict) -> str:
              f"  uninterrupted: {'did not end within the timeout' if subj['uninterrupted_ms'] is None else str(subj['uninterrupted_ms']) + ' ms'};"
              f" interrupted {doc['settings']['after_ms']} ms into the code; python "
              f"{doc['machine'].get('python')}"
-             + (f", ipykernel {doc['machine']['ipykernel']}" if doc["machine"].get("ipykernel") else "")]
+             + (f", ipykernel {doc['machine']['ipykernel']}" if doc["machine"].get("ipykernel") else "")
+             + (f"; Windows under {doc['machine']['wine']}" if doc["machine"].get("wine") else "")]
     for cell in doc["cells"]:
         run = cell["runs"][0]
         c = run.get("check", {})
@@ -199,7 +236,7 @@ def text(doc: dict) -> str:
         if c.get("ki_latency_ms") is not None:
             where = c.get("raised_at")
             lines.append(f"  KeyboardInterrupt {c['ki_latency_ms']} ms after the interrupt"
-                         + (f", at {os.path.basename(where['file'])}:{where['line']} in {where['function']}"
+                         + (f", at {basename(where['file'])}:{where['line']} in {where['function']}"
                             if where else ""))
         owners = c.get("sigint_owner") or {}
         if owners:

@@ -12,7 +12,7 @@ from ..catalog import SUBJECT_PREFIX, Cell
 from ..errors import BuildFailed
 from . import HOSTS, LOCAL_HOSTS, cysignals_ext, kernels, local
 from .subjects import AFTER_MS, BUILTINS, subject
-from .verdict import judge
+from .verdict import ending, judge
 
 TIMEOUT_S = 10.0
 # A run is hung when still going this many times its uninterrupted run's
@@ -22,9 +22,13 @@ STRETCH = 5
 
 
 def subject_cells(platform: str) -> list[Cell]:
+    """Every built-in subject under every host of the platform: on Windows
+    its kernels only (the python-* hosts are POSIX ones)."""
+    from .winhost import HOSTS as WINDOWS_HOSTS
+    hosts = {h: d for h, d in HOSTS.items() if not platform.startswith("windows") or h in WINDOWS_HOSTS}
     return [Cell(f"{platform}/{host}/{SUBJECT_PREFIX}{name}/{delivery}", platform, host, SUBJECT_PREFIX + name,
                  delivery, kind="subject")
-            for name in BUILTINS for host, delivery in HOSTS.items()]
+            for name in BUILTINS for host, delivery in hosts.items()]
 
 
 def _outcome(cell: Cell, rec: dict) -> dict:
@@ -36,37 +40,55 @@ def _unsupported(cell: Cell, reason: str) -> dict:
             "verdict": "unsupported", "reason": reason}
 
 
-def _has(python: str, module: str) -> bool:
-    return subprocess.run([python, "-c", f"import {module}"], stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL).returncode == 0
+def _has(python: str, module: str, wine: kernels.Wine | None = None) -> bool:
+    return subprocess.run([*(wine.launch if wine else [python]), "-c", f"import {module}"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                          env=wine.env if wine else None).returncode == 0
 
 
-def run_subjects(python: str, no_jupyter: str | None, runs: list, jobs: int, on_outcome) -> None:
+def run_subjects(python: str, no_jupyter: str | None, runs: list, jobs: int, on_outcome,
+                 wine: kernels.Wine | None = None) -> dict:
     """Runs every (cell, repeat) of subject cells with the interpreter
     `python`; no_jupyter: None when it can run kernels, else why not. Each
     subject's uninterrupted run first (all side by side), then the kernel runs
     of every subject through one driver per interrupt mode (its next kernel
-    starts while a run goes on) beside the plain-interpreter runs."""
+    starts while a run goes on) beside the plain-interpreter runs. wine: the
+    Windows CPython under Wine (check/winhost.py), each subject in its
+    Windows form, a POSIX-only one unsupported. Returns the kernels' drivers'
+    versions."""
     stop = threading.Event()
     names = list(dict.fromkeys(c.strategy[len(SUBJECT_PREFIX):] for c, _ in runs))
     # name -> why its cells cannot run: ("unsupported" | "error", reason)
-    missing = {name: ("unsupported", f"{BUILTINS[name].needs} is not installed for {python} "
-                                     f"(pip install {BUILTINS[name].needs})")
-               for name in names if BUILTINS[name].needs and not _has(python, BUILTINS[name].needs)}
+    missing = {}
+    if wine is not None:
+        missing = {name: ("unsupported", f"POSIX only: {BUILTINS[name].what} has no Windows form here")
+                   for name in names if BUILTINS[name].posix_only}
+    how = ("requirements-win.txt, the pinned Jupyter stack of the project's Windows CPython, has no {}"
+           if wine is not None else "pip install {}")
+    missing.update({name: ("unsupported", f"{BUILTINS[name].needs} is not installed for {python} "
+                                          f"({how.format(BUILTINS[name].needs)})")
+                    for name in names if name not in missing and BUILTINS[name].needs
+                    and not _has(python, BUILTINS[name].needs, wine)})
     specs = {}
     for name in names:
         if name in missing:
             continue
         try:
-            specs[name] = subject(name, python).spec()
+            specs[name] = subject(name, python, windows=wine is not None).spec()
         except cysignals_ext.Unavailable as e:
             missing[name] = ("unsupported", str(e))
         except BuildFailed as e:
             missing[name] = ("error", str(e))
+    def calibrate(n):
+        if n in missing:
+            return None
+        if wine is not None:
+            from . import winhost
+            return winhost.run_uninterrupted(wine, specs[n], TIMEOUT_S, stop)
+        return local.run_local(python, specs[n], None, AFTER_MS, TIMEOUT_S, stop)
+
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        calibrated = dict(zip(names, pool.map(
-            lambda n: None if n in missing else local.run_local(python, specs[n], None, AFTER_MS, TIMEOUT_S, stop),
-            names)))
+        calibrated = dict(zip(names, pool.map(calibrate, names)))
     base, todo = {}, []
     for cell, _ in runs:
         name = cell.strategy[len(SUBJECT_PREFIX):]
@@ -81,7 +103,7 @@ def run_subjects(python: str, no_jupyter: str | None, runs: list, jobs: int, on_
         elif cell.host not in LOCAL_HOSTS and no_jupyter is not None:
             on_outcome(cell, _unsupported(cell, no_jupyter))
         else:
-            base[name] = {"wall_ns": f["t_end"] - f["t_start"], "cpu_ns": f.get("cpu_ns")}
+            base[name] = {"wall_ns": f["t_end"] - f["t_start"], "cpu_ns": f.get("cpu_ns"), **ending(f)}
             todo.append((cell, name))
     timeout = {n: max(TIMEOUT_S, STRETCH * b["wall_ns"] / 1e9) for n, b in base.items()}
     local_runs = [(c, n) for c, n in todo if c.host in LOCAL_HOSTS]
@@ -91,10 +113,11 @@ def run_subjects(python: str, no_jupyter: str | None, runs: list, jobs: int, on_
         on_outcome(cell, _outcome(cell, judge(cell.host, seen, base[name], AFTER_MS)))
 
     kthread = None
+    versions: dict = {}
     if kernel_runs:
-        kthread = threading.Thread(target=lambda: kernels.run_by_mode(
+        kthread = threading.Thread(target=lambda: versions.update(kernels.run_by_mode(
             python, [(c.host, specs[n]) for c, n in kernel_runs], AFTER_MS, max(timeout.values()),
-            lambda i, seen: judged(*kernel_runs[i], seen)), daemon=True)
+            lambda i, seen: judged(*kernel_runs[i], seen), wine)), daemon=True)
         kthread.start()
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs - (1 if kthread else 0))) as pool:
@@ -107,3 +130,4 @@ def run_subjects(python: str, no_jupyter: str | None, runs: list, jobs: int, on_
     except BaseException:
         stop.set()
         raise
+    return versions

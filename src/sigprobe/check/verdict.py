@@ -12,7 +12,6 @@ cores the wall time stretches, not the work done — a BLAS call's worker
 threads included), each at least DEFERRED_SHARE of the uninterrupted run's."""
 from __future__ import annotations
 
-import os
 
 DEFERRED_SHARE = 0.8
 CPU_MEANINGFUL_NS = 50_000_000  # below this the code mostly waited: its CPU time says nothing
@@ -30,11 +29,18 @@ FIX_HANDLER = ("do not rely on a C SIGINT handler installed at import: ipykernel
 FIX_SWALLOW = ("let KeyboardInterrupt propagate: a bare `except:` or `except BaseException:` around a loop "
                "swallows it")
 FIX_DFL = "leave SIGINT to Python (signal.default_int_handler) while this code runs"
+FIX_WINDOWS_MESSAGE = ("interrupt a Windows kernel in signal mode (the kernelspec's default interrupt_mode), where "
+                       "jupyter_client sets the kernel's JPY_INTERRUPT_EVENT")
 FIX_WAIT = ("wait in slices (a timeout of a few tens of ms, then again) so that the main thread gets back to "
             "Python, or to PyErr_CheckSignals(), between them")
 # The thread that passes a kernel's interrupt on to the main thread, where it needs the GIL to do so.
 GIL_THREAD = {"message": "in message mode the kernel's control thread turns the interrupt_request into SIGINT",
               "windows": "on Windows the kernel's poller thread turns the interrupt event into interrupt_main()"}
+
+
+def basename(path: str) -> str:
+    """A file's name, from a POSIX or a Windows path (the code may have run under Wine)."""
+    return path.replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def ms(ns: int | None) -> float | None:
@@ -75,13 +81,20 @@ def _place(f: list | None) -> str | None:
     if not f:
         return None
     _, file, line, func, _, *src = f
-    where = f"{os.path.basename(file) if not file.startswith('<') else file}:{line} in {func}"
+    where = f"{basename(file) if not file.startswith('<') else file}:{line} in {func}"
     return f"{where} ({src[0]})" if src and src[0] else where
 
 
 def owner_words(o: str | None) -> str:
     return {"python": "Python's handler", "default": "the default action (SIG_DFL)", "ignored": "ignored (SIG_IGN)",
             None: "unknown", "unknown": "a handler in no known object"}.get(o, f"a handler in {o}")
+
+
+def ending(facts: dict) -> dict:
+    """How an uninterrupted run ended, when not by returning: the exception
+    the code raises on its own (queue.get(timeout=...) raises Empty), so
+    that an interrupted run ending the same way ran to its end."""
+    return {"error": facts["error"]} if facts.get("outcome") == "exception" and facts.get("error") else {}
 
 
 def ran_to_end(facts: dict, t_ki: int, calib: dict | None) -> bool:
@@ -146,6 +159,8 @@ def judge(host: str, run: dict, calib: dict | None, after_ms: int) -> dict:
         check["raised_at"] = facts["where"]
     if run.get("kernel_log"):
         rec["kernel_log"] = run["kernel_log"]
+    if run.get("kernel_said"):  # what the kernel logged about the interrupt (Windows, message mode)
+        check["kernel_said"] = run["kernel_said"]
 
     if run.get("unsupported"):
         return verdict("unsupported", run["unsupported"])
@@ -182,12 +197,15 @@ def judge(host: str, run: dict, calib: dict | None, after_ms: int) -> dict:
                                        f"{ms(elapsed)} ms into the code ({because})")
         rec["fired"] = [{"handler": "KeyboardInterrupt", "latency_us": round((t_ki - t_deliv) / 1e3, 3)}]
         return verdict("handled")
+    own_end = ""
     if outcome == "exception":
-        return verdict("error", f"the code raised {facts.get('error')} after the interrupt, not KeyboardInterrupt")
+        if not (calib and calib.get("error") == facts.get("error")):
+            return verdict("error", f"the code raised {facts.get('error')} after the interrupt, not KeyboardInterrupt")
+        own_end = f" (raising {facts['error']}, as it does uninterrupted)"
     if outcome == "exit" and facts.get("exit_code"):
         return verdict("error", f"the code exited with status {facts['exit_code']} after the interrupt")
-    return verdict("lost", f"the code ran to its end, {ms(facts['t_end'] - t_deliv)} ms after the interrupt, "
-                           "and no KeyboardInterrupt was raised")
+    return verdict("lost", f"the code ran to its end{own_end}, {ms(facts['t_end'] - t_deliv)} ms after the "
+                           "interrupt, and no KeyboardInterrupt was raised")
 
 
 def conclusion(host: str, cell: dict) -> str:
@@ -212,7 +230,7 @@ def conclusion(host: str, cell: dict) -> str:
         lat = cell.get("latency_us", {}).get("median")
         where = c.get("raised_at") or {}
         return (f"interruptible: KeyboardInterrupt {lat / 1000:.1f} ms after the interrupt"
-                + (f", raised at {os.path.basename(where['file'])}:{where['line']}" if where else "") + ".")
+                + (f", raised at {basename(where['file'])}:{where['line']}" if where else "") + ".")
     if v == "flaky":
         return f"not reliably: {cell.get('counts')}; run it with a larger --repeat to know the proportion."
     if v == "deferred":
@@ -236,6 +254,10 @@ def conclusion(host: str, cell: dict) -> str:
         during = (owners.get("during") or [None, None])
         if during[0] == "ignored" or during[1] == "SIG_IGN":
             return f"never: SIGINT was ignored while the code ran. Fix: {FIX_DFL}."
+        if host == "jupyter-message" and windows:
+            said = c.get("kernel_said")
+            return ("never: ipykernel on Windows does nothing for an interrupt_request (message mode)"
+                    + (f"; this kernel logged \"{said}\"" if said else "") + f". Fix: {FIX_WINDOWS_MESSAGE}.")
         if host == "jupyter-message" and gil:
             return (f"never: in message mode the kernel's control thread needs the GIL to raise the interrupt, and "
                     f"the main thread held it for {gil:.0f} ms{' at ' + at if at else ''}; the request was dropped "

@@ -28,6 +28,7 @@ def add_parsers(sub) -> None:
                "  sigprobe check -c 'import time; time.sleep(5)'\n"
                "  sigprobe check --call mylib.solver:fit --python .venv/bin/python\n"
                "  sigprobe check --script bench.py --size 1000 --out fit.json\n"
+               "  sigprobe check --platform windows-wine -c 'import time; time.sleep(5)'\n"
                "exit status: 0 every host handled it, 1 some did not, 2 bad input")
     what = c.add_mutually_exclusive_group(required=True)
     what.add_argument("-c", dest="code", metavar="CODE", help="the code to run (as python -c)")
@@ -43,7 +44,9 @@ def add_parsers(sub) -> None:
     c.add_argument("--python", metavar="PATH", help="the interpreter (or a venv's bin/python) to check with "
                                                     "(default: this one); the kernels are its ipykernel's")
     c.add_argument("--host", action="append", choices=list(HOSTS), dest="hosts",
-                   help="only this host (repeatable; default: all four)")
+                   help="only this host (repeatable; default: all four; with --platform windows-wine the two "
+                        "Windows kernel hosts, jupyter and jupyter-message)")
+    options.add_platform(c, "this machine's interpreter (--python) and its kernels")
     c.add_argument("--after", type=options.bounded_int(600_000, low=1), default=1000, metavar="MS",
                    help="interrupt this many ms after the code starts (default 1000)")
     c.add_argument("--timeout", type=options.positive_float, default=10.0, metavar="S",
@@ -95,32 +98,93 @@ def subject_from(args, python: str):
     return s
 
 
-def cmd_check(args) -> int:
-    from .. import check
-    from ..results import document
-    if not sys.platform.startswith("linux"):
-        raise BadInput(f"sigprobe check runs on Linux for now (this is {sys.platform})")
-    if args.after >= args.timeout * 1000:
-        raise BadInput(f"--after {args.after} ms is not shorter than --timeout {args.timeout:g} s")
-    python = args.python or sys.executable
-    if not os.path.isfile(python) or not os.access(python, os.X_OK):
-        raise BadInput(f"--python {python}: not an executable file")
-    subject = subject_from(args, python)
-    if args.out is not None and not args.out.parent.is_dir():
-        raise BadInput(f"--out {args.out}: the directory {args.out.parent} does not exist")
-    hosts = list(dict.fromkeys(args.hosts or check.HOSTS))
-    settings = check.Settings(python, hosts, args.after, args.timeout, args.repeat, args.jobs)
-    total = len(hosts) * args.repeat
+def _progress(args, total: int):
     done = []
 
     def progress(host, run):
         done.append(host)
         if not args.json:
             print(f"sigprobe: {len(done)}/{total} runs ({host})", file=sys.stderr, flush=True)
+    return progress
 
-    doc = check.run_check(subject, settings, progress)
+
+def _check_out(args) -> None:
+    if args.out is not None and not args.out.parent.is_dir():
+        raise BadInput(f"--out {args.out}: the directory {args.out.parent} does not exist")
+
+
+def cmd_check(args) -> int:
+    from .. import check
+    if args.after >= args.timeout * 1000:
+        raise BadInput(f"--after {args.after} ms is not shorter than --timeout {args.timeout:g} s")
+    if args.platform == "windows-wine":
+        return finish(args, under_wine(args))
+    if not sys.platform.startswith("linux"):
+        raise BadInput(f"sigprobe check runs on Linux for now (this is {sys.platform})")
+    python = args.python or sys.executable
+    if not os.path.isfile(python) or not os.access(python, os.X_OK):
+        raise BadInput(f"--python {python}: not an executable file")
+    subject = subject_from(args, python)
+    _check_out(args)
+    hosts = list(dict.fromkeys(args.hosts or check.HOSTS))
+    settings = check.Settings(python, hosts, args.after, args.timeout, args.repeat, args.jobs)
+    doc = check.run_check(subject, settings, _progress(args, len(hosts) * args.repeat))
+    return finish(args, doc)
+
+
+def finish(args, doc: dict) -> int:
+    """The document written (--out) and printed; the exit status."""
+    from .. import check
+    from ..results import document
     if args.out is not None:
         document.write_atomically(args.out, document.dumps(doc))
         print(f"sigprobe: wrote {paths.rel(args.out)}", file=sys.stderr)
     sys.stdout.write(document.dumps(doc) if args.json else check.text(doc))
     return 0 if all(c["verdict"] == "handled" for c in doc["cells"]) else 1
+
+
+def wine_plan(args):
+    """(subject, hosts) of a check under Wine, or BadInput: everything that
+    can be refused before Wine is started."""
+    from ..check import winhost
+    from ..check.subjects import BUILTINS
+    hosts = list(dict.fromkeys(args.hosts or winhost.HOSTS))
+    posix = [h for h in hosts if h not in winhost.HOSTS]
+    if posix:
+        raise BadInput(f"--host {posix[0]}: a POSIX host, not one of --platform windows-wine's "
+                       f"({', '.join(winhost.HOSTS)}: the Windows kernel, interrupted by its event or by a message)")
+    if args.python:
+        raise BadInput("--python goes with the native platform: under --platform windows-wine the interpreter is "
+                       "the project's Windows CPython (build-win/winpython)")
+    if args.subject is not None and BUILTINS[args.subject].posix_only:
+        raise BadInput(f"--subject {args.subject}: POSIX only ({BUILTINS[args.subject].what}), not run under "
+                       "--platform windows-wine")
+    subject = subject_from(args, "")
+    if args.subject is not None:
+        from ..check import subjects
+        subject = subjects.subject(args.subject, "", windows=True)
+    _check_out(args)
+    return subject, hosts
+
+
+def under_wine(args) -> dict:
+    """`--platform windows-wine`: the Windows side built and the Windows
+    CPython made if missing (as `sigprobe run --platform windows-wine`
+    does), one wineserver for the check, stopped on every path."""
+    from ..runners import wine, winpython
+    wine_plan(args)
+    build = wine.ensure_build()
+    winpython.ensure(build)
+    with wine.wineserver(build) as env:
+        return check_under_wine(args, build, env)
+
+
+def check_under_wine(args, build: Path, env: dict, cwd: str | None = None) -> dict:
+    """The check's document under Wine, inside wine.wineserver(build) (env
+    its environment); the code runs in cwd (default: this process's)."""
+    from .. import check
+    from ..check import winhost
+    subject, hosts = wine_plan(args)
+    settings = check.Settings(winhost.python_exe(build), hosts, args.after, args.timeout, args.repeat, args.jobs)
+    return check.run_check(subject, settings, _progress(args, len(hosts) * args.repeat),
+                           wine=winhost.wine_for(build, env, cwd))

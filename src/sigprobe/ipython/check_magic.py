@@ -20,6 +20,7 @@ import sys
 import time
 
 from .. import check
+from ..check.verdict import ending
 from ..commands import options
 from ..remote import subject as harness
 from . import kernel as ipkernel
@@ -114,7 +115,8 @@ def run(shell, code: str, after_ms: int, mode: str, repeat: int, name: str) -> d
         raise UsageProblem(f"%sigprobe check: the code cannot run: {facts0.get('error')}")
     if facts0.get("outcome") == "keyboard-interrupt":
         raise KeyboardInterrupt  # the user's own interrupt, before sigprobe sent any
-    base = {"wall_ns": facts0["t_end"] - facts0["t_start"], "cpu_ns": facts0.get("cpu_ns")}
+    base = {"wall_ns": facts0["t_end"] - facts0["t_start"], "cpu_ns": facts0.get("cpu_ns"),
+            **ending(facts0)}
 
     # 2. interrupted, by a helper outside this process
     runs = []

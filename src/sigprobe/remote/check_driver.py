@@ -6,7 +6,9 @@ and reports the facts subject.py gathered in the kernel.
 
 Standard library plus jupyter_client, run as a script by the interpreter
 checked (it imports kernel_driver and reads subject.py, both beside it).
-subject.py reports on a Unix socket in the run's directory (see Channel).
+subject.py reports on a Unix socket in the run's directory, or on Windows
+(whose Python under Wine has no AF_UNIX) on loopback TCP with a token
+(remote/channel.py).
 Input: one JSON plan on stdin: {"runs": [{"mode": "signal"|"message",
 "subject": {...}}, ...], "after_ms", "timeout_s", "start_timeout_s",
 "tmp"}; stdin then stays open as a lifeline. Output: JSON lines on stdout:
@@ -15,64 +17,25 @@ Input: one JSON plan on stdin: {"runs": [{"mode": "signal"|"message",
 """
 import json
 import os
-import select
 import signal
-import socket
 import sys
 import tempfile
 import threading
 import time
 
-import kernel_driver as kd  # beside this script, which runs by its path
+try:  # beside this script, which runs by its path
+    import channel
+    import kernel_driver as kd
+except ImportError:
+    # The embeddable Windows CPython (under Wine) leaves the script's folder off sys.path
+    # (python311._pth); sigprobe itself is importable there (winpython._link_checkout).
+    from sigprobe.remote import channel
+    from sigprobe.remote import kernel_driver as kd
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-class Channel:
-    """The Unix socket subject.py reports on from inside the kernel: one
-    connection, JSON lines (only this user can enter the directory)."""
-
-    def __init__(self, path):
-        self.path = path
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.listener.bind(path)
-        self.listener.listen(1)
-        self.conn, self.buf, self.events, self.eof = None, b"", [], False
-
-    def pump(self, timeout):
-        """Reads what is there (waiting at most timeout s); returns the events so far."""
-        if self.eof:
-            time.sleep(max(0.0, timeout))
-            return self.events
-        r, _, _ = select.select([self.conn or self.listener], [], [], max(0.0, timeout))
-        if r and self.conn is None:
-            self.conn, _ = self.listener.accept()
-        elif r:
-            chunk = self.conn.recv(65536)
-            self.buf += chunk
-            while b"\n" in self.buf:
-                line, self.buf = self.buf.split(b"\n", 1)
-                try:
-                    self.events.append(json.loads(line))
-                except ValueError:
-                    pass
-            self.eof = not chunk  # the kernel is gone or closed it
-        return self.events
-
-    def find(self, ev):
-        return next((e for e in self.events if e.get("ev") == ev), None)
-
-    def close(self):
-        for sock in (self.conn, self.listener):
-            if sock is not None:
-                sock.close()
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
-
-
-def harness_cell(subject, channel_path):
+def harness_cell(subject, address):
     """Defines subject.py's functions in the kernel (in one dict, out of the
     user's way), connects to the driver, and runs the subject's setup in the
     user's namespace."""
@@ -80,7 +43,7 @@ def harness_cell(subject, channel_path):
         source = f.read()
     return ("__sp_check = {'__name__': 'sigprobe_check', '__file__': '<sigprobe-check>'}\n"
             f"exec(compile({source!r}, '<sigprobe-check>', 'exec'), __sp_check)\n"
-            f"__sp_check['emit'] = __sp_check['socket_emitter']({channel_path!r})\n"
+            f"__sp_check['emit'] = __sp_check['socket_emitter']({address!r})\n"
             f"__sp_check['setup'](__import__('json').loads({json.dumps(subject)!r}), globals(), "
             "__sp_check['emit'])\n")
 
@@ -109,58 +72,64 @@ def one_run(plan, pool, n, tmp):
     except Exception as e:
         res["error"] = f"the kernel did not start: {e}"
         return res
-    channel = Channel(os.path.join(tmp, f"c{n}.sock"))
+    chan = channel.Channel(None if os.name == "nt" else os.path.join(tmp, f"c{n}.sock"))
     try:
         res["kernel_pid"] = kernel.pid or 0
-        setup = kd.Execution(kernel.kc, harness_cell(run["subject"], channel.path), plan["timeout_s"])
+        setup = kd.Execution(kernel.kc, harness_cell(run["subject"], chan.address), plan["timeout_s"])
         setup.start()
         while setup.is_alive():
-            channel.pump(0.01)
-        channel.pump(0.05)
+            chan.pump(0.01)
+        chan.pump(0.05)
         if setup.failure():
-            failed = channel.find("end")
+            failed = chan.find("end")
             if failed:  # the subject's setup raised: a fact about the subject
                 res["facts"] = failed
             else:
                 res["error"] = f"the kernel could not run sigprobe's harness: {setup.failure()}"
             return res
-        res["setup"] = channel.find("setup")
+        res["setup"] = chan.find("setup")
         ex = kd.Execution(kernel.kc, measure_cell(run["subject"]), plan["timeout_s"] + 5)
         log_offset = kernel.log_size()
         ex.start()
         start = None
         limit = time.monotonic() + plan["start_timeout_s"]
-        while start is None and channel.find("end") is None and time.monotonic() < limit:
+        while start is None and chan.find("end") is None and time.monotonic() < limit:
             alive = ex.is_alive()
-            channel.pump(0.005)
-            start = channel.find("start")
+            chan.pump(0.005)
+            start = chan.find("start")
             if not alive:
                 break  # the cell ended without starting the code
-        if start is None and channel.find("end") is None and ex.is_alive():
+        if start is None and chan.find("end") is None and ex.is_alive():
             res["hung"] = True
             res["reason"] = f"the kernel did not start the code within {plan['start_timeout_s']:.0f} s"
-        elif start is None and channel.find("end") is None:
+        elif start is None and chan.find("end") is None:
             res["error"] = f"the cell ended without running the code: {ex.error or ex.reply['content'].get('evalue')}"
             return res
         if start is not None:
             due = start["t_ns"] + plan["after_ms"] * 1_000_000
-            while channel.find("end") is None and kd.now_ns() < due:
-                channel.pump(min(0.005, max(0.0, (due - kd.now_ns()) / 1e9)))
-            if channel.find("end") is None:
+            while chan.find("end") is None and kd.now_ns() < due:
+                chan.pump(min(0.005, max(0.0, (due - kd.now_ns()) / 1e9)))
+            if chan.find("end") is None:
                 res["t_deliv"] = kd.now_ns()
                 kernel.km.interrupt_kernel()
             end = start["t_ns"] / 1e9 + plan["timeout_s"]
-            while channel.find("end") is None and kd.now_ns() / 1e9 < end:
-                channel.pump(0.01)
+            while chan.find("end") is None and kd.now_ns() / 1e9 < end:
+                chan.pump(0.01)
                 if not kernel.km.is_alive():
-                    channel.pump(0.05)
-                    if channel.find("end") is None:
+                    chan.pump(0.05)
+                    if chan.find("end") is None:
                         res["error"] = f"the kernel died while running the code{exit_status(kernel)}"
                         res["kernel_log"] = kernel.log_tail()
                         return res
-            ex.wait(max(0.5, end - kd.now_ns() / 1e9) if channel.find("end") is None else 5,
+            ex.wait(max(0.5, end - kd.now_ns() / 1e9) if chan.find("end") is None else 5,
                     lambda: kernel.reply_lost(log_offset))
-        res["facts"] = channel.find("end")
+        res["facts"] = chan.find("end")
+        if mode == "message" and os.name == "nt" and "t_deliv" in res:
+            # ipykernel's answer to an interrupt_request on Windows, in its log (kernelbase.py,
+            # _send_interrupt_children: "Interrupt message not supported on Windows").
+            said = [line.strip() for line in kernel.log_since(log_offset).splitlines() if "Interrupt message" in line]
+            if said:
+                res["kernel_said"] = said[-1][:200]
         if res["facts"] is None or ex.is_alive() or ex.error is not None:
             if res["facts"] is None:
                 res["hung"] = True
@@ -178,12 +147,21 @@ def one_run(plan, pool, n, tmp):
                 res["ename"] = content["ename"]
         return res
     finally:
+        if chan.refused:
+            res["refused_connections"] = chan.refused
         pool.discard(kernel)
-        channel.close()
+        chan.close()
 
 
 def main():
-    plan = json.loads(sys.stdin.readline())
+    try:  # imported while the parent decides whether to run at all (slow under Wine)
+        import jupyter_client.manager  # noqa: F401
+    except ImportError:
+        pass
+    line = sys.stdin.readline()
+    if not line.strip():
+        return 0  # the parent closed stdin before sending a plan: nothing to run
+    plan = json.loads(line)
     tmp = plan.get("tmp") or tempfile.mkdtemp(prefix="sigprobe-check-")
     kd.isolate(tmp)
     try:

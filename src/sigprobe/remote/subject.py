@@ -4,12 +4,13 @@ thread held the GIL, where it was, and who owned SIGINT at the OS level.
 
 Standard library only, any CPython >= 3.7: it runs inside the interpreter
 being checked. Two ways in:
-  * as a script (the python-* hosts): argv[1] is the subject as JSON, the
-    facts go to the inherited file descriptor SIGPROBE_CHECK_FD as JSON
-    lines ({"ev":"start",...} right before the code, {"ev":"end",...});
+  * as a script (the python-* hosts, and the uninterrupted run): argv[1] is
+    the subject as JSON (or @FILE holding it), the facts go to the inherited
+    file descriptor SIGPROBE_CHECK_FD (or, on Windows, to the loopback
+    address SIGPROBE_CHECK_ADDR, see socket_emitter) as JSON lines ({"ev":"start",...} right before the code, {"ev":"end",...});
   * inside a kernel (the jupyter* hosts): the driver sends this file's
     source as a cell, then a cell that calls measure() with the driver's
-    Unix socket as the way out (socket_emitter).
+    socket as the way out (socket_emitter).
 
 The subject: {"kind": "code"|"script"|"call", "code": ..., "path": ...,
 "args": [...], "target": "module:function", "setup": code run first (its
@@ -232,8 +233,7 @@ def measure(subject, emit, ns=None, late_ns=0):
         sys.argv = [subject["path"], *subject.get("args", [])]
         sys.path.insert(0, os.path.dirname(os.path.abspath(subject["path"])))
     elif subject["kind"] == "call":
-        if "" not in sys.path and os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
+        _cwd_importable()
     facts["owner_before"] = [owner.name(), python_handler()]
     watchdog = Watchdog(threading.main_thread().ident, owner)
     watchdog.sample_owner(now_ns())
@@ -298,12 +298,22 @@ def measure(subject, emit, ns=None, late_ns=0):
             facts["late_interrupts"] += 1
 
 
+def _cwd_importable():
+    """--call's module is found in the working directory, as `python -c`
+    finds it (a kernel of the embeddable Windows CPython has no '' on
+    sys.path: python311._pth)."""
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
 def setup(subject, ns, emit):
     """The subject's setup (its imports: `--call`'s module, `--setup`), run
     before the code and not timed with it; in a kernel, its own cell. False
     (and the failure emitted) when it raised."""
     if not subject.get("setup"):
         return True
+    if subject["kind"] == "call":
+        _cwd_importable()
     try:
         exec(compile(subject["setup"], "<sigprobe check setup>", "exec"), ns)
     except BaseException as e:
@@ -322,14 +332,22 @@ def fd_emitter(fd):
     return emit
 
 
-def socket_emitter(path):
-    """Inside a kernel: the events go straight to the driver's Unix socket,
+def socket_emitter(address):
+    """Inside a kernel: the events go straight to the driver's socket,
     written by the main thread itself. Not the cell's stdout: ipykernel's IO
     thread sends that, and it cannot run while the code holds the GIL (the
-    driver would learn of the start only at the end)."""
+    driver would learn of the start only at the end). address: a Unix
+    socket's path, or "tcp:HOST:PORT:TOKEN" (Windows, whose Python under Wine
+    has no AF_UNIX: loopback TCP, the token sent first so that the listener
+    knows the connection is its run's; remote/channel.py)."""
     import socket
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(path)
+    if address.startswith("tcp:"):
+        _, host, port, token = address.split(":", 3)
+        sock = socket.create_connection((host, int(port)))
+        sock.sendall((token + "\n").encode())
+    else:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(address)
 
     def emit(obj):
         sock.sendall((json.dumps(obj) + "\n").encode())
@@ -338,12 +356,22 @@ def socket_emitter(path):
 
 
 def main():
-    subject = json.loads(sys.argv[1])
-    fd = int(os.environ.pop("SIGPROBE_CHECK_FD"))
-    emit = fd_emitter(fd)
+    arg = sys.argv[1]
+    if arg.startswith("@"):  # the subject in a file (a command line under Wine keeps no newlines safe)
+        with open(arg[1:], encoding="utf-8") as f:
+            arg = f.read()
+    subject = json.loads(arg)
+    if "SIGPROBE_CHECK_ADDR" in os.environ:  # Windows: the listener's loopback port and token
+        emit = socket_emitter(os.environ.pop("SIGPROBE_CHECK_ADDR"))
+    else:
+        emit = fd_emitter(int(os.environ.pop("SIGPROBE_CHECK_FD")))
     del sys.argv[1:]
-    # Imports as `python -c` would see them: the working directory first, not this script's.
-    sys.path[0] = ""
+    # Imports as `python -c` would see them: the working directory first, not this script's
+    # (the embeddable Windows CPython puts no script's folder there: python311._pth).
+    if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
+        sys.path[0] = ""
+    else:
+        sys.path.insert(0, "")
     ns = {"__name__": "__main__"}
     if not setup(subject, ns, emit):
         return 0

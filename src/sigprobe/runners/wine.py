@@ -101,7 +101,9 @@ def catalog(build: Path, env: dict) -> list[Cell]:
     STRATEGIES as the one built for this interpreter lists them: one C table
     for both platforms (probes/pyext/strategies.c), and the Windows build
     cannot be imported here."""
-    return cells(build, env) + pyhosts.python_cells("windows-wine", pyext_strategies(paths.native_dir() / "pyext"), [])
+    from ..check.matrix import subject_cells
+    return (cells(build, env) + pyhosts.python_cells("windows-wine", pyext_strategies(paths.native_dir() / "pyext"), [])
+            + subject_cells("windows-wine"))
 
 
 def version(build: Path, env: dict) -> dict:
@@ -135,6 +137,13 @@ def run_kernel_cells(build: Path, env: dict, runs: list, window_scale: float, on
     pyext: the folder of the extension probe built for that Python, if already
     built (else it is built here)."""
     from . import winpython
+    versions: dict = {}
+    subject_runs = [r for r in runs if r[0].kind == "subject"]
+    if subject_runs:
+        versions = run_subject_cells(build, env, subject_runs, on_outcome)
+        runs = [r for r in runs if r[0].kind != "subject"]
+        if not runs:
+            return versions
     try:
         pyext = pyext or winpython.ensure_pyext(build)
     except (MissingDependency, BuildFailed) as e:
@@ -146,4 +155,20 @@ def run_kernel_cells(build: Path, env: dict, runs: list, window_scale: float, on
     session = pyhosts.JupyterSession(build / "sigprobe-run.exe", interp, build, window_scale,
                                      launch=command(str(exe)), path=winpython.wine_path,
                                      env={**env, "PYTHONUTF8": "1"}, attach="tcp")
-    return session.run(runs, on_outcome)
+    return {**versions, **session.run(runs, on_outcome)}
+
+
+def run_subject_cells(build: Path, env: dict, runs: list, on_outcome, jobs: int = 2) -> dict:
+    """The built-in subjects' cells (`--only subjects`) in the Windows
+    CPython's kernels under Wine, by sigprobe check's machinery
+    (check/matrix.py, check/winhost.py); without that Python each is
+    unsupported, saying why. Returns the interpreter's versions."""
+    from ..check import matrix, winhost
+    from . import winpython
+    try:
+        winpython.ensure(build)
+    except MissingDependency as e:
+        for cell, _ in runs:
+            on_outcome(cell, pyhosts.unsupported_outcome(cell, f"no Windows Python under Wine: {e}"))
+        return {}
+    return matrix.run_subjects(winhost.python_exe(build), None, runs, jobs, on_outcome, winhost.wine_for(build, env))
