@@ -640,3 +640,20 @@ def test_the_interruptible_calls_table_names_its_sources_once_and_its_columns_by
     html = report.html_page(sources)
     head = html.split('id="subjects"')[1].split("<thead>")[1].split("</thead>")[0]
     assert "<th>no terminal, kill (b)</th>" in head and "Python" not in head
+
+
+def test_sources_that_differ_only_by_the_interpreters_folder_are_labelled_by_file_name(tmp_path):
+    """Two documents of one platform measured with copies of one interpreter
+    in two folders: the label is the file name, not a path."""
+    from sigprobe.export.report import Source, _label
+    machine = {"python": "3.11.9", "ipykernel": "7.4.0"}
+    a = Source(tmp_path / "windows-wine.json", {"platform": "windows-wine", "cells": [],
+                                                 "machine": {**machine, "python_executable": "Z:\\a\\python.exe"}})
+    b = Source(tmp_path / "windows-wine-subjects.json",
+               {"platform": "windows-wine", "cells": [], "machine": {**machine, "python_executable": "Z:\\b\\python.exe"}})
+    _label([a, b])
+    assert (a.label, b.label) == ("windows-wine (windows-wine.json)", "windows-wine (windows-wine-subjects.json)")
+    c = Source(tmp_path / "other.json", {"platform": "windows-wine", "cells": [],
+                                          "machine": {**machine, "pyzmq": "26", "python_executable": "Z:\\a\\python.exe"}})
+    _label([a, c])
+    assert c.label == "windows-wine (pyzmq 26)"

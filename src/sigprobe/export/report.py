@@ -137,8 +137,9 @@ def _label(sources: list[Source]) -> None:
         by_platform.setdefault(s.platform, []).append(s)
     for platform, group in by_platform.items():
         differ = [k for k in INTERPRETER_KEYS if len({str(o.machine.get(k)) for o in group}) > 1]
-        # Python and ipykernel say it; the rest only when they are all that differs.
-        shown = [k for k in differ if k in ("python", "ipykernel")] or differ[:1]
+        # Python and ipykernel say it; the rest only when they are all that differs, and
+        # never the interpreter's path alone (a copy of one build in another folder): the file name does.
+        shown = [k for k in differ if k in ("python", "ipykernel")] or [k for k in differ[:1] if k != "python_executable"]
         for s in group:
             s.versions = ", ".join(f"{_KEY_NAMES.get(k, k)} {s.machine.get(k) or 'none'}" for k in shown)
         versions = [s.versions for s in group]
