@@ -28,6 +28,13 @@ def sigprobe(build_dir):
     return run
 
 
+WINE_JOBS_AT_ONCE = 4
+# Jobs that run alone before the others start: the doctor job's nine `sigprobe
+# doctor` calls take 5 s each alone (60 s allowed each, 300 s in all), and
+# well over a minute each beside three jobs that start Windows kernels.
+WINE_JOBS_FIRST = ("doctor_targets",)
+
+
 @pytest.fixture(scope="session")
 def winpy(request, tmp_path_factory):
     """(build, env) with the Windows side built, the Windows Python made and a
@@ -58,16 +65,30 @@ def winpy(request, tmp_path_factory):
     for step in steps:
         step.result()
     pyext = steps[1].result()  # jobs never build it again: two builds of one tree would collide
-    modules = {item.module for item in request.session.items if hasattr(item, "module")}
-    jobs = {name: fn for m in sorted(modules, key=lambda m: m.__name__)
-            for name, fn in getattr(m, "WINE_JOBS", {}).items()}
+    # The modules' jobs in the session's order (the command line's), at most
+    # WINE_JOBS_AT_ONCE at a time, WINE_JOBS_FIRST before the others: every
+    # Wine process waits on the one wineserver.
+    modules = dict.fromkeys(item.module for item in request.session.items if hasattr(item, "module"))
+    jobs = {name: fn for m in modules for name, fn in getattr(m, "WINE_JOBS", {}).items()}
     # The factory makes its base folder on first use, and two threads asking at
     # once each make one (a job's mktemp then sees a different base): made here.
     tmp_path_factory.getbasetemp()
     # The pool is left (every job waited for) before the wineserver stops under them.
-    with wine.wineserver(build) as env, ThreadPoolExecutor(max(len(jobs), 1), thread_name_prefix="wine-job") as pool:
-        request.config.sigprobe_wine_jobs = {name: pool.submit(fn, build, env, pyext, tmp_path_factory)
-                                             for name, fn in jobs.items()}
+    with wine.wineserver(build) as env, ThreadPoolExecutor(max(min(len(jobs), WINE_JOBS_AT_ONCE), 1),
+                                                                thread_name_prefix="wine-job") as pool:
+        first = [pool.submit(fn, build, env, pyext, tmp_path_factory) for name, fn in jobs.items()
+                 if name in WINE_JOBS_FIRST]
+
+        def after_first(fn, *args):
+            for f in first:
+                f.exception()  # waited for; its outcome is its own tests'
+            return fn(*args)
+
+        futures = iter(first)
+        request.config.sigprobe_wine_jobs = {
+            name: next(futures) if name in WINE_JOBS_FIRST else pool.submit(after_first, fn, build, env, pyext,
+                                                                            tmp_path_factory)
+            for name, fn in jobs.items()}
         yield build, env
 
 
