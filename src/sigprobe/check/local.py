@@ -125,24 +125,42 @@ def run_local(python: str, subject: dict, host: str | None, after_ms: int, timeo
                 break
         seen["facts"] = events.get("end")
         seen["setup"] = events.get("setup")
-        try:
-            proc.wait(END_GRACE_S if not seen.get("hung") and not seen.get("error") else 0.01)
-        except subprocess.TimeoutExpired:
-            pass
+        let_end(proc, seen)
     finally:
-        if on_event is not None:
-            on_event(None)
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)  # its session's group: the code's children too
-            except OSError:
-                proc.kill()
-            proc.wait()
+        reap(proc, on_event)
         os.close(r)
         drain.join(1)
         if master is not None:
             os.close(master)
+    how_it_ended(seen, proc, drain)
+    return seen
+
+
+def let_end(proc: subprocess.Popen, seen: dict) -> None:
+    """The code's process ends on its own within END_GRACE_S of its last event
+    (not waited for after a hang or an error)."""
+    try:
+        proc.wait(END_GRACE_S if not seen.get("hung") and not seen.get("error") else 0.01)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def reap(proc: subprocess.Popen, on_event=None) -> None:
+    """The run is over: on_event(None), and the process's session (the code's
+    children too; under Wine, the Wine processes it started) killed if it
+    still runs, then waited for."""
+    if on_event is not None:
+        on_event(None)
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            proc.kill()
+        proc.wait()
+
+
+def how_it_ended(seen: dict, proc: subprocess.Popen, drain: "_Drain") -> None:
+    """seen's exit (its code or signal) and the tail of what it printed."""
     rc = proc.returncode
     seen["exit"] = {"signal": signal.Signals(-rc).name} if rc < 0 else {"code": rc}
     seen["output"] = drain.tail.decode(errors="replace")
-    return seen

@@ -13,9 +13,7 @@ server: the command, or the test session's)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -26,7 +24,7 @@ from ..remote.channel import Channel
 from ..runners import winpython
 from ..runners.winelaunch import command
 from .kernels import REMOTE, Wine
-from .local import END_GRACE_S, _Drain
+from .local import _Drain, how_it_ended, let_end, reap
 
 # The hosts of a Windows kernel; python-tty and python-no-tty are POSIX ones
 # (a pseudo-terminal's ^C, kill).
@@ -86,26 +84,15 @@ def run_uninterrupted(wine: Wine, subject: dict, timeout_s: float, stop: threadi
                 break  # ended without connecting (it could not start)
         seen["facts"] = chan.find("end")
         seen["setup"] = chan.find("setup")
-        try:
-            proc.wait(END_GRACE_S if not seen.get("hung") and not seen.get("error") else 0.01)
-        except subprocess.TimeoutExpired:
-            pass
+        let_end(proc, seen)
     finally:
-        if on_event is not None:
-            on_event(None)
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)  # its session: the Wine processes it started too
-            except OSError:
-                proc.kill()
-            proc.wait()
+        reap(proc, on_event)
         chan.close()
         drain.join(1)
         proc.stdout.close()
         shutil.rmtree(tmp, ignore_errors=True)
+    how_it_ended(seen, proc, drain)
     rc = proc.returncode
-    seen["exit"] = {"signal": signal.Signals(-rc).name} if rc < 0 else {"code": rc}
-    seen["output"] = drain.tail.decode(errors="replace")
     if seen["facts"] is None and not seen.get("hung") and "error" not in seen and chan.find("end") is None:
         if not chan.events:
             last = seen["output"].strip().splitlines()[-1:] or [f"exit status {rc}"]
