@@ -363,18 +363,21 @@ def test_interrupting_sigprobe_run_leaves_no_kernel_and_no_temporary_directory(b
     assert doc["partial"] is True and len(doc["cells"]) >= 3
 
 
-CHILD_INTERRUPTED_IN_POPEN = """import json, subprocess, sys
+CHILD_INTERRUPTED_IN_POPEN = """import json, os, subprocess, sys
 from sigprobe.remote import kernel_driver as kd
 real, pids = subprocess.Popen, []
 
 
 class InterruptedOnce(real):
     # The child exists, and the KeyboardInterrupt comes before Popen returns it (as when the
-    # probe reports ready and is interrupted while the kernel is still inside Popen).
+    # probe reports ready and is interrupted while the kernel is still inside Popen). The
+    # child has ended by then (waited for, not reaped), as a quick probe's may: the dropped
+    # Popen object must not reap it (its __del__ polls) and lose its status.
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
         pids.append(self.pid)
         if len(pids) == 1:
+            os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
             raise KeyboardInterrupt
 
 

@@ -394,9 +394,16 @@ def child_cell(run, report):
     KeyboardInterrupt inside Popen then leaves a child whose pid the cell never
     got, so the cell waits for whichever child it has (waitid P_ALL: a kernel
     starts none of its own) and starts another only when there is none (a
-    second probe once reported in its place, with the first one's handler)."""
+    second probe once reported in its place, with the first one's handler).
+    That child is never reaped behind the cell's back: a Popen object dropped
+    by the KeyboardInterrupt polls its child in __del__ (waitpid WNOHANG), and
+    a child already ended was reaped there, its status lost, and a second
+    started (seen in a loaded suite); the cell's Popen does not."""
     return ("def __sp_child():\n"
             "    import os, subprocess\n"
+            "    class Popen(subprocess.Popen):\n"
+            "        def __del__(self):  # the cell reaps its child, below\n"
+            "            pass\n"
             f"    env = dict(os.environ, SIGPROBE_REPORT={report!r})\n"
             "    proc, info, ki, started = None, None, False, False\n"
             "    while info is None:\n"
@@ -409,7 +416,7 @@ def child_cell(run, report):
             "                continue\n"
             "            if proc is None:\n"
             "                started = True\n"
-            f"                proc = subprocess.Popen([{run['probe']!r}], env=env, stdin=subprocess.DEVNULL)\n"
+            f"                proc = Popen([{run['probe']!r}], env=env, stdin=subprocess.DEVNULL)\n"
             "            info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)\n"
             "        except KeyboardInterrupt:\n"
             "            ki = True\n"
