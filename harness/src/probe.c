@@ -195,11 +195,14 @@ const char *sp_probe_fired_handler(int i) {
   return g_slots[i].handler;
 }
 
-/* Writes every published, unwritten slot, in the order they were claimed. */
-static void flush_fired(void) {
+/* Writes every published, unwritten slot, in the order they were claimed;
+ * so_far: only up to the first slot still being filled in (by a handler
+ * running now on another thread), so the order stays the claims' order. */
+static void flush_fired(bool so_far) {
   int n = sp_probe_fired_count();
   for (int i = 0; i < n; i++) {
     slot *s = &g_slots[i];
+    if (so_far && !sp__atomic_load(&s->published)) return;
     if (s->written || !sp__atomic_load(&s->published)) continue;
     sp_event ev;
     char code[32];
@@ -240,6 +243,9 @@ const char *sp_probe_loop(const sp_watch *watches, int n, int linger_ms) {
   for (;;) {
     int64_t now = sp_clock_ns();
     if (sp__atomic_load(&g_next_slot) > 0) {
+      /* Reported as they come, not after the linger: the runner's window
+       * (delivery -> first handler) is judged by the first "fired" it reads. */
+      flush_fired(true);
       if (!linger_end) linger_end = now + (int64_t)linger_ms * 1000000;
       if (now >= linger_end) return g_slots[0].handler;
     }
@@ -255,7 +261,7 @@ const char *sp_probe_loop(const sp_watch *watches, int n, int linger_ms) {
 /* Writes the pending "fired" events and then "done". */
 static void report_done(const char *stopped_by, bool in_process) {
   sp_event ev;
-  flush_fired();
+  flush_fired(false);
   memset(&ev, 0, sizeof ev);
   ev.kind = SP_EV_DONE;
   sp_strlcpy(ev.stopped_by, stopped_by, sizeof ev.stopped_by);
