@@ -29,10 +29,6 @@ def sigprobe(build_dir):
 
 
 WINE_JOBS_AT_ONCE = 4
-# Jobs that run alone before the others start: the doctor job's nine `sigprobe
-# doctor` calls take 5 s each alone (60 s allowed each, 300 s in all), and
-# well over a minute each beside three jobs that start Windows kernels.
-WINE_JOBS_FIRST = ("doctor_targets",)
 
 
 @pytest.fixture(scope="session")
@@ -44,10 +40,12 @@ def winpy(request, tmp_path_factory):
     Once it is ready, the work each of those modules names in its WINE_JOBS
     ({name: fn(build, env, pyext, tmp_path_factory)}, pyext: the folder of the
     extension probe built for that Python) starts side by side, and a
-    fixture takes its result with wine_job(request, name). Work under Wine is
-    mostly waiting on the wineserver, not on a core: two Windows kernels start
-    in the time of one. The Windows wheel (test_wheel_windows.py) is such a
-    job too, compiled while the tests before it wait on Wine."""
+    fixture takes its result with wine_job(request, name). Each job has a
+    Wine prefix of its own (wine.clone_prefix), so a wineserver of its own:
+    through one server, every Wine process of every job waited on the others
+    (a Windows kernel of one job once did not answer within 120 s on a slow
+    machine). The Windows wheel (test_wheel_windows.py) is such a job too,
+    compiled while the tests before it wait on Wine."""
     import shutil
     from concurrent.futures import ThreadPoolExecutor
 
@@ -65,30 +63,25 @@ def winpy(request, tmp_path_factory):
     for step in steps:
         step.result()
     pyext = steps[1].result()  # jobs never build it again: two builds of one tree would collide
-    # The modules' jobs in the session's order (the command line's), at most
-    # WINE_JOBS_AT_ONCE at a time, WINE_JOBS_FIRST before the others: every
-    # Wine process waits on the one wineserver.
+    # The modules' jobs, in the session's order (the command line's).
     modules = dict.fromkeys(item.module for item in request.session.items if hasattr(item, "module"))
     jobs = {name: fn for m in modules for name, fn in getattr(m, "WINE_JOBS", {}).items()}
     # The factory makes its base folder on first use, and two threads asking at
     # once each make one (a job's mktemp then sees a different base): made here.
     tmp_path_factory.getbasetemp()
-    # The pool is left (every job waited for) before the wineserver stops under them.
+
+    def in_own_prefix(name, fn):
+        prefix = wine.clone_prefix(build, tmp_path_factory.mktemp(f"wine-{name}") / "prefix")
+        try:
+            with wine.wineserver(build, prefix) as env:
+                return fn(build, env, pyext, tmp_path_factory)
+        finally:
+            shutil.rmtree(prefix, ignore_errors=True)
+
+    # The pool is left (every job waited for, each server stopped) before the tests' own server stops.
     with wine.wineserver(build) as env, ThreadPoolExecutor(max(min(len(jobs), WINE_JOBS_AT_ONCE), 1),
                                                                 thread_name_prefix="wine-job") as pool:
-        first = [pool.submit(fn, build, env, pyext, tmp_path_factory) for name, fn in jobs.items()
-                 if name in WINE_JOBS_FIRST]
-
-        def after_first(fn, *args):
-            for f in first:
-                f.exception()  # waited for; its outcome is its own tests'
-            return fn(*args)
-
-        futures = iter(first)
-        request.config.sigprobe_wine_jobs = {
-            name: next(futures) if name in WINE_JOBS_FIRST else pool.submit(after_first, fn, build, env, pyext,
-                                                                            tmp_path_factory)
-            for name, fn in jobs.items()}
+        request.config.sigprobe_wine_jobs = {name: pool.submit(in_own_prefix, name, fn) for name, fn in jobs.items()}
         yield build, env
 
 

@@ -27,8 +27,8 @@ def ensure_tools() -> None:
     bootstrap.apt_install(PACKAGES, f"the windows-wine cells need {', '.join(missing)}", "(about a minute, once)")
 
 
-def env_for(build: Path) -> dict:
-    return dict(os.environ, WINEPREFIX=str(build / "wineprefix"), WINEDEBUG="-all")
+def env_for(build: Path, prefix: Path | None = None) -> dict:
+    return dict(os.environ, WINEPREFIX=str(prefix or build / "wineprefix"), WINEDEBUG="-all")
 
 
 def default_build() -> Path:
@@ -64,10 +64,35 @@ def ensure_prefix(build: Path) -> None:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def clone_prefix(build: Path, dest: Path) -> Path:
+    """A prefix of its own made from the build tree's (ensure_prefix), and so
+    a wineserver of its own: every Wine process of one prefix waits on its
+    one server. drive_c/windows (690 MB of DLLs that Wine only reads) is
+    hard-linked, the rest (the registry, the users' folders) copied."""
+    src = build / "wineprefix"
+    dest.mkdir(parents=True)
+    for item in src.iterdir():
+        if item.name == "drive_c":
+            (dest / "drive_c").mkdir()
+            for sub in item.iterdir():
+                if sub.name == "windows":
+                    shutil.copytree(sub, dest / "drive_c" / "windows", symlinks=True, copy_function=os.link)
+                elif sub.is_dir() and not sub.is_symlink():
+                    shutil.copytree(sub, dest / "drive_c" / sub.name, symlinks=True)
+                else:
+                    shutil.copy2(sub, dest / "drive_c" / sub.name, follow_symlinks=False)
+        elif item.is_dir() and not item.is_symlink():
+            shutil.copytree(item, dest / item.name, symlinks=True)
+        else:
+            shutil.copy2(item, dest / item.name, follow_symlinks=False)
+    return dest
+
+
 @contextmanager
-def wineserver(build: Path):
-    """One persistent wineserver for the prefix, stopped (by prefix) on every path."""
-    env = env_for(build)
+def wineserver(build: Path, prefix: Path | None = None):
+    """One persistent wineserver for the prefix (default: the build tree's;
+    else one made by clone_prefix), stopped (by prefix) on every path."""
+    env = env_for(build, prefix)
     ensure_prefix(build)
     # The server keeps the stdio it starts with; at -k it may dump leftover objects there.
     subprocess.run(["wineserver", "-p"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
