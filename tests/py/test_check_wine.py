@@ -12,7 +12,7 @@ KeyboardInterrupt (--script) is hung, ended within its deadline with nothing
 left running; bad input is one line.
 
 The Wine-bound work is one WINE_JOBS entry (conftest.winpy: beside the other
-modules' once the Windows side is ready, under the session's wineserver); the
+modules' once the Windows side is ready, in a Wine prefix of its own); the
 tests judge its results."""
 import json
 import subprocess
