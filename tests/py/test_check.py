@@ -8,6 +8,7 @@ swallows KeyboardInterrupt is hung, ended within its deadline, with nothing
 left running. And bad input: one line, exit 2."""
 import json
 import os
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -127,6 +128,23 @@ def test_code_that_swallows_keyboardinterrupt_is_hung_and_ended(tmp_path):
     # Nothing left running: no interpreter or kernel still has the code.
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert marker not in ps
+
+
+def test_a_check_started_with_sigint_ignored_measures_the_code_as_a_shell_starts_it(tmp_path):
+    """sigprobe run as a background job of a script (or under nohup) inherits
+    SIGINT ignored; the code it checks is started as a shell starts a
+    program, with Python's own handler (sigprobe's own SIGINT handler is reset
+    to the default in its children, where an ignored SIGINT would stay
+    ignored): a plain loop is still handled."""
+    code = "import time\nt0 = time.monotonic()\nwhile time.monotonic() - t0 < 3:\n    pass\n"
+    r = subprocess.run([sys.executable, "-m", "sigprobe", "check", "-c", code, "--after", "200",
+                        "--host", "python-no-tty", "--host", "python-tty", "--json"],
+                       capture_output=True, text=True, cwd=tmp_path, stdin=subprocess.DEVNULL, timeout=120,
+                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    cells = by_host(doc_of(r))
+    for host in ("python-no-tty", "python-tty"):
+        assert cells[host]["verdict"] == "handled", (host, cells[host])
+    assert r.returncode == 0
 
 
 @pytest.mark.parametrize("args,message", [

@@ -55,8 +55,14 @@ def spin_dir(tmp_path_factory):
     return d
 
 
+# Python's own SIGINT handler, whatever the suite inherited: started with
+# SIGINT ignored (a background job), Python leaves it ignored, and neither
+# kill nor interrupt_main() would reach the loop.
+DEFAULT_SIGINT = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+
+
 def run_python(spin_dir, code: str) -> str:
-    r = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-c", DEFAULT_SIGINT + textwrap.dedent(code)], capture_output=True, text=True,
                        cwd=spin_dir, timeout=120, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stderr
     return r.stdout.strip()
