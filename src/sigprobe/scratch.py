@@ -12,8 +12,9 @@ from pathlib import Path
 # The Jupyter driver's directory (kernelspecs, connection files, the kernels'
 # IPython and Jupyter directories, their logs); the runners' Unix sockets
 # (short: a socket path is limited to about 108 bytes); the magic's selftest;
-# a check's uninterrupted run under Wine (check/winhost.py).
-PREFIXES = ("sigprobe-jupyter-", "spj", "spst", "sigprobe-check-")
+# a check's uninterrupted run under Wine (check/winhost.py); the Wine prefixes
+# cloned for a windows-wine run's extra wineservers (runners/wine.py).
+PREFIXES = ("sigprobe-jupyter-", "spj", "spst", "sigprobe-check-", "sigprobe-wine-")
 # A Unix socket's path is limited to about 108 bytes: the runners' sockets go
 # in TMPDIR when it leaves room for <prefix><pid>-<random>/<name>, else /tmp.
 SOCKET_BASE_MAX = 40

@@ -51,3 +51,27 @@ def test_without_a_windows_python_kernel_cells_are_unsupported(monkeypatch):
     assert c is cell and out["verdict"] == "unsupported" and out["id"] == cell.id
     assert out["reason"] == ("no Windows Python under Wine: could not download https://example.invalid/x: "
                              "offline")
+
+
+def test_a_cloned_prefix_has_a_server_of_its_own_and_the_same_verdicts(winpy, tmp_path):
+    """wine.clone_prefix (the Wine runs' extra wineservers, the test jobs'
+    own): the DLLs hard-linked, not copied; a cell run through the clone's
+    server gives what it gives through the build tree's; the clone's server
+    stops with its context."""
+    import os
+    import subprocess
+
+    from sigprobe.catalog import parse_id
+    build, env = winpy
+    prefix = wine.clone_prefix(build, tmp_path / "prefix")
+    dll = next((prefix / "drive_c" / "windows" / "system32").glob("*.dll"))
+    assert dll.stat().st_nlink >= 2
+    assert (prefix / "system.reg").stat().st_nlink == 1
+    cell = parse_id("windows-wine/console/signal/ctrl-c")
+    with wine.wineserver(build, prefix) as own:
+        assert own["WINEPREFIX"] == str(prefix) != env["WINEPREFIX"]
+        got = [wine.run_cell(build, e, cell) for e in (env, own)]
+    assert [o["verdict"] for o in got] == ["handled", "handled"], got
+    # Stopped: asking the clone's server to wait for its end returns at once.
+    r = subprocess.run(["wineserver", "-w"], env={**os.environ, "WINEPREFIX": str(prefix)}, timeout=10)
+    assert r.returncode == 0

@@ -4,8 +4,10 @@ marked partial."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import NamedTuple, Optional
@@ -149,16 +151,25 @@ def cmd_run(args) -> int:
         if args.trace:
             raise BadInput("--trace goes with the native platform (Wine's pids are not the probe's)")
         build = wine.ensure_build()
-        with wine.wineserver(build) as env:
+        # The native cells' jobs each use one of up to a core's worth of
+        # wineservers (one server serialises every process start: about one
+        # run a second whatever -j); the kernels run under the first.
+        with wine.wineservers(build, min(settings.jobs, os.cpu_count() or 1)) as envs:
+            env = envs[0]
             selected = cellmod.select(wine.catalog(build, env), args.only)
             version = wine.version(build, env)
+            turns, mine = itertools.count(), threading.local()
+
+            def run_cell(c):
+                if not hasattr(mine, "env"):
+                    mine.env = envs[next(turns) % len(envs)]
+                return wine.run_cell(build, mine.env, c, settings.window_scale)
 
             def kernel_cells(runs, sink):
                 return wine.run_kernel_cells(build, env, runs, settings.window_scale, sink.add)
 
             return execute(settings, selected, version["platform"] if "platform" in version else "windows-wine",
-                           version, lambda c: wine.run_cell(build, env, c, settings.window_scale), kernel_cells,
-                           prior=prior)
+                           version, run_cell, kernel_cells, prior=prior)
     native.check_window_scale(settings.window_scale)
     build_dir = prepare(args.build_dir)
     runner = build_dir / paths.RUNNER

@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import subprocess
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from .. import bootstrap, paths
@@ -106,6 +106,23 @@ def wineserver(build: Path, prefix: Path | None = None):
     finally:
         subprocess.run(["wineserver", "-k"], env=env, stderr=subprocess.DEVNULL)
         subprocess.run(["wineserver", "-w"], env=env, stderr=subprocess.DEVNULL)
+
+
+@contextmanager
+def wineservers(build: Path, n: int):
+    """n wineservers, yielded as their envs: the build tree's first, then
+    n - 1 on prefixes cloned from it (clone_prefix) in a scratch folder of
+    this run. Every process start of a prefix goes through its one server:
+    runs spread over several start side by side."""
+    from .. import scratch
+    with ExitStack() as stack:
+        envs = [stack.enter_context(wineserver(build))]
+        if n > 1:
+            tmp = scratch.make_dir("sigprobe-wine-")
+            stack.callback(shutil.rmtree, tmp, True)  # after the servers below have stopped
+            for k in range(1, n):
+                envs.append(stack.enter_context(wineserver(build, clone_prefix(build, tmp / f"prefix{k}"))))
+        yield envs
 
 
 def _wine(build: Path, env: dict, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
