@@ -88,14 +88,21 @@ def clone_prefix(build: Path, dest: Path) -> Path:
     return dest
 
 
+CLONE_LINGER_S = 30
+
+
 @contextmanager
 def wineserver(build: Path, prefix: Path | None = None):
     """One persistent wineserver for the prefix (default: the build tree's;
-    else one made by clone_prefix), stopped (by prefix) on every path."""
+    else one made by clone_prefix), stopped (by prefix) on every path. A
+    clone's server also ends CLONE_LINGER_S after its last process: one
+    left by a killed run (its folder removed by the next) is not left
+    running for good."""
     env = env_for(build, prefix)
     ensure_prefix(build)
     # The server keeps the stdio it starts with; at -k it may dump leftover objects there.
-    subprocess.run(["wineserver", "-p"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    persist = "-p" if prefix is None else f"-p{CLONE_LINGER_S}"
+    subprocess.run(["wineserver", persist], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     try:
         # Wine's background services inherit the stdout of the first process of
