@@ -75,3 +75,74 @@ def test_a_cloned_prefix_has_a_server_of_its_own_and_the_same_verdicts(winpy, tm
     # Stopped: asking the clone's server to wait for its end returns at once.
     r = subprocess.run(["wineserver", "-w"], env={**os.environ, "WINEPREFIX": str(prefix)}, timeout=10)
     assert r.returncode == 0
+
+
+def _wine_run(build, tmp_path, *args, stop_after_s=None):
+    """`sigprobe run --platform windows-wine` as a user runs it (its own
+    wineservers: the build tree's, whose session server it ends as it goes,
+    and a clone), optionally sent SIGINT; returns (returncode, stderr, doc).
+    Its scratch folders (the clone's among them) go in tmp_path (TMPDIR)."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+    out = tmp_path / "wine.json"
+    p = subprocess.Popen([sys.executable, "-m", "sigprobe", "run", "--platform", "windows-wine", "--out", str(out),
+                          "-j", "2", *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         env={**__import__("os").environ, "TMPDIR": str(tmp_path)})
+    if stop_after_s is not None:
+        time.sleep(stop_after_s)
+        p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=300)
+    return p.returncode, err, json.loads(out.read_text())
+
+
+def test_a_wine_run_runs_its_kernels_beside_its_native_cells_on_two_servers(winpy, tmp_path):
+    """The kernel cells (under the build tree's server) go on beside the
+    native ones (spread over it and a cloned prefix's): every cell gets its
+    known verdict, and the clone's folder is gone at the end."""
+    build, _ = winpy
+    rc, err, doc = _wine_run(build, tmp_path, "--repeat", "2", "--only", "windows-wine/console/signal/*",
+                             "--only", "windows-wine/jupyter/none/*", "--only",
+                             "windows-wine/jupyter/check-signals+nogil/*")
+    assert rc == 0, err[-3000:]
+    got = {c["id"]: c["verdict"] for c in doc["cells"]}
+    assert got == {"windows-wine/console/signal/ctrl-c": "handled", "windows-wine/console/signal/ctrl-break": "error",
+                   "windows-wine/console/signal/set-event": "lost", "windows-wine/console/signal/close": "unsupported",
+                   "windows-wine/console/signal/terminate": "killed",
+                   "windows-wine/jupyter/none/kernel-interrupt": "deferred",
+                   "windows-wine/jupyter/check-signals+nogil/kernel-interrupt": "handled"}, got
+    assert not list(tmp_path.glob("sigprobe-wine-*")), "the cloned prefix is removed"
+
+
+def test_an_interrupted_wine_run_counts_no_cut_run_and_leaves_nothing(winpy, tmp_path):
+    """SIGINT while kernel runs go on beside native ones: exit 130 at once, a
+    partial document, no run the interrupt cut short counted, no Wine process
+    of the run's cloned prefix left."""
+    build, _ = winpy
+    rc, err, doc = _wine_run(build, tmp_path, "--repeat", "3", "--only", "windows-wine/console/*",
+                             "--only", "windows-wine/jupyter/none/*", "--only", "windows-wine/jupyter-message/none/*",
+                             stop_after_s=8)
+    assert rc == 130, err[-3000:]
+    assert doc["partial"] is True and doc["cells"]
+    for c in doc["cells"]:
+        assert all("interrupted" not in (r.get("reason") or "") for r in c["runs"]), c["id"]
+    assert _with_prefix_under(tmp_path) == [], "a Wine process of the run's cloned prefix is left"
+    assert not list(tmp_path.glob("sigprobe-wine-*"))
+
+
+def _with_prefix_under(folder) -> list[int]:
+    """Processes (Wine's, wineservers included) whose WINEPREFIX is in folder."""
+    import os
+    found = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                env = open(f"/proc/{d}/environ", "rb").read().split(b"\0")
+            except OSError:
+                continue
+            if any(e.startswith(b"WINEPREFIX=" + str(folder).encode()) for e in env):
+                found.append(int(d))
+    return found

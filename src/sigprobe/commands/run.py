@@ -154,7 +154,7 @@ def cmd_run(args) -> int:
         # The native cells' jobs each use one of up to a core's worth of
         # wineservers (one server serialises every process start of its
         # prefix: the 125 native cells took 18 s at -j 2 through one, 15 s
-        # through two); the kernels run under the first.
+        # through two); the kernels run under the first, beside them.
         with wine.wineservers(build, min(settings.jobs, os.cpu_count() or 1)) as envs:
             env = envs[0]
             selected = cellmod.select(wine.catalog(build, env), args.only)
@@ -170,7 +170,7 @@ def cmd_run(args) -> int:
                 return wine.run_kernel_cells(build, env, runs, settings.window_scale, sink.add)
 
             return execute(settings, selected, version["platform"] if "platform" in version else "windows-wine",
-                           version, run_cell, kernel_cells, prior=prior)
+                           version, run_cell, kernel_cells, prior=prior, beside=len(envs) > 1)
     native.check_window_scale(settings.window_scale)
     build_dir = prepare(args.build_dir)
     runner = build_dir / paths.RUNNER
@@ -234,11 +234,16 @@ def check_writable(out: Path) -> None:
 
 
 def execute(settings: RunSettings, selected, platform: str, version: dict, run_one, run_python,
-            extra: dict | None = None, calibration: dict | None = None, prior: dict | None = None) -> int:
+            extra: dict | None = None, calibration: dict | None = None, prior: dict | None = None,
+            beside: bool = False) -> int:
     """Runs the selected cells (native ones through run_one, the Python and
     Jupyter ones through run_python), prints the matrix, writes the document:
     a checkpoint while it runs (results/checkpoint.py), every finished run kept
-    on SIGINT/SIGTERM/SIGHUP too, marked partial."""
+    on SIGINT/SIGTERM/SIGHUP too, marked partial. beside: run_python's runs go
+    on in a thread beside the native ones instead of after them (under Wine,
+    where the kernels wait on a wineserver the native runs do not use); an
+    interrupt leaves that thread to the caller's clean-up (the wineservers'
+    end), its late runs not counted (the sink is sealed)."""
     from .. import runlog, scratch
     from ..export import matrix as render
     from ..results import checkpoint, document as results
@@ -282,9 +287,27 @@ def execute(settings: RunSettings, selected, platform: str, version: dict, run_o
     def run(todo):
         native_runs = [(c, i) for c, i in todo if c.kind == "native"]
         python_runs = [(c, i) for c, i in todo if c.kind != "native"]
+        # Each round (the runs asked, then the flaky cells' extra runs) has kernels of its own.
+        if beside and python_runs and native_runs:
+            got: dict = {}
+
+            def python_side():
+                try:
+                    got["facts"] = run_python(python_runs, sink)
+                except BaseException as e:  # re-raised in this thread below
+                    got["error"] = e
+
+            side = threading.Thread(target=python_side, name="python-runs", daemon=True)
+            side.start()
+            run_native_cells(native_runs, run_one, settings.jobs, sink)
+            while side.is_alive():  # a stop signal is raised between joins
+                side.join(0.2)
+            if "error" in got:
+                raise got["error"]
+            pyhosts.merge_facts(extra, got["facts"])
+            return
         run_native_cells(native_runs, run_one, settings.jobs, sink)
         if python_runs:
-            # Each round (the runs asked, then the flaky cells' extra runs) has kernels of its own.
             pyhosts.merge_facts(extra, run_python(python_runs, sink))
 
     with runlog.to(out.with_suffix(".log")) as logged, sink:
