@@ -74,12 +74,8 @@ def winpy(request, tmp_path_factory):
     tmp_path_factory.getbasetemp()
 
     def in_own_prefix(name, fn):
-        prefix = wine.clone_prefix(build, tmp_path_factory.mktemp(f"wine-{name}") / "prefix")
-        try:
-            with wine.wineserver(build, prefix) as env:
-                return fn(build, env, pyext, tmp_path_factory)
-        finally:
-            shutil.rmtree(prefix, ignore_errors=True)
+        with wine.cloned_wineserver(build, tmp_path_factory.mktemp(f"wine-{name}") / "prefix") as env:
+            return fn(build, env, pyext, tmp_path_factory)
 
     # The pool is left (every job waited for, each server stopped) before the tests' own server stops.
     with wine.wineserver(build) as env, ThreadPoolExecutor(max(min(len(jobs), WINE_JOBS_AT_ONCE), 1),

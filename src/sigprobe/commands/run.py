@@ -288,27 +288,27 @@ def execute(settings: RunSettings, selected, platform: str, version: dict, run_o
         native_runs = [(c, i) for c, i in todo if c.kind == "native"]
         python_runs = [(c, i) for c, i in todo if c.kind != "native"]
         # Each round (the runs asked, then the flaky cells' extra runs) has kernels of its own.
+        got: dict = {}
+
+        def python_side():
+            try:
+                got["facts"] = run_python(python_runs, sink)
+            except BaseException as e:  # re-raised in the main thread below
+                got["error"] = e
+
+        side = threading.Thread(target=python_side, name="python-runs", daemon=True)
         if beside and python_runs and native_runs:
-            got: dict = {}
-
-            def python_side():
-                try:
-                    got["facts"] = run_python(python_runs, sink)
-                except BaseException as e:  # re-raised in this thread below
-                    got["error"] = e
-
-            side = threading.Thread(target=python_side, name="python-runs", daemon=True)
             side.start()
-            run_native_cells(native_runs, run_one, settings.jobs, sink)
-            while side.is_alive():  # a stop signal is raised between joins
-                side.join(0.2)
-            if "error" in got:
-                raise got["error"]
-            pyhosts.merge_facts(extra, got["facts"])
-            return
         run_native_cells(native_runs, run_one, settings.jobs, sink)
-        if python_runs:
-            pyhosts.merge_facts(extra, run_python(python_runs, sink))
+        if not python_runs:
+            return
+        if side.ident is None:  # not started: after the native runs, here
+            got["facts"] = run_python(python_runs, sink)
+        while side.is_alive():  # a stop signal is raised between joins
+            side.join(0.2)
+        if "error" in got:
+            raise got["error"]
+        pyhosts.merge_facts(extra, got["facts"])
 
     with runlog.to(out.with_suffix(".log")) as logged, sink:
         try:

@@ -70,21 +70,12 @@ def clone_prefix(build: Path, dest: Path) -> Path:
     one server. drive_c/windows (690 MB of DLLs that Wine only reads) is
     hard-linked, the rest (the registry, the users' folders) copied."""
     src = build / "wineprefix"
-    dest.mkdir(parents=True)
-    for item in src.iterdir():
-        if item.name == "drive_c":
-            (dest / "drive_c").mkdir()
-            for sub in item.iterdir():
-                if sub.name == "windows":
-                    shutil.copytree(sub, dest / "drive_c" / "windows", symlinks=True, copy_function=os.link)
-                elif sub.is_dir() and not sub.is_symlink():
-                    shutil.copytree(sub, dest / "drive_c" / sub.name, symlinks=True)
-                else:
-                    shutil.copy2(sub, dest / "drive_c" / sub.name, follow_symlinks=False)
-        elif item.is_dir() and not item.is_symlink():
-            shutil.copytree(item, dest / item.name, symlinks=True)
-        else:
-            shutil.copy2(item, dest / item.name, follow_symlinks=False)
+    dlls = src / "drive_c" / "windows"
+
+    def copy(a, b):
+        return os.link(a, b) if Path(a).is_relative_to(dlls) else shutil.copy2(a, b)
+
+    shutil.copytree(src, dest, symlinks=True, copy_function=copy)
     return dest
 
 
@@ -116,6 +107,17 @@ def wineserver(build: Path, prefix: Path | None = None):
 
 
 @contextmanager
+def cloned_wineserver(build: Path, dest: Path):
+    """wineserver() on a prefix cloned into dest (clone_prefix); the clone is
+    removed once its server has stopped."""
+    try:
+        with wineserver(build, clone_prefix(build, dest)) as env:
+            yield env
+    finally:
+        shutil.rmtree(dest, ignore_errors=True)
+
+
+@contextmanager
 def wineservers(build: Path, n: int):
     """n wineservers, yielded as their envs: the build tree's first, then
     n - 1 on prefixes cloned from it (clone_prefix) in a scratch folder of
@@ -127,8 +129,7 @@ def wineservers(build: Path, n: int):
         if n > 1:
             tmp = scratch.make_dir("sigprobe-wine-")
             stack.callback(shutil.rmtree, tmp, True)  # after the servers below have stopped
-            for k in range(1, n):
-                envs.append(stack.enter_context(wineserver(build, clone_prefix(build, tmp / f"prefix{k}"))))
+            envs += [stack.enter_context(cloned_wineserver(build, tmp / f"prefix{k}")) for k in range(1, n)]
         yield envs
 
 
