@@ -155,6 +155,8 @@ def test_a_check_started_with_sigint_ignored_measures_the_code_as_a_shell_starts
     (["-c", "pass", "--after", "0"], "--after"),
     (["-c", "pass", "--after", "5000", "--timeout", "2"], "is not shorter than --timeout"),
     (["-c", "pass", "--host", "nowhere"], "invalid choice"),
+    (["-c", "pass", "--host", "console"], "--host console: a Windows host (Ctrl+C on the code's own console), "
+                                          "run with --platform windows-wine"),
     (["-c", "pass", "--python", "/nonexistent/python"], "not an executable file"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):

@@ -1,15 +1,20 @@
 """`sigprobe check --platform windows-wine`: the user's code in the Windows
-CPython under Wine (runners/winpython.py), interrupted in that Python's own
-Windows kernels the way jupyter_client does there (SetEvent on the kernel's
+CPython under Wine (runners/winpython.py), interrupted by Ctrl+C on a console
+of its own (remote/console_host.py) and in that Python's own Windows kernels
+the way jupyter_client does there (SetEvent on the kernel's
 JPY_INTERRUPT_EVENT in signal mode; an interrupt_request, which ipykernel on
 Windows only logs, in message mode), the uninterrupted run under Wine too;
 and the built-in subjects as cells of `sigprobe run --platform windows-wine
 --only subjects`. Code whose answer is known by construction: a pure-Python
-loop (--call) is handled in signal mode and lost in message mode; a native
-call holding the GIL (the ctypes.PyDLL subject: kernel32 Sleep(2000)) is
-deferred with the GIL held about its 2 s; code that swallows
-KeyboardInterrupt (--script) is hung, ended within its deadline with nothing
-left running; bad input is one line.
+loop (--call) is handled by Ctrl+C and in signal mode and lost in message
+mode; time.sleep is handled by Ctrl+C (Python's SIGINT handler on Windows
+sets the event the sleep waits on) and deferred in the kernel (whose poller
+thread calls interrupt_main(), which sets only the flag); a native call
+holding the GIL (the ctypes.PyDLL subject: kernel32 Sleep(2000)) is deferred
+with the GIL held about its 2 s in the kernel and deferred by Ctrl+C; code
+that swallows KeyboardInterrupt (--script) is hung on the console and in the
+kernel, ended within its deadline with nothing left running; bad input is
+one line.
 
 The Wine-bound work is one WINE_JOBS entry (conftest.winpy: beside the other
 modules' once the Windows side is ready, in a Wine prefix of its own); the
@@ -51,6 +56,9 @@ def _check(build, env, argv, cwd=None) -> dict:
 # Built-in subjects as cells of `sigprobe run --platform windows-wine --only subjects`, with their known
 # verdicts under Wine; numpy is not in the project's Windows CPython, cysignals is POSIX only.
 SUBJECT_VERDICTS = {
+    "windows-wine/console/code:time.sleep/ctrl-c": "handled",
+    "windows-wine/console/code:ctypes.PyDLL/ctrl-c": "deferred",
+    "windows-wine/jupyter/code:time.sleep/kernel-interrupt": "deferred",
     "windows-wine/jupyter/code:busy-loop/kernel-interrupt": "handled",
     "windows-wine/jupyter/code:ctypes.PyDLL/kernel-interrupt": "deferred",
     "windows-wine/jupyter/code:numpy.matmul/kernel-interrupt": "unsupported",
@@ -80,8 +88,8 @@ def _checks(build, env, pyext, tmp_path_factory) -> dict:
     script = tmp_path_factory.mktemp("check-script") / "stubborn.py"
     script.write_text("BEAT = __file__ + '.beat'\n" + STUBBORN)
     beat = script.with_name("stubborn.py.beat")
-    stubborn = out["stubborn"] = _check(build, env, ["--host", "jupyter", "--after", "300", "--timeout", str(TIMEOUT_S),
-                                                     "--script", str(script)])
+    stubborn = out["stubborn"] = _check(build, env, ["--host", "console", "--host", "jupyter", "--after", "300",
+                                                     "--timeout", str(TIMEOUT_S), "--script", str(script)])
     # Nothing left running: the heartbeat has stopped (read 3 s apart).
     stubborn["beat"] = [beat.read_text() if beat.exists() else None]
     time.sleep(3)
@@ -110,8 +118,15 @@ def test_a_pure_python_loop_is_handled_by_the_event_and_lost_by_a_message(reques
     # Its own time, under Wine: the 3 s loop.
     assert 2900 <= doc["subject"]["uninterrupted_ms"] <= 4500, doc["subject"]
     cells = by_host(doc)
-    assert list(cells) == ["jupyter", "jupyter-message"]
-    signal_mode, message_mode = cells["jupyter"], cells["jupyter-message"]
+    assert list(cells) == ["console", "jupyter", "jupyter-message"]
+    console, signal_mode, message_mode = cells["console"], cells["jupyter"], cells["jupyter-message"]
+    # Ctrl+C on the code's own console, sent and stamped by the console host on the subject's clock.
+    assert console["id"] == "windows-wine/console/code:spin/ctrl-c", console
+    assert console["verdict"] == "handled", json.dumps(console)
+    run = console["runs"][0]
+    assert run["check"]["raised_at"]["function"] == "spin", run
+    assert 290 <= run["check"]["interrupted_at_ms"] <= 400, run  # --after 300, on the Windows side's clock
+    assert 0 < run["check"]["ki_latency_ms"] < 1000, run
     assert signal_mode["id"] == "windows-wine/jupyter/code:spin/kernel-interrupt"
     assert signal_mode["verdict"] == "handled", json.dumps(signal_mode)
     run = signal_mode["runs"][0]
@@ -122,7 +137,7 @@ def test_a_pure_python_loop_is_handled_by_the_event_and_lost_by_a_message(reques
     assert message_mode["verdict"] == "lost", json.dumps(message_mode)
     assert message_mode["runs"][0]["check"]["kernel_said"].endswith("Interrupt message not supported on Windows")
     assert message_mode["conclusion"].startswith("never: ipykernel on Windows does nothing for an interrupt_request")
-    print(f"\ncheck --call (3 s loop), both Windows kernel hosts, --repeat 1: {job['wall_s']:.1f} s "
+    print(f"\ncheck --call (3 s loop), the three Windows hosts, --repeat 1: {job['wall_s']:.1f} s "
           f"(the code's own time {doc['subject']['uninterrupted_ms']:.0f} ms)")
 
 
@@ -139,10 +154,12 @@ def test_code_that_swallows_the_interrupt_is_hung_and_ended(request):
     job = wine_job(request, "checks")["stubborn"]
     assert "doc" in job, job
     doc = job["doc"]
-    (cell,) = doc["cells"]
+    console, cell = doc["cells"]
+    assert console["id"] == "windows-wine/console/code:stubborn/ctrl-c", console
     assert cell["id"] == "windows-wine/jupyter/code:stubborn/kernel-interrupt" and doc["subject"]["kind"] == "script"
-    assert cell["verdict"] == "hung", json.dumps(cell)
-    assert cell["runs"][0]["reason"].endswith("sigprobe ended it"), cell
+    for c in (console, cell):
+        assert c["verdict"] == "hung", json.dumps(c)
+        assert c["runs"][0]["reason"].endswith("sigprobe ended it"), c
     assert doc["subject"]["uninterrupted_ms"] is None  # the uninterrupted run did not end either: ended at the timeout
     # Within its deadline: the kernel's start (at most 180 s under Wine) and the timeout, not more.
     assert job["wall_s"] < 240, job["wall_s"]
@@ -158,8 +175,9 @@ def test_a_syntax_error_is_one_line_before_any_kernel(request):
 
 @pytest.mark.parametrize("argv, line", [
     (["--host", "python-tty", "-c", "pass"], "sigprobe: --host python-tty: a POSIX host, not one of --platform "
-                                             "windows-wine's (jupyter, jupyter-message: the Windows kernel, "
-                                             "interrupted by its event or by a message)"),
+                                             "windows-wine's (console, jupyter, jupyter-message: Ctrl+C on the "
+                                             "code's own console, and the Windows kernel interrupted by its event "
+                                             "or by a message)"),
     (["--subject", "cysignals"], "sigprobe: --subject cysignals: POSIX only (a C extension looping in sig_on() … "
                                  "sig_off() with sig_check() (cysignals)), not run under --platform windows-wine"),
     (["--python", sys.executable, "-c", "pass"], "sigprobe: --python goes with the native platform: under --platform "
@@ -176,11 +194,11 @@ def test_bad_input_is_one_line(argv, line):
 def test_the_built_in_subjects_in_the_windows_kernel(request):
     """The subjects' cells under Wine: each that exists on Windows in its
     Windows form (ctypes.PyDLL: kernel32 Sleep(2000), the GIL held), the
-    others unsupported saying why; the Windows kernel hosts only."""
+    others unsupported saying why; the Windows hosts only."""
     job = wine_job(request, "checks")["subjects"]
     cells = job["cells"]
-    assert {c.split("/")[1] for c in cells} == {"jupyter", "jupyter-message"}, cells
-    assert len(cells) == 2 * 11
+    assert {c.split("/")[1] for c in cells} == {"console", "jupyter", "jupyter-message"}, cells
+    assert len(cells) == 3 * 11
     got = job["outcomes"]
     for cid, want in SUBJECT_VERDICTS.items():
         assert got[cid]["verdict"] == want, json.dumps(got[cid])
@@ -191,13 +209,13 @@ def test_the_built_in_subjects_in_the_windows_kernel(request):
     pydll = got["windows-wine/jupyter/code:ctypes.PyDLL/kernel-interrupt"]
     assert 1500 <= pydll["check"]["gil_held_ms"] <= 2600, json.dumps(pydll)
     assert job["versions"]["python"] == "3.11.9" and job["versions"]["ipykernel"] == "7.4.0", job["versions"]
-    print(f"\n{len(SUBJECT_VERDICTS)} subject cells under Wine (2 kernel runs): {job['wall_s']:.1f} s")
+    print(f"\n{len(SUBJECT_VERDICTS)} subject cells under Wine, one run each: {job['wall_s']:.1f} s")
 
 
 def test_subject_cells_by_platform():
-    """On Windows the subjects run in the kernels only; on Linux under all four hosts, as before."""
+    """On Windows the subjects run on the console and in the kernels; on Linux under the four POSIX hosts."""
     from sigprobe.check.matrix import subject_cells
-    assert {c.host for c in subject_cells("windows-wine")} == {"jupyter", "jupyter-message"}
+    assert {c.host for c in subject_cells("windows-wine")} == {"console", "jupyter", "jupyter-message"}
     assert {c.host for c in subject_cells("linux")} == {"python-tty", "python-no-tty", "jupyter", "jupyter-message"}
     assert all(c.kind == "subject" for c in subject_cells("windows-wine"))
 

@@ -16,9 +16,12 @@ from . import kernels, local
 from .verdict import basename, conclusion, ending, judge
 
 # host -> the delivery it gets (the matrix's words).
-HOSTS = {"python-tty": "tty-intr", "python-no-tty": "kill", "jupyter": "kernel-interrupt",
+HOSTS = {"python-tty": "tty-intr", "python-no-tty": "kill", "console": "ctrl-c", "jupyter": "kernel-interrupt",
          "jupyter-message": "kernel-interrupt"}
-LOCAL_HOSTS = ("python-tty", "python-no-tty")
+# The hosts of a POSIX check (the default); a Windows one's are winhost.HOSTS.
+POSIX_HOSTS = ("python-tty", "python-no-tty", "jupyter", "jupyter-message")
+# Not a kernel: the code is the interpreter's main program (console: a Windows one's, on its own console).
+LOCAL_HOSTS = ("python-tty", "python-no-tty", "console")
 
 
 @dataclass
@@ -167,9 +170,9 @@ def run_check(subject: Subject, s: Settings, progress=None, wine: "kernels.Wine 
         kthread.start()
     try:
         with ThreadPoolExecutor(max_workers=max(1, s.jobs - 1 - (1 if kthread else 0))) as pool:
-            futures = [pool.submit(lambda h=h: note(h, local.run_local(s.python, spec, h, s.after_ms,
-                                                                          s.timeout_s, stop)))
-                        for h in local_runs]
+            futures = [pool.submit(lambda h=h: note(h, run_local(s.python, spec, h, s.after_ms, s.timeout_s, stop,
+                                                                    wine)))
+                       for h in local_runs]
             for f in futures:
                 f.result()
         if kthread:
@@ -188,6 +191,16 @@ def run_check(subject: Subject, s: Settings, progress=None, wine: "kernels.Wine 
         machine["wine"] = wine.version
     settings = {"after_ms": s.after_ms, "timeout_s": s.timeout_s, "repeat": s.repeat, "jobs": s.jobs}
     return build_document(subject, seen, base, settings, machine, "windows-wine" if wine is not None else None)
+
+
+def run_local(python: str, spec: dict, host: str, after_ms: int, timeout_s: float, stop: threading.Event,
+              wine: "kernels.Wine | None" = None) -> dict:
+    """One interrupted run of a local host: the Windows console's under Wine,
+    a POSIX one's (local.py) otherwise."""
+    if wine is not None:
+        from . import winhost
+        return winhost.run_console(wine, spec, after_ms, timeout_s, stop)
+    return local.run_local(python, spec, host, after_ms, timeout_s, stop)
 
 
 def build_document(subject: Subject, seen: dict, base: dict | None, settings: dict, machine: dict,

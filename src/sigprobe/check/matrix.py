@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ..catalog import SUBJECT_PREFIX, Cell
 from ..errors import BuildFailed
-from . import HOSTS, LOCAL_HOSTS, cysignals_ext, kernels, local
+from . import HOSTS, LOCAL_HOSTS, POSIX_HOSTS, cysignals_ext, kernels, local, run_local
 from .subjects import AFTER_MS, BUILTINS, subject
 from .verdict import ending, judge
 
@@ -23,9 +23,9 @@ STRETCH = 5
 
 def subject_cells(platform: str) -> list[Cell]:
     """Every built-in subject under every host of the platform: on Windows
-    its kernels only (the python-* hosts are POSIX ones)."""
+    the console's Ctrl+C and its kernels (the python-* hosts are POSIX ones)."""
     from .winhost import HOSTS as WINDOWS_HOSTS
-    hosts = {h: d for h, d in HOSTS.items() if not platform.startswith("windows") or h in WINDOWS_HOSTS}
+    hosts = {h: d for h, d in HOSTS.items() if h in (WINDOWS_HOSTS if platform.startswith("windows") else POSIX_HOSTS)}
     return [Cell(f"{platform}/{host}/{SUBJECT_PREFIX}{name}/{delivery}", platform, host, SUBJECT_PREFIX + name,
                  delivery, kind="subject")
             for name in BUILTINS for host, delivery in hosts.items()]
@@ -122,7 +122,7 @@ def run_subjects(python: str, no_jupyter: str | None, runs: list, jobs: int, on_
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs - (1 if kthread else 0))) as pool:
             for (c, n), seen in zip(local_runs, pool.map(
-                    lambda r: local.run_local(python, specs[r[1]], r[0].host, AFTER_MS, timeout[r[1]], stop),
+                    lambda r: run_local(python, specs[r[1]], r[0].host, AFTER_MS, timeout[r[1]], stop, wine),
                     local_runs)):
                 judged(c, n, seen)
         if kthread:

@@ -20,7 +20,9 @@ def add_parsers(sub) -> None:
         "check",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Runs your code (-c, --script or --call) in a plain interpreter with a terminal (^C), without "
-                    "one (kill), and in real Jupyter kernels in signal and message mode, interrupts it --after ms "
+                    "one (kill), and in real Jupyter kernels in signal and message mode (with --platform "
+                    "windows-wine: on a Windows console of its own, Ctrl+C, and in Windows kernels), interrupts it "
+                    "--after ms "
                     "into the code, and reports per host: the verdict (handled = KeyboardInterrupt inside the call, "
                     "deferred = only when the call returned on its own, lost, hung, killed), where it landed, how "
                     "long the GIL was held around the interrupt, who owned SIGINT, and the fix.",
@@ -44,8 +46,9 @@ def add_parsers(sub) -> None:
     c.add_argument("--python", metavar="PATH", help="the interpreter (or a venv's bin/python) to check with "
                                                     "(default: this one); the kernels are its ipykernel's")
     c.add_argument("--host", action="append", choices=list(HOSTS), dest="hosts",
-                   help="only this host (repeatable; default: all four; with --platform windows-wine the two "
-                        "Windows kernel hosts, jupyter and jupyter-message)")
+                   help="only this host (repeatable; default: python-tty, python-no-tty, jupyter and "
+                        "jupyter-message; with --platform windows-wine: console, Ctrl+C on the code's own "
+                        "console, and the Windows kernel's jupyter and jupyter-message)")
     options.add_platform(c, "this machine's interpreter (--python) and its kernels")
     c.add_argument("--after", type=options.bounded_int(600_000, low=1), default=1000, metavar="MS",
                    help="interrupt this many ms after the code starts (default 1000)")
@@ -126,7 +129,11 @@ def cmd_check(args) -> int:
         raise BadInput(f"--python {python}: not an executable file")
     subject = subject_from(args, python)
     _check_out(args)
-    hosts = list(dict.fromkeys(args.hosts or check.HOSTS))
+    hosts = list(dict.fromkeys(args.hosts or check.POSIX_HOSTS))
+    windows = [h for h in hosts if h not in check.POSIX_HOSTS]
+    if windows:
+        raise BadInput(f"--host {windows[0]}: a Windows host (Ctrl+C on the code's own console), "
+                       "run with --platform windows-wine")
     settings = check.Settings(python, hosts, args.after, args.timeout, args.repeat, args.jobs)
     doc = check.run_check(subject, settings, _progress(args, len(hosts) * args.repeat))
     return finish(args, doc)
@@ -152,7 +159,8 @@ def wine_plan(args):
     posix = [h for h in hosts if h not in winhost.HOSTS]
     if posix:
         raise BadInput(f"--host {posix[0]}: a POSIX host, not one of --platform windows-wine's "
-                       f"({', '.join(winhost.HOSTS)}: the Windows kernel, interrupted by its event or by a message)")
+                       f"({', '.join(winhost.HOSTS)}: Ctrl+C on the code's own console, and the Windows kernel "
+                       "interrupted by its event or by a message)")
     if args.python:
         raise BadInput("--python goes with the native platform: under --platform windows-wine the interpreter is "
                        "the project's Windows CPython (build-win/winpython)")

@@ -202,7 +202,8 @@ def groups(source: Source) -> list[tuple[str, list[dict]]]:
 
 # The situations of "Is this call interruptible?", in the words a user has for them.
 SUBJECT_HOSTS = {"python-tty": "terminal, ^C", "python-no-tty": "no terminal, kill",
-                 "jupyter": "Jupyter, signal mode", "jupyter-message": "Jupyter, message mode"}
+                 "console": "console, Ctrl+C", "jupyter": "Jupyter, signal mode",
+                 "jupyter-message": "Jupyter, message mode"}
 
 
 def subject_table(sources: list[Source]):
