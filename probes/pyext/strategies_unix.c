@@ -69,7 +69,8 @@ static struct sigaction g_pipe_prev;
 
 static void on_self_pipe(int sig, siginfo_t *si, void *uc) {
   (void)uc;
-  pipe_msg m = {sp_clock_ns(), (int64_t)si->si_pid, (int64_t)si->si_uid, sig, si->si_code, sp_probe_on_main_thread()};
+  int64_t t = sp_clock_ns(); /* first: an initializer list's calls come in no set order */
+  pipe_msg m = {t, (int64_t)si->si_pid, (int64_t)si->si_uid, sig, si->si_code, sp_probe_on_main_thread()};
   int saved = errno;
   /* sizeof m < PIPE_BUF, so the write is atomic; a full pipe drops it. */
   if (write(g_pipe[1], &m, sizeof m) < 0) {

@@ -34,7 +34,8 @@ typedef struct pipe_msg {
 static int g_self_pipe_w = -1;
 
 static void feed_self_pipe(int sig, int si_code, int64_t sender_pid, int64_t sender_uid) {
-  pipe_msg m = {sp_clock_ns(), sender_pid, sender_uid, sig, si_code, sp_probe_on_main_thread()};
+  int64_t t = sp_clock_ns(); /* first: an initializer list's calls come in no set order */
+  pipe_msg m = {t, sender_pid, sender_uid, sig, si_code, sp_probe_on_main_thread()};
   int saved = errno;
   /* sizeof m < PIPE_BUF, so the write is atomic. */
   if (write(g_self_pipe_w, &m, sizeof m) < 0) {
