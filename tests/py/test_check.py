@@ -97,6 +97,31 @@ def test_a_native_spin_holding_the_gil_is_deferred_and_the_hold_measured(ext_dir
     assert r.returncode == 1
 
 
+def test_a_native_call_that_ran_to_its_end_is_deferred_even_when_shorter_than_uninterrupted(ext_dir, tmp_path):
+    """The uninterrupted run spins 1500 ms, the interrupted one 600 ms (a
+    count in a file tells them apart), in an operator (a numpy matmul's
+    slot) as the code's last statement: its KeyboardInterrupt comes at
+    600 ms, sooner than any time criterion would call deferred, but with no
+    frame of the code left (raised once the code had returned), so deferred.
+    A matmul whose time varies threefold with what shares the cores is that
+    case. (After a call, CPython checks for signals in the caller's frame, so
+    there the time criterion is all there is.)"""
+    count = tmp_path / "runs"
+    count.write_text("0")
+    code = (f"n = int(open({str(count)!r}).read()); open({str(count)!r}, 'w').write(str(n + 1))\n"
+            "f.Spin(1500 if n == 0 else 600) @ None")
+    r = check(ext_dir, "--setup", "import check_fixture as f", "-c", code, "--after", "300",
+              "--host", "python-no-tty", "--json")
+    doc = doc_of(r)
+    assert count.read_text() == "2"  # the uninterrupted run, then the interrupted one
+    assert 1400 <= doc["subject"]["uninterrupted_ms"] <= 2500, doc["subject"]
+    (cell,) = doc["cells"]
+    assert cell["verdict"] == "deferred", cell
+    run = cell["runs"][0]
+    assert run["check"]["ended_at_ms"] < 0.8 * doc["subject"]["uninterrupted_ms"], run["check"]
+    assert "(the code had returned)" in run["reason"], run
+
+
 def test_an_import_time_c_handler_works_in_a_plain_interpreter_not_in_a_kernel(ext_dir):
     r = check(ext_dir, "--setup", "import check_fixture_handler as f", "-c", "f.handler_loop(2000)",
               "--after", "300", "--host", "python-no-tty", "--host", "python-tty", "--host", "jupyter", "--json")
@@ -361,3 +386,45 @@ def test_the_cysignals_subject_is_handled_without_a_terminal_under_python_3_12(s
     run = cell["runs"][0]
     assert run["fired"][0]["handler"] == "KeyboardInterrupt", run
     assert run["check"]["raised_at"]["file"].endswith("cysignals_spin.pyx"), run["check"]
+
+
+def test_the_matmul_subject_is_sized_for_this_machine():
+    """One product of about a second here, whatever the machine (a fixed size
+    took 0.1 s on one and 14 s on another); an interpreter that cannot time it
+    makes the subject unavailable, saying why."""
+    import re
+    import time
+
+    from sigprobe.check import cysignals_ext, subjects
+    setup = subjects.matmul_setup(sys.executable)
+    n = int(re.fullmatch(r"import numpy\na = numpy\.random\.default_rng\(1\)\.random\(\((\d+), \1\)\)", setup)[1])
+    assert subjects.MATMUL_MIN <= n <= subjects.MATMUL_MAX
+    ns: dict = {}
+    exec(setup, ns)
+    t0 = time.perf_counter()
+    ns["a"] @ ns["a"]
+    took = time.perf_counter() - t0
+    assert 0.3 < took < 6, (n, took)  # about MATMUL_MS, on a machine that may be busy with the suite
+    with pytest.raises(cysignals_ext.Unavailable, match="numpy's matmul could not be timed with /bin/false"):
+        subjects.matmul_setup("/bin/false")
+
+
+def test_busy_runs_share_their_lanes_and_waiting_ones_go_beside_them():
+    import threading
+    import time
+
+    from sigprobe.check.matrix import in_lanes
+    lock, now, most = threading.Lock(), {"busy": 0, "waiting": 0}, {"busy": 0, "waiting": 0}
+
+    def run(item):
+        kind = "busy" if item % 3 == 0 else "waiting"
+        with lock:
+            now[kind] += 1
+            most[kind] = max(most[kind], now[kind])
+        time.sleep(0.05)
+        with lock:
+            now[kind] -= 1
+        return item * 10
+
+    assert in_lanes(list(range(12)), lambda i: i % 3 == 0, run, 1, 8) == [i * 10 for i in range(12)]
+    assert most == {"busy": 1, "waiting": 8}

@@ -15,6 +15,10 @@ from .subjects import AFTER_MS, BUILTINS, subject
 from .verdict import ending, judge
 
 TIMEOUT_S = 10.0
+# Runs of subjects that wait (a sleep, a lock, a pipe) at once, beside the busy ones' `jobs`:
+# they leave the cores to the rest. Under Wine every run's start is a Windows process's, so
+# `jobs` there too.
+WAITING_AT_ONCE = 10
 # A run is hung when still going this many times its uninterrupted run's
 # length after its start (at least TIMEOUT_S): busy subjects stretch when
 # runs share the cores, and that is no hang.
@@ -44,6 +48,15 @@ def _has(python: str, module: str, wine: kernels.Wine | None = None) -> bool:
     return subprocess.run([*(wine.launch if wine else [python]), "-c", f"import {module}"],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
                           env=wine.env if wine else None).returncode == 0
+
+
+def in_lanes(items: list, busy, fn, busy_lanes: int, waiting_lanes: int) -> list:
+    """fn(item) for every item, the busy ones (busy(item)) busy_lanes at a
+    time, the others waiting_lanes at a time beside them; the results in
+    the items' order (the first exception raised, once all have ended)."""
+    with ThreadPoolExecutor(max_workers=busy_lanes) as b, ThreadPoolExecutor(max_workers=waiting_lanes) as w:
+        futures = [(b if busy(item) else w).submit(fn, item) for item in items]
+        return [f.result() for f in futures]
 
 
 def run_subjects(python: str, no_jupyter: str | None, runs: list, jobs: int, on_outcome,
@@ -87,8 +100,8 @@ def run_subjects(python: str, no_jupyter: str | None, runs: list, jobs: int, on_
             return winhost.run_uninterrupted(wine, specs[n], TIMEOUT_S, stop)
         return local.run_local(python, specs[n], None, AFTER_MS, TIMEOUT_S, stop)
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        calibrated = dict(zip(names, pool.map(calibrate, names)))
+    calibrated = dict(zip(names, in_lanes(names, lambda n: BUILTINS[n].busy, calibrate, jobs,
+                                          jobs if wine is not None else WAITING_AT_ONCE)))
     base, todo = {}, []
     for cell, _ in runs:
         name = cell.strategy[len(SUBJECT_PREFIX):]
@@ -120,11 +133,10 @@ def run_subjects(python: str, no_jupyter: str | None, runs: list, jobs: int, on_
             lambda i, seen: judged(*kernel_runs[i], seen), wine)), daemon=True)
         kthread.start()
     try:
-        with ThreadPoolExecutor(max_workers=max(1, jobs - (1 if kthread else 0))) as pool:
-            for (c, n), seen in zip(local_runs, pool.map(
-                    lambda r: run_local(python, specs[r[1]], r[0].host, AFTER_MS, timeout[r[1]], stop, wine),
-                    local_runs)):
-                judged(c, n, seen)
+        busy_lanes = max(1, jobs - (1 if kthread else 0))
+        in_lanes(local_runs, lambda r: BUILTINS[r[1]].busy,
+                 lambda r: judged(*r, run_local(python, specs[r[1]], r[0].host, AFTER_MS, timeout[r[1]], stop, wine)),
+                 busy_lanes, busy_lanes if wine is not None else WAITING_AT_ONCE)
         if kthread:
             kthread.join()
     except BaseException:

@@ -250,7 +250,10 @@ def measure(subject, emit, ns=None, late_ns=0):
         except KeyboardInterrupt as e:
             cpu_end = cpu_ki = time.process_time_ns()
             t_ki = t_end = now_ns()
-            outcome, where = "keyboard-interrupt", _where(e.__traceback__)
+            where = _where(e.__traceback__)
+            # No frame of the code in its traceback: raised here, once the code had returned (an
+            # interrupt noted during a native call that ran to its end, raised at the next check).
+            outcome = "keyboard-interrupt" if where else "keyboard-interrupt-after"
         except SystemExit as e:
             cpu_end, t_end = time.process_time_ns(), now_ns()
             outcome, exit_code = "exit", e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
