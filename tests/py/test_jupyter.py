@@ -438,29 +438,29 @@ def test_kernel_runs_go_in_one_lane_per_interrupt_mode_when_jobs_allow():
     assert modes[:8] == ["signal", "message"] * 4
 
 
-def test_a_round_of_kernel_runs_alone_splits_its_longest_mode_over_the_spare_jobs():
-    """A flaky round's extra runs (mostly message mode's) with no python-*
-    runs beside them: the longest lane is halved while lanes are fewer than
-    jobs and each half keeps MIN_LANE_RUNS; beside python-* runs, one lane per
-    mode as before."""
+def test_a_round_of_kernel_runs_alone_spreads_its_modes_over_two_lanes_a_job():
+    """A flaky round's extra runs (mostly message mode's, which mostly wait)
+    with no python-* runs beside them: up to ALONE_LANES_PER_JOB lanes a job,
+    the mode with the most runs a lane getting the next, while each lane
+    keeps MIN_LANE_RUNS; beside python-* runs, or at -j 1, as before."""
     from sigprobe.catalog import Cell
-    from sigprobe.runners.python import MIN_LANE_RUNS, kernel_lanes
+    from sigprobe.runners.python import ALONE_LANES_PER_JOB, MIN_LANE_RUNS, kernel_lanes
+    assert ALONE_LANES_PER_JOB == 2
     cells = {h: [Cell(f"linux/{h}/s{k}/kernel-interrupt", "linux", h, f"s{k}", "kernel-interrupt", kind="jupyter")
                  for k in range(3)] for h in ("jupyter", "jupyter-message")}
     message = [(c, i) for i in range(20) for c in cells["jupyter-message"]]  # 60 runs of 3 cells
-    halves = kernel_lanes(message, 2, alone=True)
-    assert len(halves) == 2 and sorted(map(len, halves)) == [30, 30]
-    assert sorted((c.id, i) for lane in halves for c, i in lane) == sorted((c.id, i) for c, i in message)
-    assert {c.id for c, _ in halves[0]} == {c.id for c, _ in halves[1]}  # each cell's runs dealt to both
-    assert len(kernel_lanes(message, 4, alone=True)) == 4  # 15 runs each
-    assert len(kernel_lanes(message, 8, alone=True)) == 4  # halves of 15 would be under MIN_LANE_RUNS
+    four = kernel_lanes(message, 2, alone=True)
+    assert [len(lane) for lane in four] == [15, 15, 15, 15]
+    assert sorted((c.id, i) for lane in four for c, i in lane) == sorted((c.id, i) for c, i in message)
+    assert all({c.id for c, _ in lane} == {c.id for c in cells["jupyter-message"]} for lane in four)  # dealt in turn
+    assert [len(lane) for lane in kernel_lanes(message, 4, alone=True)] == [12] * 5  # sixths would be under 12
     assert kernel_lanes(message, 2) == [message]  # beside python-* runs
-    assert kernel_lanes(message, 1, alone=True) == [message]
+    assert kernel_lanes(message, 1, alone=True) == [message]  # -j 1: one lane
     few = message[:2 * MIN_LANE_RUNS - 1]
     assert kernel_lanes(few, 2, alone=True) == [few]
     both = [(c, 0) for c in cells["jupyter"]] + message
-    assert [len(lane) for lane in kernel_lanes(both, 2, alone=True)] == [3, 60]  # as many lanes as jobs already
-    assert [len(lane) for lane in kernel_lanes(both, 3, alone=True)] == [3, 30, 30]
+    assert [len(lane) for lane in kernel_lanes(both, 2, alone=True)] == [3, 20, 20, 20]
+    assert [len(lane) for lane in kernel_lanes(both, 3, alone=True)] == [3] + [12] * 5
 
 
 def test_the_kernel_lanes_take_one_job_from_the_python_runs_beside_them():

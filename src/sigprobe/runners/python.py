@@ -370,9 +370,14 @@ def python_workers(jobs: int, kernel_lanes_running: bool) -> int:
     return max(1, jobs - 1 if kernel_lanes_running else jobs)
 
 
-# A lane of its own costs a kernel's start (2.5-3 s of CPU here): a mode's
-# runs are split only into lanes of at least this many runs (0.3-1 s each).
+# A lane of its own costs a kernel's start (0.4 s of CPU here, 2.5-3 s on a
+# slower machine): a mode's runs are split only into lanes of at least this
+# many runs (0.1-1 s each).
 MIN_LANE_RUNS = 12
+# A round of kernel runs alone (a flaky round's extra runs) may have this many
+# lanes per job: its runs mostly wait (message mode's for the runner's window
+# and the kernel's quiet period), so the cores hold more than one lane each.
+ALONE_LANES_PER_JOB = 2
 
 
 def kernel_lanes(runs: list, jobs: int, alone: bool = False) -> list[list]:
@@ -380,20 +385,20 @@ def kernel_lanes(runs: list, jobs: int, alone: bool = False) -> list[list]:
     one lane per interrupt mode when -j allows two or more (a mode's kernels
     serve only that mode's runs), else one lane in which the modes alternate.
     alone: no python-* runs go beside them (a flaky round's extra runs are
-    mostly one mode's), so the lanes may take every job: the longest lane is
-    halved, its runs dealt in turn, while lanes are fewer than jobs and each
-    half keeps MIN_LANE_RUNS."""
+    mostly one mode's), so up to ALONE_LANES_PER_JOB lanes a job (-j 2 or
+    more: -j 1 keeps to one lane): the mode
+    with the most runs a lane gets one more lane, its runs dealt in turn,
+    while each lane keeps MIN_LANE_RUNS."""
     by_mode = grouped(runs, lambda cell: JUPYTER_HOSTS[cell.host])
     if jobs < len(by_mode):
         return [runs]
-    lanes = list(by_mode.values())
-    while alone and len(lanes) < jobs:
-        longest = max(lanes, key=len)
-        if len(longest) < 2 * MIN_LANE_RUNS:
+    ways = {mode: 1 for mode in by_mode}
+    while alone and jobs > 1 and sum(ways.values()) < ALONE_LANES_PER_JOB * jobs:
+        mode = max(ways, key=lambda m: len(by_mode[m]) / ways[m])
+        if len(by_mode[mode]) // (ways[mode] + 1) < MIN_LANE_RUNS:
             break
-        lanes.remove(longest)
-        lanes += [longest[0::2], longest[1::2]]
-    return lanes
+        ways[mode] += 1
+    return [by_mode[mode][k::n] for mode, n in ways.items() for k in range(n)]
 
 
 def merge_facts(into: dict, facts: dict) -> None:
