@@ -469,3 +469,32 @@ def test_the_kernel_lanes_take_one_job_from_the_python_runs_beside_them():
     from sigprobe.runners.python import python_workers
     assert [python_workers(j, True) for j in (1, 2, 4)] == [1, 1, 3]
     assert [python_workers(j, False) for j in (1, 2, 4)] == [1, 2, 4]
+
+
+def test_the_python_runs_get_their_job_back_when_the_kernel_lanes_end():
+    """Slots: at most n at once, n raised while runs wait (run_all raises it
+    to -j once every kernel lane has ended)."""
+    import threading
+    import time
+
+    from sigprobe.runners.python import Slots
+    slots, lock, now, most = Slots(1), threading.Lock(), [0], []
+
+    def run():
+        with slots:
+            with lock:
+                now[0] += 1
+                most.append(now[0])
+            time.sleep(0.1)
+            with lock:
+                now[0] -= 1
+
+    threads = [threading.Thread(target=run) for _ in range(6)]
+    for t in threads:
+        t.start()
+    time.sleep(0.15)
+    assert max(most) == 1  # one at a time while the lanes run
+    slots.resize(3)
+    for t in threads:
+        t.join()
+    assert max(most) == 3

@@ -311,8 +311,9 @@ def unsupported_outcome(cell: Cell, reason: str) -> dict:
 def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple[Cell, int]], window_scale: float,
             jobs: int, on_outcome, fresh_kernels: bool = False) -> dict:
     """Runs the kernel runs in their lanes (kernel_lanes) and, beside them,
-    the python-* runs in a thread pool (python_workers). Returns the facts
-    for the results' `machine`."""
+    the python-* runs in a thread pool, python_workers at once while lanes
+    run and `jobs` once they have ended. Returns the facts for the results'
+    `machine`."""
     from concurrent.futures import ThreadPoolExecutor
 
     py_runs = [(c, i) for c, i in runs if c.kind == "python"]
@@ -327,26 +328,39 @@ def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple
             on_outcome(cell, outcome)
 
     sessions, threads = [], []
+    slots, lanes_left = Slots(jobs), [0]
     if k_runs:
         if not interp.has_jupyter:
             for c, _ in k_runs:
                 report(c, unsupported_outcome(c, jupyter_missing_reason(interp)))
         else:
             def lane(session, lane_runs):
-                facts = session.run(lane_runs, report)
-                with lock:
-                    merge_facts(versions, facts)
+                try:
+                    facts = session.run(lane_runs, report)
+                    with lock:
+                        merge_facts(versions, facts)
+                finally:
+                    with lock:
+                        lanes_left[0] -= 1
+                        if not lanes_left[0]:
+                            slots.resize(jobs)  # the lanes are done: their job goes back to the python-* runs
 
             for lane_runs in kernel_lanes(k_runs, jobs, alone=not py_runs):
                 sessions.append(JupyterSession(runner, interp, build_dir, window_scale, fresh_kernels))
                 threads.append(threading.Thread(target=lane, args=(sessions[-1], lane_runs), daemon=True))
+            lanes_left[0] = len(threads)
+            slots.resize(python_workers(jobs, bool(threads)))
             for t in threads:
                 t.start()
+
+    def python_run(r):
+        with slots:
+            return run_python_cell(runner, interp, r[0], window_scale)
+
     try:
-        with ThreadPoolExecutor(max_workers=python_workers(jobs, bool(threads))) as pool:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
             try:
-                for (c, _), out in zip(py_runs, pool.map(lambda r: run_python_cell(runner, interp, r[0], window_scale),
-                                                         py_runs)):
+                for (c, _), out in zip(py_runs, pool.map(python_run, py_runs)):
                     report(c, out)
             except BaseException:
                 # Interrupted: end the running runners now rather than wait for their cells.
@@ -358,6 +372,29 @@ def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple
         for session in sessions:
             session.close()
     return versions
+
+
+class Slots:
+    """At most n at once (`with slots:`), n changed at any time (resize):
+    the python-* runs get a job back when the kernel lanes beside them end."""
+
+    def __init__(self, n: int):
+        self.n, self.used, self.cond = n, 0, threading.Condition()
+
+    def resize(self, n: int) -> None:
+        with self.cond:
+            self.n = n
+            self.cond.notify_all()
+
+    def __enter__(self):
+        with self.cond:
+            self.cond.wait_for(lambda: self.used < self.n)
+            self.used += 1
+
+    def __exit__(self, *exc):
+        with self.cond:
+            self.used -= 1
+            self.cond.notify_all()
 
 
 def python_workers(jobs: int, kernel_lanes_running: bool) -> int:
