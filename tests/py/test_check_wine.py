@@ -247,3 +247,22 @@ def test_the_loopback_channel_takes_only_its_runs_connection():
         assert chan.events == [{"ev": "start", "t_ns": 1}]
     finally:
         chan.close()
+
+
+def test_what_the_console_host_says_is_read_strictly():
+    """Its stamp of the Ctrl+C, its reason for not sending one, or one line
+    naming what it said that was not understood (never a traceback)."""
+    from sigprobe.check.winhost import _heard
+    seen: dict = {}
+    _heard(["ready 4242", "ok 123456789"], seen)
+    assert seen == {"t_deliv": 123456789}
+    seen = {}
+    _heard(["ready 4242", "ended"], seen)
+    assert seen == {}  # the code ended before the moment: nothing sent, the verdict says so
+    seen = {}
+    _heard(["error GenerateConsoleCtrlEvent(CTRL_C_EVENT, 0) failed: Invalid handle (error 6)"], seen)
+    assert seen == {"error": "the console's Ctrl+C could not be sent: GenerateConsoleCtrlEvent(CTRL_C_EVENT, 0) "
+                             "failed: Invalid handle (error 6)"}
+    seen = {}
+    _heard(["ok soon"], seen)
+    assert seen == {"error": "a malformed line from the console host: 'ok soon'"}

@@ -165,6 +165,9 @@ def _heard(lines: list, seen: dict) -> None:
     for line in lines:
         word, _, rest = line.partition(" ")
         if word == "ok" and "t_deliv" not in seen:
+            if not rest.isdigit():
+                seen.setdefault("error", f"a malformed line from the console host: {line[:120]!r}")
+                continue
             seen["t_deliv"] = int(rest)
         elif word == "error" and "error" not in seen:
             seen["error"] = f"the console's Ctrl+C could not be sent: {rest}"
