@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from .. import paths
@@ -136,22 +138,45 @@ def interruptible_cost(pyext_dir: Path) -> dict:
 DEFAULT_ROUNDS = 3  # alternating rounds of the default matrix at -j 1 and the default -j (medians)
 
 
+PM_QOS = "/dev/cpu_dma_latency"
+
+
+@contextmanager
+def shallow_idle():
+    """Holds the CPUs out of deep idle states (a PM QoS request of 0 µs, held
+    while the file stays open); yields what was done, in words."""
+    try:
+        fd = os.open(PM_QOS, os.O_WRONLY)
+    except OSError as e:
+        yield f"allowed ({PM_QOS}: {e.strerror})"
+        return
+    try:
+        os.write(fd, struct.pack("i", 0))
+        yield f"held off ({PM_QOS} = 0 µs)"
+    finally:
+        os.close(fd)
+
+
 def run_bench(runner: Path, build_dir: Path, build_args: list[str], samples: int, scratch: Path) -> dict:
     import statistics
 
-    # Interleaved in chunks, so that both see the same moments of a noisy machine.
+    # Interleaved in chunks, so that both see the same moments of a noisy machine;
+    # with the CPUs' deep idle states held off where this process may (cyclictest's
+    # way), so that a wake-up's cost is the signal's, not a halted CPU's.
     base, warm, lat, inner, outer = [], [], [], [], []
     chunk = 20
-    for start in range(0, samples, chunk):
-        n = min(chunk, samples - start)
-        base += baseline_latency_us(build_dir, n)
-        warm += baseline_latency_us(build_dir, n, fork_only=True)
-        l, i, o = cell_samples(runner, "linux/no-tty/sigaction/kill", n)
-        lat += l
-        inner += i
-        outer += o
+    with shallow_idle() as idle:
+        for start in range(0, samples, chunk):
+            n = min(chunk, samples - start)
+            base += baseline_latency_us(build_dir, n)
+            warm += baseline_latency_us(build_dir, n, fork_only=True)
+            l, i, o = cell_samples(runner, "linux/no-tty/sigaction/kill", n)
+            lat += l
+            inner += i
+            outer += o
     out = {
         "samples": samples,
+        "deep_idle_states": idle,
         "baseline_latency_us": summary(base),
         "baseline_fork_only_latency_us": summary(warm),
         "sigprobe_latency_us": summary(lat),
@@ -204,7 +229,7 @@ def run_bench(runner: Path, build_dir: Path, build_args: list[str], samples: int
 def render(b: dict) -> str:
     def row(name, s, unit):
         return f"  {name:<28} median {s['median']:>9.3f} {unit}  min {s['min']:>9.3f}  p99 {s['p99']:>9.3f}  (n={s['n']})"
-    lines = ["kill → handler latency (one fresh process per sample):",
+    lines = [f"kill → handler latency (one fresh process per sample; deep idle states {b['deep_idle_states']}):",
              row("baseline, exec'd child", b["baseline_latency_us"], "µs"),
              row("baseline, fork-only child", b["baseline_fork_only_latency_us"], "µs"),
              row("sigprobe no-tty/sigaction/kill", b["sigprobe_latency_us"], "µs"),
