@@ -9,7 +9,7 @@ Run by the Windows CPython checked, with the standard library only:
 
 It gives itself a console (FreeConsole, then AllocConsole: under Wine a
 process started from a Unix pipe has a console that cannot carry events
-until then; see reference/wine-notes.md, "The console trap"), starts
+until then: Wine's console trap), starts
 `python.exe SUBJECT_PY @SPEC` on it with Ctrl+C enabled (the flag a child
 inherits), then stops hearing Ctrl+C itself (SetConsoleCtrlHandler(NULL,
 TRUE) and SIGINT ignored). The child's output goes to this process's stderr.
@@ -40,9 +40,9 @@ def say(line: str) -> None:
     sys.stdout.flush()
 
 
-def failed(k32, call: str) -> int:
-    say(f"error {call} failed: {ctypes.FormatError(ctypes.get_last_error()).strip()} "
-        f"(error {ctypes.get_last_error()})")
+def failed(call: str) -> int:
+    code = ctypes.get_last_error()
+    say(f"error {call} failed: {ctypes.FormatError(code).strip()} (error {code})")
     return 3
 
 
@@ -51,10 +51,10 @@ def main() -> int:
     k32 = ctypes.WinDLL("kernel32", use_last_error=True)
     k32.FreeConsole()
     if not k32.AllocConsole():
-        return failed(k32, "AllocConsole()")
+        return failed("AllocConsole()")
     # A console parent's default for its child, whatever this process inherited.
     if not k32.SetConsoleCtrlHandler(None, False):
-        return failed(k32, "SetConsoleCtrlHandler(NULL, FALSE)")
+        return failed("SetConsoleCtrlHandler(NULL, FALSE)")
     child = subprocess.Popen([sys.executable, *sys.argv[1:]], stdin=subprocess.DEVNULL, stdout=sys.stderr,
                              stderr=sys.stderr)
     # From now on Ctrl+C on this console is the code's alone.
@@ -83,7 +83,7 @@ def main() -> int:
         if child.poll() is None:
             t = time.perf_counter_ns()
             if not k32.GenerateConsoleCtrlEvent(CTRL_C_EVENT, 0):
-                failed(k32, "GenerateConsoleCtrlEvent(CTRL_C_EVENT, 0)")
+                failed("GenerateConsoleCtrlEvent(CTRL_C_EVENT, 0)")
                 child.kill()
                 child.wait()
                 return 3
