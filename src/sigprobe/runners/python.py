@@ -423,9 +423,9 @@ def kernel_lanes(runs: list, jobs: int, alone: bool = False) -> list[list]:
     serve only that mode's runs), else one lane in which the modes alternate.
     alone: no python-* runs go beside them (a flaky round's extra runs are
     mostly one mode's), so up to ALONE_LANES_PER_JOB lanes a job (-j 2 or
-    more: -j 1 keeps to one lane): the mode
-    with the most runs a lane gets one more lane, its runs dealt in turn,
-    while each lane keeps MIN_LANE_RUNS."""
+    more; -j 1 keeps to one lane): the mode with the most runs a lane gets
+    one more lane, its runs dealt in turn, while each lane keeps
+    MIN_LANE_RUNS."""
     by_mode = grouped(runs, lambda cell: JUPYTER_HOSTS[cell.host])
     if jobs < len(by_mode):
         return [runs]
