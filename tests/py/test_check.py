@@ -108,9 +108,11 @@ def test_a_native_call_that_ran_to_its_end_is_deferred_even_when_shorter_than_un
     there the time criterion is all there is.)"""
     count = tmp_path / "runs"
     count.write_text("0")
-    code = (f"n = int(open({str(count)!r}).read()); open({str(count)!r}, 'w').write(str(n + 1))\n"
-            "f.Spin(1500 if n == 0 else 600) @ None")
-    r = check(ext_dir, "--setup", "import check_fixture as f", "-c", code, "--after", "300",
+    # Counted in the setup, which runs before the code's start: the interrupted run begins only after
+    # the uninterrupted one's code has started, so after its count.
+    setup = (f"import check_fixture as f\nn = int(open({str(count)!r}).read())\n"
+             f"open({str(count)!r}, 'w').write(str(n + 1))\ns = f.Spin(1500 if n == 0 else 600)")
+    r = check(ext_dir, "--setup", setup, "-c", "s @ None", "--after", "300",
               "--host", "python-no-tty", "--json")
     doc = doc_of(r)
     assert count.read_text() == "2"  # the uninterrupted run, then the interrupted one
