@@ -406,7 +406,7 @@ def test_the_matmul_subject_is_sized_for_this_machine():
     t0 = time.perf_counter()
     ns["a"] @ ns["a"]
     took = time.perf_counter() - t0
-    assert 0.3 < took < 6, (n, took)  # about MATMUL_MS, on a machine that may be busy with the suite
+    assert 0.1 < took < 10, (n, took)  # about MATMUL_MS: sized and run while the suite shares the cores
     with pytest.raises(cysignals_ext.Unavailable, match="numpy's matmul could not be timed with /bin/false"):
         subjects.matmul_setup("/bin/false")
 
