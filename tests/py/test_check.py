@@ -412,21 +412,27 @@ def test_the_matmul_subject_is_sized_for_this_machine():
 
 
 def test_busy_runs_share_their_lanes_and_waiting_ones_go_beside_them():
+    """in_lanes: the busy items one lane at a time here, the eight waiting
+    ones all at once beside them (each waits for the other seven: fewer
+    lanes would break the barrier), the results in the items' order."""
     import threading
     import time
 
     from sigprobe.check.matrix import in_lanes
-    lock, now, most = threading.Lock(), {"busy": 0, "waiting": 0}, {"busy": 0, "waiting": 0}
+    lock, now, most = threading.Lock(), [0], [0]
+    together = threading.Barrier(8, timeout=30)
 
     def run(item):
-        kind = "busy" if item % 3 == 0 else "waiting"
-        with lock:
-            now[kind] += 1
-            most[kind] = max(most[kind], now[kind])
-        time.sleep(0.05)
-        with lock:
-            now[kind] -= 1
+        if item % 3:
+            together.wait()
+        else:
+            with lock:
+                now[0] += 1
+                most[0] = max(most[0], now[0])
+            time.sleep(0.05)
+            with lock:
+                now[0] -= 1
         return item * 10
 
     assert in_lanes(list(range(12)), lambda i: i % 3 == 0, run, 1, 8) == [i * 10 for i in range(12)]
-    assert most == {"busy": 1, "waiting": 8}
+    assert most == [1]
