@@ -473,28 +473,37 @@ def test_the_kernel_lanes_take_one_job_from_the_python_runs_beside_them():
 
 def test_the_python_runs_get_their_job_back_when_the_kernel_lanes_end():
     """Slots: at most n at once, n raised while runs wait (run_all raises it
-    to -j once every kernel lane has ended)."""
+    to -j once every kernel lane has ended). The runs hold their slot until
+    released, so what is counted is what the slots let in, not timing."""
     import threading
     import time
 
     from sigprobe.runners.python import Slots
-    slots, lock, now, most = Slots(1), threading.Lock(), [0], []
+    slots, lock, now, most, release = Slots(1), threading.Lock(), [0], [0], threading.Event()
 
     def run():
         with slots:
             with lock:
                 now[0] += 1
-                most.append(now[0])
-            time.sleep(0.1)
+                most[0] = max(most[0], now[0])
+            release.wait(30)
             with lock:
                 now[0] -= 1
+
+    def settled(n):
+        end = time.monotonic() + 10
+        while now[0] != n and time.monotonic() < end:
+            time.sleep(0.01)
+        time.sleep(0.1)  # and no more come in
+        return now[0]
 
     threads = [threading.Thread(target=run) for _ in range(6)]
     for t in threads:
         t.start()
-    time.sleep(0.15)
-    assert max(most) == 1  # one at a time while the lanes run
+    assert settled(1) == 1  # one at a time while the lanes run
     slots.resize(3)
+    assert settled(3) == 3
+    release.set()
     for t in threads:
         t.join()
-    assert max(most) == 3
+    assert most == [3]
