@@ -125,8 +125,9 @@ def test_a_pure_python_loop_is_handled_by_the_event_and_lost_by_a_message(reques
     assert console["verdict"] == "handled", json.dumps(console)
     run = console["runs"][0]
     assert run["check"]["raised_at"]["function"] == "spin", run
-    # --after 300, stamped on the Windows side, on the code's clock: never before it (a slow machine may be later)
-    assert 299.9 <= run["check"]["interrupted_at_ms"] < 2000, run
+    # --after 300 from the code's start event, stamped on the Windows side on the code's clock: measured from
+    # the code's start, which comes just after that event is sent (299.7 once); a slow machine may be later.
+    assert 290 <= run["check"]["interrupted_at_ms"] < 2000, run
     assert 0 < run["check"]["ki_latency_ms"] < 1000, run
     assert signal_mode["id"] == "windows-wine/jupyter/code:spin/kernel-interrupt"
     assert signal_mode["verdict"] == "handled", json.dumps(signal_mode)
