@@ -152,7 +152,7 @@ int sp_probe_ready_extra(const char *const *strategies, int n, const char *extra
 /* ---- Recording: async-signal-safe ---- */
 
 static void record(const char *handler, const char *sig_name, int signo, int si_code, int64_t sender_pid,
-                   int64_t sender_uid, int64_t t_ns, int64_t tid, bool main_thread) {
+                   int64_t sender_uid, int64_t t_ns, bool main_thread) {
   long i = sp__atomic_add(&g_next_slot, 1);
   if (i >= SP_SLOTS) return;
   slot *s = &g_slots[i];
@@ -164,7 +164,7 @@ static void record(const char *handler, const char *sig_name, int signo, int si_
   s->sender_uid = sender_uid;
   s->t_ns = t_ns;
   s->main_thread = main_thread;
-  s->tid = tid;
+  s->tid = sp__thread_id();
   sp__atomic_store(&s->published, 1); /* the fields are visible before the flag */
   int saved = errno;
   sp__wake_set();
@@ -173,19 +173,17 @@ static void record(const char *handler, const char *sig_name, int signo, int si_
 
 void sp_probe_record_at(const char *handler, int signo, int si_code, int64_t sender_pid, int64_t sender_uid, int64_t t_ns,
                         bool main_thread) {
-  record(handler, NULL, signo, si_code, sender_pid, sender_uid, t_ns, sp__thread_id(), main_thread);
+  record(handler, NULL, signo, si_code, sender_pid, sender_uid, t_ns, main_thread);
 }
 
 void sp_probe_record(const char *handler, int signo, int si_code, int64_t sender_pid, int64_t sender_uid) {
   int64_t t = sp_clock_ns(); /* first: the latency ends here, not after a system call */
-  int64_t tid = sp__thread_id();
-  record(handler, NULL, signo, si_code, sender_pid, sender_uid, t, tid, tid == g_main_tid);
+  record(handler, NULL, signo, si_code, sender_pid, sender_uid, t, sp_probe_on_main_thread());
 }
 
 void sp_probe_record_named(const char *handler, const char *what) {
   int64_t t = sp_clock_ns();
-  int64_t tid = sp__thread_id();
-  record(handler, what, 0, SP_NO_SI_CODE, -1, -1, t, tid, tid == g_main_tid);
+  record(handler, what, 0, SP_NO_SI_CODE, -1, -1, t, sp_probe_on_main_thread());
 }
 
 int sp_probe_fired_count(void) {

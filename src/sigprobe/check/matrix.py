@@ -100,8 +100,12 @@ def run_subjects(python: str, no_jupyter: str | None, runs: list, jobs: int, on_
             return winhost.run_uninterrupted(wine, specs[n], TIMEOUT_S, stop)
         return local.run_local(python, specs[n], None, AFTER_MS, TIMEOUT_S, stop)
 
-    calibrated = dict(zip(names, in_lanes(names, lambda n: BUILTINS[n].busy, calibrate, jobs,
-                                          jobs if wine is not None else WAITING_AT_ONCE)))
+    def by_load(items, name_of, fn, lanes):
+        """in_lanes with the busy subjects `lanes` at a time; under Wine the waiting ones too."""
+        return in_lanes(items, lambda item: BUILTINS[name_of(item)].busy, fn, lanes,
+                        lanes if wine is not None else WAITING_AT_ONCE)
+
+    calibrated = dict(zip(names, by_load(names, lambda n: n, calibrate, jobs)))
     base, todo = {}, []
     for cell, _ in runs:
         name = cell.strategy[len(SUBJECT_PREFIX):]
@@ -133,10 +137,9 @@ def run_subjects(python: str, no_jupyter: str | None, runs: list, jobs: int, on_
             lambda i, seen: judged(*kernel_runs[i], seen), wine)), daemon=True)
         kthread.start()
     try:
-        busy_lanes = max(1, jobs - (1 if kthread else 0))
-        in_lanes(local_runs, lambda r: BUILTINS[r[1]].busy,
-                 lambda r: judged(*r, run_local(python, specs[r[1]], r[0].host, AFTER_MS, timeout[r[1]], stop, wine)),
-                 busy_lanes, busy_lanes if wine is not None else WAITING_AT_ONCE)
+        by_load(local_runs, lambda r: r[1],
+                lambda r: judged(*r, run_local(python, specs[r[1]], r[0].host, AFTER_MS, timeout[r[1]], stop, wine)),
+                max(1, jobs - (1 if kthread else 0)))
         if kthread:
             kthread.join()
     except BaseException:

@@ -49,7 +49,7 @@ def run_uninterrupted(wine: Wine, subject: dict, timeout_s: float, stop: threadi
     """The calibration run under Wine: remote/subject.py run by the Windows
     CPython, not interrupted. Returns what local.run_local returns (facts,
     setup, exit, hung, output, error); on_event as there."""
-    return run_plain(wine, subject, None, timeout_s, stop, on_event)
+    return run_in_windows(wine, subject, None, timeout_s, stop, on_event)
 
 
 def run_console(wine: Wine, subject: dict, after_ms: int, timeout_s: float,
@@ -57,7 +57,7 @@ def run_console(wine: Wine, subject: dict, after_ms: int, timeout_s: float,
     """One run of the console host: the code on a console of its own
     (remote/console_host.py), Ctrl+C on that console after_ms into the code,
     sent and stamped on the Windows side, on subject.py's clock."""
-    return run_plain(wine, subject, after_ms, timeout_s, stop)
+    return run_in_windows(wine, subject, after_ms, timeout_s, stop)
 
 
 class _Lines(threading.Thread):
@@ -72,7 +72,7 @@ class _Lines(threading.Thread):
             self.lines.append(raw.decode(errors="replace").strip())
 
 
-def run_plain(wine: Wine, subject: dict, after_ms: int | None, timeout_s: float,
+def run_in_windows(wine: Wine, subject: dict, after_ms: int | None, timeout_s: float,
               stop: threading.Event | None = None, on_event=None) -> dict:
     """remote/subject.py in the Windows CPython as a plain process (after_ms
     None: the uninterrupted run), or on a console of its own through
