@@ -39,6 +39,9 @@ void sp_run_options_default(sp_run_options *opt, const char *probe_dir) {
 
 static int64_t after_ms(int64_t t, int ms) { return t + (int64_t)ms * 1000000; }
 
+/* After the parent's result, how long a probe's words already sent may take to be read. */
+#define SP_LATE_WORDS_MS 500
+
 static void harness_error(sp_outcome *o, const char *what, const char *detail) {
   o->harness_error = true;
   snprintf(o->reason, sizeof o->reason, "%s%s%s", what, detail ? ": " : "", detail ? detail : "");
@@ -65,12 +68,23 @@ static int await_ready(sp_proc *p, const sp_run_options *opt, sp_outcome *o) {
   sp_error err;
   sp_event ev;
   int rc = sp_proc_next_event(p, &ev, after_ms(sp_clock_ns(), opt->ready_ms), &err);
-  while (rc == 0 && ev.kind == SP_EV_RESULT && o->attached) {
-    /* The parent's result before ready: the probe never got going. */
+  if (rc == 0 && ev.kind == SP_EV_RESULT && o->attached) {
+    /* The parent's result before ready: the cell has ended. The probe may
+     * have said why before it did (unsupported, an error) with its words
+     * not read yet, on a loaded machine its connection not even taken: they
+     * decide when they come within a short grace; else it never got going. */
     o->result_seen = true;
     o->result = ev;
+    const sp_event result = ev;
+    int64_t grace = after_ms(sp_clock_ns(), SP_LATE_WORDS_MS);
+    while ((rc = sp_proc_next_event(p, &ev, grace, &err)) == 0 && ev.kind == SP_EV_RESULT) {
+    }
+    if (rc == 0 && (ev.kind == SP_EV_UNSUPPORTED || ev.kind == SP_EV_ERROR)) {
+      protocol_error(o, &ev, "before ready");
+      return 0;
+    }
     harness_error(o, "the probe never reported ready",
-                  ev.reason[0] ? ev.reason : (ev.ename[0] ? ev.ename : ev.status));
+                  result.reason[0] ? result.reason : (result.ename[0] ? result.ename : result.status));
     return 0;
   }
   if (rc == 0 && ev.kind == SP_EV_READY) {

@@ -418,3 +418,51 @@ def test_failed_write_keeps_the_old_document_and_no_temporary(tmp_path, monkeypa
     assert "No space left" in str(e.value)
     assert target.read_text() == '{"old": 1}\n'
     assert [x.name for x in tmp_path.iterdir()] == ["d.json"]
+
+
+def attached_runner(build_dir, tmp_path):
+    """sigprobe-run --attach, as the Jupyter driver starts it: its stdin is
+    the parent's side, its first line where the probe reports (and the token)."""
+    proc = subprocess.Popen([str(build_dir / "sigprobe-run"), "--label", "linux/jupyter/event-thread/kernel-interrupt",
+                             "--ready-ms", "5000", "--attach", str(tmp_path / "r.sock")],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    report = json.loads(proc.stdout.readline())["report"]
+    path, token = report[len("unix:"):].rsplit("#", 1)
+    return proc, path, token
+
+
+def probe_says(path: str, token: str, *events: dict) -> None:
+    """A probe's words on the runner's socket (nothing, if the runner has gone)."""
+    import socket
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        try:
+            s.connect(path)
+        except OSError:
+            return
+        s.sendall((json.dumps({"ev": "hello", "proto": 2, "token": token}, separators=(",", ":")) + "\n"
+                   + "".join(json.dumps(e) + "\n" for e in events)).encode())
+
+
+def test_an_attached_probe_heard_after_the_parents_result_still_decides(build_dir, tmp_path):
+    """The cell of an unsupported strategy ends as soon as its probe has said
+    so; on a loaded machine the driver's result (the cell replied) can reach
+    the runner before the probe's words do. The probe's account decides:
+    `unsupported`, not "the probe never reported ready" (once in a fresh
+    clone's suite). A cell that ended with nothing from the probe is still
+    that error."""
+    proc, path, token = attached_runner(build_dir, tmp_path)
+    proc.stdin.write(json.dumps({"ev": "result", "status": "ok", "kernel_pid": 1, "where": "nowhere"}) + "\n")
+    proc.stdin.flush()
+    time.sleep(0.05)  # the result is in before the probe connects
+    probe_says(path, token, {"ev": "unsupported", "reason": "no JPY_INTERRUPT_EVENT on Linux"})
+    out, _ = proc.communicate(timeout=30)
+    outcome = json.loads(out.splitlines()[-1])
+    assert outcome["verdict"] == "unsupported" and outcome["reason"] == "no JPY_INTERRUPT_EVENT on Linux", outcome
+
+    proc, path, token = attached_runner(build_dir, tmp_path)
+    t0 = time.monotonic()
+    out, _ = proc.communicate(json.dumps({"ev": "result", "status": "error", "ename": "NameError",
+                                          "kernel_pid": 1, "where": "nowhere"}) + "\n", timeout=30)
+    outcome = json.loads(out.splitlines()[-1])
+    assert outcome["verdict"] == "error" and outcome["reason"].startswith("the probe never reported ready"), outcome
+    assert time.monotonic() - t0 < 3, "a short grace for the probe's words, not the ready deadline"
