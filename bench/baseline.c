@@ -5,10 +5,15 @@
  * the clock and reports the stamp through a pipe. One fresh child per
  * sample, like one sigprobe run. Prints one latency (ns) a line.
  *
- *   sigprobe-baseline [SAMPLES] [--fork-only]   (the child: sigprobe-baseline --child FD)
+ *   sigprobe-baseline [SAMPLES] [--fork-only] [--new-session]
+ *   (the child: sigprobe-baseline --child FD)
  *
  * --fork-only skips the exec: the child is a copy of the parent, with its
- * pages and caches warm, which is cheaper than any freshly started program. */
+ * pages and caches warm, which is cheaper than any freshly started program.
+ * --new-session starts the child in a session of its own, as sigprobe's
+ * no-tty host does (setsid, and the same warm-up of the new scheduling
+ * group: sp_warm_new_session), so that what the host costs is told apart
+ * from what sigprobe adds. */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdint.h>
@@ -18,6 +23,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "sigprobe/unix_compat.h"
 
 static int g_out = -1;
 
@@ -53,12 +60,24 @@ static int child(int fd) {
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--child") == 0) return child(atoi(argv[2]));
   int samples = argc > 1 ? atoi(argv[1]) : 100;
-  int fork_only = argc > 2 && strcmp(argv[2], "--fork-only") == 0;
+  int fork_only = 0, new_session = 0;
+  for (int i = 2; i < argc; i++) {
+    if (strcmp(argv[i], "--fork-only") == 0) fork_only = 1;
+    else if (strcmp(argv[i], "--new-session") == 0) new_session = 1;
+    else {
+      fprintf(stderr, "sigprobe-baseline: unknown option %s\n", argv[i]);
+      return 2;
+    }
+  }
   for (int i = 0; i < samples; i++) {
     int p[2];
     if (pipe(p) != 0) return 1;
     pid_t pid = fork();
     if (pid == 0) {
+      if (new_session) {
+        if (setsid() < 0) _exit(126);
+        sp_warm_new_session();
+      }
       if (fork_only) _exit(child(p[1]));
       char fd[16];
       snprintf(fd, sizeof fd, "%d", p[1]);
@@ -67,6 +86,7 @@ int main(int argc, char **argv) {
     }
     int64_t t;
     if (read(p[0], &t, sizeof t) != sizeof t) return 1; /* ready */
+    kill(pid, 0); /* as the runner does: the call's first use is not timed */
     int64_t sent = now_ns();
     kill(pid, SIGINT);
     if (read(p[0], &t, sizeof t) != sizeof t) return 1;

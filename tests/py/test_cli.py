@@ -1,5 +1,6 @@
 """The `sigprobe` command: list, run --only, the results document, bad input."""
 import json
+import os
 
 import pytest
 
@@ -113,6 +114,27 @@ def test_runner_rejects_unknown_cells_with_the_valid_names(build_dir):
     assert r.stdout == ""
 
 
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="Linux with 2 CPUs or more: a probe's new session is warmed on each of them")
+@pytest.mark.parametrize("host", ["no-tty", "tty", "background"])
+def test_a_probe_keeps_the_cpus_it_was_given(build_dir, tmp_path, host):
+    """The runner has each probe visit every CPU after setsid() (its new
+    scheduling group warmed before anything is timed), then gives the probe
+    back its affinity: it is left pinned to none of them, and still leads its
+    own session."""
+    import subprocess
+    import sys
+    seen = tmp_path / "seen.json"
+    report = ("import json, os, sys; json.dump({'cpus': sorted(os.sched_getaffinity(0)), "
+              "'leader': os.getsid(0) == os.getpid()}, open(sys.argv[1], 'w'))")
+    given = sorted(os.sched_getaffinity(0))
+    r = subprocess.run([str(build_dir / "sigprobe-run"), "--ready-ms", "5000", "--host", host, "--delivery", "kill",
+                        "--label", f"linux/{host}/affinity/kill", "--exec", sys.executable, "-c", report, str(seen)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(seen.read_text()) == {"cpus": given, "leader": True}
+
 def outcome(verdict, handler=None, latency=None):
     o = {"id": "linux/x/y/z", "host": "x", "strategy": "y", "delivery": "z", "verdict": verdict, "fired": []}
     if handler:
@@ -169,3 +191,23 @@ def test_parallel_runs_give_the_same_verdicts_as_serial_ones(sigprobe, tmp_path)
         verdicts[jobs] = {c["id"]: c["verdict"] for c in json.loads(out.read_text())["cells"]}
     assert len(verdicts["1"]) == 84
     assert verdicts["1"] == verdicts["2"]
+
+
+def test_bench_latency_figures_come_with_both_baselines(build_dir):
+    """`sigprobe bench`'s latency part: the bare baseline's tight loop and the
+    baseline started like a run, each beside sigprobe's cell, and the ratios
+    (values are figures, not asserted: a bench, not a timed test)."""
+    from sigprobe.commands import bench
+    f = bench.latency_figures(build_dir / "sigprobe-run", build_dir, 3)
+    for key in ("baseline_latency_us", "baseline_fork_only_latency_us", "baseline_like_a_run_latency_us",
+                "sigprobe_latency_us"):
+        assert f[key]["n"] == 3 and 0 < f[key]["min"] <= f[key]["median"], key
+    for key in ("latency_ratio_median", "latency_ratio_median_vs_fork_only", "latency_ratio_median_like_for_like"):
+        assert f[key] > 0
+    assert "like for like" in bench.render_latency(f)
+
+
+def test_the_baseline_refuses_an_unknown_option(build_dir):
+    import subprocess
+    r = subprocess.run([str(build_dir / "sigprobe-baseline"), "1", "--new-sesion"], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stdout == "" and "unknown option --new-sesion" in r.stderr

@@ -54,29 +54,23 @@ def summary(values: list[float]) -> dict:
             "p99": round(_pct(values, 0.99), 3), "max": round(max(values), 3)}
 
 
-def baseline_latency_us(build_dir: Path, samples: int, fork_only: bool = False) -> list[float]:
+def baseline_latency_us(build_dir: Path, samples: int, *flags: str) -> list[float]:
+    """flags: --fork-only, --new-session (bench/baseline.c)."""
     exe = build_dir / "sigprobe-baseline"
-    r = subprocess.run([str(exe), str(samples), *(["--fork-only"] if fork_only else [])], capture_output=True,
-                       text=True, check=True)
+    r = subprocess.run([str(exe), str(samples), *flags], capture_output=True, text=True, check=True)
     return [int(x) / 1000.0 for x in r.stdout.split()]
 
 
-def cell_samples(runner: Path, cell_id: str, samples: int) -> tuple[list[float], list[float], list[float]]:
-    """Latency (µs), runner-internal spawn → verdict (ms), and the whole
-    process round trip as a caller sees it (ms)."""
-    from .. import catalog as cellmod
+def cell_sample(runner: Path, cell) -> tuple[float, float, float]:
+    """One run's latency (µs), runner-internal spawn → verdict (ms), and the
+    whole process round trip as a caller sees it (ms)."""
     from ..runners.native import run_native
-    cell = cellmod.parse_id(cell_id)
-    lat, inner, outer = [], [], []
-    for _ in range(samples):
-        t0 = time.perf_counter()
-        o = run_native(runner, cell)
-        outer.append((time.perf_counter() - t0) * 1000)
-        if o["verdict"] != "handled":
-            raise RuntimeError(f"{cell_id}: {o['verdict']} ({o.get('reason')})")
-        lat.append(o["fired"][0]["latency_us"])
-        inner.append(o["wall_us"] / 1000)
-    return lat, inner, outer
+    t0 = time.perf_counter()
+    o = run_native(runner, cell)
+    outer = (time.perf_counter() - t0) * 1000
+    if o["verdict"] != "handled":
+        raise RuntimeError(f"{cell.id}: {o['verdict']} ({o.get('reason')})")
+    return o["fired"][0]["latency_us"], o["wall_us"] / 1000, outer
 
 
 NATIVE = ["--only", "*/tty/*", "--only", "*/no-tty/*", "--only", "*/background/*"]
@@ -157,35 +151,60 @@ def shallow_idle():
         os.close(fd)
 
 
-def run_bench(runner: Path, build_dir: Path, build_args: list[str], samples: int, scratch: Path) -> dict:
+LATENCY_CELL = "linux/no-tty/sigaction/kill"
+
+
+def latency_figures(runner: Path, build_dir: Path, samples: int) -> dict:
+    """Kill → handler latency of LATENCY_CELL beside the bare baselines, and
+    the cell's own overhead."""
     import statistics
 
-    # Interleaved in chunks, so that both see the same moments of a noisy machine;
-    # with the CPUs' deep idle states held off where this process may (cyclictest's
-    # way), so that a wake-up's cost is the signal's, not a halted CPU's.
-    base, warm, lat, inner, outer = [], [], [], [], []
+    from .. import catalog as cellmod
+    cell = cellmod.parse_id(LATENCY_CELL)
+    # Interleaved in chunks, so that all see the same moments of a noisy
+    # machine; with the CPUs' deep idle states held off where this process may
+    # (cyclictest's way), so that a wake-up's cost is the signal's, not a
+    # halted CPU's. Two baselines: the bare program's own tight loop (its
+    # parent and the signal path stay hot from one sample to the next), and
+    # the bare program started the way a run is (one fresh process a sample
+    # from here, its child in a session of its own as the cell's no-tty host
+    # is): like for like. Each in runs of its own, as sigprobe's runs are.
+    base, warm, like, lat, inner, outer = [], [], [], [], [], []
     chunk = 20
     with shallow_idle() as idle:
         for start in range(0, samples, chunk):
             n = min(chunk, samples - start)
             base += baseline_latency_us(build_dir, n)
-            warm += baseline_latency_us(build_dir, n, fork_only=True)
-            l, i, o = cell_samples(runner, "linux/no-tty/sigaction/kill", n)
-            lat += l
-            inner += i
-            outer += o
+            warm += baseline_latency_us(build_dir, n, "--fork-only")
+            for _ in range(n):
+                like += baseline_latency_us(build_dir, 1, "--new-session")
+            for _ in range(n):
+                l, i, o = cell_sample(runner, cell)
+                lat.append(l)
+                inner.append(i)
+                outer.append(o)
+    median = statistics.median
     out = {
         "samples": samples,
         "deep_idle_states": idle,
         "baseline_latency_us": summary(base),
         "baseline_fork_only_latency_us": summary(warm),
+        "baseline_like_a_run_latency_us": summary(like),
         "sigprobe_latency_us": summary(lat),
-        "latency_ratio_median": round(statistics.median(lat) / statistics.median(base), 3),
-        "latency_ratio_median_vs_fork_only": round(statistics.median(lat) / statistics.median(warm), 3),
+        "latency_ratio_median": round(median(lat) / median(base), 3),
+        "latency_ratio_median_vs_fork_only": round(median(lat) / median(warm), 3),
+        "latency_ratio_median_like_for_like": round(median(lat) / median(like), 3),
         "cell_overhead_ms": summary(inner),
         "cell_round_trip_ms": summary(outer),
-        "interruptible_h": interruptible_cost(build_dir / "pyext"),
     }
+    return out
+
+
+def run_bench(runner: Path, build_dir: Path, build_args: list[str], samples: int, scratch: Path) -> dict:
+    import statistics
+
+    out = latency_figures(runner, build_dir, samples)
+    out["interruptible_h"] = interruptible_cost(build_dir / "pyext")
     jobs = os.cpu_count() or 1
     verdicts = lambda d: {c["id"]: c["verdict"] for c in d["cells"]}  # noqa: E731
     # The native matrix, --repeat 3: serial, parallel, and with 10x windows.
@@ -226,15 +245,28 @@ def run_bench(runner: Path, build_dir: Path, build_args: list[str], samples: int
     return out
 
 
+def _row(name, s, unit):
+    return f"  {name:<31} median {s['median']:>9.3f} {unit}  min {s['min']:>9.3f}  p99 {s['p99']:>9.3f}  (n={s['n']})"
+
+
+def render_latency(b: dict) -> str:
+    return "\n".join([
+        f"kill → handler latency (deep idle states {b['deep_idle_states']}):",
+        _row("baseline, its own tight loop", b["baseline_latency_us"], "µs"),
+        _row("  the same, fork-only child", b["baseline_fork_only_latency_us"], "µs"),
+        _row("baseline, started like a run", b["baseline_like_a_run_latency_us"], "µs"),
+        _row("sigprobe no-tty/sigaction/kill", b["sigprobe_latency_us"], "µs"),
+        f"  sigprobe ÷ baseline (medians)   {b['latency_ratio_median_like_for_like']:.2f}× like for like "
+        f"(what sigprobe adds); {b['latency_ratio_median']:.2f}× the tight loop "
+        f"({b['latency_ratio_median_vs_fork_only']:.2f}× its fork-only child)",
+        "  (like a run: one fresh process a sample, its child in a session of its own as the no-tty host's;",
+        "   the tight loop keeps its parent and the signal path hot from one sample to the next)",
+    ])
+
+
 def render(b: dict) -> str:
-    def row(name, s, unit):
-        return f"  {name:<28} median {s['median']:>9.3f} {unit}  min {s['min']:>9.3f}  p99 {s['p99']:>9.3f}  (n={s['n']})"
-    lines = [f"kill → handler latency (one fresh process per sample; deep idle states {b['deep_idle_states']}):",
-             row("baseline, exec'd child", b["baseline_latency_us"], "µs"),
-             row("baseline, fork-only child", b["baseline_fork_only_latency_us"], "µs"),
-             row("sigprobe no-tty/sigaction/kill", b["sigprobe_latency_us"], "µs"),
-             f"  ratio of medians              {b['latency_ratio_median']:.2f}× (exec'd), "
-             f"{b['latency_ratio_median_vs_fork_only']:.2f}× (fork-only)",
+    row = _row
+    lines = [render_latency(b),
              "native cell overhead:",
              row("spawn → verdict (runner)", b["cell_overhead_ms"], "ms"),
              row("sigprobe-run round trip", b["cell_round_trip_ms"], "ms"),
