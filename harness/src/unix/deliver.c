@@ -34,24 +34,32 @@ int sp_proc_deliver(sp_proc *p, sp_delivery d, int64_t *t_ns, sp_error *err) {
         return sp_fail(err, SP_EUNSUPPORTED, "the terminal is in raw mode (ISIG off): INTR generates no signal");
       char c = (char)t.c_cc[VINTR];
       (void)!write(p->host_fd, &c, 0); /* warms the call, as signal 0 does below */
-      *t_ns = sp_clock_ns();
-      if (write(p->host_fd, &c, 1) != 1) return sp_fail(err, SP_EFAIL, "write(pty master): %s", strerror(errno));
+      int64_t sent = sp_clock_ns();
+      ssize_t k = write(p->host_fd, &c, 1);
+      *t_ns = sent; /* stored after the call: a first write to its page is not timed */
+      if (k != 1) return sp_fail(err, SP_EFAIL, "write(pty master): %s", strerror(errno));
       return 0;
     }
     case SP_DELIVERY_KILL:
-    case SP_DELIVERY_SIGTERM:
+    case SP_DELIVERY_SIGTERM: {
       /* Signal 0 first (checks, sends nothing): the code of the call is
        * then mapped, and its first-use page fault is not timed. */
       (void)send_to_pid(p, 0);
-      *t_ns = sp_clock_ns();
-      if (send_to_pid(p, sp_delivery_signal(d)) != 0) return sp_fail(err, SP_EFAIL, "kill: %s", strerror(errno));
+      int64_t sent = sp_clock_ns();
+      int rc = send_to_pid(p, sp_delivery_signal(d));
+      *t_ns = sent;
+      if (rc != 0) return sp_fail(err, SP_EFAIL, "kill: %s", strerror(errno));
       return 0;
-    case SP_DELIVERY_KILLPG:
+    }
+    case SP_DELIVERY_KILLPG: {
       (void)killpg(p->pgid, 0);
-      *t_ns = sp_clock_ns();
+      int64_t sent = sp_clock_ns();
       /* The probe is unreaped until the run ends, so its group id is ours. */
-      if (killpg(p->pgid, SIGINT) != 0) return sp_fail(err, SP_EFAIL, "killpg: %s", strerror(errno));
+      int rc = killpg(p->pgid, SIGINT);
+      *t_ns = sent;
+      if (rc != 0) return sp_fail(err, SP_EFAIL, "killpg: %s", strerror(errno));
       return 0;
+    }
     default: return sp_fail(err, SP_EINVAL, "unknown delivery %d", (int)d);
   }
 }
