@@ -10,10 +10,11 @@
  *
  * --fork-only skips the exec: the child is a copy of the parent, with its
  * pages and caches warm, which is cheaper than any freshly started program.
- * --new-session starts the child in a session of its own, as sigprobe's
- * no-tty host does (setsid, and the same warm-up of the new scheduling
- * group: sp_warm_new_session), so that what the host costs is told apart
- * from what sigprobe adds. */
+ * --new-session starts the child in a session of its own (setsid), as
+ * sigprobe's no-tty host does, so that what the host costs is told apart
+ * from what sigprobe adds: where the kernel has autogroups, a new session
+ * is also a new scheduling group, and a wake-up across groups is placed and
+ * preempts differently from one inside a group. */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdint.h>
@@ -23,8 +24,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-#include "sigprobe/unix_compat.h"
 
 static int g_out = -1;
 
@@ -74,10 +73,7 @@ int main(int argc, char **argv) {
     if (pipe(p) != 0) return 1;
     pid_t pid = fork();
     if (pid == 0) {
-      if (new_session) {
-        if (setsid() < 0) _exit(126);
-        sp_warm_new_session();
-      }
+      if (new_session && setsid() < 0) _exit(126);
       if (fork_only) _exit(child(p[1]));
       char fd[16];
       snprintf(fd, sizeof fd, "%d", p[1]);

@@ -1,6 +1,5 @@
 """The `sigprobe` command: list, run --only, the results document, bad input."""
 import json
-import os
 
 import pytest
 
@@ -114,26 +113,6 @@ def test_runner_rejects_unknown_cells_with_the_valid_names(build_dir):
     assert r.stdout == ""
 
 
-
-@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
-                    reason="Linux with 2 CPUs or more: a probe's new session is warmed on each of them")
-@pytest.mark.parametrize("host", ["no-tty", "tty", "background"])
-def test_a_probe_keeps_the_cpus_it_was_given(build_dir, tmp_path, host):
-    """The runner has each probe visit every CPU after setsid() (its new
-    scheduling group warmed before anything is timed), then gives the probe
-    back its affinity: it is left pinned to none of them, and still leads its
-    own session."""
-    import subprocess
-    import sys
-    seen = tmp_path / "seen.json"
-    report = ("import json, os, sys; json.dump({'cpus': sorted(os.sched_getaffinity(0)), "
-              "'leader': os.getsid(0) == os.getpid()}, open(sys.argv[1], 'w'))")
-    given = sorted(os.sched_getaffinity(0))
-    r = subprocess.run([str(build_dir / "sigprobe-run"), "--ready-ms", "5000", "--host", host, "--delivery", "kill",
-                        "--label", f"linux/{host}/affinity/kill", "--exec", sys.executable, "-c", report, str(seen)],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    assert json.loads(seen.read_text()) == {"cpus": given, "leader": True}
 
 def outcome(verdict, handler=None, latency=None):
     o = {"id": "linux/x/y/z", "host": "x", "strategy": "y", "delivery": "z", "verdict": verdict, "fired": []}

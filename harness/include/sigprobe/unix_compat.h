@@ -7,9 +7,6 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#if defined(__linux__) && defined(_GNU_SOURCE)
-#include <sched.h>
-#endif
 
 /* macOS has no MSG_NOSIGNAL: its sockets get SO_NOSIGPIPE when made (below). */
 #ifndef MSG_NOSIGNAL
@@ -42,28 +39,6 @@ static inline int sp_pipe(int fds[2], int nonblock) {
     return -1;
   }
   return 0;
-#endif
-}
-
-/* Called just after setsid(). A new session is also a new scheduling group
- * where the kernel has autogroups (Linux's CONFIG_SCHED_AUTOGROUP, on by
- * default): its per-CPU parts are fresh memory that the first wake-up on
- * each CPU has to bring in, which made that wake-up, and a signal's latency
- * with it, about 2 µs slower on a 2-CPU VM. A process that has run a while
- * in its own session (a kernel, a daemon) has long paid that; a probe pays
- * it before it is timed, as it warms its own first touches: it runs once on
- * each CPU it may use, then gets its affinity back. Elsewhere: nothing. */
-static inline void sp_warm_new_session(void) {
-#if defined(__linux__) && defined(_GNU_SOURCE)
-  cpu_set_t allowed, one;
-  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 2) return;
-  for (int c = 0; c < CPU_SETSIZE; c++) {
-    if (!CPU_ISSET(c, &allowed)) continue;
-    CPU_ZERO(&one);
-    CPU_SET(c, &one);
-    (void)sched_setaffinity(0, sizeof one, &one);
-  }
-  (void)sched_setaffinity(0, sizeof allowed, &allowed);
 #endif
 }
 

@@ -308,7 +308,6 @@ static void child_setup(sp_host host, const char *slave, int out_w, int chan, in
   prctl(PR_SET_PDEATHSIG, SIGKILL);
 #endif
   if (setsid() < 0) child_fail(errpipe, "setsid");
-  sp_warm_new_session();
   if (slave) {
     int fd = open(slave, O_RDWR);
     if (fd < 0) child_fail(errpipe, "open pty slave");

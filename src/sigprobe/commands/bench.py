@@ -168,7 +168,9 @@ def latency_figures(runner: Path, build_dir: Path, samples: int) -> dict:
     # parent and the signal path stay hot from one sample to the next), and
     # the bare program started the way a run is (one fresh process a sample
     # from here, its child in a session of its own as the cell's no-tty host
-    # is): like for like. Each in runs of its own, as sigprobe's runs are.
+    # is), taken sample by sample with sigprobe's runs, so that each follows
+    # the other as often: like for like. What ran just before moves a
+    # wake-up's placement on the CPUs, and with it the latency, by 1-2 µs.
     base, warm, like, lat, inner, outer = [], [], [], [], [], []
     chunk = 20
     with shallow_idle() as idle:
@@ -178,7 +180,6 @@ def latency_figures(runner: Path, build_dir: Path, samples: int) -> dict:
             warm += baseline_latency_us(build_dir, n, "--fork-only")
             for _ in range(n):
                 like += baseline_latency_us(build_dir, 1, "--new-session")
-            for _ in range(n):
                 l, i, o = cell_sample(runner, cell)
                 lat.append(l)
                 inner.append(i)
