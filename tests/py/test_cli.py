@@ -173,15 +173,17 @@ def test_parallel_runs_give_the_same_verdicts_as_serial_ones(sigprobe, tmp_path)
 
 
 def test_bench_latency_figures_come_with_both_baselines(build_dir):
-    """`sigprobe bench`'s latency part: the bare baseline's tight loop and the
-    baseline started like a run, each beside sigprobe's cell, and the ratios
-    (values are figures, not asserted: a bench, not a timed test)."""
+    """`sigprobe bench`'s latency part: the bare baseline in its tight loop and
+    started like a run, each in the parent's session and in one of its own,
+    beside sigprobe's cell, and the ratios (values are figures, not asserted:
+    a bench, not a timed test)."""
     from sigprobe.commands import bench
     f = bench.latency_figures(build_dir / "sigprobe-run", build_dir, 3)
-    for key in ("baseline_latency_us", "baseline_fork_only_latency_us", "baseline_like_a_run_latency_us",
-                "sigprobe_latency_us"):
-        assert f[key]["n"] == 3 and 0 < f[key]["min"] <= f[key]["median"], key
-    for key in ("latency_ratio_median", "latency_ratio_median_vs_fork_only", "latency_ratio_median_like_for_like"):
+    for arm in ("loop", "loop_new_session", "fork_only", "fresh", "fresh_new_session"):
+        s = f[f"baseline_{arm}_latency_us"]
+        assert s["n"] == 3 and 0 < s["min"] <= s["median"], arm
+    assert f["sigprobe_latency_us"]["n"] == 3
+    for key in ("latency_ratio_median", "latency_ratio_median_like_for_like"):
         assert f[key] > 0
     assert "like for like" in bench.render_latency(f)
 

@@ -164,40 +164,40 @@ def latency_figures(runner: Path, build_dir: Path, samples: int) -> dict:
     # Interleaved in chunks, so that all see the same moments of a noisy
     # machine; with the CPUs' deep idle states held off where this process may
     # (cyclictest's way), so that a wake-up's cost is the signal's, not a
-    # halted CPU's. Two baselines: the bare program's own tight loop (its
-    # parent and the signal path stay hot from one sample to the next), and
-    # the bare program started the way a run is (one fresh process a sample
-    # from here, its child in a session of its own as the cell's no-tty host
-    # is), taken sample by sample with sigprobe's runs, so that each follows
-    # the other as often: like for like. What ran just before moves a
-    # wake-up's placement on the CPUs, and with it the latency, by 1-2 µs.
-    base, warm, like, lat, inner, outer = [], [], [], [], [], []
+    # halted CPU's. The bare program (bench/baseline.c) in its own tight loop
+    # (its parent and the signal path stay hot from one sample to the next),
+    # its child in the parent's session or in one of its own; and started the
+    # way a run is (one fresh process a sample from here), taken sample by
+    # sample with sigprobe's runs so that each follows the others as often
+    # (what ran just before moves a wake-up's placement on the CPUs, and the
+    # latency with it, by 1-2 µs). Like for like: a fresh process a sample,
+    # its child in a session of its own, as the cell's no-tty host is.
+    arms = {k: [] for k in ("loop", "loop_new_session", "fork_only", "fresh", "fresh_new_session")}
+    lat, inner, outer = [], [], []
     chunk = 20
     with shallow_idle() as idle:
         for start in range(0, samples, chunk):
             n = min(chunk, samples - start)
-            base += baseline_latency_us(build_dir, n)
-            warm += baseline_latency_us(build_dir, n, "--fork-only")
+            arms["loop"] += baseline_latency_us(build_dir, n)
+            arms["loop_new_session"] += baseline_latency_us(build_dir, n, "--new-session")
+            arms["fork_only"] += baseline_latency_us(build_dir, n, "--fork-only")
             for _ in range(n):
-                like += baseline_latency_us(build_dir, 1, "--new-session")
+                arms["fresh"] += baseline_latency_us(build_dir, 1)
+                arms["fresh_new_session"] += baseline_latency_us(build_dir, 1, "--new-session")
                 l, i, o = cell_sample(runner, cell)
                 lat.append(l)
                 inner.append(i)
                 outer.append(o)
     median = statistics.median
-    out = {
-        "samples": samples,
-        "deep_idle_states": idle,
-        "baseline_latency_us": summary(base),
-        "baseline_fork_only_latency_us": summary(warm),
-        "baseline_like_a_run_latency_us": summary(like),
+    out = {"samples": samples, "deep_idle_states": idle}
+    out.update({f"baseline_{k}_latency_us": summary(v) for k, v in arms.items()})
+    out.update({
         "sigprobe_latency_us": summary(lat),
-        "latency_ratio_median": round(median(lat) / median(base), 3),
-        "latency_ratio_median_vs_fork_only": round(median(lat) / median(warm), 3),
-        "latency_ratio_median_like_for_like": round(median(lat) / median(like), 3),
+        "latency_ratio_median": round(median(lat) / median(arms["loop"]), 3),
+        "latency_ratio_median_like_for_like": round(median(lat) / median(arms["fresh_new_session"]), 3),
         "cell_overhead_ms": summary(inner),
         "cell_round_trip_ms": summary(outer),
-    }
+    })
     return out
 
 
@@ -251,17 +251,20 @@ def _row(name, s, unit):
 
 
 def render_latency(b: dict) -> str:
+    def ratio(key):
+        return f"({b[key]['median'] / b['baseline_loop_latency_us']['median']:.2f}×)"
     return "\n".join([
-        f"kill → handler latency (deep idle states {b['deep_idle_states']}):",
-        _row("baseline, its own tight loop", b["baseline_latency_us"], "µs"),
-        _row("  the same, fork-only child", b["baseline_fork_only_latency_us"], "µs"),
-        _row("baseline, started like a run", b["baseline_like_a_run_latency_us"], "µs"),
-        _row("sigprobe no-tty/sigaction/kill", b["sigprobe_latency_us"], "µs"),
-        f"  sigprobe ÷ baseline (medians)   {b['latency_ratio_median_like_for_like']:.2f}× like for like "
-        f"(what sigprobe adds); {b['latency_ratio_median']:.2f}× the tight loop "
-        f"({b['latency_ratio_median_vs_fork_only']:.2f}× its fork-only child)",
-        "  (like a run: one fresh process a sample, its child in a session of its own as the no-tty host's;",
-        "   the tight loop keeps its parent and the signal path hot from one sample to the next)",
+        f"kill → handler latency (deep idle states {b['deep_idle_states']}); the bare baseline (bench/baseline.c):",
+        _row("its own tight loop", b["baseline_loop_latency_us"], "µs") + " (1.00×)",
+        _row("  child in a new session", b["baseline_loop_new_session_latency_us"], "µs")
+        + f" {ratio('baseline_loop_new_session_latency_us')}",
+        _row("  fork-only child", b["baseline_fork_only_latency_us"], "µs") + f" {ratio('baseline_fork_only_latency_us')}",
+        _row("a fresh process a sample", b["baseline_fresh_latency_us"], "µs") + f" {ratio('baseline_fresh_latency_us')}",
+        _row("  child in a new session", b["baseline_fresh_new_session_latency_us"], "µs")
+        + f" {ratio('baseline_fresh_new_session_latency_us')}  ← like a run",
+        _row("sigprobe no-tty/sigaction/kill", b["sigprobe_latency_us"], "µs") + f" {ratio('sigprobe_latency_us')}",
+        f"  sigprobe ÷ baseline (medians): {b['latency_ratio_median_like_for_like']:.2f}× like for like (what sigprobe "
+        f"adds), {b['latency_ratio_median']:.2f}× the tight loop",
     ])
 
 
