@@ -48,6 +48,8 @@ def test_run_writes_the_document_and_its_markdown(small_run):
     assert doc["generated_at"].endswith("Z")
     for key in ("os", "kernel", "libc", "compiler", "cpu_count"):
         assert doc["machine"][key], key
+    # The scheduler fact that moves the no-tty host's latency (README, `sigprobe bench`).
+    assert doc["machine"]["sched_autogroup"] in ("on", "off", "not in this kernel")
     assert [c["id"] for c in doc["cells"]] == ["linux/no-tty/sigaction/kill"] + [
         f"linux/background/none/{d}" for d in ("tty-intr", "kill", "killpg", "sigterm")]
     md = out.with_suffix(".md").read_text()
@@ -170,6 +172,15 @@ def test_parallel_runs_give_the_same_verdicts_as_serial_ones(sigprobe, tmp_path)
         verdicts[jobs] = {c["id"]: c["verdict"] for c in json.loads(out.read_text())["cells"]}
     assert len(verdicts["1"]) == 84
     assert verdicts["1"] == verdicts["2"]
+
+
+@pytest.mark.parametrize("content, said", [("1\n", "on"), ("0\n", "off"), (None, "not in this kernel")])
+def test_the_autogroup_fact_reads_the_kernels_switch(tmp_path, monkeypatch, content, said):
+    switch = tmp_path / "sched_autogroup_enabled"
+    if content is not None:
+        switch.write_text(content)
+    monkeypatch.setattr(results, "AUTOGROUP", switch)
+    assert results.sched_autogroup() == said
 
 
 def test_bench_latency_figures_come_with_both_baselines(build_dir):

@@ -7,6 +7,7 @@ import os
 import platform as _platform
 import statistics
 import secrets
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -79,6 +80,19 @@ def _os_release() -> str:
     return f"{_platform.system()} {_platform.release()}"
 
 
+AUTOGROUP = Path("/proc/sys/kernel/sched_autogroup_enabled")
+
+
+def sched_autogroup() -> str:
+    """Linux: whether a new session is also a new scheduling group. It moves
+    the latency of a signal to a process leading its own session (the no-tty
+    host's probe, a Jupyter kernel) by up to 2x: see `sigprobe bench`."""
+    try:
+        return "on" if AUTOGROUP.read_text().strip() != "0" else "off"
+    except OSError:
+        return "not in this kernel"
+
+
 def machine_info(runner_version: dict, extra: dict | None = None) -> dict:
     m = {
         "os": _os_release(),
@@ -88,6 +102,8 @@ def machine_info(runner_version: dict, extra: dict | None = None) -> dict:
         "compiler": runner_version.get("compiler"),
         "cpu_count": os.cpu_count(),
     }
+    if sys.platform.startswith("linux"):
+        m["sched_autogroup"] = sched_autogroup()
     if extra:
         m.update(extra)
     return m
