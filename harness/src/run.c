@@ -44,7 +44,13 @@ static int64_t after_ms(int64_t t, int ms) { return t + (int64_t)ms * 1000000; }
 
 static void harness_error(sp_outcome *o, const char *what, const char *detail) {
   o->harness_error = true;
-  snprintf(o->reason, sizeof o->reason, "%s%s%s", what, detail ? ": " : "", detail ? detail : "");
+  /* A reason longer than the field is cut: the outcome carries what fits. */
+  sp_strlcpy(o->reason, what, sizeof o->reason);
+  if (!detail) return;
+  size_t k = strlen(o->reason);
+  sp_strlcpy(o->reason + k, ": ", sizeof o->reason - k);
+  k = strlen(o->reason);
+  sp_strlcpy(o->reason + k, detail, sizeof o->reason - k);
 }
 
 /* Handles an event that is not expected at this point of the run. */
