@@ -13,8 +13,8 @@
  * --new-session starts the child in a session of its own (setsid), as
  * sigprobe's no-tty host does, so that what the host costs is told apart
  * from what sigprobe adds: where the kernel has autogroups, a new session
- * is also a new scheduling group, and a wake-up across groups is placed and
- * preempts differently from one inside a group. */
+ * is also a new scheduling group, and a signal sent across groups wakes its
+ * target differently (README, `sigprobe bench`). */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdint.h>

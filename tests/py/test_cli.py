@@ -115,7 +115,6 @@ def test_runner_rejects_unknown_cells_with_the_valid_names(build_dir):
     assert r.stdout == ""
 
 
-
 def outcome(verdict, handler=None, latency=None):
     o = {"id": "linux/x/y/z", "host": "x", "strategy": "y", "delivery": "z", "verdict": verdict, "fired": []}
     if handler:
