@@ -32,14 +32,18 @@ def start(build_dir, out: Path, *args) -> subprocess.Popen:
                             stderr=subprocess.PIPE, start_new_session=True)
 
 
-def wait_for_checkpoint(out: Path, p: subprocess.Popen, timeout: float = 120) -> dict:
-    """The first checkpoint on disk that holds runs (it is written whole, by rename)."""
+def wait_for_checkpoint(out: Path, p: subprocess.Popen, repeat: int, timeout: float = 120) -> dict:
+    """The first checkpoint on disk (written whole, by rename) that holds a
+    cell still short of its `repeat` runs. Not merely the first with runs: the
+    native cells go first, and one checkpoint that came once they had all
+    their runs, before the first Python run ended, held only finished cells;
+    interrupted then, the run left no cell short (once in a fresh clone)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         assert p.poll() is None, "the run ended before it was interrupted"
         if out.exists():
             doc = json.loads(out.read_text())
-            if doc["cells"]:
+            if any(len(c["runs"]) < repeat for c in doc["cells"]):
                 return doc
         time.sleep(0.05)
     raise AssertionError("no checkpoint was written")
@@ -116,7 +120,7 @@ def test_an_interrupted_run_leaves_the_runs_made_so_far(sig, build_dir, tmp_path
     out = tmp_path / "doc.json"
     p = start(build_dir, out, *LONG, *PACE, "--repeat", str(REPEAT), "-j", "2")
     try:
-        wait_for_checkpoint(out, p)
+        wait_for_checkpoint(out, p, REPEAT)
         p.send_signal(sig)
         _, err = p.communicate(timeout=60)
     finally:
