@@ -5,9 +5,27 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 DEADLINE_S = 30 * float(os.environ.get("SIGPROBE_TIMEOUT_MULTIPLIER", "1"))
+
+
+class AtOnce:
+    """Counts what is inside `with at_once:` now and the most ever at once,
+    from any thread."""
+
+    def __init__(self):
+        self.lock, self.now, self.most = threading.Lock(), 0, 0
+
+    def __enter__(self):
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+
+    def __exit__(self, *exc):
+        with self.lock:
+            self.now -= 1
 
 
 def one_error_line(r) -> str:

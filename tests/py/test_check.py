@@ -418,21 +418,17 @@ def test_busy_runs_share_their_lanes_and_waiting_ones_go_beside_them():
     import threading
     import time
 
+    from helpers import AtOnce
     from sigprobe.check.matrix import in_lanes
-    lock, now, most = threading.Lock(), [0], [0]
-    together = threading.Barrier(8, timeout=30)
+    busy, together = AtOnce(), threading.Barrier(8, timeout=30)
 
     def run(item):
         if item % 3:
             together.wait()
         else:
-            with lock:
-                now[0] += 1
-                most[0] = max(most[0], now[0])
-            time.sleep(0.05)
-            with lock:
-                now[0] -= 1
+            with busy:
+                time.sleep(0.05)
         return item * 10
 
     assert in_lanes(list(range(12)), lambda i: i % 3 == 0, run, 1, 8) == [i * 10 for i in range(12)]
-    assert most == [1]
+    assert busy.most == 1

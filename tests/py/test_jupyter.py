@@ -478,24 +478,20 @@ def test_the_python_runs_get_their_job_back_when_the_kernel_lanes_end():
     import threading
     import time
 
+    from helpers import AtOnce
     from sigprobe.runners.python import Slots
-    slots, lock, now, most, release = Slots(1), threading.Lock(), [0], [0], threading.Event()
+    slots, inside, release = Slots(1), AtOnce(), threading.Event()
 
     def run():
-        with slots:
-            with lock:
-                now[0] += 1
-                most[0] = max(most[0], now[0])
+        with slots, inside:
             release.wait(30)
-            with lock:
-                now[0] -= 1
 
     def settled(n):
         end = time.monotonic() + 10
-        while now[0] != n and time.monotonic() < end:
+        while inside.now != n and time.monotonic() < end:
             time.sleep(0.01)
         time.sleep(0.1)  # and no more come in
-        return now[0]
+        return inside.now
 
     threads = [threading.Thread(target=run) for _ in range(6)]
     for t in threads:
@@ -506,4 +502,4 @@ def test_the_python_runs_get_their_job_back_when_the_kernel_lanes_end():
     release.set()
     for t in threads:
         t.join()
-    assert most == [3]
+    assert inside.most == 3

@@ -22,6 +22,12 @@ static int send_to_pid(sp_proc *p, int sig) {
   return kill(p->pid, sig);
 }
 
+/* The signal d sends (0: the checks only), to the probe or to its group. The
+ * probe is unreaped until the run ends, so its group id is ours. */
+static int send_signal(sp_proc *p, sp_delivery d, int sig) {
+  return d == SP_DELIVERY_KILLPG ? killpg(p->pgid, sig) : send_to_pid(p, sig);
+}
+
 int sp_proc_deliver(sp_proc *p, sp_delivery d, int64_t *t_ns, sp_error *err) {
   switch (d) {
     case SP_DELIVERY_TTY_INTR: {
@@ -41,23 +47,16 @@ int sp_proc_deliver(sp_proc *p, sp_delivery d, int64_t *t_ns, sp_error *err) {
       return 0;
     }
     case SP_DELIVERY_KILL:
-    case SP_DELIVERY_SIGTERM: {
+    case SP_DELIVERY_SIGTERM:
+    case SP_DELIVERY_KILLPG: {
       /* Signal 0 first (checks, sends nothing): the code of the call is
        * then mapped, and its first-use page fault is not timed. */
-      (void)send_to_pid(p, 0);
+      (void)send_signal(p, d, 0);
       int64_t sent = sp_clock_ns();
-      int rc = send_to_pid(p, sp_delivery_signal(d));
-      *t_ns = sent;
-      if (rc != 0) return sp_fail(err, SP_EFAIL, "kill: %s", strerror(errno));
-      return 0;
-    }
-    case SP_DELIVERY_KILLPG: {
-      (void)killpg(p->pgid, 0);
-      int64_t sent = sp_clock_ns();
-      /* The probe is unreaped until the run ends, so its group id is ours. */
-      int rc = killpg(p->pgid, SIGINT);
-      *t_ns = sent;
-      if (rc != 0) return sp_fail(err, SP_EFAIL, "killpg: %s", strerror(errno));
+      int rc = send_signal(p, d, sp_delivery_signal(d));
+      *t_ns = sent; /* stored after the call, as above */
+      if (rc != 0)
+        return sp_fail(err, SP_EFAIL, "%s: %s", d == SP_DELIVERY_KILLPG ? "killpg" : "kill", strerror(errno));
       return 0;
     }
     default: return sp_fail(err, SP_EINVAL, "unknown delivery %d", (int)d);

@@ -73,7 +73,7 @@ class _Lines(threading.Thread):
 
 
 def run_in_windows(wine: Wine, subject: dict, after_ms: int | None, timeout_s: float,
-              stop: threading.Event | None = None, on_event=None) -> dict:
+                   stop: threading.Event | None = None, on_event=None) -> dict:
     """remote/subject.py in the Windows CPython as a plain process (after_ms
     None: the uninterrupted run), or on a console of its own through
     remote/console_host.py, told when to send Ctrl+C once the code has

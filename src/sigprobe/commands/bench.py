@@ -269,11 +269,10 @@ def render_latency(b: dict) -> str:
 
 
 def render(b: dict) -> str:
-    row = _row
     lines = [render_latency(b),
              "native cell overhead:",
-             row("spawn → verdict (runner)", b["cell_overhead_ms"], "ms"),
-             row("sigprobe-run round trip", b["cell_round_trip_ms"], "ms"),
+             _row("spawn → verdict (runner)", b["cell_overhead_ms"], "ms"),
+             _row("sigprobe-run round trip", b["cell_round_trip_ms"], "ms"),
              "sigprobe/interruptible.h (the recommended pattern):"]
     ih = b["interruptible_h"]
     if "error" in ih:
