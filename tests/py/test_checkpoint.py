@@ -344,7 +344,7 @@ def test_the_kernels_of_every_round_are_counted(tmp_path):
     coin = itertools.cycle(["handled", "deferred"])
     rounds = []
 
-    def run_python(runs, sink):
+    def run_python(runs, sink, more=None):  # never asks `more`: the extra runs come in a round after
         for cell, _ in runs:
             sink.add(cell, {"id": cell.id, "host": cell.host, "strategy": cell.strategy, "delivery": cell.delivery,
                             "verdict": next(coin), "fired": [], "exit": {"kind": "none"}})
@@ -357,3 +357,48 @@ def test_the_kernels_of_every_round_are_counted(tmp_path):
     assert rounds == [3, main.FLAKY_RUNS - 3]
     kernels = json.loads(args.out.read_text())["settings"]["kernels"]
     assert kernels == {"started": 2, "reused": main.FLAKY_RUNS - 2, "retried": 0, "lost": 0}
+
+
+def test_the_jupyter_cells_extra_runs_come_as_soon_as_their_first_runs_are_in(tmp_path, capsys):
+    """execute hands run_python a `more`: the kernel cells' extra runs are
+    given when it asks (among the ids it names, not the python-* cells whose
+    runs are still going), said on stderr, and not run again in the round
+    after, which takes the other flaky cells to FLAKY_RUNS."""
+    import itertools
+
+    from sigprobe.catalog import parse_id
+    from sigprobe.commands import run as main
+    kernel = parse_id("linux/jupyter-message/coin/kernel-interrupt", kind="jupyter")
+    plain = parse_id("linux/python-no-tty/coin/kill", kind="python")
+    coins = {c.id: itertools.cycle(["handled", "deferred"]) for c in (kernel, plain)}
+    rounds = []
+
+    def outcome(cell):
+        return {"id": cell.id, "host": cell.host, "strategy": cell.strategy, "delivery": cell.delivery,
+                "verdict": next(coins[cell.id]), "fired": [], "exit": {"kind": "exited", "code": 0}}
+
+    def run_python(runs, sink, more=None):
+        rounds.append(sorted({c.id for c, _ in runs}))
+        for c, _ in runs:
+            if c is kernel:
+                sink.add(c, outcome(c))
+        if more:
+            extra = more({kernel.id})
+            assert {c.id for c, _ in extra} == {kernel.id} and len(extra) == main.FLAKY_RUNS - 3
+            for c, _ in extra:
+                sink.add(c, outcome(c))
+        for c, _ in runs:
+            if c is plain:
+                sink.add(c, outcome(c))
+        return {}
+
+    args = main.RunSettings(repeat=3, jobs=2, window_scale=1.0, only=(), fresh_kernels=False, quiet=True,
+                            out=tmp_path / "k.json", resume=None, resume_doc={})
+    assert main.execute(args, [kernel, plain], "linux", {}, None, run_python) == 0
+    cells = {c["id"]: c for c in json.loads(args.out.read_text())["cells"]}
+    assert [len(cells[c.id]["runs"]) for c in (kernel, plain)] == [main.FLAKY_RUNS] * 2
+    assert rounds == [sorted([kernel.id, plain.id]), [plain.id]]
+    err = capsys.readouterr().err
+    assert (f"1 Jupyter cells' runs disagree: up to {main.FLAKY_RUNS} runs each, {main.FLAKY_RUNS - 3} more runs, "
+            "beside the other cells' first runs") in err
+    assert f"1 cells' runs disagree: up to {main.FLAKY_RUNS} runs each, {main.FLAKY_RUNS - 3} more runs\n" in err

@@ -166,7 +166,8 @@ def cmd_run(args) -> int:
                     mine.env = envs[next(turns) % len(envs)]
                 return wine.run_cell(build, mine.env, c, settings.window_scale)
 
-            def kernel_cells(runs, sink):
+            def kernel_cells(runs, sink, more=None):
+                # One kernel lane under Wine: its flaky cells' extra runs come in a round of their own.
                 return wine.run_kernel_cells(build, env, runs, settings.window_scale, sink.add)
 
             return execute(settings, selected, version["platform"] if "platform" in version else "windows-wine",
@@ -192,11 +193,12 @@ def cmd_run(args) -> int:
         if tracer:
             run_one = tracer.wrap_run_one(run_one)
 
-        def run_python(runs, sink):
+        def run_python(runs, sink, more=None):
             from ..check import matrix as subjects
             add = tracer.wrap_add(sink.add) if tracer else sink.add
             versions = pyhosts.run_all(runner, interp, build_dir, [r for r in runs if r[0].kind != "subject"],
-                                       settings.window_scale, settings.jobs, add, fresh_kernels=settings.fresh_kernels)
+                                       settings.window_scale, settings.jobs, add, fresh_kernels=settings.fresh_kernels,
+                                       more=more)
             subject_runs = [r for r in runs if r[0].kind == "subject"]
             if subject_runs:  # the interpreter's versions are those above (interp.facts)
                 no_jupyter = None if interp.has_jupyter else pyhosts.jupyter_missing_reason(interp)
@@ -284,15 +286,31 @@ def execute(settings: RunSettings, selected, platform: str, version: dict, run_o
           file=sys.stderr)
     interrupted: options.Interrupted | None = None
 
-    def run(todo):
+    def more_for_flaky(among=None, early=False) -> list:
+        """The extra runs of the flaky cells (among these ids), said on stderr.
+        early: a group's whose first runs are in while the others' go on."""
+        if settings.repeat >= FLAKY_RUNS:
+            return []
+        more = sink.more_for_flaky(FLAKY_RUNS, known_flaky, among)
+        if more:
+            ids = {c.id for c, _ in more}
+            print(f"sigprobe: {len(ids)} {'Jupyter ' if early else ''}cells' runs disagree"
+                  + (f" ({len(ids & known_flaky)} flaky in the document replaced)" if ids & known_flaky else "")
+                  + f": up to {FLAKY_RUNS} runs each, {len(more)} more runs"
+                  + (", beside the other cells' first runs" if early else ""), file=sys.stderr)
+        return more
+
+    def run(todo, more=None):
+        """One round of runs. more: run_python may take its kernel cells'
+        extra runs from it (more_for_flaky) as soon as their first runs are
+        in, beside the python-* runs, rather than in a round after them."""
         native_runs = [(c, i) for c, i in todo if c.kind == "native"]
         python_runs = [(c, i) for c, i in todo if c.kind != "native"]
-        # Each round (the runs asked, then the flaky cells' extra runs) has kernels of its own.
         got: dict = {}
 
         def python_side():
             try:
-                got["facts"] = run_python(python_runs, sink)
+                got["facts"] = run_python(python_runs, sink, more)
             except BaseException as e:  # re-raised in the main thread below
                 got["error"] = e
 
@@ -303,7 +321,7 @@ def execute(settings: RunSettings, selected, platform: str, version: dict, run_o
         if not python_runs:
             return
         if side.ident is None:  # not started: after the native runs, here
-            got["facts"] = run_python(python_runs, sink)
+            got["facts"] = run_python(python_runs, sink, more)
         while side.is_alive():  # a stop signal is raised between joins
             side.join(0.2)
         if "error" in got:
@@ -312,13 +330,9 @@ def execute(settings: RunSettings, selected, platform: str, version: dict, run_o
 
     with runlog.to(out.with_suffix(".log")) as logged, sink:
         try:
-            run(todo)
-            more = sink.more_for_flaky(FLAKY_RUNS, known_flaky) if settings.repeat < FLAKY_RUNS else []
+            run(todo, lambda among: more_for_flaky(among, early=True))
+            more = more_for_flaky()
             if more:
-                ids = {c.id for c, _ in more}
-                print(f"sigprobe: {len(ids)} cells' runs disagree"
-                      + (f" ({len(ids & known_flaky)} flaky in the document replaced)" if ids & known_flaky else "")
-                      + f": up to {FLAKY_RUNS} runs each, {len(more)} more runs", file=sys.stderr)
                 run(more)
         except options.Interrupted as e:
             sink.seal()

@@ -63,17 +63,19 @@ class Checkpoint:
         with self.lock:
             self.sealed = True
 
-    def more_for_flaky(self, bound: int, known: set | frozenset = frozenset()) -> list:
+    def more_for_flaky(self, bound: int, known: set | frozenset = frozenset(), among=None) -> list:
         """The runs that take every cell whose runs disagree up to `bound` runs,
         so that the document gives its proportions ("handled in 11 of 20"),
         not a coin toss of three; round by round, like todo(). So do the cells
         in `known` (flaky in the document this run replaces): three runs of a
         cell that goes one way in four agree half the time, and two runs of the
-        matrix would call it flaky once and steady the next."""
+        matrix would call it flaky once and steady the next. among: only these
+        cell ids (a group whose first runs are all in), else every cell."""
         by_id = {c.id: c for c in self.selected}
         with self.lock:
             flaky = [cid for cid, runs in self.outcomes.items()
-                     if (len({r["verdict"] for r in runs}) > 1 or cid in known) and len(runs) < bound]
+                     if (among is None or cid in among)
+                     and (len({r["verdict"] for r in runs}) > 1 or cid in known) and len(runs) < bound]
             for cid in flaky:
                 self.target[cid] = bound
             have = {cid: len(self.outcomes[cid]) for cid in flaky}

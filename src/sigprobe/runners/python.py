@@ -218,6 +218,8 @@ class JupyterSession:
         self.launch, self.path, self.env, self.attach = launch or [interp.python], path, env, attach
         self.proc: subprocess.Popen | None = None
         self.temporaries: list[Path] = []
+        # close() may come from another thread before run() has started the driver: it then never starts.
+        self._starting, self.closed = threading.Lock(), False
 
     def plan(self, runs: list[tuple[Cell, int]]) -> dict:
         scale = self.window_scale
@@ -245,24 +247,27 @@ class JupyterSession:
         runs go on); calls on_outcome(cell, outcome). Returns the versions."""
         runs = alternate(runs, lambda cell: JUPYTER_HOSTS[cell.host])
         plan = self.plan(runs)
-        # The driver's directories are made here, named for this process, so
-        # that they are removed after the driver and its kernels are gone, and
-        # what a killed run left is recognised by the next (scratch.py).
-        self.temporaries = [scratch.make_dir("sigprobe-jupyter-")]
-        plan["tmp"] = self.path(self.temporaries[0])
-        if self.attach != "tcp":
-            self.temporaries.append(scratch.make_dir("spj", scratch.socket_base()))
-            plan["sock_dir"] = self.path(self.temporaries[1])
-        self.proc = subprocess.Popen([*self.launch, self.path(REMOTE / "kernel_driver.py")], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     start_new_session=True, env=self.env)
-        runlog.relay(self.proc.stderr)
-        self.proc.stdin.write(json.dumps(plan) + "\n")
-        self.proc.stdin.flush()  # stdin stays open: the driver's lifeline
+        with self._starting:
+            if self.closed:
+                return {}
+            # The driver's directories are made here, named for this process, so
+            # that they are removed after the driver and its kernels are gone, and
+            # what a killed run left is recognised by the next (scratch.py).
+            self.temporaries = [scratch.make_dir("sigprobe-jupyter-")]
+            plan["tmp"] = self.path(self.temporaries[0])
+            if self.attach != "tcp":
+                self.temporaries.append(scratch.make_dir("spj", scratch.socket_base()))
+                plan["sock_dir"] = self.path(self.temporaries[1])
+            proc = self.proc = subprocess.Popen([*self.launch, self.path(REMOTE / "kernel_driver.py")],
+                                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                text=True, start_new_session=True, env=self.env)
+            runlog.relay(proc.stderr)
+            proc.stdin.write(json.dumps(plan) + "\n")
+            proc.stdin.flush()  # stdin stays open: the driver's lifeline
         versions: dict = {}
         it = iter(runs)
         try:
-            for line in self.proc.stdout:
+            for line in proc.stdout:
                 msg = json.loads(line)
                 if msg.get("ev") == "versions":
                     versions.update({k: v for k, v in msg.items() if k != "ev"})
@@ -281,7 +286,10 @@ class JupyterSession:
         return versions
 
     def close(self) -> None:
-        p = self.proc
+        with self._starting:
+            self.closed = True
+            p, temporaries = self.proc, self.temporaries
+            self.proc, self.temporaries = None, []
         if p is None:
             return
         try:
@@ -296,10 +304,8 @@ class JupyterSession:
             else:
                 p.kill()  # Windows: the driver's kernels die with their parent handle (JPY_PARENT_PID)
             p.wait()
-        self.proc = None
-        for d in self.temporaries:
+        for d in temporaries:
             shutil.rmtree(d, ignore_errors=True)
-        self.temporaries = []
 
 
 def unsupported_outcome(cell: Cell, reason: str) -> dict:
@@ -309,11 +315,13 @@ def unsupported_outcome(cell: Cell, reason: str) -> dict:
 
 
 def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple[Cell, int]], window_scale: float,
-            jobs: int, on_outcome, fresh_kernels: bool = False) -> dict:
+            jobs: int, on_outcome, fresh_kernels: bool = False, more=None) -> dict:
     """Runs the kernel runs in their lanes (kernel_lanes) and, beside them,
     the python-* runs in a thread pool, python_workers at once while lanes
-    run and `jobs` once they have ended. Returns the facts for the results'
-    `machine`."""
+    run and `jobs` once they have ended. more(cell ids) -> runs: once every
+    kernel run is in, the extra runs those cells need (the flaky ones') go
+    in lanes of their own at once, while the python-* runs go on. Returns
+    the facts for the results' `machine`."""
     from concurrent.futures import ThreadPoolExecutor
 
     py_runs = [(c, i) for c, i in runs if c.kind == "python"]
@@ -328,30 +336,38 @@ def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple
             on_outcome(cell, outcome)
 
     sessions, threads = [], []
-    slots, lanes_left = Slots(jobs), [0]
+    slots = Slots(jobs)
+    lanes = {"left": 0, "more": more, "closed": False}
+
+    def start_lanes(lane_runs_list):
+        """Under lock: a lane thread (its own driver and kernels) for each list of runs."""
+        for lane_runs in lane_runs_list:
+            sessions.append(JupyterSession(runner, interp, build_dir, window_scale, fresh_kernels))
+            threads.append(threading.Thread(target=lane, args=(sessions[-1], lane_runs), daemon=True))
+            lanes["left"] += 1
+            threads[-1].start()
+        slots.resize(python_workers(jobs, lanes["left"] > 0))
+
+    def lane(session, lane_runs):
+        try:
+            facts = session.run(lane_runs, report)
+            with lock:
+                merge_facts(versions, facts)
+        finally:
+            with lock:
+                lanes["left"] -= 1
+                if not lanes["left"] and not lanes["closed"]:
+                    extra, lanes["more"] = lanes["more"] and lanes["more"]({c.id for c, _ in k_runs}), None
+                    # The extra runs have the machine to themselves but for the python-* runs' one worker.
+                    start_lanes(kernel_lanes(extra, jobs, alone=True) if extra else [])
+
     if k_runs:
         if not interp.has_jupyter:
             for c, _ in k_runs:
                 report(c, unsupported_outcome(c, jupyter_missing_reason(interp)))
         else:
-            def lane(session, lane_runs):
-                try:
-                    facts = session.run(lane_runs, report)
-                    with lock:
-                        merge_facts(versions, facts)
-                finally:
-                    with lock:
-                        lanes_left[0] -= 1
-                        if not lanes_left[0]:
-                            slots.resize(jobs)  # the lanes are done: their job goes back to the python-* runs
-
-            for lane_runs in kernel_lanes(k_runs, jobs, alone=not py_runs):
-                sessions.append(JupyterSession(runner, interp, build_dir, window_scale, fresh_kernels))
-                threads.append(threading.Thread(target=lane, args=(sessions[-1], lane_runs), daemon=True))
-            lanes_left[0] = len(threads)
-            slots.resize(python_workers(jobs, bool(threads)))
-            for t in threads:
-                t.start()
+            with lock:
+                start_lanes(kernel_lanes(k_runs, jobs, alone=not py_runs))
 
     def python_run(r):
         with slots:
@@ -366,9 +382,13 @@ def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple
                 # Interrupted: end the running runners now rather than wait for their cells.
                 terminate_runners()
                 raise
-        for t in threads:
-            t.join()
+        k = 0
+        while k < len(threads):  # a lane that ends last may start more (the extra runs') before it ends
+            threads[k].join()
+            k += 1
     finally:
+        with lock:
+            lanes["closed"] = True  # no lane starts from here on
         for session in sessions:
             session.close()
     return versions
@@ -411,21 +431,25 @@ def python_workers(jobs: int, kernel_lanes_running: bool) -> int:
 # slower machine): a mode's runs are split only into lanes of at least this
 # many runs (0.1-1 s each).
 MIN_LANE_RUNS = 12
-# A round of kernel runs alone (a flaky round's extra runs) may have this many
-# lanes per job: its runs mostly wait (message mode's for the runner's window
-# and the kernel's quiet period), so the cores hold more than one lane each.
-ALONE_LANES_PER_JOB = 2
+# Kernel runs with no python-* runs beside them but one stream at most (the
+# flaky cells' extra runs) may have this many lanes per job: their runs mostly
+# wait (message mode's for the runner's window and the kernel's quiet
+# period), so the cores hold more than one lane each. The default matrix at
+# -j 2, 7 alternating pairs: 3 lanes a job took 0.1-2.0 s less than 2 in
+# every pair (0.7 s less on average, at 14.3-16.5 s), for two more kernels.
+ALONE_LANES_PER_JOB = 3
 
 
 def kernel_lanes(runs: list, jobs: int, alone: bool = False) -> list[list]:
     """The kernel runs split into lanes, one driver (and its kernels) each:
     one lane per interrupt mode when -j allows two or more (a mode's kernels
     serve only that mode's runs), else one lane in which the modes alternate.
-    alone: no python-* runs go beside them (a flaky round's extra runs are
-    mostly one mode's), so up to ALONE_LANES_PER_JOB lanes a job (-j 2 or
-    more; -j 1 keeps to one lane): the mode with the most runs a lane gets
-    one more lane, its runs dealt in turn, while each lane keeps
-    MIN_LANE_RUNS."""
+    alone: no more than one stream of python-* runs goes beside them (the
+    flaky cells' extra runs, mostly one mode's), so up to ALONE_LANES_PER_JOB
+    lanes a job (-j 2 or more; -j 1 keeps to one lane): the mode with the
+    most runs a lane gets one more lane, while each lane keeps MIN_LANE_RUNS.
+    A mode's runs are dealt to its lanes cell by cell, so that each cell's
+    runs are spread over its mode's kernels, each lane's in round order."""
     by_mode = grouped(runs, lambda cell: JUPYTER_HOSTS[cell.host])
     if jobs < len(by_mode):
         return [runs]
@@ -435,7 +459,9 @@ def kernel_lanes(runs: list, jobs: int, alone: bool = False) -> list[list]:
         if len(by_mode[mode]) // (ways[mode] + 1) < MIN_LANE_RUNS:
             break
         ways[mode] += 1
-    return [by_mode[mode][k::n] for mode, n in ways.items() for k in range(n)]
+    dealt = {mode: sorted(by_mode[mode], key=lambda r: r[0].id) for mode, n in ways.items() if n > 1}
+    return [sorted(dealt[mode][k::n], key=lambda r: r[1]) if n > 1 else by_mode[mode]
+            for mode, n in ways.items() for k in range(n)]
 
 
 def merge_facts(into: dict, facts: dict) -> None:
