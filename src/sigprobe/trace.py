@@ -193,21 +193,24 @@ def parse_line(line: str) -> dict | None:
     evict (shown as <...> and -------): then the thread, if it still runs
     (a kworker, a kernel's thread), is asked; else the tgid is taken as the
     tid (right for a main thread). The cache can also be stale: it is written
-    at the task's next context switch, so a line read before that names the
-    task by whatever process last had its pid (a runner shown as a long-gone
-    Wine process). A signal's sender is therefore always asked of /proc while
-    it runs, the cache being the fallback for one already gone."""
+    at the task's next context switch after an event on its CPU, so a line
+    read before that names the task by whatever process last had its pid (a
+    runner shown as a long-gone Wine process; a probe's delivery given the
+    tgid of another process, so the run's trace lacked it). A signal's sender,
+    and the thread a signal is delivered in, are therefore always asked of
+    /proc while they run, the cache being the fallback for one already gone.
+    The tid itself is the event's own field, never stale."""
     m = LINE.match(line)
     if not m:
         return None
     tid = int(m["tid"])
     comm = m["comm"].strip()
     tgid = int(m["tgid"]) if m["tgid"].isdigit() else None
-    sender = m["event"] == "signal_generate"
-    if comm == "<...>" or tgid is None or sender:
+    asked = m["event"] in ("signal_generate", "signal_deliver")
+    if comm == "<...>" or tgid is None or asked:
         live = _live_task(tid)
-        comm = live.get("comm", comm) if comm == "<...>" or sender else comm
-        tgid = live.get("tgid", tid) if tgid is None or (sender and live) else tgid
+        comm = live.get("comm", comm) if comm == "<...>" or asked else comm
+        tgid = live.get("tgid", tid) if tgid is None or (asked and live) else tgid
     base = {"t_ns": int(m["ts"]) * 1_000_000_000 + int(m["us"]) * 1000,
             "comm": comm, "tid": tid, "pid": tgid}
     ev, rest = m["event"], m["rest"]
@@ -349,7 +352,8 @@ def _action(sa_handler: int) -> str:
 
 
 def run_events(events: list[dict], probe_pid: int) -> list[dict]:
-    """The events about one probe process (its threads: the pid and every tid
+    """The events about one probe process (its threads: the pid, which is its
+    main thread's tid whatever ftrace's tgid cache says, and every tid
     recorded with it as tgid), in the outcome's vocabulary."""
     tids = {probe_pid} | {e["tid"] for e in events if e["pid"] == probe_pid}
     out = []
@@ -361,12 +365,12 @@ def run_events(events: list[dict], probe_pid: int) -> list[dict]:
                         "target": {"pid": probe_pid, "thread": _thread(e["target_tid"], probe_pid),
                                    "comm": e["target_comm"]},
                         "group": e["group"], "result": e["result"]})
-        elif e["ev"] == "deliver" and e["pid"] == probe_pid:
+        elif e["ev"] == "deliver" and e["tid"] in tids:
             out.append({"kind": "deliver", "t_ns": e["t_ns"], "signal": signame(e["sig"]),
                         "si_code": si_code_name(e["sig"], e["code"]), "pid": probe_pid,
                         "thread": _thread(e["tid"], probe_pid), "action": _action(e["sa_handler"]),
                         "sa_handler": hex(e["sa_handler"])})
-        elif e["ev"] == "exit_group" and e["pid"] == probe_pid:
+        elif e["ev"] == "exit_group" and e["tid"] in tids:
             out.append({"kind": "exit-group", "t_ns": e["t_ns"], "pid": probe_pid,
                         "thread": _thread(e["tid"], probe_pid), "code": e["code"]})
     return out

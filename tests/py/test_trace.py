@@ -327,6 +327,26 @@ def test_a_senders_stale_cached_name_is_replaced_by_its_name_in_proc():
     assert (gone["comm"], gone["pid"]) == ("sigprobe-host.e", 4_000_000)
 
 
+def test_a_delivery_with_a_stale_cached_tgid_is_still_the_probes():
+    """ftrace prints a task's tgid from a pid-indexed cache written at the
+    task's next context switch after an event: a signal_deliver line read
+    before the probe switched out gave it the tgid of another process that
+    once had its pid, and the run's trace lacked the delivery (`runner →
+    delivered → queued` for a handled run; once in a fresh clone's suite).
+    The delivering thread, while it runs, is asked of /proc; and the probe's
+    main thread is its pid whatever the tgid says."""
+    line = ("  sigprobe-probe--{tid} ( {tgid}) [001] d..1. 12345.678901: signal_deliver: sig=2 errno=0 code=0 "
+            "sa_handler=55d0c0c0 sa_flags=14000000")
+    tid = threading.get_native_id()
+    ev = trace.parse_line(line.format(tid=tid, tgid=31337))
+    assert (ev["tid"], ev["pid"]) == (tid, os.getpid())
+    probe = 4_000_000  # gone by the time the line is read: the cache's tgid stands
+    stale = trace.parse_line(line.format(tid=probe, tgid=31337))
+    assert stale["pid"] == 31337
+    (dlv,) = trace.run_events([stale], probe)
+    assert (dlv["kind"], dlv["thread"], dlv["action"]) == ("deliver", "main", "handler")
+
+
 def test_a_kernel_runs_events_end_where_its_driver_saw_the_run_end():
     """A kernel run's events are those up to when its driver had the verdict
     (t_end_ns), not up to when the outcome reached sigprobe: a driver whose lane
