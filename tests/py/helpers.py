@@ -43,6 +43,8 @@ class Kernel:
     def __init__(self, tmp, interrupt_mode=None):
         from jupyter_client import KernelManager
         from jupyter_client.kernelspec import KernelSpecManager
+
+        from sigprobe.remote import kernel_driver as kd
         self.tmp = tmp
         env = {var: str(tmp / sub) for var, sub in (("JUPYTER_RUNTIME_DIR", "runtime"), ("JUPYTER_DATA_DIR", "data"),
                                                     ("JUPYTER_CONFIG_DIR", "config"), ("IPYTHONDIR", "ipython"))}
@@ -57,22 +59,33 @@ class Kernel:
             spec["interrupt_mode"] = interrupt_mode
         (spec_dir / "kernel.json").write_text(json.dumps(spec))
         self.spec_file = spec_dir / "kernel.json"
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)  # the connection file goes to the temporary runtime dir
-        try:
-            self.km = KernelManager(kernel_name="sp-doctor",
-                                    kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec_dir.parent)]))
-            self.km.start_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-        self.pid = self.km.provisioner.process.pid
-        self.kc = self.km.client()
-        self.kc.start_channels()
-        self.kc.wait_for_ready(timeout=DEADLINE_S)
+        for attempt in (1, 2):
+            saved = {k: os.environ.get(k) for k in env}
+            os.environ.update(env)  # the connection file goes to the temporary runtime dir
+            try:
+                self.km = KernelManager(kernel_name="sp-doctor",
+                                        kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec_dir.parent)]))
+                log = tmp / f"kernel-{attempt}.log"
+                with open(log, "wb") as f:
+                    self.km.start_kernel(stdout=f, stderr=f)
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+            self.pid = self.km.provisioner.process.pid
+            self.kc = self.km.client()
+            self.kc.start_channels()
+            try:
+                # As sigprobe's own driver waits: a kernel that failed as it started (a port
+                # taken by another kernel starting at the same moment) is started again, once.
+                kd.wait_ready(kd.Kernel(self.km, self.kc, None, str(log)), DEADLINE_S)
+                return
+            except RuntimeError:
+                self.shutdown()
+                if attempt == 2:
+                    raise
 
     def execute(self, code, timeout=120):
         out = []

@@ -232,6 +232,56 @@ def test_a_kernel_has_formatted_a_traceback_before_its_first_run(tmp_path):
     assert cells[2][1].strip() == "[]", f"the first traceback imported {cells[2][1].strip()}"
 
 
+PORT_TAKEN = """import json, os, socket, sys, time
+from sigprobe.remote import kernel_driver as kd
+tmp = sys.argv[1]
+kd.isolate(tmp)
+import jupyter_client
+from jupyter_client.kernelspec import KernelSpecManager
+taken = socket.socket()
+taken.bind(("127.0.0.1", 0))
+managers = []
+
+class Taken(jupyter_client.KernelManager):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.cache_ports = False  # jupyter_client 8 would pick every port again
+        self.iopub_port = taken.getsockname()[1]  # found free, then taken before the kernel bound it
+        managers.append(self)
+
+jupyter_client.KernelManager = Taken
+pool = kd.Pool(KernelSpecManager(kernel_dirs=[os.path.join(tmp, "kernels")]), 120, tmp)
+t0 = time.monotonic()
+try:
+    pool._start("signal")
+    out = {"error": None}
+except RuntimeError as e:
+    out = {"error": str(e)}
+out["s"] = time.monotonic() - t0
+out["live"] = len(pool.live)
+out["alive"] = [km.is_alive() for km in managers]
+pool.shutdown_all()
+print(json.dumps(out))
+"""
+
+
+def test_a_kernel_that_failed_as_it_started_is_given_up_at_once(tmp_path):
+    """jupyter_client picks a kernel's ports free, and the kernel binds them
+    later: a kernel of another driver starting at the same moment can take
+    one in between (1 start in about 150 with six drivers at once). ipykernel
+    then fails in initialize() but its process stays alive, and the start
+    waited out its whole timeout (60 s: a default run took 73 s). The start
+    is given up as soon as the kernel's log shows the failure, the kernel is
+    ended, and the error says why (the spare's retry starts another)."""
+    r = subprocess.run([sys.executable, "-c", PORT_TAKEN, str(tmp_path)], capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["error"] and "failed as it started" in out["error"] and "Address already in use" in out["error"], out
+    assert out["s"] < 30, out  # the start timeout is 120 s
+    assert out["live"] == 0 and out["alive"] == [False], out
+
+
 # A cell that makes ipykernel lose its reply, as an interrupt landing just after
 # a cell's code does: a KeyboardInterrupt raised when ipykernel sends the
 # execute_reply (ipykernel logs "KeyboardInterrupt caught in kernel." and goes idle).

@@ -134,6 +134,21 @@ class Kernel:
         except (OSError, TypeError):
             return 0
 
+    def start_failure(self):
+        """The exception that ended the kernel's start, when its log shows
+        one (its last line), else None. ipykernel's app may fail in
+        initialize() without its process ending: a port that jupyter_client
+        found free was taken, before the kernel bound it, by another
+        driver's kernel (`ZMQError: Address already in use`, 1 start in
+        about 150 with six drivers starting kernels at once), and the
+        process stays alive with its threads, so waiting for its first
+        reply would take the whole start timeout."""
+        log = self.log_since(0)
+        if "Traceback (most recent call last)" not in log or "launch_instance" not in log:
+            return None
+        lines = [line.strip() for line in log.splitlines() if line.strip()]
+        return lines[-1] if lines else None
+
     def reply_lost(self, offset):
         """Whether the kernel logged, since offset, that a KeyboardInterrupt
         escaped its message handling (the cell's reply is then never sent)."""
@@ -203,6 +218,29 @@ del __sp_warm
 """
 
 
+# How often a starting kernel's log is looked at for a failed start.
+START_CHECK_S = 1
+
+
+def wait_ready(k, timeout_s):
+    """Until the kernel (a Kernel, its client started) answers, in short
+    waits: a start that failed (Kernel.start_failure) is given up at once,
+    not after timeout_s; RuntimeError says why."""
+    end = time.monotonic() + timeout_s
+    while True:
+        try:
+            k.kc.wait_for_ready(timeout=max(1, min(START_CHECK_S, end - time.monotonic())))
+            return
+        except RuntimeError:  # no reply within this wait, or the kernel died
+            failure = k.start_failure()
+            if failure:
+                raise RuntimeError(f"it failed as it started: {failure}") from None
+            if not k.km.is_alive():
+                raise
+            if time.monotonic() >= end:
+                raise RuntimeError(f"Kernel didn't respond in {timeout_s:.0f} seconds") from None
+
+
 class Pool:
     """Kernels per interrupt mode, reused from run to run (--fresh-kernels: a
     fresh one each run, with one spare started ahead in the background so it
@@ -243,16 +281,21 @@ class Pool:
         if closed:  # shutdown_all() ran meanwhile and did not see this kernel
             k.shutdown()
             raise RuntimeError("sigprobe is shutting down")
-        kc = km.client()
-        kc.start_channels()
-        k.kc = kc
-        kc.wait_for_ready(timeout=self.timeout_s)
-        warm = Execution(kc, WARM_CELL, self.timeout_s)
-        warm.finish()
-        if warm.failure():
-            raise RuntimeError(f"the kernel could not format a traceback: {warm.failure()}")
+        try:
+            kc = km.client()
+            kc.start_channels()
+            k.kc = kc
+            wait_ready(k, self.timeout_s)
+            warm = Execution(kc, WARM_CELL, self.timeout_s)
+            warm.finish()
+            if warm.failure():
+                raise RuntimeError(f"the kernel could not format a traceback: {warm.failure()}")
+        except BaseException:
+            self.discard(k)  # not left running, holding its ports, until the driver ends
+            raise
         self.count("started")
         return k
+
 
     def _spare(self, mode):
         box = {}

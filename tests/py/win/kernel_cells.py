@@ -27,3 +27,23 @@ def execute(kc, code, timeout=240):
             if c["status"] == "error":  # its message (a UsageError's one line goes to stderr, not iopub's error)
                 out.append(c.get("evalue", ""))
             return c["status"], "".join(out), c.get("ename")
+
+
+def ready(start, kernel=None, timeout=120):
+    """(km, kc) of a kernel that answers: kernel, or start()'s. A kernel that
+    died as it started is stopped and start() is called once more:
+    jupyter_client picks a kernel's ports free and the kernel binds them
+    later, and a kernel starting at the same moment elsewhere (the suite's
+    groups run side by side, Linux's kernels and Wine's on one loopback) can
+    take one in between (`ZMQError: Address in use`, the kernel exits)."""
+    for attempt in (1, 2):
+        km, kc = kernel if kernel is not None and attempt == 1 else start()
+        try:
+            kc.wait_for_ready(timeout=timeout)
+            return km, kc
+        except RuntimeError:
+            alive = km.is_alive()
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
+            if alive or attempt == 2:
+                raise

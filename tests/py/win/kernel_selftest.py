@@ -55,7 +55,7 @@ def launch(tmp, mode):
     Both modes' kernels start side by side (a kernel's start under Wine is
     mostly waiting on the wineserver: two take hardly longer than one)."""
     spec_dir = os.path.join(tmp, "kernels", f"sigprobe-{mode}")
-    os.makedirs(spec_dir)
+    os.makedirs(spec_dir, exist_ok=True)  # again when a kernel is started once more (kernel_cells.ready)
     with open(os.path.join(spec_dir, "kernel.json"), "w") as f:
         json.dump({"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
                    "display_name": f"sigprobe {mode}", "language": "python", "interrupt_mode": mode}, f)
@@ -72,7 +72,6 @@ def stop(km, kc):
 
 
 def signal_mode(km, kc, out):
-    kc.wait_for_ready(timeout=120)
     pid = km.provisioner.process.pid
     out["kernel_pid"] = pid
     status, text, _ = execute(kc, "%load_ext sigprobe")
@@ -105,7 +104,6 @@ def signal_mode(km, kc, out):
 
 def message_mode(km, kc, out):
     """What an interrupt in message mode does to a running cell on Windows."""
-    kc.wait_for_ready(timeout=120)
     r = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "sigprobe"), "doctor", "--pid",
                         str(km.provisioner.process.pid), "--json"], capture_output=True, text=True, timeout=120,
                        stdin=subprocess.DEVNULL)
@@ -137,11 +135,16 @@ def main():
         try:
             for mode in ("signal", "message"):
                 kernels.append(launch(tmp, mode))
+            kernels[0] = ready(lambda: launch(tmp, "signal"), kernels[0])
             signal_mode(*kernels[0], out)
+            kernels[1] = ready(lambda: launch(tmp, "message"), kernels[1])
             message_mode(*kernels[1], out)
         finally:
             for km, kc in kernels:
-                stop(km, kc)
+                try:
+                    stop(km, kc)
+                except Exception:  # one that kernel_cells.ready stopped already
+                    pass
     sys.stdout.write(json.dumps(out) + "\n")
 
 

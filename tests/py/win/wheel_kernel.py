@@ -47,12 +47,16 @@ def main():
             json.dump({"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
                        "display_name": "wheel", "language": "python"}, f)
         t0 = time.perf_counter()
-        km = KernelManager(kernel_name="wheel")
-        km.start_kernel(env=dict(os.environ))
-        kc = km.client()
-        kc.start_channels()
+
+        def start():
+            km = KernelManager(kernel_name="wheel")
+            km.start_kernel(env=dict(os.environ))
+            kc = km.client()
+            kc.start_channels()
+            return km, kc
+
+        km, kc = ready(start)
         try:
-            kc.wait_for_ready(timeout=120)
             out["kernel_start_s"] = round(time.perf_counter() - t0, 2)
             out["where"] = cell(kc, "import json, os, sigprobe, sigprobe.paths\n"
                                     "print(json.dumps({'sigprobe': sigprobe.__file__, "
