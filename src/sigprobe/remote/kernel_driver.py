@@ -296,7 +296,6 @@ class Pool:
         self.count("started")
         return k
 
-
     def _spare(self, mode):
         box = {}
 
