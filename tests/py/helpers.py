@@ -37,6 +37,24 @@ def one_error_line(r) -> str:
     return lines[0]
 
 
+def answering_kernel(start, timeout_s):
+    """start(attempt) -> kernel_driver.Kernel (started, its client's channels
+    too, its output in its log); once it answers, waited for as sigprobe's
+    driver waits (kernel_driver.wait_ready). A kernel that failed as it
+    started (a port taken by another kernel starting at the same moment) is
+    ended and started again, once."""
+    from sigprobe.remote import kernel_driver as kd
+    for attempt in (1, 2):
+        k = start(attempt)
+        try:
+            kd.wait_ready(k, timeout_s)
+            return k
+        except RuntimeError:
+            k.shutdown()
+            if attempt == 2:
+                raise
+
+
 class Kernel:
     """A real ipykernel started by jupyter_client in temporary Jupyter dirs."""
 
@@ -59,33 +77,29 @@ class Kernel:
             spec["interrupt_mode"] = interrupt_mode
         (spec_dir / "kernel.json").write_text(json.dumps(spec))
         self.spec_file = spec_dir / "kernel.json"
-        for attempt in (1, 2):
+
+        def start(attempt):
             saved = {k: os.environ.get(k) for k in env}
             os.environ.update(env)  # the connection file goes to the temporary runtime dir
             try:
-                self.km = KernelManager(kernel_name="sp-doctor",
-                                        kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec_dir.parent)]))
+                km = KernelManager(kernel_name="sp-doctor",
+                                   kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec_dir.parent)]))
                 log = tmp / f"kernel-{attempt}.log"
                 with open(log, "wb") as f:
-                    self.km.start_kernel(stdout=f, stderr=f)
+                    km.start_kernel(stdout=f, stderr=f)
             finally:
                 for k, v in saved.items():
                     if v is None:
                         os.environ.pop(k, None)
                     else:
                         os.environ[k] = v
-            self.pid = self.km.provisioner.process.pid
-            self.kc = self.km.client()
-            self.kc.start_channels()
-            try:
-                # As sigprobe's own driver waits: a kernel that failed as it started (a port
-                # taken by another kernel starting at the same moment) is started again, once.
-                kd.wait_ready(kd.Kernel(self.km, self.kc, None, str(log)), DEADLINE_S)
-                return
-            except RuntimeError:
-                self.shutdown()
-                if attempt == 2:
-                    raise
+            kc = km.client()
+            kc.start_channels()
+            return kd.Kernel(km, kc, None, str(log))
+
+        k = answering_kernel(start, DEADLINE_S)
+        self.km, self.kc = k.km, k.kc
+        self.pid = self.km.provisioner.process.pid
 
     def execute(self, code, timeout=120):
         out = []

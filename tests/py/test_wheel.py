@@ -210,6 +210,7 @@ def test_magic_in_a_kernel_of_that_venv(kernel_env, tmp_path):
     venv: the extension probe comes from the wheel (no SIGPROBE_PYEXT_DIR)."""
     from jupyter_client.manager import KernelManager
 
+    from helpers import answering_kernel
     from sigprobe.remote import kernel_driver as kd
     python, e, cwd = kernel_env
     spec = tmp_path / "kernels" / "fresh"
@@ -217,7 +218,8 @@ def test_magic_in_a_kernel_of_that_venv(kernel_env, tmp_path):
     (spec / "kernel.json").write_text(json.dumps({"argv": [str(python), "-m", "ipykernel_launcher", "-f",
                                                            "{connection_file}"],
                                                   "display_name": "fresh", "language": "python"}))
-    for attempt in (1, 2):
+
+    def start(attempt):
         os.environ["JUPYTER_PATH"] = str(tmp_path)
         try:
             km = KernelManager(kernel_name="fresh")
@@ -228,16 +230,10 @@ def test_magic_in_a_kernel_of_that_venv(kernel_env, tmp_path):
             del os.environ["JUPYTER_PATH"]
         kc = km.client()
         kc.start_channels()
-        try:
-            # A kernel that failed as it started (a port taken by another kernel starting
-            # at the same moment) is started again, once, as sigprobe's driver does.
-            kd.wait_ready(kd.Kernel(km, kc, None, str(tmp_path / f"kernel-{attempt}.log")), 120)
-            break
-        except RuntimeError:
-            kc.stop_channels()
-            km.shutdown_kernel(now=True)
-            if attempt == 2:
-                raise
+        return kd.Kernel(km, kc, None, log.name)
+
+    k = answering_kernel(start, 120)
+    km, kc = k.km, k.kc
     try:
 
         def execute(code):

@@ -250,19 +250,20 @@ def _row(name, s, unit):
     return f"  {name:<31} median {s['median']:>9.3f} {unit}  min {s['min']:>9.3f}  p99 {s['p99']:>9.3f}  (n={s['n']})"
 
 
+# The latency rows: label, figure, a note; each against the tight loop's median.
+LATENCY_ROWS = (("its own tight loop", "baseline_loop_latency_us", ""),
+                ("  child in a new session", "baseline_loop_new_session_latency_us", ""),
+                ("  fork-only child", "baseline_fork_only_latency_us", ""),
+                ("a fresh process a sample", "baseline_fresh_latency_us", ""),
+                ("  child in a new session", "baseline_fresh_new_session_latency_us", "  ← like a run"),
+                ("sigprobe no-tty/sigaction/kill", "sigprobe_latency_us", ""))
+
+
 def render_latency(b: dict) -> str:
-    def ratio(key):
-        return f"({b[key]['median'] / b['baseline_loop_latency_us']['median']:.2f}×)"
+    loop = b["baseline_loop_latency_us"]["median"]
     return "\n".join([
         f"kill → handler latency (deep idle states {b['deep_idle_states']}); the bare baseline (bench/baseline.c):",
-        _row("its own tight loop", b["baseline_loop_latency_us"], "µs") + " (1.00×)",
-        _row("  child in a new session", b["baseline_loop_new_session_latency_us"], "µs")
-        + f" {ratio('baseline_loop_new_session_latency_us')}",
-        _row("  fork-only child", b["baseline_fork_only_latency_us"], "µs") + f" {ratio('baseline_fork_only_latency_us')}",
-        _row("a fresh process a sample", b["baseline_fresh_latency_us"], "µs") + f" {ratio('baseline_fresh_latency_us')}",
-        _row("  child in a new session", b["baseline_fresh_new_session_latency_us"], "µs")
-        + f" {ratio('baseline_fresh_new_session_latency_us')}  ← like a run",
-        _row("sigprobe no-tty/sigaction/kill", b["sigprobe_latency_us"], "µs") + f" {ratio('sigprobe_latency_us')}",
+        *(_row(label, b[key], "µs") + f" ({b[key]['median'] / loop:.2f}×){note}" for label, key, note in LATENCY_ROWS),
         f"  sigprobe ÷ baseline (medians): {b['latency_ratio_median_like_for_like']:.2f}× like for like (what sigprobe "
         f"adds), {b['latency_ratio_median']:.2f}× the tight loop",
     ])
