@@ -12,9 +12,17 @@
 static int g_running;
 
 /* What signal.getsignal(SIGINT) returns, in the protocol's words. Returns
- * NULL with an exception set when Python cannot tell. */
+ * NULL with an exception set when Python cannot tell. It asks _signal, the
+ * built-in module that signal wraps, when there is one: the same handler
+ * objects (SIG_DFL and SIG_IGN as plain ints, which compare equal to
+ * signal's enums), without signal's import of enum, which is about a third
+ * of what a python-* run costs an interpreter that has not imported it. */
 static const char *python_handler_name(void) {
-  PyObject *mod = PyImport_ImportModule("signal");
+  PyObject *mod = PyImport_ImportModule("_signal");
+  if (!mod && PyErr_ExceptionMatches(PyExc_ImportError)) {
+    PyErr_Clear();
+    mod = PyImport_ImportModule("signal");
+  }
   if (!mod) return NULL;
   const char *name = NULL;
   PyObject *h = PyObject_CallMethod(mod, "getsignal", "i", SIGINT);
