@@ -327,10 +327,44 @@ def test_a_cell_flaky_in_the_document_replaced_gets_all_its_runs_from_the_start(
     assert cells[rare.id]["verdict"] == "flaky"
     assert cells[rare.id]["counts"] == {"handled": 15, "deferred": 5}
     assert len(cells[steady.id]["runs"]) == 3
-    assert "1 cells' runs disagree (1 flaky in the document replaced)" in capsys.readouterr().err
+    assert f"2 cells × 3 runs (1 flaky in {out}: {main.FLAKY_RUNS} runs each)" in capsys.readouterr().err
     out.write_text("{not json")
     assert main.execute(args, [rare, steady], "linux", {}, run_one, None) == 0
     assert "not JSON" in capsys.readouterr().err
+
+
+def test_the_runs_of_a_cell_flaky_in_the_document_replaced_all_go_in_the_first_round(tmp_path):
+    """Its extra runs are known before any run: they go to run_python with
+    every other cell's first runs (the kernels started for those serve them
+    too), not in a round after; more() then has nothing for it."""
+    from sigprobe.catalog import parse_id
+    from sigprobe.commands import run as main
+    known = parse_id("linux/jupyter-message/rare/kernel-interrupt", kind="jupyter")
+    steady = parse_id("linux/jupyter/rock/kernel-interrupt", kind="jupyter")
+    rounds, asked = [], []
+
+    def run_python(runs, sink, more=None):
+        rounds.append(sorted((c.id, i) for c, i in runs))
+        for cell, _ in runs:
+            sink.add(cell, {"id": cell.id, "host": cell.host, "strategy": cell.strategy, "delivery": cell.delivery,
+                            "verdict": "handled", "fired": [], "exit": {"kind": "none"}})
+        if more:
+            asked.append(more({c.id for c, _ in runs}))
+        return {}
+
+    out = tmp_path / "k.json"
+    args = main.RunSettings(repeat=3, jobs=2, window_scale=1.0, only=(), fresh_kernels=False, quiet=True,
+                            out=out, resume=None, resume_doc={})
+    assert main.execute(args, [known, steady], "linux", {}, None, run_python) == 0
+    doc = json.loads(out.read_text())
+    doc["cells"][0]["verdict"] = "flaky"  # as an earlier run found it
+    out.write_text(json.dumps(doc))
+    rounds.clear()
+    assert main.execute(args, [known, steady], "linux", {}, None, run_python) == 0
+    assert rounds == [sorted([(known.id, i) for i in range(main.FLAKY_RUNS)] + [(steady.id, i) for i in range(3)])]
+    assert asked[-1] == []
+    cells = {c["id"]: c for c in json.loads(out.read_text())["cells"]}
+    assert [len(cells[c.id]["runs"]) for c in (known, steady)] == [main.FLAKY_RUNS, 3]
 
 
 def test_the_kernels_of_every_round_are_counted(tmp_path):

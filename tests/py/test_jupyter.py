@@ -488,29 +488,27 @@ def test_kernel_runs_go_in_one_lane_per_interrupt_mode_when_jobs_allow():
     assert modes[:8] == ["signal", "message"] * 4
 
 
-def test_kernel_runs_alone_spread_their_modes_over_three_lanes_a_job():
-    """The flaky cells' extra runs (mostly message mode's, which mostly wait)
-    with no more than one stream of python-* runs beside them: up to
-    ALONE_LANES_PER_JOB lanes a job, the mode with the most runs a lane
-    getting the next, while each lane keeps MIN_LANE_RUNS; beside python-*
-    runs, or at -j 1, one lane per mode as before."""
+def test_kernel_runs_spread_their_modes_over_three_lanes_a_job():
+    """At -j 2 or more, up to LANES_PER_JOB lanes a job, the mode with the
+    most runs a lane getting the next, while each lane keeps MIN_LANE_RUNS;
+    at -j 1, one lane."""
     from sigprobe.catalog import Cell
-    from sigprobe.runners.python import ALONE_LANES_PER_JOB, MIN_LANE_RUNS, kernel_lanes
-    assert ALONE_LANES_PER_JOB == 3
+    from sigprobe.runners.python import LANES_PER_JOB, MIN_LANE_RUNS, kernel_lanes
+    assert LANES_PER_JOB == 3
     cells = {h: [Cell(f"linux/{h}/s{k}/kernel-interrupt", "linux", h, f"s{k}", "kernel-interrupt", kind="jupyter")
                  for k in range(3)] for h in ("jupyter", "jupyter-message")}
     message = [(c, i) for i in range(40) for c in cells["jupyter-message"]]  # 120 runs of 3 cells
-    six = kernel_lanes(message, 2, alone=True)
+    six = kernel_lanes(message, 2)
     assert [len(lane) for lane in six] == [20] * 6
     assert sorted((c.id, i) for lane in six for c, i in lane) == sorted((c.id, i) for c, i in message)
     assert all({c.id for c, _ in lane} == {c.id for c in cells["jupyter-message"]} for lane in six)  # dealt in turn
-    assert [len(lane) for lane in kernel_lanes(message[:60], 2, alone=True)] == [12] * 5  # sixths would be under 12
-    assert kernel_lanes(message, 2) == [message]  # beside python-* runs
-    assert kernel_lanes(message, 1, alone=True) == [message]  # -j 1: one lane
+    assert all([i for _, i in lane] == sorted(i for _, i in lane) for lane in six)  # each lane in round order
+    assert [len(lane) for lane in kernel_lanes(message[:60], 2)] == [12] * 5  # sixths would be under 12
+    assert kernel_lanes(message, 1) == [message]  # -j 1: one lane
     few = message[:2 * MIN_LANE_RUNS - 1]
-    assert kernel_lanes(few, 2, alone=True) == [few]
+    assert kernel_lanes(few, 2) == [few]
     both = [(c, 0) for c in cells["jupyter"]] + message[:60]
-    assert [len(lane) for lane in kernel_lanes(both, 2, alone=True)] == [3] + [12] * 5
+    assert [len(lane) for lane in kernel_lanes(both, 2)] == [3] + [12] * 5
 
 
 def test_the_kernel_lanes_take_one_job_from_the_python_runs_beside_them():
@@ -558,7 +556,7 @@ def test_the_python_runs_get_their_job_back_when_the_kernel_lanes_end():
 def test_the_kernel_cells_extra_runs_go_beside_the_python_runs_once_their_first_runs_are_in(monkeypatch):
     """run_all(more=...): once every kernel run of the round is in, more() is
     asked once, with the kernel cells' ids, and the extra runs it gives go in
-    lanes of their own (kernel_lanes, alone) while the python-* runs still go
+    lanes of their own (kernel_lanes) while the python-* runs still go
     on: here each python-* run waits for the extra runs to be in."""
     import threading
 
@@ -601,6 +599,6 @@ def test_the_kernel_cells_extra_runs_go_beside_the_python_runs_once_their_first_
                     more=more)
     assert asked == [{kcell.id}]
     assert sorted(i for cid, i in got if cid == kcell.id) == list(range(3 + len(extra)))
-    assert lanes[0] == 3  # the round's own lane, then the extra runs' (more than one: the machine is theirs)
-    assert sorted(lanes[1:]) == sorted(len(lane) for lane in pyhosts.kernel_lanes(extra, 2, alone=True))
+    assert lanes[0] == 3  # the round's own lane, then the extra runs' (more than one)
+    assert sorted(lanes[1:]) == sorted(len(lane) for lane in pyhosts.kernel_lanes(extra, 2))
     assert len(lanes) > 2

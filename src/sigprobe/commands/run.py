@@ -280,8 +280,11 @@ def execute(settings: RunSettings, selected, platform: str, version: dict, run_o
             raise BadInput(f"--resume {settings.resume}: cannot continue it here: {conflict}")
     sink = checkpoint.Checkpoint(out, selected, settings.repeat, Progress(len(selected), settings.quiet), header,
                                  prior)
+    expected = sink.expect_flaky(known_flaky, FLAKY_RUNS)
     todo = sink.todo()
-    print(f"sigprobe: {len(selected)} cells × {settings.repeat} runs, {settings.jobs} at a time"
+    print(f"sigprobe: {len(selected)} cells × {settings.repeat} runs"
+          + (f" ({len(expected)} flaky in {paths.rel(out)}: {FLAKY_RUNS} runs each)" if expected else "")
+          + f", {settings.jobs} at a time"
           + (f"; resuming {paths.rel(settings.resume)}: {len(todo)} runs to go" if settings.resume else ""),
           file=sys.stderr)
     interrupted: options.Interrupted | None = None
@@ -291,11 +294,10 @@ def execute(settings: RunSettings, selected, platform: str, version: dict, run_o
         early: a group's whose first runs are in while the others' go on."""
         if settings.repeat >= FLAKY_RUNS:
             return []
-        more = sink.more_for_flaky(FLAKY_RUNS, known_flaky, among)
+        more = sink.more_for_flaky(FLAKY_RUNS, among)
         if more:
             ids = {c.id for c, _ in more}
             print(f"sigprobe: {len(ids)} {'Jupyter ' if early else ''}cells' runs disagree"
-                  + (f" ({len(ids & known_flaky)} flaky in the document replaced)" if ids & known_flaky else "")
                   + f": up to {FLAKY_RUNS} runs each, {len(more)} more runs"
                   + (", beside the other cells' first runs" if early else ""), file=sys.stderr)
         return more
@@ -362,8 +364,9 @@ def execute(settings: RunSettings, selected, platform: str, version: dict, run_o
 
 def flaky_in(out: Path, platform: str) -> set[str]:
     """The cells flaky in the document this run replaces (out, when it is one
-    of this platform's): they get FLAKY_RUNS runs whatever their first runs
-    say. A file there that is not a readable document is said and ignored."""
+    of this platform's): they get FLAKY_RUNS runs from the start, whatever
+    their first runs say (Checkpoint.expect_flaky). A file there that is not
+    a readable document is said and ignored."""
     from ..results import document as results
     if not out.is_file():
         return set()

@@ -54,8 +54,24 @@ class Checkpoint:
 
     def todo(self) -> list:
         """The (cell, repeat index) pairs still to run, round by round, so that an
-        interruption leaves every cell with about as many runs as the others."""
-        return [(c, i) for i in range(self.repeat) for c in self.selected if i >= len(self.outcomes[c.id])]
+        interruption leaves every cell with about as many runs as the others;
+        a cell expected to be flaky (expect) has its extra rounds after those."""
+        rounds = max(self.target.values(), default=0)
+        return [(c, i) for i in range(rounds) for c in self.selected
+                if len(self.outcomes[c.id]) <= i < self.target[c.id]]
+
+    def expect_flaky(self, ids, bound: int) -> set:
+        """The cells among `ids` (flaky in the document this run replaces) get
+        `bound` runs from the start, whatever their first runs say: three runs
+        of a cell that goes one way in four agree about half the time, and two
+        runs of the matrix would call it flaky once and steady the next. Their
+        extra runs are then in todo() beside every other cell's runs, not in a
+        round after them that starts its kernels again. Returns those ids."""
+        with self.lock:
+            expected = {cid for cid in ids if cid in self.target and self.target[cid] < bound}
+            for cid in expected:
+                self.target[cid] = bound
+        return expected
 
     def seal(self) -> None:
         """No run is added from now on: after an interrupt, what is still
@@ -63,19 +79,16 @@ class Checkpoint:
         with self.lock:
             self.sealed = True
 
-    def more_for_flaky(self, bound: int, known: set | frozenset = frozenset(), among=None) -> list:
+    def more_for_flaky(self, bound: int, among=None) -> list:
         """The runs that take every cell whose runs disagree up to `bound` runs,
         so that the document gives its proportions ("handled in 11 of 20"),
-        not a coin toss of three; round by round, like todo(). So do the cells
-        in `known` (flaky in the document this run replaces): three runs of a
-        cell that goes one way in four agree half the time, and two runs of the
-        matrix would call it flaky once and steady the next. among: only these
-        cell ids (a group whose first runs are all in), else every cell."""
+        not a coin toss of three; round by round, like todo(). among: only
+        these cell ids (a group whose first runs are all in), else every cell."""
         by_id = {c.id: c for c in self.selected}
         with self.lock:
             flaky = [cid for cid, runs in self.outcomes.items()
                      if (among is None or cid in among)
-                     and (len({r["verdict"] for r in runs}) > 1 or cid in known) and len(runs) < bound]
+                     and len({r["verdict"] for r in runs}) > 1 and len(runs) < bound]
             for cid in flaky:
                 self.target[cid] = bound
             have = {cid: len(self.outcomes[cid]) for cid in flaky}

@@ -358,8 +358,7 @@ def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple
                 lanes["left"] -= 1
                 if not lanes["left"] and not lanes["closed"]:
                     extra, lanes["more"] = lanes["more"] and lanes["more"]({c.id for c, _ in k_runs}), None
-                    # The extra runs have the machine to themselves but for the python-* runs' one worker.
-                    start_lanes(kernel_lanes(extra, jobs, alone=True) if extra else [])
+                    start_lanes(kernel_lanes(extra, jobs) if extra else [])
 
     if k_runs:
         if not interp.has_jupyter:
@@ -367,7 +366,7 @@ def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple
                 report(c, unsupported_outcome(c, jupyter_missing_reason(interp)))
         else:
             with lock:
-                start_lanes(kernel_lanes(k_runs, jobs, alone=not py_runs))
+                start_lanes(kernel_lanes(k_runs, jobs))
 
     def python_run(r):
         with slots:
@@ -431,30 +430,29 @@ def python_workers(jobs: int, kernel_lanes_running: bool) -> int:
 # slower machine): a mode's runs are split only into lanes of at least this
 # many runs (0.1-1 s each).
 MIN_LANE_RUNS = 12
-# Kernel runs with no python-* runs beside them but one stream at most (the
-# flaky cells' extra runs) may have this many lanes per job: their runs mostly
-# wait (message mode's for the runner's window and the kernel's quiet
-# period), so the cores hold more than one lane each. The default matrix at
-# -j 2, 7 alternating pairs: 3 lanes a job took 0.1-2.0 s less than 2 in
-# every pair (0.7 s less on average, at 14.3-16.5 s), for two more kernels.
-ALONE_LANES_PER_JOB = 3
+# Up to this many lanes a job: a kernel run mostly waits (message mode's for
+# the runner's window and the kernel's quiet period), so the cores hold more
+# than one lane each, beside the python-* runs' one worker. The default matrix
+# at -j 2: 3 lanes a job for the flaky cells' extra runs took 0.1-2.0 s less
+# than 2 in every one of 7 alternating pairs; with those runs known from the
+# start (Checkpoint.expect_flaky) and 3 lanes a job from the start, 10.0-11.9 s
+# against 13.5-15.2 s in 5 alternating pairs (6 kernels started, not 8).
+LANES_PER_JOB = 3
 
 
-def kernel_lanes(runs: list, jobs: int, alone: bool = False) -> list[list]:
+def kernel_lanes(runs: list, jobs: int) -> list[list]:
     """The kernel runs split into lanes, one driver (and its kernels) each:
     one lane per interrupt mode when -j allows two or more (a mode's kernels
     serve only that mode's runs), else one lane in which the modes alternate.
-    alone: no more than one stream of python-* runs goes beside them (the
-    flaky cells' extra runs, mostly one mode's), so up to ALONE_LANES_PER_JOB
-    lanes a job (-j 2 or more; -j 1 keeps to one lane): the mode with the
-    most runs a lane gets one more lane, while each lane keeps MIN_LANE_RUNS.
-    A mode's runs are dealt to its lanes cell by cell, so that each cell's
-    runs are spread over its mode's kernels, each lane's in round order."""
+    At -j 2 or more, up to LANES_PER_JOB lanes a job: the mode with the most
+    runs a lane gets one more lane, while each lane keeps MIN_LANE_RUNS. A
+    mode's runs are dealt to its lanes cell by cell, so that each cell's runs
+    are spread over its mode's kernels, each lane's in round order."""
     by_mode = grouped(runs, lambda cell: JUPYTER_HOSTS[cell.host])
     if jobs < len(by_mode):
         return [runs]
     ways = {mode: 1 for mode in by_mode}
-    while alone and jobs > 1 and sum(ways.values()) < ALONE_LANES_PER_JOB * jobs:
+    while jobs > 1 and sum(ways.values()) < LANES_PER_JOB * jobs:
         mode = max(ways, key=lambda m: len(by_mode[m]) / ways[m])
         if len(by_mode[mode]) // (ways[mode] + 1) < MIN_LANE_RUNS:
             break
