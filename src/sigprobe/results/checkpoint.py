@@ -55,7 +55,7 @@ class Checkpoint:
     def todo(self) -> list:
         """The (cell, repeat index) pairs still to run, round by round, so that an
         interruption leaves every cell with about as many runs as the others;
-        a cell expected to be flaky (expect) has its extra rounds after those."""
+        a cell expected to be flaky (expect_flaky) has its extra rounds after those."""
         rounds = max(self.target.values(), default=0)
         return [(c, i) for i in range(rounds) for c in self.selected
                 if len(self.outcomes[c.id]) <= i < self.target[c.id]]
