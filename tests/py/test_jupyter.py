@@ -602,3 +602,42 @@ def test_the_kernel_cells_extra_runs_go_beside_the_python_runs_once_their_first_
     assert lanes[0] == 3  # the round's own lane, then the extra runs' (more than one)
     assert sorted(lanes[1:]) == sorted(len(lane) for lane in pyhosts.kernel_lanes(extra, 2))
     assert len(lanes) > 2
+
+
+def test_the_wine_kernel_runs_go_in_a_lane_per_interrupt_mode_side_by_side(monkeypatch):
+    """Under Wine, each interrupt mode's runs have a session (a driver and its
+    kernels) of their own, and both run at once: here each session waits for
+    the other to have started before it reports, so the test fails if they
+    take turns. Every run is reported, each mode's in its own session."""
+    import threading
+
+    from sigprobe.catalog import Cell
+    from sigprobe.runners import python as pyhosts, wine
+    both_started = threading.Barrier(2, timeout=10)
+    sessions = []
+
+    class Session:
+        def __init__(self, *args, **kwargs):
+            self.closed, self.runs = False, []
+            sessions.append(self)
+
+        def run(self, runs, on_outcome):
+            self.runs = list(runs)
+            both_started.wait()
+            for c, i in runs:
+                on_outcome(c, {"verdict": "handled", "i": i})
+            return {"kernels": {"started": 1, "reused": len(runs) - 1, "retried": 0, "lost": 0}}
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setattr(pyhosts, "JupyterSession", Session)
+    cells = [Cell(f"windows-wine/{h}/s{k}/kernel-interrupt", "windows-wine", h, f"s{k}", "kernel-interrupt",
+                  kind="jupyter") for h in ("jupyter", "jupyter-message") for k in range(2)]
+    runs = [(c, i) for i in range(3) for c in cells]
+    got = []
+    facts = wine.run_kernel_cells(Path("build-win"), {}, runs, 1.0, lambda c, o: got.append((c.id, o["i"])),
+                                  pyext=Path("pyext"))
+    assert sorted(got) == sorted((c.id, i) for c, i in runs)
+    assert sorted({c.host for c, _ in s.runs} for s in sessions) == [{"jupyter"}, {"jupyter-message"}]
+    assert facts["kernels"] == {"started": 2, "reused": 10, "retried": 0, "lost": 0}

@@ -167,7 +167,8 @@ def cmd_run(args) -> int:
                 return wine.run_cell(build, mine.env, c, settings.window_scale)
 
             def kernel_cells(runs, sink, more=None):
-                # One kernel lane under Wine: its flaky cells' extra runs come in a round of their own.
+                # A kernel lane per interrupt mode under Wine: its flaky cells' extra runs come in a round of
+                # their own.
                 return wine.run_kernel_cells(build, env, runs, settings.window_scale, sink.add)
 
             return execute(settings, selected, version["platform"] if "platform" in version else "windows-wine",

@@ -393,6 +393,40 @@ def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple
     return versions
 
 
+def run_side_by_side(sessions: list, lanes: list[list], on_outcome) -> dict:
+    """Each lane of runs in its own session (JupyterSession.run), all at once,
+    each in a thread; on_outcome is called under one lock. Returns the
+    sessions' facts merged; an exception in a lane is raised once every lane
+    has ended."""
+    lock, facts, errors = threading.Lock(), {}, []
+
+    def report(cell, outcome):
+        with lock:
+            on_outcome(cell, outcome)
+
+    def lane(session, runs):
+        try:
+            got = session.run(runs, report)
+            with lock:
+                merge_facts(facts, got)
+        except BaseException as e:  # raised below, in the caller's thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=lane, args=pair, daemon=True) for pair in zip(sessions, lanes)]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            t.join()
+    except BaseException:
+        for session in sessions:
+            session.close()  # interrupted: each driver ends its kernels now
+        raise
+    if errors:
+        raise errors[0]
+    return facts
+
+
 class Slots:
     """At most n at once (`with slots:`), n changed at any time (resize):
     the python-* runs get a job back when the kernel lanes beside them end."""
