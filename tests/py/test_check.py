@@ -432,3 +432,24 @@ def test_busy_runs_share_their_lanes_and_waiting_ones_go_beside_them():
 
     assert in_lanes(list(range(12)), lambda i: i % 3 == 0, run, 1, 8) == [i * 10 for i in range(12)]
     assert busy.most == 1
+
+
+def test_the_output_drain_reads_a_descriptor_of_its_own():
+    """What the code prints is drained by a thread from a duplicate of the
+    pipe it is given: the caller closing its own (a code that left a child
+    holding the pipe) cannot hand that number to another pipe under it."""
+    from sigprobe.check.local import _Drain
+    r, w = os.pipe()
+    drain = _Drain(r)
+    drain.start()
+    os.close(r)
+    r2, w2 = os.pipe()  # the lowest free number: most likely r's
+    try:
+        os.write(w2, b"another pipe's")
+        os.write(w, b"the code's output")
+        os.close(w)
+        drain.join(5)
+        assert not drain.is_alive() and drain.tail == b"the code's output"
+    finally:
+        os.close(r2)
+        os.close(w2)

@@ -641,3 +641,28 @@ def test_the_wine_kernel_runs_go_in_a_lane_per_interrupt_mode_side_by_side(monke
     assert sorted(got) == sorted((c.id, i) for c, i in runs)
     assert sorted({c.host for c, _ in s.runs} for s in sessions) == [{"jupyter"}, {"jupyter-message"}]
     assert facts["kernels"] == {"started": 2, "reused": 10, "retried": 0, "lost": 0}
+
+
+def test_the_windows_line_reader_reads_a_descriptor_of_its_own(monkeypatch):
+    """On Windows the driver's line reader has a thread read the runner's
+    pipe. The caller's descriptor may be closed (its Popen dropped) and its
+    number given to the next runner's pipe while that thread is between two
+    reads: the thread reads a duplicate of its own, so it never takes the
+    next pipe's lines, and it sees its own pipe's end."""
+    import os
+
+    from sigprobe.remote import kernel_driver as kd
+    r, w = os.pipe()
+    with monkeypatch.context() as windows:
+        windows.setattr(kd.os, "name", "nt")  # the Windows reader, a thread on the pipe
+        lines = kd.Lines(r)
+        os.close(r)
+        r2, w2 = os.pipe()  # the lowest free number: most likely r's
+        os.write(w2, b'{"ev": "listening"} (the next runner\'s)\n')
+        os.write(w, b"the last line\n")
+        first = lines.read(5)
+        os.close(w)
+        then = lines.read(5)
+    os.close(r2)
+    os.close(w2)
+    assert (first, then, lines.eof) == ("the last line", None, True)

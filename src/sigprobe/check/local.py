@@ -28,21 +28,27 @@ END_GRACE_S = 2.0  # after the code's end, for the interpreter to exit
 
 class _Drain(threading.Thread):
     """Reads what the code prints (a full pipe or terminal would stop it)
-    and keeps the end of it."""
+    and keeps the end of it, from a descriptor of its own, closed at its
+    end: the caller may close its own while this still reads (a process
+    that left a child holding the pipe), and that number may then be
+    another pipe's."""
 
     def __init__(self, fd: int):
         super().__init__(daemon=True)
-        self.fd, self.tail = fd, b""
+        self.fd, self.tail = os.dup(fd), b""
 
     def run(self):
-        while True:
-            try:
-                chunk = os.read(self.fd, 65536)
-            except OSError:  # EIO: the terminal's last process is gone
-                return
-            if not chunk:
-                return
-            self.tail = (self.tail + chunk)[-OUTPUT_KEEP:]
+        try:
+            while True:
+                try:
+                    chunk = os.read(self.fd, 65536)
+                except OSError:  # EIO: the terminal's last process is gone
+                    return
+                if not chunk:
+                    return
+                self.tail = (self.tail + chunk)[-OUTPUT_KEEP:]
+        finally:
+            os.close(self.fd)
 
 
 def run_local(python: str, subject: dict, host: str | None, after_ms: int, timeout_s: float,
@@ -71,6 +77,7 @@ def run_local(python: str, subject: dict, host: str | None, after_ms: int, timeo
                                     env=env, start_new_session=True, close_fds=True)
             os.close(out_w)
             drain = _Drain(out_r)
+            os.close(out_r)  # the drain reads its own
         drain.start()
     finally:
         os.close(w)

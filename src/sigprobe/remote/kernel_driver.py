@@ -65,7 +65,12 @@ def versions():
 
 class Lines:
     """Line reader on a raw fd with a timeout (no buffering surprises). On
-    Windows select() takes sockets only, so a thread reads the pipe there."""
+    Windows select() takes sockets only, so a thread reads the pipe there,
+    from a descriptor of its own that it closes at EOF: the caller's may be
+    closed (a Popen dropped) while that thread is between two reads, and its
+    number given to the next runner's pipe, whose first line the thread
+    would then take (under Wine, loaded: a run's "listening" line lost once
+    in about 560 kernel runs, the run an error after the runner's 8 s)."""
 
     def __init__(self, fd):
         self.fd, self.buf = fd, b""
@@ -73,17 +78,21 @@ class Lines:
         if os.name == "nt":
             import queue
             self.chunks = queue.Queue()
+            self.fd = os.dup(fd)
             threading.Thread(target=self._pump, daemon=True).start()
 
     def _pump(self):
-        while True:
-            try:
-                chunk = os.read(self.fd, 65536)
-            except OSError:
-                chunk = b""
-            self.chunks.put(chunk)
-            if not chunk:
-                return
+        try:
+            while True:
+                try:
+                    chunk = os.read(self.fd, 65536)
+                except OSError:
+                    chunk = b""
+                self.chunks.put(chunk)
+                if not chunk:
+                    return
+        finally:
+            os.close(self.fd)
 
     def _chunk(self, left):
         """The next bytes (b"" at EOF), or None when nothing came in time."""
