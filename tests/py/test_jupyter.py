@@ -199,6 +199,44 @@ def test_a_kernel_that_stops_answering_is_hung_within_its_quiet_period(build_dir
     assert not alive(outcome["python"]["kernel_pid"])
 
 
+def test_an_open_plan_takes_more_runs_for_the_same_kernels_until_its_end(build_dir):
+    """A plan with "open": true: once its runs are done the driver waits,
+    its kernel up, for the runs its parent adds ({"runs": [...]} on stdin),
+    runs them in that kernel, and ends by itself after {"end": true}, its
+    kernels shut down, stdin still open."""
+    def run():
+        return {"id": "linux/jupyter-child/sigaction/kernel-interrupt", "mode": "signal", "loop_ms": 1000,
+                "kind": "child", "probe": str(build_dir / "probes" / "sigprobe-probe-sigaction")}
+
+    plan = {"runner": str(build_dir / "sigprobe-run"), "pyext_dir": str(build_dir / "pyext"), "runs": [run()],
+            "ready_ms": 8000, "window_ms": 100, "deadline_ms": 6000, "kernel_timeout_s": 60, "fresh_kernels": False,
+            "kernel_start_timeout_s": 120, "open": True}
+    p = subprocess.Popen([sys.executable, str(DRIVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        p.stdin.write(json.dumps(plan) + "\n")
+        p.stdin.flush()
+        outcomes, kernels = [], None
+        for line in p.stdout:
+            msg = json.loads(line)
+            if "verdict" in msg or msg.get("ev") == "error-outcome":
+                outcomes.append(msg)
+                if len(outcomes) == 1:
+                    assert p.poll() is None  # its runs are done, and it waits for more
+                    p.stdin.write(json.dumps({"runs": [run(), run()]}) + "\n")
+                    p.stdin.write(json.dumps({"end": True}) + "\n")
+                    p.stdin.flush()
+            elif msg.get("ev") == "kernels":
+                kernels = msg
+        assert p.wait(60) == 0  # ended by itself: stdin is still open
+    finally:
+        p.stdin.close()
+        p.wait(60)
+    assert [o.get("verdict") for o in outcomes] == ["handled"] * 3, outcomes
+    pids = {o["python"]["kernel_pid"] for o in outcomes}
+    assert len(pids) == 1 and kernels["started"] == 1 and kernels["reused"] == 2, (pids, kernels)
+    assert not alive(pids.pop())
+
+
 FIRST_TRACEBACK = """import json, os, sys
 from sigprobe.remote import kernel_driver as kd
 tmp = sys.argv[1]
@@ -553,11 +591,13 @@ def test_the_python_runs_get_their_job_back_when_the_kernel_lanes_end():
     assert inside.most == 3
 
 
-def test_the_kernel_cells_extra_runs_go_beside_the_python_runs_once_their_first_runs_are_in(monkeypatch):
-    """run_all(more=...): once every kernel run of the round is in, more() is
-    asked once, with the kernel cells' ids, and the extra runs it gives go in
-    lanes of their own (kernel_lanes) while the python-* runs still go
-    on: here each python-* run waits for the extra runs to be in."""
+def test_the_kernel_cells_extra_runs_go_to_the_open_lanes_beside_the_python_runs(monkeypatch):
+    """run_all(more=...): the first lanes are open (their drivers and kernels
+    stay up); once all their runs are in, more() is asked once, with the
+    kernel cells' ids. Of the extra runs' lanes (kernel_lanes), one goes to
+    the open lane of its mode (add), the others to lanes of their own; then
+    the open lane is ended. All that while the python-* runs still go on:
+    here each python-* run waits for the extra runs to be in."""
     import threading
 
     from sigprobe.catalog import Cell
@@ -566,19 +606,40 @@ def test_the_kernel_cells_extra_runs_go_beside_the_python_runs_once_their_first_
                  kind="jupyter")
     pcell = Cell("linux/python-no-tty/s/kill", "linux", "python-no-tty", "s", "kill", kind="python")
     extra = [(kcell, i) for i in range(3, 3 + 4 * pyhosts.MIN_LANE_RUNS)]
-    extra_in, asked, lanes, got = threading.Event(), [], [], []
+    extra_in, asked, sessions, got = threading.Event(), [], [], []
 
     class Session:
         def __init__(self, *args, **kwargs):
-            self.closed = False
+            self.closed, self.open, self.given, self.more = False, False, [], []
+            self.cond = threading.Condition()
+            sessions.append(self)
 
-        def run(self, runs, on_outcome):
-            lanes.append(len(runs))
-            for c, i in runs:
-                on_outcome(c, {"verdict": "handled", "i": i})
-            if len([i for _, i in got if i is not None and i >= 3]) == len(extra):
-                extra_in.set()
+        def run(self, runs, on_outcome, open=False):
+            self.open, todo = open, list(runs)
+            self.given.append(len(runs))
+            while todo:
+                for c, i in todo:
+                    on_outcome(c, {"verdict": "handled", "i": i})
+                if len([i for _, i in got if i is not None and i >= 3]) == len(extra):
+                    extra_in.set()
+                with self.cond:
+                    self.cond.wait_for(lambda: self.more or not self.open, timeout=10)
+                    todo, self.more = self.more, []
             return {}
+
+        def add(self, runs):
+            with self.cond:
+                if not self.open:
+                    return False
+                self.more += runs
+                self.given.append(len(runs))
+                self.cond.notify_all()
+                return True
+
+        def end(self):
+            with self.cond:
+                self.open = False
+                self.cond.notify_all()
 
         def close(self):
             self.closed = True
@@ -599,9 +660,11 @@ def test_the_kernel_cells_extra_runs_go_beside_the_python_runs_once_their_first_
                     more=more)
     assert asked == [{kcell.id}]
     assert sorted(i for cid, i in got if cid == kcell.id) == list(range(3 + len(extra)))
-    assert lanes[0] == 3  # the round's own lane, then the extra runs' (more than one)
-    assert sorted(lanes[1:]) == sorted(len(lane) for lane in pyhosts.kernel_lanes(extra, 2))
-    assert len(lanes) > 2
+    extra_lanes = [len(lane) for lane in pyhosts.kernel_lanes(extra, 2)]
+    assert len(extra_lanes) > 1
+    assert sessions[0].given == [3, extra_lanes[0]]  # the open lane took one lane of them
+    assert sorted(s.given for s in sessions[1:]) == sorted([n] for n in extra_lanes[1:])
+    assert not sessions[0].open  # and was ended
 
 
 def test_the_wine_kernel_runs_go_in_a_lane_per_interrupt_mode_side_by_side(monkeypatch):

@@ -4,8 +4,10 @@ measured, with that interpreter's own jupyter_client and ipykernel.
 Standard library plus jupyter_client only: it is run as a script by the
 chosen interpreter (the project's venv, or e.g. Debian's /usr/bin/python3).
 Input: one JSON plan on stdin (see Plan below); stdin then stays open as a
-lifeline (EOF means the parent is gone: shut everything down). Output: JSON
-lines on stdout: first {"ev":"versions",...}, then one outcome per run.
+lifeline (EOF means the parent is gone: shut everything down). A plan with
+"open": true takes more runs on stdin ({"runs": [...]} lines) until an
+{"end": true} line (Feed). Output: JSON lines on stdout: first
+{"ev":"versions",...}, then one outcome per run.
 
 Each run: a `sigprobe-run --attach` runner listens on a Unix socket (AF_UNIX
 on Windows 10 1803+ too, where interrupt_kernel() is SetEvent on the kernel's
@@ -836,16 +838,70 @@ FINISHED = threading.Event()
 LIFELINE_GRACE_S = 60
 
 
-def lifeline(pool, temporaries):
+class Feed:
+    """The plan's runs. An open plan's parent adds runs ({"runs": [...]}
+    lines on stdin, read by the lifeline) until it says {"end": true}: the
+    kernels of a lane stay up for the runs its parent finds it needs once
+    the first ones are in (the flaky cells' extra runs)."""
+
+    WAIT_S = 0.5  # a wait in slices: a stop (SIGTERM, interrupt_main) is seen between them
+
+    def __init__(self, plan):
+        self.runs, self.open = plan["runs"], bool(plan.get("open"))
+        self.cond = threading.Condition()
+
+    def take(self, line):
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            print(f"kernel_driver: not a JSON line on stdin: {line[:120]!r}", file=sys.stderr, flush=True)
+            return
+        with self.cond:
+            self.runs.extend(msg.get("runs", []))
+            if msg.get("end"):
+                self.open = False
+            self.cond.notify_all()
+
+    def has(self, n):
+        """Whether there is a run n, waiting for one while the plan is open."""
+        with self.cond:
+            while n >= len(self.runs) and self.open:
+                self.cond.wait(self.WAIT_S)
+            return n < len(self.runs)
+
+
+def read_plan():
+    """The plan (stdin's first line) and what came after it, read from fd 0
+    as the lifeline reads it: a buffered sys.stdin could take the lines after
+    the plan, which the lifeline would then never see."""
+    buf = b""
+    while b"\n" not in buf:
+        chunk = os.read(0, 65536)
+        if not chunk:
+            break
+        buf += chunk
+    line, _, rest = buf.partition(b"\n")
+    return json.loads(line), rest
+
+
+def lifeline(pool, temporaries, feed=None, buf=b""):
     """Stdin EOF before the last run: the parent is gone or wants us to stop.
     The main thread is told (it shuts the kernels down and removes the
     directories once they are reaped); should it not finish in time, this
-    thread does the same and ends the process."""
+    thread does the same and ends the process. Lines before it go to feed
+    (buf: what read_plan read past the plan)."""
     try:
-        # os.read, not sys.stdin: a daemon thread must not hold the buffered
-        # reader's lock when the interpreter shuts down.
-        while os.read(0, 4096):
-            pass
+        while True:
+            while feed is not None and b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                if line.strip():
+                    feed.take(line)
+            # os.read, not sys.stdin: a daemon thread must not hold the buffered
+            # reader's lock when the interpreter shuts down.
+            chunk = os.read(0, 65536)
+            if not chunk:
+                break
+            buf = buf + chunk if feed is not None else b""
     except OSError:
         pass
     if FINISHED.is_set():
@@ -866,7 +922,7 @@ def lifeline(pool, temporaries):
 
 
 def main():
-    plan = json.loads(sys.stdin.readline())
+    plan, rest = read_plan()
     # The parent names the directories (it removes them too, after this
     # process ended); alone, this script makes its own.
     tmp = plan.get("tmp") or tempfile.mkdtemp(prefix="sigprobe-jupyter-")
@@ -884,7 +940,8 @@ def main():
     pool = Pool(ksm, plan.get("kernel_start_timeout_s", plan["kernel_timeout_s"]), tmp)
     # Short, for Unix socket paths are limited (about 108 bytes); only this user can enter it.
     sock_dir = plan.get("sock_dir") or tempfile.mkdtemp(prefix="spj", dir=None if os.name == "nt" else "/tmp")
-    threading.Thread(target=lifeline, args=(pool, [tmp, sock_dir]), daemon=True).start()
+    feed = Feed(plan)
+    threading.Thread(target=lifeline, args=(pool, [tmp, sock_dir], feed, rest), daemon=True).start()
 
     def each(n):
         run = plan["runs"][n]
@@ -900,14 +957,15 @@ def main():
             pool.prestart(run["mode"])
         return out
 
-    return serve(plan, pool, each, [tmp, sock_dir])
+    return serve(plan, pool, each, [tmp, sock_dir], feed)
 
 
-def serve(plan, pool, each, temporaries):
+def serve(plan, pool, each, temporaries, feed=None):
     """The driver's loop, shared with check_driver.py: the first kernel of
     every mode starts at once; each(n) runs plan["runs"][n] and returns its
-    line; SIGTERM (the lifeline) or the end shuts every kernel down and
-    reaps it before the directories go, then the kernels' counts."""
+    line, for every run the plan has (feed: and is given until its end);
+    SIGTERM (the lifeline) or the end shuts every kernel down and reaps it
+    before the directories go, then the kernels' counts."""
     def stop(signo, frame):
         raise KeyboardInterrupt
 
@@ -915,8 +973,10 @@ def serve(plan, pool, each, temporaries):
     try:
         for mode in dict.fromkeys(r["mode"] for r in plan["runs"]):
             pool.prestart(mode)  # the first kernel of each mode starts now, beside the others
-        for n in range(len(plan["runs"])):
+        n = 0
+        while n < len(plan["runs"]) or (feed is not None and feed.has(n)):
             emit(each(n))
+            n += 1
     except KeyboardInterrupt:
         pass
     finally:

@@ -220,9 +220,12 @@ class JupyterSession:
         self.temporaries: list[Path] = []
         # close() may come from another thread before run() has started the driver: it then never starts.
         self._starting, self.closed = threading.Lock(), False
+        # The runs whose outcomes are still to come, in the driver's order; open: add() may give more.
+        self.queue: list[tuple[Cell, int]] = []
+        self.open = False
 
-    def plan(self, runs: list[tuple[Cell, int]]) -> dict:
-        scale = self.window_scale
+    def items(self, runs: list[tuple[Cell, int]]) -> list[dict]:
+        """The runs as the driver's plan names them."""
         items = []
         for cell, i in runs:
             item = {"id": cell.id, "mode": JUPYTER_HOSTS[cell.host], "loop_ms": PY_LOOP_MS}
@@ -236,20 +239,29 @@ class JupyterSession:
                 item.update(kind="pyext", pyext_strategy=strategy, nogil=nogil, same_cell=same_cell,
                             fresh_import=strategy == "c-handler-import")
             items.append(item)
-        return {"runner": self.path(self.runner), "pyext_dir": self.path(self.interp.pyext_dir), "runs": items,
+        return items
+
+    def plan(self, runs: list[tuple[Cell, int]]) -> dict:
+        scale = self.window_scale
+        return {"runner": self.path(self.runner), "pyext_dir": self.path(self.interp.pyext_dir),
+                "runs": self.items(runs),
                 "ready_ms": int(8000 * scale), "window_ms": int(100 * scale), "deadline_ms": int(10000 * scale),
                 "kernel_timeout_s": 8 * scale, "kernel_start_timeout_s": KERNEL_START_S * scale,
                 "fresh_kernels": self.fresh, "attach": self.attach}
 
-    def run(self, runs: list[tuple[Cell, int]], on_outcome) -> dict:
+    def run(self, runs: list[tuple[Cell, int]], on_outcome, open: bool = False) -> dict:
         """Runs every (cell, repeat), the interrupt modes' runs alternating (a
         kernel given up is replaced in the background while the other mode's
-        runs go on); calls on_outcome(cell, outcome). Returns the versions."""
+        runs go on); calls on_outcome(cell, outcome). open: the driver and its
+        kernels stay up for the runs add() gives, until end(). Returns the
+        versions."""
         runs = alternate(runs, lambda cell: JUPYTER_HOSTS[cell.host])
         plan = self.plan(runs)
+        plan["open"] = open
         with self._starting:
             if self.closed:
                 return {}
+            self.queue, self.open = list(runs), open
             # The driver's directories are made here, named for this process, so
             # that they are removed after the driver and its kernels are gone, and
             # what a killed run left is recognised by the next (scratch.py).
@@ -265,7 +277,6 @@ class JupyterSession:
             proc.stdin.write(json.dumps(plan) + "\n")
             proc.stdin.flush()  # stdin stays open: the driver's lifeline
         versions: dict = {}
-        it = iter(runs)
         try:
             for line in proc.stdout:
                 msg = json.loads(line)
@@ -275,15 +286,44 @@ class JupyterSession:
                 if msg.get("ev") == "kernels":
                     versions["kernels"] = {k: v for k, v in msg.items() if k != "ev"}
                     continue
-                cell, _ = next(it)
+                with self._starting:
+                    cell, _ = self.queue.pop(0)
                 if msg.get("ev") == "error-outcome":
                     msg = error_outcome(cell, msg["reason"])
                 on_outcome(cell, msg)
         finally:
             self.close()
-        for cell, _ in it:  # the driver ended early
+        with self._starting:
+            left, self.queue = self.queue, []
+        for cell, _ in left:  # the driver ended early
             on_outcome(cell, error_outcome(cell, "the Jupyter driver ended before this run"))
         return versions
+
+    def add(self, runs: list[tuple[Cell, int]]) -> bool:
+        """More runs for an open session's driver, after those it has; False
+        (and nothing given) when it cannot take them: not open, ended, or gone."""
+        with self._starting:
+            if not self.open or self.closed or self.proc is None:
+                return False
+            try:
+                self.proc.stdin.write(json.dumps({"runs": self.items(runs)}) + "\n")
+                self.proc.stdin.flush()
+            except (OSError, ValueError):
+                return False
+            self.queue.extend(runs)
+            return True
+
+    def end(self) -> None:
+        """No more runs for an open session: its driver ends once its runs are done."""
+        with self._starting:
+            if not self.open or self.closed or self.proc is None:
+                return
+            self.open = False
+            try:
+                self.proc.stdin.write(json.dumps({"end": True}) + "\n")
+                self.proc.stdin.flush()
+            except (OSError, ValueError):
+                pass  # gone: run() reports what it did not run
 
     def close(self) -> None:
         with self._starting:
@@ -320,8 +360,10 @@ def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple
     the python-* runs in a thread pool, python_workers at once while lanes
     run and `jobs` once they have ended. more(cell ids) -> runs: once every
     kernel run is in, the extra runs those cells need (the flaky ones') go
-    in lanes of their own at once, while the python-* runs go on. Returns
-    the facts for the results' `machine`."""
+    to those lanes, whose drivers and kernels are still up (open sessions),
+    each lane of them to a lane of its interrupt mode, and to lanes of their
+    own where there are more of them than such lanes, while the python-*
+    runs go on. Returns the facts for the results' `machine`."""
     from concurrent.futures import ThreadPoolExecutor
 
     py_runs = [(c, i) for c, i in runs if c.kind == "python"]
@@ -337,28 +379,71 @@ def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple
 
     sessions, threads = [], []
     slots = Slots(jobs)
-    lanes = {"left": 0, "more": more, "closed": False}
+    lanes = {"left": 0, "asked": more is None, "closed": False}
+    # The open lanes (the first ones, when more may give runs): their interrupt modes, and how many of
+    # their runs are still to be reported.
+    open_modes: dict = {}
+    owed: dict = {}
 
-    def start_lanes(lane_runs_list):
+    def start_lanes(lane_runs_list, open=False):
         """Under lock: a lane thread (its own driver and kernels) for each list of runs."""
         for lane_runs in lane_runs_list:
-            sessions.append(JupyterSession(runner, interp, build_dir, window_scale, fresh_kernels))
-            threads.append(threading.Thread(target=lane, args=(sessions[-1], lane_runs), daemon=True))
+            session = JupyterSession(runner, interp, build_dir, window_scale, fresh_kernels)
+            if open:
+                open_modes[session] = {JUPYTER_HOSTS[c.host] for c, _ in lane_runs}
+                owed[session] = len(lane_runs)
+            sessions.append(session)
+            threads.append(threading.Thread(target=lane, args=(session, lane_runs, open), daemon=True))
             lanes["left"] += 1
             threads[-1].start()
         slots.resize(python_workers(jobs, lanes["left"] > 0))
 
-    def lane(session, lane_runs):
+    def lane(session, lane_runs, open):
+        def counted(cell, outcome):
+            report(cell, outcome)
+            with lock:
+                owed[session] -= 1
+            maybe_more()
+
         try:
-            facts = session.run(lane_runs, report)
+            facts = session.run(lane_runs, counted if open else report, open=open)
             with lock:
                 merge_facts(versions, facts)
         finally:
             with lock:
                 lanes["left"] -= 1
-                if not lanes["left"] and not lanes["closed"]:
-                    extra, lanes["more"] = lanes["more"] and lanes["more"]({c.id for c, _ in k_runs}), None
-                    start_lanes(kernel_lanes(extra, jobs) if extra else [])
+                slots.resize(python_workers(jobs, lanes["left"] > 0))
+            maybe_more()
+
+    def maybe_more():
+        """give_more, once, when every open lane's runs are in (or it ended)."""
+        with lock:
+            due = not lanes["asked"] and all(n <= 0 or s.closed for s, n in owed.items())
+            lanes["asked"] = lanes["asked"] or due
+        if due:
+            give_more()
+
+    def give_more():
+        """The extra runs, each lane of them (kernel_lanes) to an open lane
+        of its modes that takes it, the others in lanes of their own; then
+        the open lanes are told that no more come."""
+        try:
+            extra = [] if lanes["closed"] else more({c.id for c, _ in k_runs})
+            takers = list(open_modes.items())
+            own = []
+            for lane_runs in kernel_lanes(extra, jobs) if extra else []:
+                modes = {JUPYTER_HOSTS[c.host] for c, _ in lane_runs}
+                taker = next((t for t in takers if modes <= t[1] and t[0].add(lane_runs)), None)
+                if taker is None:
+                    own.append(lane_runs)
+                else:
+                    takers.remove(taker)
+            with lock:
+                if not lanes["closed"]:
+                    start_lanes(own)
+        finally:
+            for session in open_modes:
+                session.end()
 
     if k_runs:
         if not interp.has_jupyter:
@@ -366,7 +451,7 @@ def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple
                 report(c, unsupported_outcome(c, jupyter_missing_reason(interp)))
         else:
             with lock:
-                start_lanes(kernel_lanes(k_runs, jobs))
+                start_lanes(kernel_lanes(k_runs, jobs), open=more is not None)
 
     def python_run(r):
         with slots:
@@ -382,7 +467,7 @@ def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple
                 terminate_runners()
                 raise
         k = 0
-        while k < len(threads):  # a lane that ends last may start more (the extra runs') before it ends
+        while k < len(threads):  # the extra runs may start lanes of their own while these run
             threads[k].join()
             k += 1
     finally:
