@@ -614,8 +614,8 @@ def test_the_kernel_cells_extra_runs_go_to_the_open_lanes_beside_the_python_runs
             self.cond = threading.Condition()
             sessions.append(self)
 
-        def run(self, runs, on_outcome, open=False):
-            self.open, todo = open, list(runs)
+        def run(self, runs, on_outcome, stay_open=False):
+            self.open, todo = stay_open, list(runs)
             self.given.append(len(runs))
             while todo:
                 for c, i in todo:

@@ -249,19 +249,19 @@ class JupyterSession:
                 "kernel_timeout_s": 8 * scale, "kernel_start_timeout_s": KERNEL_START_S * scale,
                 "fresh_kernels": self.fresh, "attach": self.attach}
 
-    def run(self, runs: list[tuple[Cell, int]], on_outcome, open: bool = False) -> dict:
+    def run(self, runs: list[tuple[Cell, int]], on_outcome, stay_open: bool = False) -> dict:
         """Runs every (cell, repeat), the interrupt modes' runs alternating (a
         kernel given up is replaced in the background while the other mode's
-        runs go on); calls on_outcome(cell, outcome). open: the driver and its
+        runs go on); calls on_outcome(cell, outcome). stay_open: the driver and its
         kernels stay up for the runs add() gives, until end(). Returns the
         versions."""
         runs = alternate(runs, lambda cell: JUPYTER_HOSTS[cell.host])
         plan = self.plan(runs)
-        plan["open"] = open
+        plan["open"] = stay_open
         with self._starting:
             if self.closed:
                 return {}
-            self.queue, self.open = list(runs), open
+            self.queue, self.open = list(runs), stay_open
             # The driver's directories are made here, named for this process, so
             # that they are removed after the driver and its kernels are gone, and
             # what a killed run left is recognised by the next (scratch.py).
@@ -385,20 +385,20 @@ def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple
     open_modes: dict = {}
     owed: dict = {}
 
-    def start_lanes(lane_runs_list, open=False):
+    def start_lanes(lane_runs_list, stay_open=False):
         """Under lock: a lane thread (its own driver and kernels) for each list of runs."""
         for lane_runs in lane_runs_list:
             session = JupyterSession(runner, interp, build_dir, window_scale, fresh_kernels)
-            if open:
+            if stay_open:
                 open_modes[session] = {JUPYTER_HOSTS[c.host] for c, _ in lane_runs}
                 owed[session] = len(lane_runs)
             sessions.append(session)
-            threads.append(threading.Thread(target=lane, args=(session, lane_runs, open), daemon=True))
+            threads.append(threading.Thread(target=lane, args=(session, lane_runs, stay_open), daemon=True))
             lanes["left"] += 1
             threads[-1].start()
         slots.resize(python_workers(jobs, lanes["left"] > 0))
 
-    def lane(session, lane_runs, open):
+    def lane(session, lane_runs, stay_open):
         def counted(cell, outcome):
             report(cell, outcome)
             with lock:
@@ -406,7 +406,7 @@ def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple
             maybe_more()
 
         try:
-            facts = session.run(lane_runs, counted if open else report, open=open)
+            facts = session.run(lane_runs, counted if stay_open else report, stay_open=stay_open)
             with lock:
                 merge_facts(versions, facts)
         finally:
@@ -451,7 +451,7 @@ def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple
                 report(c, unsupported_outcome(c, jupyter_missing_reason(interp)))
         else:
             with lock:
-                start_lanes(kernel_lanes(k_runs, jobs), open=more is not None)
+                start_lanes(kernel_lanes(k_runs, jobs), stay_open=more is not None)
 
     def python_run(r):
         with slots:
