@@ -729,3 +729,64 @@ def test_the_windows_line_reader_reads_a_descriptor_of_its_own(monkeypatch):
     os.close(r2)
     os.close(w2)
     assert (first, then, lines.eof) == ("the last line", None, True)
+
+
+def test_an_open_lane_whose_driver_fails_does_not_keep_the_others_waiting(monkeypatch):
+    """One open lane's driver cannot start (its run raises before reporting
+    anything): its runs are errors saying so, the other open lane, its runs
+    in, is still given the extra runs and ended, and run_all returns."""
+    import threading
+
+    from sigprobe.catalog import Cell
+    from sigprobe.runners import python as pyhosts
+    cells = {h: Cell(f"linux/{h}/s/kernel-interrupt", "linux", h, "s", "kernel-interrupt", kind="jupyter")
+             for h in ("jupyter", "jupyter-message")}
+    ended = []
+
+    class Session:
+        def __init__(self, *args, **kwargs):
+            self.closed, self.open = False, False
+            self.cond = threading.Condition()
+
+        def run(self, runs, on_outcome, stay_open=False):
+            if runs[0][0].host == "jupyter":
+                raise OSError("the driver could not start")
+            self.open = stay_open
+            for c, i in runs:
+                on_outcome(c, {"verdict": "handled", "i": i})
+            with self.cond:
+                assert self.cond.wait_for(lambda: not self.open, timeout=10), "never ended"
+            ended.append(self)
+            return {}
+
+        def add(self, runs):
+            return False
+
+        def end(self):
+            with self.cond:
+                self.open = False
+                self.cond.notify_all()
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setattr(pyhosts, "JupyterSession", Session)
+    monkeypatch.setattr(pyhosts, "kernel_lanes", lambda runs, jobs: list(pyhosts.grouped(
+        runs, lambda cell: pyhosts.JUPYTER_HOSTS[cell.host]).values()))
+    interp = pyhosts.Interpreter("python3", Path("pyext"), {"ipykernel": "6", "jupyter_client": "8"})
+    runs = [(c, i) for i in range(3) for c in cells.values()]
+    asked, got = [], []
+    done = threading.Event()
+
+    def go():
+        pyhosts.run_all(Path("runner"), interp, Path("build"), runs, 1.0, 2, lambda c, o: got.append((c.host, o)),
+                        more=lambda ids: asked.append(ids) or [])
+        done.set()
+
+    threading.Thread(target=go, daemon=True).start()
+    assert done.wait(20), "run_all waited for a lane whose driver never started"
+    assert len(asked) == 1 and len(ended) == 1
+    failed = [o for host, o in got if host == "jupyter"]
+    assert [o["verdict"] for o in failed] == ["error"] * 3
+    assert all(o["reason"] == "the Jupyter driver failed: the driver could not start" for o in failed)
+    assert [o["verdict"] for host, o in got if host == "jupyter-message"] == ["handled"] * 3

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections import Counter
 from pathlib import Path
 
 from .. import bootstrap, runlog, scratch
@@ -399,26 +400,39 @@ def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple
         slots.resize(python_workers(jobs, lanes["left"] > 0))
 
     def lane(session, lane_runs, stay_open):
+        reported: Counter = Counter()
+
         def counted(cell, outcome):
             report(cell, outcome)
             with lock:
-                owed[session] -= 1
-            maybe_more()
+                reported[cell.id] += 1
+                if stay_open:
+                    owed[session] -= 1
+            if stay_open:
+                maybe_more()
 
         try:
-            facts = session.run(lane_runs, counted if stay_open else report, stay_open=stay_open)
+            facts = session.run(lane_runs, counted, stay_open=stay_open)
             with lock:
                 merge_facts(versions, facts)
+        except Exception as e:  # the driver could not be started or talked to: its runs say so
+            for cell, _ in lane_runs:
+                if reported[cell.id] > 0:
+                    reported[cell.id] -= 1
+                else:
+                    report(cell, error_outcome(cell, f"the Jupyter driver failed: {e}"))
         finally:
             with lock:
                 lanes["left"] -= 1
                 slots.resize(python_workers(jobs, lanes["left"] > 0))
+                if stay_open:
+                    owed[session] = 0  # it reports nothing more, however it ended
             maybe_more()
 
     def maybe_more():
         """give_more, once, when every open lane's runs are in (or it ended)."""
         with lock:
-            due = not lanes["asked"] and all(n <= 0 or s.closed for s, n in owed.items())
+            due = not lanes["asked"] and all(n <= 0 for n in owed.values())
             lanes["asked"] = lanes["asked"] or due
         if due:
             give_more()
