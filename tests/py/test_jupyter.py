@@ -3,6 +3,7 @@ Jupyter kernels (the project's ipykernel / jupyter_client)."""
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -591,6 +592,23 @@ def test_the_python_runs_get_their_job_back_when_the_kernel_lanes_end():
     assert inside.most == 3
 
 
+class StandInSession:
+    """What run_all's tests put in JupyterSession's place: a session that,
+    once open, stays so until end()."""
+
+    def __init__(self, *args, **kwargs):
+        self.closed, self.open = False, False
+        self.cond = threading.Condition()
+
+    def end(self):
+        with self.cond:
+            self.open = False
+            self.cond.notify_all()
+
+    def close(self):
+        self.closed = True
+
+
 def test_the_kernel_cells_extra_runs_go_to_the_open_lanes_beside_the_python_runs(monkeypatch):
     """run_all(more=...): the first lanes are open (their drivers and kernels
     stay up); once all their runs are in, more() is asked once, with the
@@ -608,10 +626,10 @@ def test_the_kernel_cells_extra_runs_go_to_the_open_lanes_beside_the_python_runs
     extra = [(kcell, i) for i in range(3, 3 + 4 * pyhosts.MIN_LANE_RUNS)]
     extra_in, asked, sessions, got = threading.Event(), [], [], []
 
-    class Session:
+    class Session(StandInSession):
         def __init__(self, *args, **kwargs):
-            self.closed, self.open, self.given, self.more = False, False, [], []
-            self.cond = threading.Condition()
+            super().__init__()
+            self.given, self.more = [], []
             sessions.append(self)
 
         def run(self, runs, on_outcome, stay_open=False):
@@ -635,14 +653,6 @@ def test_the_kernel_cells_extra_runs_go_to_the_open_lanes_beside_the_python_runs
                 self.given.append(len(runs))
                 self.cond.notify_all()
                 return True
-
-        def end(self):
-            with self.cond:
-                self.open = False
-                self.cond.notify_all()
-
-        def close(self):
-            self.closed = True
 
     def python_run(runner, interp, cell, window_scale):
         assert extra_in.wait(10), "the kernel cells' extra runs waited for the python-* runs"
@@ -743,11 +753,7 @@ def test_an_open_lane_whose_driver_fails_does_not_keep_the_others_waiting(monkey
              for h in ("jupyter", "jupyter-message")}
     ended = []
 
-    class Session:
-        def __init__(self, *args, **kwargs):
-            self.closed, self.open = False, False
-            self.cond = threading.Condition()
-
+    class Session(StandInSession):
         def run(self, runs, on_outcome, stay_open=False):
             if runs[0][0].host == "jupyter":
                 raise OSError("the driver could not start")
@@ -761,14 +767,6 @@ def test_an_open_lane_whose_driver_fails_does_not_keep_the_others_waiting(monkey
 
         def add(self, runs):
             return False
-
-        def end(self):
-            with self.cond:
-                self.open = False
-                self.cond.notify_all()
-
-        def close(self):
-            self.closed = True
 
     monkeypatch.setattr(pyhosts, "JupyterSession", Session)
     monkeypatch.setattr(pyhosts, "kernel_lanes", lambda runs, jobs: list(pyhosts.grouped(
