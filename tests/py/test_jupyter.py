@@ -742,9 +742,10 @@ def test_the_windows_line_reader_reads_a_descriptor_of_its_own(monkeypatch):
 
 
 def test_an_open_lane_whose_driver_fails_does_not_keep_the_others_waiting(monkeypatch):
-    """One open lane's driver cannot start (its run raises before reporting
-    anything): its runs are errors saying so, the other open lane, its runs
-    in, is still given the extra runs and ended, and run_all returns."""
+    """One open lane's driver cannot start (a real JupyterSession, whose
+    Popen raises before anything is reported): its runs are errors saying so,
+    the other open lane, its runs in, is still given the extra runs and
+    ended, and run_all returns."""
     import threading
 
     from sigprobe.catalog import Cell
@@ -752,11 +753,19 @@ def test_an_open_lane_whose_driver_fails_does_not_keep_the_others_waiting(monkey
     cells = {h: Cell(f"linux/{h}/s/kernel-interrupt", "linux", h, "s", "kernel-interrupt", kind="jupyter")
              for h in ("jupyter", "jupyter-message")}
     ended = []
+    real = pyhosts.JupyterSession
+
+    def cannot_start(*args, **kwargs):
+        raise OSError("the driver could not start")
 
     class Session(StandInSession):
+        def __init__(self, *args, **kwargs):
+            super().__init__()
+            self.args = args
+
         def run(self, runs, on_outcome, stay_open=False):
             if runs[0][0].host == "jupyter":
-                raise OSError("the driver could not start")
+                return real(*self.args).run(runs, on_outcome, stay_open)
             self.open = stay_open
             for c, i in runs:
                 on_outcome(c, {"verdict": "handled", "i": i})
@@ -769,6 +778,7 @@ def test_an_open_lane_whose_driver_fails_does_not_keep_the_others_waiting(monkey
             return False
 
     monkeypatch.setattr(pyhosts, "JupyterSession", Session)
+    monkeypatch.setattr(pyhosts.subprocess, "Popen", cannot_start)
     monkeypatch.setattr(pyhosts, "kernel_lanes", lambda runs, jobs: list(pyhosts.grouped(
         runs, lambda cell: pyhosts.JUPYTER_HOSTS[cell.host]).values()))
     interp = pyhosts.Interpreter("python3", Path("pyext"), {"ipykernel": "6", "jupyter_client": "8"})

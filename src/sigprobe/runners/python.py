@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections import Counter
 from pathlib import Path
 
 from .. import bootstrap, runlog, scratch
@@ -259,26 +258,28 @@ class JupyterSession:
         runs = alternate(runs, lambda cell: JUPYTER_HOSTS[cell.host])
         plan = self.plan(runs)
         plan["open"] = stay_open
-        with self._starting:
-            if self.closed:
-                return {}
-            self.queue, self.open = list(runs), stay_open
-            # The driver's directories are made here, named for this process, so
-            # that they are removed after the driver and its kernels are gone, and
-            # what a killed run left is recognised by the next (scratch.py).
-            self.temporaries = [scratch.make_dir("sigprobe-jupyter-")]
-            plan["tmp"] = self.path(self.temporaries[0])
-            if self.attach != "tcp":
-                self.temporaries.append(scratch.make_dir("spj", scratch.socket_base()))
-                plan["sock_dir"] = self.path(self.temporaries[1])
-            proc = self.proc = subprocess.Popen([*self.launch, self.path(REMOTE / "kernel_driver.py")],
-                                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                                text=True, start_new_session=True, env=self.env)
-            runlog.relay(proc.stderr)
-            proc.stdin.write(json.dumps(plan) + "\n")
-            proc.stdin.flush()  # stdin stays open: the driver's lifeline
         versions: dict = {}
+        failed: Exception | None = None
         try:
+            with self._starting:
+                if self.closed:
+                    return {}
+                self.queue, self.open = list(runs), stay_open
+                # The driver's directories are made here, named for this process, so
+                # that they are removed after the driver and its kernels are gone, and
+                # what a killed run left is recognised by the next (scratch.py).
+                self.temporaries = [scratch.make_dir("sigprobe-jupyter-")]
+                plan["tmp"] = self.path(self.temporaries[0])
+                if self.attach != "tcp":
+                    self.temporaries.append(scratch.make_dir("spj", scratch.socket_base()))
+                    plan["sock_dir"] = self.path(self.temporaries[1])
+                proc = self.proc = subprocess.Popen([*self.launch, self.path(REMOTE / "kernel_driver.py")],
+                                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                                    stderr=subprocess.PIPE, text=True, start_new_session=True,
+                                                    env=self.env)
+                runlog.relay(proc.stderr)
+                proc.stdin.write(json.dumps(plan) + "\n")
+                proc.stdin.flush()  # stdin stays open: the driver's lifeline
             for line in proc.stdout:
                 msg = json.loads(line)
                 if msg.get("ev") == "versions":
@@ -292,12 +293,17 @@ class JupyterSession:
                 if msg.get("ev") == "error-outcome":
                     msg = error_outcome(cell, msg["reason"])
                 on_outcome(cell, msg)
+        except Exception as e:  # the driver could not be started or talked to: its runs say so, then this
+            failed = e
         finally:
             self.close()
         with self._starting:
             left, self.queue = self.queue, []
-        for cell, _ in left:  # the driver ended early
-            on_outcome(cell, error_outcome(cell, "the Jupyter driver ended before this run"))
+        for cell, _ in left:  # the driver ended early, or never started
+            on_outcome(cell, error_outcome(cell, f"the Jupyter driver failed: {failed}" if failed
+                                           else "the Jupyter driver ended before this run"))
+        if failed:
+            raise failed
         return versions
 
     def add(self, runs: list[tuple[Cell, int]]) -> bool:
@@ -331,21 +337,20 @@ class JupyterSession:
             self.closed = True
             p, temporaries = self.proc, self.temporaries
             self.proc, self.temporaries = None, []
-        if p is None:
-            return
-        try:
-            p.stdin.close()  # the lifeline: the driver shuts its kernels down
-        except OSError:
-            pass
-        try:
-            p.wait(30)
-        except subprocess.TimeoutExpired:
-            if hasattr(os, "killpg"):
-                os.killpg(p.pid, 9)
-            else:
-                p.kill()  # Windows: the driver's kernels die with their parent handle (JPY_PARENT_PID)
-            p.wait()
-        for d in temporaries:
+        if p is not None:
+            try:
+                p.stdin.close()  # the lifeline: the driver shuts its kernels down
+            except OSError:
+                pass
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                if hasattr(os, "killpg"):
+                    os.killpg(p.pid, 9)
+                else:
+                    p.kill()  # Windows: the driver's kernels die with their parent handle (JPY_PARENT_PID)
+                p.wait()
+        for d in temporaries:  # also when the driver never started
             shutil.rmtree(d, ignore_errors=True)
 
 
@@ -400,27 +405,18 @@ def run_all(runner: Path, interp: Interpreter, build_dir: Path, runs: list[tuple
         slots.resize(python_workers(jobs, lanes["left"] > 0))
 
     def lane(session, lane_runs, stay_open):
-        reported: Counter = Counter()
-
         def counted(cell, outcome):
             report(cell, outcome)
             with lock:
-                reported[cell.id] += 1
-                if stay_open:
-                    owed[session] -= 1
-            if stay_open:
-                maybe_more()
+                owed[session] -= 1
+            maybe_more()
 
         try:
-            facts = session.run(lane_runs, counted, stay_open=stay_open)
+            facts = session.run(lane_runs, counted if stay_open else report, stay_open=stay_open)
             with lock:
                 merge_facts(versions, facts)
-        except Exception as e:  # the driver could not be started or talked to: its runs say so
-            for cell, _ in lane_runs:
-                if reported[cell.id] > 0:
-                    reported[cell.id] -= 1
-                else:
-                    report(cell, error_outcome(cell, f"the Jupyter driver failed: {e}"))
+        except Exception:
+            pass  # the session has reported each run it did not run as an error, saying why
         finally:
             with lock:
                 lanes["left"] -= 1
