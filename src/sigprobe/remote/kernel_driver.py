@@ -870,38 +870,26 @@ class Feed:
             return n < len(self.runs)
 
 
-def read_plan():
-    """The plan (stdin's first line) and what came after it, read from fd 0
-    as the lifeline reads it: a buffered sys.stdin could take the lines after
-    the plan, which the lifeline would then never see."""
-    buf = b""
-    while b"\n" not in buf:
-        chunk = os.read(0, 65536)
-        if not chunk:
-            break
-        buf += chunk
-    line, _, rest = buf.partition(b"\n")
-    return json.loads(line), rest
+# Reading stdin has no deadline: the parent says when it is done (EOF).
+STDIN_WAIT_S = 3600
 
 
-def lifeline(pool, temporaries, feed=None, buf=b""):
+def lifeline(pool, temporaries, feed=None, stdin=None):
     """Stdin EOF before the last run: the parent is gone or wants us to stop.
     The main thread is told (it shuts the kernels down and removes the
     directories once they are reaped); should it not finish in time, this
-    thread does the same and ends the process. Lines before it go to feed
-    (buf: what read_plan read past the plan)."""
+    thread does the same and ends the process. The lines before it go to
+    feed. stdin: the Lines the plan was read from, else a new one on fd 0
+    (raw reads: a daemon thread must not hold a buffered reader's lock when
+    the interpreter shuts down)."""
+    stdin = stdin or Lines(0)
     try:
         while True:
-            while feed is not None and b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                if line.strip():
-                    feed.take(line)
-            # os.read, not sys.stdin: a daemon thread must not hold the buffered
-            # reader's lock when the interpreter shuts down.
-            chunk = os.read(0, 65536)
-            if not chunk:
+            line = stdin.read(STDIN_WAIT_S)
+            if line is None and stdin.eof:
                 break
-            buf = buf + chunk if feed is not None else b""
+            if line and line.strip() and feed is not None:
+                feed.take(line)
     except OSError:
         pass
     if FINISHED.is_set():
@@ -922,7 +910,8 @@ def lifeline(pool, temporaries, feed=None, buf=b""):
 
 
 def main():
-    plan, rest = read_plan()
+    stdin = Lines(0)  # the plan's line, then the lifeline's (Feed)
+    plan = json.loads(stdin.read(STDIN_WAIT_S) or "")
     # The parent names the directories (it removes them too, after this
     # process ended); alone, this script makes its own.
     tmp = plan.get("tmp") or tempfile.mkdtemp(prefix="sigprobe-jupyter-")
@@ -941,7 +930,7 @@ def main():
     # Short, for Unix socket paths are limited (about 108 bytes); only this user can enter it.
     sock_dir = plan.get("sock_dir") or tempfile.mkdtemp(prefix="spj", dir=None if os.name == "nt" else "/tmp")
     feed = Feed(plan)
-    threading.Thread(target=lifeline, args=(pool, [tmp, sock_dir], feed, rest), daemon=True).start()
+    threading.Thread(target=lifeline, args=(pool, [tmp, sock_dir], feed, stdin), daemon=True).start()
 
     def each(n):
         run = plan["runs"][n]
