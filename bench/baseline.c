@@ -1,12 +1,20 @@
 /* The baseline for `sigprobe bench`: the least a signal-latency measurement
  * can do. A parent starts a child program (fork + exec of itself, as the
- * runner starts a probe), which installs an SA_SIGINFO handler and says it
- * is ready; the parent stamps the clock and sends SIGINT; the handler stamps
- * the clock and reports the stamp through a pipe. One fresh child per
- * sample, like one sigprobe run. Prints one latency (ns) a line.
+ * runner starts a probe), which installs an SA_SIGINFO handler, says it is
+ * ready and waits in pause(); once the child sleeps there, the parent stamps
+ * the clock and sends SIGINT; the handler stamps the clock and reports the
+ * stamp through a pipe. One fresh child per sample, like one sigprobe run.
+ * Prints one latency (ns) a line.
  *
  *   sigprobe-baseline [SAMPLES] [--fork-only] [--new-session]
  *   (the child: sigprobe-baseline --child FD)
+ *
+ * The parent waits for the child to be asleep (/proc/PID/stat) because its
+ * "ready" alone does not say so: the write that says it wakes the parent,
+ * which, in the same scheduling group, most often preempts the child before
+ * it reaches pause(). The signal then finds a runnable child and wakes
+ * nobody, which is not the latency of a process waiting for a signal. The
+ * handler checks it: a sample whose child was not in pause() is an error.
  *
  * --fork-only skips the exec: the child is a copy of the parent, with its
  * pages and caches warm, which is cheaper than any freshly started program.
@@ -26,6 +34,12 @@
 #include <unistd.h>
 
 static int g_out = -1;
+static volatile sig_atomic_t g_pausing; /* set just before pause() */
+
+/* What the handler reports: its stamp, and whether the child was in pause(). */
+typedef struct report {
+  int64_t t_ns, in_pause;
+} report;
 
 static int64_t now_ns(void) {
   struct timespec ts;
@@ -36,8 +50,8 @@ static int64_t now_ns(void) {
 /* Async-signal-safe: the clock, one write, _exit. */
 static void on_sigint(int sig, siginfo_t *si, void *uc) {
   (void)sig, (void)si, (void)uc;
-  int64_t t = now_ns();
-  if (write(g_out, &t, sizeof t) < 0) _exit(2);
+  report r = {now_ns(), g_pausing};
+  if (write(g_out, &r, sizeof r) < 0) _exit(2);
   _exit(0);
 }
 
@@ -51,9 +65,28 @@ static int child(int fd) {
   /* The same warm-up the probes do: the handler's first clock read must not
    * pay for the vDSO's first touch. */
   (void)now_ns();
-  int64_t ready = 0;
+  report ready = {0, 0};
   if (write(fd, &ready, sizeof ready) < 0) return 2;
+  g_pausing = 1; /* nothing between here and pause() can sleep */
   for (;;) pause();
+}
+
+/* Waits until the child sleeps (state S in /proc/PID/stat): after its
+ * "ready", the only place it can is pause(). 0, or -1 after 2 s. */
+static int await_asleep(pid_t pid) {
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  const struct timespec step = {0, 20000};
+  for (int64_t end = now_ns() + 2000000000; now_ns() < end; nanosleep(&step, NULL)) {
+    FILE *f = fopen(path, "re");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *name_end = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+    if (name_end && name_end[1] == ' ' && name_end[2] == 'S') return 0;
+  }
+  return -1;
 }
 
 int main(int argc, char **argv) {
@@ -80,16 +113,25 @@ int main(int argc, char **argv) {
       execl("/proc/self/exe", argv[0], "--child", fd, (char *)NULL);
       _exit(127);
     }
-    int64_t t;
-    if (read(p[0], &t, sizeof t) != sizeof t) return 1; /* ready */
+    report r;
+    if (read(p[0], &r, sizeof r) != sizeof r) return 1; /* ready */
+    if (await_asleep(pid) != 0) {
+      kill(pid, SIGKILL);
+      fprintf(stderr, "sigprobe-baseline: the child never slept in pause() within 2 s\n");
+      return 1;
+    }
     kill(pid, 0); /* as the runner does: the call's first use is not timed */
     int64_t sent = now_ns();
     kill(pid, SIGINT);
-    if (read(p[0], &t, sizeof t) != sizeof t) return 1;
+    if (read(p[0], &r, sizeof r) != sizeof r) return 1;
     waitpid(pid, NULL, 0);
     close(p[0]);
     close(p[1]);
-    printf("%lld\n", (long long)(t - sent));
+    if (!r.in_pause) {
+      fprintf(stderr, "sigprobe-baseline: sample %d: the signal came before the child was in pause()\n", i + 1);
+      return 1;
+    }
+    printf("%lld\n", (long long)(r.t_ns - sent));
   }
   return 0;
 }

@@ -198,6 +198,19 @@ def test_bench_latency_figures_come_with_both_baselines(build_dir):
     assert "like for like" in bench.render_latency(f)
 
 
+@pytest.mark.parametrize("flags", [[], ["--new-session"], ["--fork-only"]])
+def test_the_baseline_signals_its_child_only_once_it_sleeps_in_pause(build_dir, flags):
+    """The child's "ready" wakes the parent, which most often preempts it
+    before pause(); a signal sent then wakes nobody. The handler says whether
+    the child was in pause(), and the baseline fails a sample where it was
+    not: without its wait for the child's sleep, one of the first 50 or so."""
+    import subprocess
+    r = subprocess.run([str(build_dir / "sigprobe-baseline"), "200", *flags], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.split()) == 200 and r.stderr == ""
+
+
 def test_the_baseline_refuses_an_unknown_option(build_dir):
     import subprocess
     r = subprocess.run([str(build_dir / "sigprobe-baseline"), "1", "--new-sesion"], capture_output=True, text=True)
