@@ -169,7 +169,8 @@ def test_a_kernel_that_stops_answering_is_hung_within_its_quiet_period(build_dir
     """A cell whose child ignores SIGINT and never ends: after the interrupt
     the kernel sends nothing at all and never replies. It is `hung`, saying
     so, once its quiet period (10 windows: 1 s) has passed, not after the
-    reply's whole deadline (60 s here)."""
+    reply's whole deadline (60 s here), with what the kernel was doing: its
+    threads' stacks, written by faulthandler when the driver asks."""
     plan = {"runner": str(build_dir / "sigprobe-run"), "pyext_dir": str(build_dir / "pyext"),
             "runs": [{"id": "linux/jupyter-child/stubborn/kernel-interrupt", "mode": "signal", "loop_ms": 1000,
                       "kind": "child", "probe": str(ROOT / "tests" / "py" / "fixtures" / "stubborn_probe.py")}],
@@ -193,6 +194,10 @@ def test_a_kernel_that_stops_answering_is_hung_within_its_quiet_period(build_dir
     wall = time.monotonic() - t0
     assert outcome and outcome.get("verdict") == "hung", outcome
     assert "stopped answering" in outcome["reason"] and "quiet period" in outcome["reason"], outcome["reason"]
+    assert "its threads doing no work" in outcome["reason"], outcome["reason"]
+    # What the kernel was doing: every thread's stack, the cell's waiting for its child among them.
+    stacks = outcome.get("kernel_stacks") or ""
+    assert "Thread 0x" in stacks and "in __sp_child" in stacks and "ipykernel" in stacks, stacks
     assert outcome["wall_us"] < 30e6, outcome["wall_us"]  # the reply's deadline is 60 s
     assert wall < 180
     stubborn = outcome["probe"]["pid"]
@@ -506,6 +511,81 @@ def test_a_cell_whose_kernel_is_shut_down_meanwhile_is_recorded_not_raised():
     ex = kd.Execution(Cancelled(), "1", 1)
     ex.run()
     assert isinstance(ex.error, asyncio.CancelledError) and ex.reply is None
+
+
+@pytest.mark.parametrize("works_for_s", [0.0, 0.6])
+def test_a_silent_kernel_at_work_is_given_quiet_periods_until_it_stops_working(works_for_s):
+    """A kernel that sends nothing after the interrupt is hung once a quiet
+    period passes with its threads doing no work; one whose threads run (or
+    wait to run) meanwhile is at work, e.g. formatting a traceback on a loaded
+    machine, and gets another quiet period, for as long as it works."""
+    import time
+
+    from sigprobe.remote import kernel_driver as kd
+    release = threading.Event()
+
+    class Client:  # a cell that never replies
+        def execute(self, *args, **kw):
+            release.wait(30)
+            raise TimeoutError("released")
+
+    t0 = time.monotonic()
+
+    def activity():  # ns its threads ran or waited to run: half of each second while it works
+        return int(min(time.monotonic() - t0, works_for_s) * 0.5e9)
+
+    ex = kd.Execution(Client(), "1", 30)
+    ex.start()
+    try:
+        ex.wait(20, lambda: False, 0.2, t0, activity)
+        took = time.monotonic() - t0
+        assert ex.is_alive() and ex.idle_checked
+        assert max(works_for_s, 0.2) <= took < works_for_s + 2.0, took  # not while it works
+        assert (ex.busy_at is not None) is (works_for_s > 0)
+        assert ex.quiet_for(t0) > 0.2
+    finally:
+        release.set()
+        ex.join(10)
+
+
+def _loop_recorder(loops):
+    """A blocking client call as jupyter_client makes one (run_sync: on the
+    calling thread's own event loop), recording that loop."""
+    import asyncio
+
+    from jupyter_client.utils import run_sync
+
+    async def call(*args, **kw):
+        loops.append(asyncio.get_running_loop())
+        raise LookupError("recorded")
+
+    return run_sync(call)
+
+
+def test_the_threads_that_use_a_kernels_client_close_the_loop_its_calls_made():
+    """jupyter_client never closes the loop it makes for a thread; left to the
+    collector once the thread ended, the loop's __del__ printed a ValueError
+    traceback into the run's log when its socket went first. A cell's thread
+    and a kernel's starting thread close theirs."""
+    from sigprobe.remote import kernel_driver as kd
+    loops = []
+
+    class Client:
+        def execute(self, *args, **kw):
+            return "m1"
+
+        get_iopub_msg = staticmethod(_loop_recorder(loops))
+
+    ex = kd.Execution(Client(), "1", 5).finish()
+    assert isinstance(ex.error, LookupError)
+
+    pool = kd.Pool(None, 5, "/nonexistent")
+    pool._start = lambda mode: _loop_recorder(loops)()
+    pool.prestart("signal")
+    thread, box = pool.spares["signal"]
+    thread.join(10)
+    assert isinstance(box["error"], LookupError)
+    assert len(loops) == 3 and all(loop.is_closed() for loop in loops)  # the kernel's start is tried twice
 
 
 def test_kernel_runs_go_in_one_lane_per_interrupt_mode_when_jobs_allow():

@@ -135,6 +135,56 @@ class Kernel:
         self.setup_s = 0.0  # how long its setup cell took
         self.imported = 0  # how many copies of sigprobe_pyext_import it has imported (see FRESH_IMPORT)
 
+    @property
+    def stacks_path(self):
+        return self.log_path + ".stacks" if self.log_path else None
+
+    def dump_stacks(self, timeout_s=1.0):
+        """What the kernel's threads are doing: the Python stacks of all of
+        them, which faulthandler writes from its SIGUSR2 handler (registered
+        by the setup cell, POSIX only) even while the interpreter is stuck,
+        since it needs neither the GIL nor the kernel's event loop. None
+        where it cannot be asked (Windows, no setup cell, no process)."""
+        pid, path = self.pid, self.stacks_path
+        if not hasattr(signal, "SIGUSR2") or not pid or not path or not os.path.exists(path):
+            return None
+        start = os.path.getsize(path)
+        try:
+            os.kill(pid, signal.SIGUSR2)
+        except OSError:
+            return None
+        end, size, stable_at = time.monotonic() + timeout_s, start, None
+        while time.monotonic() < end:
+            time.sleep(0.01)
+            now = os.path.getsize(path)
+            if now != size:
+                size, stable_at = now, time.monotonic() + 0.05
+            elif stable_at is not None and time.monotonic() >= stable_at:
+                break  # written, and nothing more for 50 ms
+        with open(path, "rb") as f:
+            f.seek(start)
+            return f.read().decode(errors="replace").strip() or None
+
+    def activity_ns(self):
+        """How long the kernel's threads have run or waited to run, summed
+        (ns, /proc/PID/task/*/schedstat), or None where that is not known."""
+        pid = self.pid
+        if not pid or os.name == "nt":
+            return None
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            return None
+        total = 0
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    ran, waited = f.read().split()[:2]
+                total += int(ran) + int(waited)
+            except (OSError, ValueError):
+                continue  # a thread that ended meanwhile
+        return total
+
     def log_tail(self, limit=2000):
         """The end of what the kernel printed (its stdout and stderr)."""
         return self.log_since(max(0, self.log_size() - limit))
@@ -311,6 +361,12 @@ class Pool:
         box = {}
 
         def target():
+            try:
+                start()
+            finally:
+                close_thread_loop()
+
+        def start():
             # A start that fails outright is the harness's problem, not a
             # measurement (under a loaded Wine, CreateProcess once failed with
             # error 1359): one more try, said on stderr.
@@ -513,14 +569,46 @@ del __sp_fresh_import
 """
 
 
-def setup_cell(pyext_dir):
+# Run by the setup cell: SIGUSR2 makes the kernel write every thread's Python
+# stack into a file of the run's (Kernel.dump_stacks). Not its stderr: ipykernel
+# pipes fd 2 through a thread of its own, which a hung kernel may never run.
+STACKS_CELL = """
+import faulthandler as __sp_faulthandler, signal as __sp_signal
+if hasattr(__sp_faulthandler, "register"):
+    __sp_stacks = open(%r, "w")
+    __sp_faulthandler.register(__sp_signal.SIGUSR2, file=__sp_stacks, all_threads=True, chain=False)
+del __sp_faulthandler, __sp_signal
+"""
+
+
+def setup_cell(pyext_dir, stacks_path=None):
     """The kernel imports the probe as load_pyext() does here (its source goes
-    along), so the cells can `import sigprobe_pyext_import` as a user would."""
+    along), so the cells can `import sigprobe_pyext_import` as a user would;
+    with stacks_path, it also says where to write its stacks when asked."""
     with open(pyext_loader.__file__, encoding="utf-8") as f:
         source = f.read()
     source = source[source.index("def load_pyext("):]
     return (source.replace("def load_pyext(", "def __sp_load_pyext(") + "\n"
-            f"import os, sys\nsigprobe_pyext = __sp_load_pyext({pyext_dir!r})\ndel __sp_load_pyext\n")
+            f"import os, sys\nsigprobe_pyext = __sp_load_pyext({pyext_dir!r})\ndel __sp_load_pyext\n"
+            + (STACKS_CELL % stacks_path if stacks_path else ""))
+
+
+def close_thread_loop():
+    """Closes the event loop this thread's blocking client calls made.
+    jupyter_client runs each of them on the calling thread's own loop
+    (jupyter_core's run_sync; jupyter_client 7's) and never closes it. Once
+    the thread ended, that loop and its self-pipe were garbage in one cycle,
+    which the collector takes in no set order: when it closed the pipe's
+    socket first, the loop's __del__ printed "ValueError: Invalid file
+    descriptor: -1" with a traceback into the run's log (2 default runs in
+    3). For threads that end, never the main one."""
+    import asyncio
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:  # this thread never made one
+        return
+    if not loop.is_running() and not loop.is_closed():
+        loop.close()
 
 
 class Abandoned(Exception):
@@ -542,6 +630,8 @@ class Execution(threading.Thread):
         self.reply, self.error, self.stream = None, None, []
         self.idle_at = None  # when the kernel said it is idle again after this cell
         self.heard_at = None  # when the kernel last sent anything on iopub (any cell's)
+        self.busy_at = None  # when the kernel was last seen at work though silent (wait)
+        self.idle_checked = False  # whether wait saw its threads do no work before it gave up
         self.abandoned = threading.Event()
 
     def hook(self, msg):
@@ -550,22 +640,32 @@ class Execution(threading.Thread):
         elif msg.get("msg_type") == "status" and msg["content"].get("execution_state") == "idle":
             self.idle_at = time.monotonic()
 
-    def wait(self, timeout_s, reply_lost, quiet_s=None, since=None):
+    def wait(self, timeout_s, reply_lost, quiet_s=None, since=None, activity=None):
         """Until the reply came, or the timeout, or reply_lost() says the
         kernel went idle without one, or (quiet_s) the kernel has sent
         nothing at all for quiet_s since `since` or its last message. No need
-        to wait out the timeout for what is already known."""
+        to wait out the timeout for what is already known. activity (where
+        known: Kernel.activity_ns) tells a silent kernel that works from one
+        that waits on nothing: one whose threads ran, or waited to run, for
+        BUSY_SHARE of a quiet period is at work (formatting a traceback
+        under load took over 1 s) and gets another."""
         end = time.monotonic() + timeout_s
+        before = activity() if activity else None
         while self.is_alive() and time.monotonic() < end:
             self.join(0.02)
             if self.idle_at is not None and reply_lost():
                 return
             if quiet_s is not None and self.idle_at is None and self.quiet_for(since) > quiet_s:
-                return
+                now = activity() if before is not None else None
+                if now is None or now - before < BUSY_SHARE * quiet_s * 1e9:
+                    self.idle_checked = now is not None
+                    return
+                self.busy_at, before = time.monotonic(), now
 
     def quiet_for(self, since):
-        """Seconds since the kernel last sent anything (or since `since`, if later)."""
-        return time.monotonic() - max(since, self.heard_at or since)
+        """Seconds since the kernel last sent anything or was last seen at
+        work (or since `since`, if later)."""
+        return time.monotonic() - max(since, self.heard_at or since, self.busy_at or since)
 
     def abandon(self):
         """Stops waiting for the reply: once this returns, this thread no
@@ -590,6 +690,8 @@ class Execution(threading.Thread):
             self.reply = self._execute()
         except BaseException as e:  # TimeoutError: never replied; CancelledError: its kernel was shut down
             self.error = e
+        finally:
+            close_thread_loop()
 
     def _execute(self):
         import queue
@@ -645,6 +747,10 @@ QUIET_WINDOWS = 10
 # its kernel is given up (a kernel given up is a kernel to start again: about
 # 1.5 s here, 3-4 s under Wine; 8 in a default run, one per unsupported cell).
 SETTLE_S = 2
+# A silent kernel whose threads ran or waited to run for this share of its
+# quiet period is at work, not hung (Execution.wait). One that waits on
+# nothing uses about 1 ms a second here (its heartbeat and pollers).
+BUSY_SHARE = 0.1
 
 
 def result_line(run, execution, kernel, log_offset=0, quiet_s=None, since=None):
@@ -654,8 +760,9 @@ def result_line(run, execution, kernel, log_offset=0, quiet_s=None, since=None):
                    "in kernel.\" (the interrupt landed in ipykernel's own message handling, after the cell's "
                    "code, and the execute_reply was never sent)")
         elif quiet_s is not None and execution.quiet_for(since) > quiet_s:
-            why = (f"the kernel stopped answering: nothing on any of its channels for {quiet_s:.1f} s after the "
-                   "interrupt (its quiet period), and no reply to the cell")
+            work = ", its threads doing no work," if execution.idle_checked else ""
+            why = (f"the kernel stopped answering: nothing on any of its channels{work} for {quiet_s:.1f} s after "
+                   "the interrupt (its quiet period), and no reply to the cell")
         else:
             why = f"the kernel did not reply within {execution.timeout_s:.0f} s"
         return {"ev": "result", "hung": True, "reason": why, "kernel_pid": kernel.pid or 0}
@@ -739,7 +846,7 @@ def one_run(plan, pool, run, sock_dir, n):
     try:
         if not kernel.prepared:
             t0 = time.monotonic()
-            ex = Execution(kernel.kc, setup_cell(plan["pyext_dir"]), plan["kernel_timeout_s"])
+            ex = Execution(kernel.kc, setup_cell(plan["pyext_dir"], kernel.stacks_path), plan["kernel_timeout_s"])
             ex.finish()
             if ex.failure():
                 pool.discard(kernel)
@@ -782,7 +889,7 @@ def one_run(plan, pool, run, sock_dir, n):
             ex = Execution(kernel.kc, code, reply_s)
             log_offset = kernel.log_size()  # what the kernel logs from here on is this run's
             ex.start()
-            sent_result = False
+            sent_result, stacks = False, None
             while True:
                 line = lines.read(0.02)
                 if line is None and runner.poll() is not None:
@@ -803,8 +910,12 @@ def one_run(plan, pool, run, sock_dir, n):
                     # SIGINT as Python sees it: on Windows interrupt_kernel() sets the kernel's
                     # JPY_INTERRUPT_EVENT, which ipykernel's poller turns into interrupt_main(SIGINT).
                     send(runner, {"ev": "delivered", "t_ns": t, "sig": "SIGINT", "sender_pid": os.getpid()})
-                    ex.wait(reply_s, lambda: kernel.reply_lost(log_offset), quiet_s, delivered_at)
-                    send(runner, result_line(run, ex, kernel, log_offset, quiet_s, delivered_at))
+                    ex.wait(reply_s, lambda: kernel.reply_lost(log_offset), quiet_s, delivered_at, kernel.activity_ns)
+                    result = result_line(run, ex, kernel, log_offset, quiet_s, delivered_at)
+                    if result.get("hung") and not (ex.idle_at is not None and kernel.reply_lost(log_offset)):
+                        # Hung, and its log does not say why: what it was doing, before it is given up.
+                        stacks = kernel.dump_stacks()
+                    send(runner, result)
                     sent_result = True
                     continue
                 if "verdict" in msg:
@@ -816,6 +927,8 @@ def one_run(plan, pool, run, sock_dir, n):
                         tail = kernel.log_tail()
                         if tail.strip():
                             msg["kernel_log"] = tail
+                    if msg["verdict"] == "hung" and stacks:
+                        msg["kernel_stacks"] = stacks
                     return msg, settle(pool, kernel, ex, log_offset, msg["verdict"], plan["kernel_timeout_s"])
         finally:
             try:
