@@ -133,7 +133,7 @@ def one_run(plan, pool, n, tmp):
         if res["facts"] is None or ex.is_alive() or ex.error is not None:
             if res["facts"] is None:
                 res["hung"] = True
-            if ex.idle_at is not None and kernel.reply_lost(log_offset):
+            if ex.reply_lost(kernel, log_offset):
                 res["reason"] = ("the kernel went idle without replying: its log says \"KeyboardInterrupt caught in "
                                  "kernel\" (the interrupt landed in ipykernel's own code, after the cell's)")
             elif "reason" not in res:

@@ -662,6 +662,12 @@ class Execution(threading.Thread):
                     return
                 self.busy_at, before = time.monotonic(), now
 
+    def reply_lost(self, kernel, offset):
+        """Whether the kernel went idle after this cell without replying:
+        its log says, since offset, that ipykernel caught the
+        KeyboardInterrupt in its own message handling (Kernel.reply_lost)."""
+        return self.idle_at is not None and kernel.reply_lost(offset)
+
     def quiet_for(self, since):
         """Seconds since the kernel last sent anything or was last seen at
         work (or since `since`, if later)."""
@@ -755,7 +761,7 @@ BUSY_SHARE = 0.1
 
 def result_line(run, execution, kernel, log_offset=0, quiet_s=None, since=None):
     if execution.is_alive() or execution.error is not None:
-        if execution.idle_at is not None and kernel.reply_lost(log_offset):
+        if execution.reply_lost(kernel, log_offset):
             why = ("the kernel went idle without replying to the cell: its log says \"KeyboardInterrupt caught "
                    "in kernel.\" (the interrupt landed in ipykernel's own message handling, after the cell's "
                    "code, and the execute_reply was never sent)")
@@ -808,7 +814,7 @@ def settle(pool, kernel, ex, log_offset, verdict, timeout_s):
         # The runner can decide before the cell's reply is in (the probe said
         # `unsupported` and returns): the kernel is fine once it replies.
         ex.wait(SETTLE_S, lambda: kernel.reply_lost(log_offset))
-    if ex.is_alive() and ex.idle_at is not None and kernel.reply_lost(log_offset):
+    if ex.is_alive() and ex.reply_lost(kernel, log_offset):
         ex.abandon()
         if answers(kernel, timeout_s):
             pool.count("recovered")
@@ -912,7 +918,7 @@ def one_run(plan, pool, run, sock_dir, n):
                     send(runner, {"ev": "delivered", "t_ns": t, "sig": "SIGINT", "sender_pid": os.getpid()})
                     ex.wait(reply_s, lambda: kernel.reply_lost(log_offset), quiet_s, delivered_at, kernel.activity_ns)
                     result = result_line(run, ex, kernel, log_offset, quiet_s, delivered_at)
-                    if result.get("hung") and not (ex.idle_at is not None and kernel.reply_lost(log_offset)):
+                    if result.get("hung") and not ex.reply_lost(kernel, log_offset):
                         # Hung, and its log does not say why: what it was doing, before it is given up.
                         stacks = kernel.dump_stacks()
                     send(runner, result)
