@@ -17,7 +17,7 @@ case $secs in ''|*[!0-9]*) echo "fuzz.sh: SECONDS must be a whole number, not '$
 jobs=$(nproc 2>/dev/null || echo 2)
 status=0
 for t in $targets; do
-  cmake --build "$build" --target "fuzz_$t" >/dev/null || {
+  cmake --build "$build" --target "fuzz_${t}_build" >/dev/null || {
     echo "fuzz.sh: cannot build fuzz_$t (is clang with libFuzzer installed?)" >&2; exit 2; }
   exe=$build/tests/fuzz/fuzz_$t
   work=$build/tests/fuzz/corpus-$t

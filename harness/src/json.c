@@ -149,7 +149,7 @@ static int scan_string(reader *r) {
           if (r->p >= r->end || hexval(*r->p) < 0) return bad(r, "bad \\u escape");
           r->p++;
         }
-      } else if (!strchr("\"\\/bfnrt", e)) {
+      } else if (e == '\0' || !strchr("\"\\/bfnrt", e)) { /* strchr finds the terminator */
         return bad(r, "bad escape");
       }
     }

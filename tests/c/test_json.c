@@ -28,6 +28,15 @@ Test(json, deep_nesting_is_rejected) {
   for (int i = 0; i < 40; i++) strcat(s, "[");
   cr_assert_eq(walk(s), SP_EINVAL);
 }
+/* A NUL after a backslash is not an escape: it passed once, and the raw
+ * object it sat in was written back cut short at the NUL (fuzz.event). */
+Test(json, backslash_then_nul_is_a_bad_escape) {
+  static const char s[] = "{\"a\\\0b\":1}";
+  int n = 0;
+  sp_error err;
+  cr_assert_eq(sp_json_object_walk(s, sizeof s - 1, count_members, &n, &err), SP_EINVAL);
+  cr_assert_str_eq(err.msg, "malformed JSON: bad escape");
+}
 Test(json, control_character_in_string_is_rejected) { cr_assert_eq(walk("{\"a\":\"x\ty\"}"), SP_EINVAL); }
 
 Test(json, writer_escapes_and_reports_overflow) {
