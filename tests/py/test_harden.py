@@ -466,3 +466,33 @@ def test_an_attached_probe_heard_after_the_parents_result_still_decides(build_di
     outcome = json.loads(out.splitlines()[-1])
     assert outcome["verdict"] == "error" and outcome["reason"].startswith("the probe never reported ready"), outcome
     assert time.monotonic() - t0 < 3, "a short grace for the probe's words, not the ready deadline"
+
+
+@pytest.mark.parametrize("told_after_s", [0.0, 0.3])
+def test_an_attached_runners_window_starts_when_its_parent_says_it_delivered(build_dir, tmp_path, told_after_s):
+    """A kernel in message mode signals itself only once its control thread
+    has handled the request, and the driver says "delivered" then, with the
+    time of the request (the latency counts from it). The window, after
+    which the runner asks the probe's loop to stop, starts when the runner
+    hears it, not at that earlier time: here 300 ms earlier, three windows."""
+    import socket
+    proc, path, token = attached_runner(build_dir, tmp_path)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.connect(path)
+        probe.sendall((json.dumps({"ev": "hello", "proto": 2, "token": token}, separators=(",", ":")) + "\n"
+                       + json.dumps({"ev": "ready", "pid": os.getpid(), "strategies": ["event-thread"]}) + "\n").encode())
+        assert json.loads(proc.stdout.readline()) == {"ev": "deliver"}
+        asked = time.monotonic_ns()
+        time.sleep(told_after_s)
+        told = time.monotonic()
+        proc.stdin.write(json.dumps({"ev": "delivered", "t_ns": asked, "sig": "SIGINT", "sender_pid": os.getpid()})
+                         + "\n")
+        proc.stdin.flush()
+        probe.settimeout(10)
+        assert probe.recv(64).startswith(b"stop")
+        assert time.monotonic() - told >= 0.1, "the whole window, from when the runner heard of the delivery"
+        probe.sendall((json.dumps({"ev": "done", "stopped_by": "runner"}) + "\n").encode())
+    proc.stdin.write(json.dumps({"ev": "result", "where": "nowhere", "status": "ok", "kernel_pid": os.getpid()}) + "\n")
+    out, _ = proc.communicate(timeout=30)
+    outcome = json.loads(out.splitlines()[-1])
+    assert outcome["verdict"] == "lost" and outcome["stopped_by"] == "runner", outcome

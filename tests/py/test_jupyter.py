@@ -384,6 +384,116 @@ def test_a_kernel_whose_reply_was_lost_is_used_again_once_it_answers(tmp_path):
     assert out["stats"]["recovered"] == 1 and out["stats"]["lost"] == 1, out
 
 
+SLOW_CONTROL = """def __sp_slow_control():
+    import time
+    kernel = get_ipython().kernel
+    handle = kernel.control_handlers["interrupt_request"]
+    def slow(*args, **kwargs):
+        time.sleep(0.3)
+        return handle(*args, **kwargs)
+    kernel.control_handlers["interrupt_request"] = slow
+__sp_slow_control()
+"""
+SLOW_HOP = """import json, os, sys, tempfile
+from sigprobe.remote import kernel_driver as kd
+tmp, runner, pyext_dir, lets_go = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
+kd.isolate(tmp)
+from jupyter_client.kernelspec import KernelSpecManager
+pool = kd.Pool(KernelSpecManager(kernel_dirs=[os.path.join(tmp, "kernels")]), 120, tmp)
+try:
+    kernel = pool.get("message", False, spare=False)
+    slow = kd.Execution(kernel.kc, sys.argv[5], 60)
+    slow.finish()
+    assert slow.failure() is None, slow.failure()
+    pool.give_back(kernel)
+    run = {"id": "linux/jupyter-message/recommended/kernel-interrupt", "mode": "message", "loop_ms": 10000,
+           "kind": "pyext", "pyext_strategy": "recommended", "nogil": False, "same_cell": False,
+           "fresh_import": False, "lets_go_of_gil": lets_go}
+    plan = {"runner": runner, "pyext_dir": pyext_dir, "runs": [run], "tmp": tmp, "ready_ms": 8000,
+            "window_ms": 100, "deadline_ms": 10000, "kernel_timeout_s": 60, "fresh_kernels": False}
+    out, _ = kd.one_run(plan, pool, run, tempfile.mkdtemp(dir="/tmp"), 0)
+finally:
+    pool.shutdown_all()
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("lets_go_of_gil", [True, False])
+def test_a_message_mode_runs_window_starts_once_the_kernel_has_signalled_itself(build_dir, tmp_path,
+                                                                                lets_go_of_gil):
+    """In message mode interrupt_kernel() only sends a request; the kernel's
+    control thread signals the kernel once it has the GIL and the CPU (over
+    100 ms under load). For a loop that lets go of the GIL the driver tells
+    the runner "delivered" once the kernel has answered the request, and the
+    window starts then: a control thread 300 ms late (made so here) leaves the
+    header's loop handled, the latency counted from the request. A loop that
+    holds the GIL is told at once (it keeps that thread from answering), and
+    the same delay then leaves nothing noticed within the window."""
+    r = subprocess.run([sys.executable, "-c", SLOW_HOP, str(tmp_path), str(build_dir / "sigprobe-run"),
+                        str(build_dir / "pyext"), "1" if lets_go_of_gil else "0", SLOW_CONTROL],
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    if lets_go_of_gil:
+        assert out["verdict"] == "handled", out
+        assert out["fired"][0]["latency_us"] >= 300e3, out["fired"]
+    else:
+        assert out["verdict"] != "handled" and out.get("stopped_by") == "runner", out
+
+
+ABORTING = """def __sp_abort_for_a_while():
+    import threading
+    kernel = get_ipython().kernel
+    kernel._aborting = True  # as after an error reply, until its abort ends (here: 300 ms)
+    threading.Timer(0.3, setattr, (kernel, "_aborting", False)).start()
+__sp_abort_for_a_while()
+"""
+ABORTED = """import json, os, sys, tempfile
+from sigprobe.remote import kernel_driver as kd
+tmp, runner, probe = sys.argv[1], sys.argv[2], sys.argv[3]
+kd.isolate(tmp)
+from jupyter_client.kernelspec import KernelSpecManager
+pool = kd.Pool(KernelSpecManager(kernel_dirs=[os.path.join(tmp, "kernels")]), 120, tmp)
+run = {"id": "linux/jupyter-child/sigaction/kernel-interrupt", "mode": "signal", "loop_ms": 1000, "kind": "child",
+       "probe": probe}
+plan = {"runner": runner, "pyext_dir": tmp, "runs": [run], "tmp": tmp, "ready_ms": 8000, "window_ms": 100,
+        "deadline_ms": 10000, "kernel_timeout_s": 60, "fresh_kernels": False}
+out = []
+try:
+    kernel = pool.get("signal", False, spare=False)
+    kernel.prepared = True  # a child's cell needs no module
+    pool.give_back(kernel)
+    for arm in (False, True):
+        if arm:
+            ex = kd.Execution(kernel.kc, sys.argv[4], 60)
+            ex.finish()
+            assert ex.failure() is None, ex.failure()
+        outcome, kernel = kd.one_run(plan, pool, run, tempfile.mkdtemp(dir="/tmp"), 0)
+        out.append([outcome.get("verdict"), outcome.get("reason"), kd.Execution.resent])
+        pool.give_back(kernel)
+finally:
+    pool.shutdown_all()
+print(json.dumps(out))
+"""
+
+
+def test_a_runs_cell_the_kernel_aborted_unrun_is_sent_again(build_dir, tmp_path):
+    """ipykernel aborts the execute requests that reach it while it aborts its
+    queue after an error reply (stop_on_error), as an interrupted cell's is:
+    a run's cell sent in that moment came back `aborted`, unrun, and the run
+    was an error ("the probe never reported ready: aborted", 3 runs of 420 in
+    Debian's ipykernel 6.17; a fresh import's cell too). Every cell the driver
+    runs is sent again while the kernel aborts it, for 2 s at most: here the
+    kernel aborts for 300 ms."""
+    r = subprocess.run([sys.executable, "-c", ABORTED, str(tmp_path), str(build_dir / "sigprobe-run"),
+                        str(build_dir / "probes" / "sigprobe-probe-sigaction"), ABORTING],
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (verdict, reason, resent), (armed_verdict, armed_reason, armed_resent) = json.loads(r.stdout.strip().splitlines()[-1])
+    assert (verdict, resent) == ("handled", 0), (verdict, reason)
+    assert armed_verdict == "handled" and armed_resent >= 1, (armed_verdict, armed_reason, armed_resent)
+
+
 def test_missing_jupyter_makes_kernel_cells_unsupported_with_the_install_command(sigprobe, tmp_path):
     """An interpreter without ipykernel: its kernel cells are unsupported, saying how to install it."""
     bare = tmp_path / "bare"

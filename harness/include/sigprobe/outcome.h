@@ -101,6 +101,7 @@ typedef struct sp_outcome {
   bool delivered;
   int delivered_signal;
   int64_t delivered_t_ns;
+  int64_t window_from_ns; /* the window's start: delivery, or when an attached runner heard of it */
   int64_t runner_pid;
   bool stop_requested; /* the runner asked the loop to end: nothing noticed in the window */
   bool kernel_discarded; /* ... or at once: the kernel had discarded the signal (SigIgn, not blocked) */

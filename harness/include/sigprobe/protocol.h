@@ -49,6 +49,9 @@
  *   {"ev":"delivered","t_ns":...,"sig":"SIGINT","sender_pid":9}
  *      sent to an attached runner (sigprobe-run --attach) on its stdin by
  *      whoever delivered the interrupt (jupyter_client's interrupt_kernel).
+ *      Latencies count from t_ns; the window for a handler starts when the
+ *      runner reads the line (a driver in message mode sends it once the
+ *      kernel has answered the interrupt request, i.e. signalled itself).
  *
  * Windows. SIGPROBE_REPORT is the decimal value of an inherited handle to the
  * write end of an anonymous pipe (or a file path). Anonymous pipes are one

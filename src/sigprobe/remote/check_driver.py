@@ -110,8 +110,7 @@ def one_run(plan, pool, n, tmp):
             while chan.find("end") is None and kd.now_ns() < due:
                 chan.pump(min(0.005, max(0.0, (due - kd.now_ns()) / 1e9)))
             if chan.find("end") is None:
-                res["t_deliv"] = kd.now_ns()
-                kernel.km.interrupt_kernel()
+                res["t_deliv"] = kernel.interrupt()
             end = start["t_ns"] / 1e9 + plan["timeout_s"]
             while chan.find("end") is None and kd.now_ns() / 1e9 < end:
                 chan.pump(0.01)

@@ -185,6 +185,41 @@ class Kernel:
                 continue  # a thread that ended meanwhile
         return total
 
+    def interrupt(self, await_reply_s=0.0):
+        """Interrupts the kernel as Jupyter does (jupyter_client's
+        interrupt_kernel()) and returns when it asked (now_ns). In message mode
+        that only sends an interrupt_request on the control channel: ipykernel
+        signals itself once its control thread has handled it (that thread
+        needs the GIL and the CPU: 2-19 ms idle, over 100 ms under load), then
+        answers on the manager's control socket, which nobody else reads.
+        With await_reply_s, in message mode, this returns only once that
+        answer came (the interrupt has reached the process), or after
+        await_reply_s without one."""
+        sock = getattr(self.km, "_control_socket", None) if self.mode == "message" else None
+        while sock is not None and self._control_message(sock, 0) is not None:
+            pass  # an answer to an earlier request (one whose wait gave up)
+        t = now_ns()
+        self.km.interrupt_kernel()
+        sock = getattr(self.km, "_control_socket", None) if self.mode == "message" and await_reply_s else None
+        end = time.monotonic() + await_reply_s
+        while sock is not None and time.monotonic() < end:
+            if self._control_message(sock, end - time.monotonic()) == "interrupt_reply":
+                break
+        return t
+
+    def _control_message(self, sock, timeout_s):
+        """The type of the next message on the manager's control socket
+        ("" for one without a type), or None when none came within timeout_s
+        or the socket cannot be read."""
+        import zmq
+        try:
+            if not sock.poll(max(0, int(timeout_s * 1000))):
+                return None
+            _, msg = self.km.session.recv(sock, mode=zmq.NOBLOCK)
+        except Exception:  # a socket the manager closed meanwhile; a message it cannot read
+            return None
+        return (msg or {}).get("msg_type") or ""
+
     def log_tail(self, limit=2000):
         """The end of what the kernel printed (its stdout and stderr)."""
         return self.log_since(max(0, self.log_size() - limit))
@@ -691,9 +726,25 @@ class Execution(threading.Thread):
         self.join()
         return self
 
+    # ipykernel aborts the execute requests that reach it between its error
+    # reply to a cell (an interrupted cell's, most often) and the end of the
+    # abort that reply starts (stop_on_error): such a cell was not run, and is
+    # sent again, for this long at most (the abort ends within one turn of the
+    # kernel's loop). "resent" in the driver's kernel counts.
+    RESEND_ABORTED_S = 2.0
+    resent = 0  # how many cells were sent again, in all
+    _resent_lock = threading.Lock()
+
     def run(self):
         try:
+            until = time.monotonic() + self.RESEND_ABORTED_S
             self.reply = self._execute()
+            while self.aborted() and time.monotonic() < until and not self.abandoned.is_set():
+                with Execution._resent_lock:
+                    Execution.resent += 1
+                self.idle_at, self.stream = None, []
+                time.sleep(0.01)
+                self.reply = self._execute()
         except BaseException as e:  # TimeoutError: never replied; CancelledError: its kernel was shut down
             self.error = e
         finally:
@@ -721,6 +772,10 @@ class Execution(threading.Thread):
                 return msg
             self.hook(msg)
             idle = self.idle_at is not None
+
+    def aborted(self):
+        """Whether the kernel answered that it did not run the cell."""
+        return self.error is None and self.reply is not None and self.reply["content"].get("status") == "aborted"
 
     def failure(self):
         """None when the cell replied ok; else why not (no reply, or the exception it raised)."""
@@ -910,9 +965,13 @@ def one_run(plan, pool, run, sock_dir, n):
                     continue
                 msg = json.loads(line)
                 if msg.get("ev") == "deliver":
-                    t = now_ns()
                     delivered_at = time.monotonic()
-                    kernel.km.interrupt_kernel()
+                    # The runner's window for a handler starts when it hears "delivered". A loop
+                    # that lets the kernel's control thread run is told once the interrupt has
+                    # reached the process (message mode), or after a quiet period without that;
+                    # one that holds the GIL throughout keeps that thread from answering until the
+                    # window has ended the loop, so it is told at once.
+                    t = kernel.interrupt(quiet_s if run.get("lets_go_of_gil") else 0.0)
                     # SIGINT as Python sees it: on Windows interrupt_kernel() sets the kernel's
                     # JPY_INTERRUPT_EVENT, which ipykernel's poller turns into interrupt_main(SIGINT).
                     send(runner, {"ev": "delivered", "t_ns": t, "sig": "SIGINT", "sender_pid": os.getpid()})
@@ -1095,7 +1154,7 @@ def serve(plan, pool, each, temporaries, feed=None):
             shutil.rmtree(d, ignore_errors=True)
         FINISHED.set()
         try:
-            emit({"ev": "kernels", **pool.stats})
+            emit({"ev": "kernels", **pool.stats, "resent": Execution.resent})
         except (BrokenPipeError, ValueError):
             pass  # the parent is gone
     return 0

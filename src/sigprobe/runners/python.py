@@ -236,8 +236,12 @@ class JupyterSession:
                 # An import-time handler is installed by a first import: a fresh copy of the
                 # module each run (kernel_driver.FRESH_IMPORT), imported in a cell of its own
                 # before the call's, or in the call's (+same-cell).
+                # lets_go_of_gil: the loop lets other threads (the kernel's control thread) run:
+                # +nogil, or the header's check, which lets go of the GIL every millisecond
+                # (probes/pyext/run.c); every other loop holds it until it ends.
                 item.update(kind="pyext", pyext_strategy=strategy, nogil=nogil, same_cell=same_cell,
-                            fresh_import=strategy == "c-handler-import")
+                            fresh_import=strategy == "c-handler-import",
+                            lets_go_of_gil=nogil or strategy == "recommended")
             items.append(item)
         return items
 
