@@ -394,7 +394,7 @@ SLOW_CONTROL = """def __sp_slow_control():
     kernel.control_handlers["interrupt_request"] = slow
 __sp_slow_control()
 """
-SLOW_HOP = """import json, os, sys, tempfile
+SLOW_HOP = """import json, os, sys, tempfile, time
 from sigprobe.remote import kernel_driver as kd
 tmp, runner, pyext_dir, lets_go = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
 kd.isolate(tmp)
@@ -405,6 +405,15 @@ try:
     slow = kd.Execution(kernel.kc, sys.argv[5], 60)
     slow.finish()
     assert slow.failure() is None, slow.failure()
+    # Kernel.interrupt(await_reply_s) returns once the kernel has answered, not at its bound.
+    sleeping = kd.Execution(kernel.kc, "import time\\ntime.sleep(30)", 60)
+    sleeping.start()
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    kernel.interrupt(20)
+    answered_after_s = time.monotonic() - t0
+    sleeping.join(20)
+    assert str(sleeping.failure()).startswith("KeyboardInterrupt"), sleeping.failure()
     pool.give_back(kernel)
     run = {"id": "linux/jupyter-message/recommended/kernel-interrupt", "mode": "message", "loop_ms": 10000,
            "kind": "pyext", "pyext_strategy": "recommended", "nogil": False, "same_cell": False,
@@ -414,7 +423,7 @@ try:
     out, _ = kd.one_run(plan, pool, run, tempfile.mkdtemp(dir="/tmp"), 0)
 finally:
     pool.shutdown_all()
-print(json.dumps(out))
+print(json.dumps([out, answered_after_s]))
 """
 
 
@@ -433,7 +442,8 @@ def test_a_message_mode_runs_window_starts_once_the_kernel_has_signalled_itself(
                         str(build_dir / "pyext"), "1" if lets_go_of_gil else "0", SLOW_CONTROL],
                        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=240)
     assert r.returncode == 0, r.stderr[-2000:]
-    out = json.loads(r.stdout.strip().splitlines()[-1])
+    out, answered_after_s = json.loads(r.stdout.strip().splitlines()[-1])
+    assert 0.3 <= answered_after_s < 10, answered_after_s
     if lets_go_of_gil:
         assert out["verdict"] == "handled", out
         assert out["fired"][0]["latency_us"] >= 300e3, out["fired"]
