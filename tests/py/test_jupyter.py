@@ -491,7 +491,7 @@ def test_a_runs_cell_the_kernel_aborted_unrun_is_sent_again(build_dir, tmp_path)
     """ipykernel aborts the execute requests that reach it while it aborts its
     queue after an error reply (stop_on_error), as an interrupted cell's is:
     a run's cell sent in that moment came back `aborted`, unrun, and the run
-    was an error ("the probe never reported ready: aborted", 3 runs of 420 in
+    was an error ("the probe never reported ready: aborted", 6 runs of 1,991 in
     Debian's ipykernel 6.17; a fresh import's cell too). Every cell the driver
     runs is sent again while the kernel aborts it, for 2 s at most: here the
     kernel aborts for 300 ms."""
