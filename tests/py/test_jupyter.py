@@ -243,13 +243,15 @@ def test_an_open_plan_takes_more_runs_for_the_same_kernels_until_its_end(build_d
     assert not alive(pids.pop())
 
 
-FIRST_TRACEBACK = """import json, os, sys
+# The head of the scripts below: a pool of real kernels in a temporary directory (argv[1]).
+KERNEL_POOL = """import json, os, sys, tempfile, time
 from sigprobe.remote import kernel_driver as kd
 tmp = sys.argv[1]
 kd.isolate(tmp)
 from jupyter_client.kernelspec import KernelSpecManager
 pool = kd.Pool(KernelSpecManager(kernel_dirs=[os.path.join(tmp, "kernels")]), 120, tmp)
-try:
+"""
+FIRST_TRACEBACK = KERNEL_POOL + """try:
     kernel = pool.get("signal", False, spare=False)
     cells = []
     for code in ("import sys\\n__sp_before = set(sys.modules)\\n", "raise KeyboardInterrupt\\n",
@@ -338,13 +340,7 @@ LOSE_REPLY = """def __sp_arm():
     sys.setprofile(hook)
 __sp_arm()
 """
-SETTLE = """import json, os, sys
-from sigprobe.remote import kernel_driver as kd
-tmp = sys.argv[1]
-kd.isolate(tmp)
-from jupyter_client.kernelspec import KernelSpecManager
-pool = kd.Pool(KernelSpecManager(kernel_dirs=[os.path.join(tmp, "kernels")]), 120, tmp)
-out = {}
+SETTLE = KERNEL_POOL + """out = {}
 try:
     kernel = pool.get("signal", False, spare=False)
     offset = kernel.log_size()
@@ -394,12 +390,7 @@ SLOW_CONTROL = """def __sp_slow_control():
     kernel.control_handlers["interrupt_request"] = slow
 __sp_slow_control()
 """
-SLOW_HOP = """import json, os, sys, tempfile, time
-from sigprobe.remote import kernel_driver as kd
-tmp, runner, pyext_dir, lets_go = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
-kd.isolate(tmp)
-from jupyter_client.kernelspec import KernelSpecManager
-pool = kd.Pool(KernelSpecManager(kernel_dirs=[os.path.join(tmp, "kernels")]), 120, tmp)
+SLOW_HOP = KERNEL_POOL + """runner, pyext_dir, lets_go = sys.argv[2], sys.argv[3], sys.argv[4] == "1"
 try:
     kernel = pool.get("message", False, spare=False)
     slow = kd.Execution(kernel.kc, sys.argv[5], 60)
@@ -458,12 +449,7 @@ ABORTING = """def __sp_abort_for_a_while():
     threading.Timer(0.3, setattr, (kernel, "_aborting", False)).start()
 __sp_abort_for_a_while()
 """
-ABORTED = """import json, os, sys, tempfile
-from sigprobe.remote import kernel_driver as kd
-tmp, runner, probe = sys.argv[1], sys.argv[2], sys.argv[3]
-kd.isolate(tmp)
-from jupyter_client.kernelspec import KernelSpecManager
-pool = kd.Pool(KernelSpecManager(kernel_dirs=[os.path.join(tmp, "kernels")]), 120, tmp)
+ABORTED = KERNEL_POOL + """runner, probe = sys.argv[2], sys.argv[3]
 run = {"id": "linux/jupyter-child/sigaction/kernel-interrupt", "mode": "signal", "loop_ms": 1000, "kind": "child",
        "probe": probe}
 plan = {"runner": runner, "pyext_dir": tmp, "runs": [run], "tmp": tmp, "ready_ms": 8000, "window_ms": 100,

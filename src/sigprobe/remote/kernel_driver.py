@@ -195,22 +195,22 @@ class Kernel:
         With await_reply_s, in message mode, this returns only once that
         answer came (the interrupt has reached the process), or after
         await_reply_s without one."""
-        sock = getattr(self.km, "_control_socket", None) if self.mode == "message" else None
-        while sock is not None and self._control_message(sock, 0) is not None:
+        while self._control_message(0) is not None:
             pass  # an answer to an earlier request (one whose wait gave up)
         t = now_ns()
         self.km.interrupt_kernel()
-        sock = getattr(self.km, "_control_socket", None) if self.mode == "message" and await_reply_s else None
         end = time.monotonic() + await_reply_s
-        while sock is not None and time.monotonic() < end:
-            if self._control_message(sock, end - time.monotonic()) == "interrupt_reply":
-                break
+        while await_reply_s and self._control_message(end - time.monotonic()) not in (None, "interrupt_reply"):
+            pass  # another message: none is expected, nobody else sends on this socket
         return t
 
-    def _control_message(self, sock, timeout_s):
-        """The type of the next message on the manager's control socket
-        ("" for one without a type), or None when none came within timeout_s
-        or the socket cannot be read."""
+    def _control_message(self, timeout_s):
+        """In message mode, the type of the next message on the manager's
+        control socket ("" for one without a type); None when none came
+        within timeout_s, or there is no such socket to read."""
+        sock = getattr(self.km, "_control_socket", None) if self.mode == "message" else None
+        if sock is None:
+            return None
         import zmq
         try:
             if not sock.poll(max(0, int(timeout_s * 1000))):
